@@ -1,0 +1,1 @@
+"""wpclone REST facade: maps the v2 and legacy v1 endpoints onto custom resources."""

@@ -1,0 +1,1 @@
+"""wpclone operator: reconciles WordPressClone and CloneRestore resources."""

@@ -1,0 +1,37 @@
+"""Names shared by the operator, the API, the CRDs and the tests: one place for each."""
+
+GROUP = "wpclone.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+CLONE_KIND = "WordPressClone"
+CLONE_PLURAL = "wordpressclones"
+RESTORE_KIND = "CloneRestore"
+RESTORE_PLURAL = "clonerestores"
+
+FINALIZER = f"{GROUP}/cleanup"
+ANNOTATIONS_PREFIX = f"operator.{GROUP}"
+
+LABEL_APP = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_CLONE = f"{GROUP}/clone"
+LABEL_JOB_ID = f"{GROUP}/job-id"
+LABEL_CUSTOMER = f"{GROUP}/customer-id"
+
+# Condition types.
+READY = "Ready"
+DATABASE_READY = "DatabaseReady"
+OBJECTS_READY = "ObjectsReady"
+WORKLOAD_READY = "WorkloadReady"
+CONTENT_CLONED = "ContentCloned"
+
+# Phases of a WordPressClone.
+PENDING = "Pending"
+PROVISIONING = "Provisioning"
+CLONING = "Cloning"
+PHASE_READY = "Ready"
+FAILED = "Failed"
+EXPIRING = "Expiring"
+EXPIRED = "Expired"

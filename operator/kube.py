@@ -1,0 +1,82 @@
+"""Thin adapter around the kubernetes client: apply, read and delete objects.
+
+The client is synchronous; callers in the event loop use these through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from typing import Any
+
+from kubernetes import client, config, dynamic
+from kubernetes.client.exceptions import ApiException
+
+FIELD_MANAGER = "wpclone-operator"
+
+
+@functools.cache
+def api_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+@functools.cache
+def _dynamic() -> dynamic.DynamicClient:
+    return dynamic.DynamicClient(api_client())
+
+
+def _resource(api_version: str, kind: str) -> Any:
+    return _dynamic().resources.get(api_version=api_version, kind=kind)
+
+
+def apply(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply: idempotent, and it converges whatever the object looks like now."""
+    metadata = manifest["metadata"]
+    result = _resource(manifest["apiVersion"], manifest["kind"]).server_side_apply(
+        body=manifest, name=metadata["name"], namespace=metadata.get("namespace"),
+        field_manager=FIELD_MANAGER, force_conflicts=True)
+    return dict(result.to_dict())
+
+
+def create_if_missing(manifest: dict[str, Any]) -> bool:
+    """Create the object unless it exists; an existing object is left exactly as it is."""
+    metadata = manifest["metadata"]
+    try:
+        _resource(manifest["apiVersion"], manifest["kind"]).create(body=manifest, namespace=metadata["namespace"])
+        return True
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise
+
+
+def get(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(_resource(api_version, kind).get(name=name, namespace=namespace).to_dict())
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def delete(api_version: str, kind: str, namespace: str, name: str) -> bool:
+    try:
+        _resource(api_version, kind).delete(name=name, namespace=namespace,
+                                            body={"propagationPolicy": "Background"})
+        return True
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+
+
+def read_secret(namespace: str, name: str) -> dict[str, str] | None:
+    """The Secret's data, decoded; None when it does not exist."""
+    secret = get("v1", "Secret", namespace, name)
+    if secret is None:
+        return None
+    return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}

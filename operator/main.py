@@ -1,0 +1,50 @@
+"""The operator's kopf handlers: startup settings and one call each into plain modules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from wpclone_operator import constants, reconcile
+from wpclone_operator.settings import Settings
+
+CLONES = kopf.resource(constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
+
+
+# Read at import so that a misconfigured operator stops at once with a clear message.
+SETTINGS = Settings()  # type: ignore[call-arg]  # fields come from the environment
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    memo.work_slots = asyncio.Semaphore(SETTINGS.concurrency)
+    # Progress and diff-base in annotations: the status belongs to the users' view only.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.ANNOTATIONS_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=constants.ANNOTATIONS_PREFIX, key="last-handled-configuration")
+    settings.persistence.finalizer = constants.FINALIZER
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+
+
+@kopf.on.create(CLONES, id="provision")
+@kopf.on.update(CLONES, id="reprovision", field="spec")
+@kopf.on.resume(CLONES, id="resume")
+async def provision_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    async with memo.work_slots:
+        await reconcile.provision_clone(body, patch, SETTINGS, retry)
+
+
+@kopf.timer(CLONES, id="observe", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds)
+async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    await reconcile.observe_clone(body, patch, SETTINGS)
+
+
+@kopf.on.delete(CLONES, id="cleanup")
+async def clean_up_clone(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await reconcile.clean_up_clone(body, SETTINGS)

@@ -1,0 +1,107 @@
+"""Bring a clone's database, Secrets and Kubernetes objects to their desired state (idempotent)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from wpclone_operator import children, constants, kube, mysql, status
+from wpclone_operator.migrator import mu_plugins
+from wpclone_operator.resources import WordPressClone
+from wpclone_operator.settings import Settings
+
+
+@dataclass
+class ProvisionFailure(Exception):
+    """A step failed; `condition` and `reason` tell the user which and why (never a secret)."""
+
+    condition: str
+    reason: str
+    message: str
+    permanent: bool = False
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def source_username(clone: WordPressClone) -> str:
+    name = clone.spec.source.credentialsSecretRef.name
+    credentials = kube.read_secret(clone.namespace, name)
+    if credentials is None:
+        raise ProvisionFailure(constants.READY, "SourceCredentialsMissing",
+                               f"Secret {name} with the source's admin login does not exist")
+    missing = [key for key in ("username", "password") if not credentials.get(key)]
+    if missing:
+        raise ProvisionFailure(constants.READY, "SourceCredentialsInvalid",
+                               f"Secret {name} lacks the key(s) {', '.join(missing)}", permanent=True)
+    return credentials["username"]
+
+
+def ensure_secrets(clone: WordPressClone, settings: Settings) -> str:
+    """Create the clone's Secrets once; later runs reuse them. Returns the database password."""
+    admin_username = source_username(clone)
+    kube.create_if_missing(children.db_secret(clone, settings, generate_password()))
+    kube.create_if_missing(children.admin_secret(clone, admin_username, generate_password(),
+                                                 generate_password()))
+    # Read back: if another run created the Secret first, its password is the one that counts.
+    database = kube.read_secret(clone.namespace, children.db_secret_name(clone))
+    if database is None or not database.get("password"):
+        raise ProvisionFailure(constants.DATABASE_READY, "SecretUnreadable",
+                               f"Secret {children.db_secret_name(clone)} has no password")
+    return database["password"]
+
+
+async def ensure_database(clone: WordPressClone, settings: Settings, password: str) -> None:
+    try:
+        await mysql.ensure_database(settings.mysql_admin, children.database_name(clone),
+                                    children.database_user(clone), password)
+    except mysql.DatabaseError as error:
+        raise ProvisionFailure(constants.DATABASE_READY, "DatabaseUnavailable", str(error)) from None
+
+
+def apply_objects(clone: WordPressClone, settings: Settings) -> None:
+    for manifest in children.workload_objects(clone, settings, mu_plugins()):
+        kube.apply(manifest)
+
+
+async def provision(clone: WordPressClone, settings: Settings) -> list[dict[str, Any]]:
+    """Run every step; return the conditions they earned. Raises ProvisionFailure."""
+    at, generation = status.now(), clone.generation
+    try:
+        password = await asyncio.to_thread(ensure_secrets, clone, settings)
+        await ensure_database(clone, settings, password)
+        database_ready = status.condition(constants.DATABASE_READY, True, "DatabaseCreated",
+                                          f"database {children.database_name(clone)} is ready", generation, at)
+        await asyncio.to_thread(apply_objects, clone, settings)
+    except ApiException as error:
+        raise ProvisionFailure(constants.OBJECTS_READY, "KubernetesApiError",
+                               f"the Kubernetes API refused a child object: {error.status} {error.reason}",
+                               permanent=error.status in (400, 403, 422)) from None
+    objects_ready = status.condition(constants.OBJECTS_READY, True, "ObjectsApplied",
+                                     "Secrets, ConfigMap, Deployment, Service and Ingress are applied",
+                                     generation, at)
+    return [database_ready, objects_ready]
+
+
+def delete_children(clone: WordPressClone) -> None:
+    for api_version, kind, name in (
+        ("networking.k8s.io/v1", "Ingress", clone.name),
+        ("v1", "Service", clone.name),
+        ("apps/v1", "Deployment", clone.name),
+        ("v1", "ConfigMap", children.mu_plugins_name(clone)),
+        ("v1", "Secret", children.db_secret_name(clone)),
+        ("v1", "Secret", children.admin_secret_name(clone)),
+    ):
+        kube.delete(api_version, kind, clone.namespace, name)
+
+
+async def drop_database(clone: WordPressClone, settings: Settings) -> None:
+    await mysql.drop_database(settings.mysql_admin, children.database_name(clone), children.database_user(clone))

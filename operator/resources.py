@@ -1,0 +1,123 @@
+"""The custom resources' spec and status as pydantic models: the single source of truth.
+
+The CRD schemas in crds/ are generated from these models (see crd.py), and the operator parses
+every object it reconciles through them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SITE_URL = r"^https?://[^\s/?#]+(:[0-9]+)?(/[^\s?#]*)?$"
+MAX_TTL_MINUTES = 7 * 24 * 60
+
+
+def rules(*pairs: tuple[str, str]) -> dict[str, Any]:
+    """CEL validations for what a JSON schema alone cannot say."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message} for rule, message in pairs]}
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SecretReference(Model):
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
+                      description="Name of a Secret in the same namespace")
+
+
+class SiteReference(Model):
+    """A WordPress site and the Secret holding its admin login (keys `username`, `password`)."""
+
+    url: str = Field(max_length=2048, pattern=SITE_URL,
+                     description="The site's URL, e.g. https://shop.example.com")
+    credentialsSecretRef: SecretReference = Field(
+        description="Secret with keys `username` and `password` of a site administrator")
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("!self.url.matches('^https?://[^/]*@')",
+         "url must not contain credentials: put them in the Secret named by credentialsSecretRef"),
+    ))
+
+
+class ComputeResources(Model):
+    requests: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: 100m, memory: 128Mi}")
+    limits: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: '1', memory: 512Mi}")
+
+
+class WordPressCloneSpec(Model):
+    source: SiteReference = Field(description="The production site to clone; immutable")
+    ttlMinutes: int | None = Field(
+        default=None, ge=1, le=MAX_TTL_MINUTES,
+        description="Minutes from creation until the clone expires (operator default when unset; "
+                    "capped by the operator's maximum)")
+    host: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN,
+                             description="Host name of the clone; default {name}.{base domain}")
+    image: str | None = Field(default=None, min_length=1, max_length=512,
+                              description="WordPress container image; default from the operator")
+    resources: ComputeResources | None = Field(default=None, description="The WordPress container's")
+    expiryPolicy: Literal["Delete", "Retain"] = Field(
+        default="Delete",
+        description="On expiry, Delete the resource, or Retain it as Expired with every child and the "
+                    "database gone (the choice for GitOps-managed clones)")
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("self.source == oldSelf.source", "spec.source is immutable: create a new clone to copy another site"),
+    ))
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    lastTransitionTime: str = ""
+    observedGeneration: int = 0
+
+
+class CopyProgress(Model):
+    phase: str = ""
+    bytes: int = 0
+    rows: int = 0
+    files: int = 0
+
+
+class WordPressCloneStatus(Model):
+    phase: Literal["Pending", "Provisioning", "Cloning", "Ready", "Failed", "Expiring", "Expired"] | None = None
+    url: str | None = None
+    adminSecretRef: SecretReference | None = None
+    expiresAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    message: str | None = None
+    progress: CopyProgress | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    observedGeneration: int | None = None
+
+
+class WordPressClone(Model):
+    """The parts of a WordPressClone object the operator reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    created: str
+    spec: WordPressCloneSpec
+    status: WordPressCloneStatus
+
+    @classmethod
+    def from_body(cls, body: Any) -> WordPressClone:
+        metadata = body["metadata"]
+        return cls(name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"],
+                   generation=metadata.get("generation", 1), created=metadata["creationTimestamp"],
+                   spec=WordPressCloneSpec.model_validate(dict(body.get("spec", {}))),
+                   status=WordPressCloneStatus.model_validate(_known_status(body)))
+
+
+def _known_status(body: Any) -> dict[str, Any]:
+    status = dict(body.get("status") or {})
+    return {key: status[key] for key in WordPressCloneStatus.model_fields if key in status}

@@ -1,0 +1,57 @@
+"""Operator settings, read once from the environment (prefix WPCLONE_)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MySQLAdmin:
+    """The shared MySQL server's admin account, parsed from a DSN mysql://user:password@host:port/."""
+
+    def __init__(self, dsn: str) -> None:
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("mysql", "mariadb") or not parts.hostname:
+            raise ValueError("WPCLONE_MYSQL_ADMIN_DSN must look like mysql://user:password@host:port/")
+        self.host = parts.hostname
+        self.port = parts.port or 3306
+        self.user = unquote(parts.username or "root")
+        self.password = unquote(parts.password or "")
+
+    def __repr__(self) -> str:  # never print the password
+        return f"MySQLAdmin({self.user}@{self.host}:{self.port})"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WPCLONE_")
+
+    mysql_admin_dsn: SecretStr = Field(description="mysql://user:password@host:port/ of the shared server")
+    # Where clone pods reach the shared MySQL server, when that differs from the operator's view.
+    mysql_host_for_clones: str | None = None
+    base_domain: str = "clones.example.com"
+    ingress_class: str | None = None
+    tls_enabled: bool = True
+    tls_secret_name: str | None = None
+    ingress_annotations: dict[str, str] = Field(default_factory=dict)
+    wordpress_image: str = "wordpress:6.6-php8.2-apache"
+    default_ttl_minutes: int = Field(30, ge=1)
+    max_ttl_minutes: int = Field(1440, ge=1)
+    concurrency: int = Field(4, ge=1, description="clones provisioned or copied at the same time")
+    namespaces: list[str] = Field(default_factory=list, description="empty: all namespaces")
+    observe_seconds: float = Field(5.0, gt=0, description="how often TTL and pod readiness are checked")
+    retry_delay_seconds: float = Field(5.0, gt=0)
+
+    @property
+    def mysql_admin(self) -> MySQLAdmin:
+        return MySQLAdmin(self.mysql_admin_dsn.get_secret_value())
+
+    @property
+    def clone_db_host(self) -> str:
+        admin = self.mysql_admin
+        return self.mysql_host_for_clones or f"{admin.host}:{admin.port}"
+
+    @property
+    def url_scheme(self) -> str:
+        return "https" if self.tls_enabled else "http"

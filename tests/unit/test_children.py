@@ -1,0 +1,91 @@
+import pytest
+
+from wpclone_operator import children, constants
+from wpclone_operator.resources import WordPressClone
+from wpclone_operator.settings import Settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(mysql_admin_dsn="mysql://admin:s3cret@db.internal:3307/", base_domain="clones.test",
+                    ingress_class="nginx", tls_secret_name=None,
+                    ingress_annotations={"cert-manager.io/cluster-issuer": "letsencrypt"})
+
+
+def make_clone(**spec: object) -> WordPressClone:
+    body = {"metadata": {"name": "shop", "namespace": "team-a", "uid": "1234-abcd", "generation": 2,
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"source": {"url": "https://shop.example.com",
+                                "credentialsSecretRef": {"name": "shop-admin-login"}}, **spec}}
+    return WordPressClone.from_body(body)
+
+
+def test_every_child_is_owned_by_the_clone(settings: Settings) -> None:
+    clone = make_clone()
+    objects = [children.db_secret(clone, settings, "pw"), children.admin_secret(clone, "admin", "pw", "tok"),
+               *children.workload_objects(clone, settings, {"wpclone-migrator.php": "<?php"})]
+    for manifest in objects:
+        (owner,) = manifest["metadata"]["ownerReferences"]
+        assert owner == {"apiVersion": "wpclone.dev/v1alpha1", "kind": "WordPressClone", "name": "shop",
+                         "uid": "1234-abcd", "controller": True, "blockOwnerDeletion": True}
+        assert manifest["metadata"]["namespace"] == "team-a"
+        assert manifest["metadata"]["labels"][constants.LABEL_CLONE] == "shop"
+
+
+def test_database_names_fit_mysql_limits_and_differ_per_uid() -> None:
+    long_name = make_clone().model_copy(update={"name": "x" * 40, "namespace": "n" * 63})
+    assert len(children.database_name(long_name)) <= 64
+    assert len(children.database_user(long_name)) <= 32
+    other = long_name.model_copy(update={"uid": "9999"})
+    assert children.database_name(other) != children.database_name(long_name)
+    assert children.database_name(make_clone()).startswith("wpc_team_a_shop_")
+
+
+def test_deployment_reads_passwords_from_secrets_only(settings: Settings) -> None:
+    deployment = children.deployment(make_clone(), settings)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["WORDPRESS_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "shop-db", "key": "password"}
+    assert "value" not in env["WORDPRESS_DB_PASSWORD"]
+    assert "s3cret" not in str(deployment)
+    assert container["image"] == settings.wordpress_image
+
+
+def test_deployment_keeps_the_clone_safe(settings: Settings) -> None:
+    deployment = children.deployment(make_clone(), settings)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    extra = {item["name"]: item.get("value") for item in container["env"]}["WORDPRESS_CONFIG_EXTRA"]
+    assert "define('DISABLE_WP_CRON', true);" in extra
+    assert "define('WP_HOME', 'https://shop.clones.test');" in extra
+    mount = container["volumeMounts"][0]
+    assert mount["mountPath"].endswith("wp-content/mu-plugins")
+    config_map = children.mu_plugins_config_map(make_clone(), {})
+    safety = config_map["data"]["wpclone-safety.php"]
+    assert "pre_wp_mail" in safety and "blog_public" in safety and "noindex" in safety
+
+
+def test_overrides_from_the_spec(settings: Settings) -> None:
+    clone = make_clone(image="wordpress:6.5", host="preview.example.org",
+                       resources={"limits": {"memory": "1Gi"}})
+    (container,) = children.deployment(clone, settings)["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "wordpress:6.5"
+    assert container["resources"] == {"requests": {}, "limits": {"memory": "1Gi"}}
+    assert children.url(clone, settings) == "https://preview.example.org"
+
+
+def test_ingress_follows_settings(settings: Settings) -> None:
+    ingress = children.ingress(make_clone(), settings)
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["rules"][0]["host"] == "shop.clones.test"
+    assert ingress["spec"]["tls"] == [{"hosts": ["shop.clones.test"], "secretName": "shop-tls"}]
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    plain = children.ingress(make_clone(), settings.model_copy(update={"tls_enabled": False,
+                                                                        "ingress_class": None}))
+    assert "tls" not in plain["spec"] and "ingressClassName" not in plain["spec"]
+    assert children.url(make_clone(), settings.model_copy(update={"tls_enabled": False})).startswith("http://")
+
+
+def test_settings_never_print_the_mysql_password(settings: Settings) -> None:
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in repr(settings.mysql_admin)
+    assert settings.clone_db_host == "db.internal:3307"
