@@ -11,7 +11,7 @@ import kopf
 from wpclone_operator import constants, reconcile
 from wpclone_operator.settings import Settings
 
-CLONES = kopf.resource(constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
+CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
 
 
 # Read at import so that a misconfigured operator stops at once with a clear message.
@@ -32,19 +32,19 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.networking.request_timeout = 60
 
 
-@kopf.on.create(CLONES, id="provision")
-@kopf.on.update(CLONES, id="reprovision", field="spec")
-@kopf.on.resume(CLONES, id="resume")
+@kopf.on.create(*CLONES, id="provision")
+@kopf.on.update(*CLONES, id="reprovision", field="spec")
+@kopf.on.resume(*CLONES, id="resume")
 async def provision_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
     async with memo.work_slots:
         await reconcile.provision_clone(body, patch, SETTINGS, retry)
 
 
-@kopf.timer(CLONES, id="observe", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds)
+@kopf.timer(*CLONES, id="observe", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds)
 async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     await reconcile.observe_clone(body, patch, SETTINGS)
 
 
-@kopf.on.delete(CLONES, id="cleanup")
+@kopf.on.delete(*CLONES, id="cleanup")
 async def clean_up_clone(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await reconcile.clean_up_clone(body, SETTINGS)

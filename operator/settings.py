@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     namespaces: list[str] = Field(default_factory=list, description="empty: all namespaces")
     observe_seconds: float = Field(5.0, gt=0, description="how often TTL and pod readiness are checked")
     retry_delay_seconds: float = Field(5.0, gt=0)
+    liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
 
     @property
     def mysql_admin(self) -> MySQLAdmin:

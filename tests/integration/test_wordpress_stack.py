@@ -5,35 +5,19 @@ from __future__ import annotations
 import html
 import json
 import subprocess
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import aiomysql
 import httpx
 import pytest
 
-from testenv.mariadb import MariaDB, start_mariadb
-from testenv.wordpress import WordPressSite, create_sites
+from testenv.mariadb import MariaDB
+from testenv.wordpress import WordPressSite
 
 pytestmark = pytest.mark.integration
 
 NON_ASCII_TITLE = "Café déjà vu — 日本語 ✓"
 SITE_COUNT = 2
-
-
-@pytest.fixture(scope="module")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
-    server = start_mariadb(tmp_path_factory.mktemp("stack"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def wordpress_sites(mariadb: MariaDB, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WordPressSite]]:
-    sites = create_sites(SITE_COUNT, mariadb, tmp_path_factory.mktemp("wordpress"))
-    yield sites
-    for site in sites:
-        site.stop()
 
 
 @pytest.fixture(params=range(SITE_COUNT), ids=lambda index: f"site{index + 1}")

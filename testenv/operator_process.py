@@ -1,0 +1,58 @@
+"""Run the real operator (`python -m wpclone_operator`) as a process against the local stack."""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testenv import cluster, processes
+
+CRDS = Path(__file__).resolve().parents[1] / "crds"
+
+
+def install_crds(plane: cluster.ControlPlane) -> None:
+    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+    plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS))
+
+
+@dataclass
+class OperatorProcess:
+    """The operator process; restartable, with one log file across restarts."""
+
+    env: dict[str, str]
+    log_path: Path
+    name: str = "wpclone-operator"
+    health_port: int = field(default_factory=processes.free_port)
+    server: processes.Server | None = None
+
+    def start(self) -> None:
+        env = {**self.env, "WPCLONE_LIVENESS_ENDPOINT": f"http://127.0.0.1:{self.health_port}/healthz"}
+        self.server = processes.start(self.name, [sys.executable, "-m", "wpclone_operator"], self.log_path, env=env)
+        processes.wait_until(self.healthy, "the operator's /healthz", timeout=60, server=self.server)
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop(timeout=15)
+            self.server = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def operator_env(plane: cluster.ControlPlane, mysql_admin_dsn: str, **overrides: str) -> dict[str, str]:
+    return {
+        "KUBECONFIG": str(plane.kubeconfig),
+        "WPCLONE_MYSQL_ADMIN_DSN": mysql_admin_dsn,
+        "WPCLONE_BASE_DOMAIN": "clones.test",
+        "WPCLONE_INGRESS_CLASS": "nginx",
+        "WPCLONE_OBSERVE_SECONDS": "1",
+        "WPCLONE_RETRY_DELAY_SECONDS": "1",
+        **overrides,
+    }

@@ -1,0 +1,48 @@
+"""Small helpers the integration tests share: waiting, and objects a user would write."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from testenv import cluster
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition",
+               interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def credentials_secret(name: str, username: str = "admin", password: str = "Adm1n-Pass!") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "stringData": {"username": username, "password": password}}
+
+
+def clone_manifest(name: str, source_url: str = "https://shop.example.com", secret: str = "source-login",
+                   **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "wpclone.dev/v1alpha1", "kind": "WordPressClone", "metadata": {"name": name},
+            "spec": {"source": {"url": source_url, "credentialsSecretRef": {"name": secret}}, **spec}}
+
+
+def apply(plane: cluster.ControlPlane, namespace: str, *manifests: dict[str, Any]) -> str:
+    return plane.kubectl("apply", "-n", namespace, "-f", "-",
+                         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)}))
+
+
+def get_json(plane: cluster.ControlPlane, namespace: str, *what: str) -> dict[str, Any] | None:
+    output = plane.kubectl("get", "-n", namespace, *what, "-o", "json", "--ignore-not-found")
+    return json.loads(output) if output.strip() else None
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((item for item in conditions if item["type"] == type_), None)

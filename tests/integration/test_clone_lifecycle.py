@@ -1,0 +1,183 @@
+"""A WordPressClone's life on the real stack: provision, status, TTL, expiry policies, cleanup."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import subprocess
+
+import pytest
+
+from testenv import cluster
+from testenv.mariadb import MariaDB
+from testenv.operator_process import OperatorProcess
+from tests.helpers import apply, clone_manifest, condition, credentials_secret, eventually, get_json
+
+pytestmark = pytest.mark.integration
+
+
+def database_exists(mariadb: MariaDB, name_prefix: str) -> list[str]:
+    rows = mariadb.sql("SHOW DATABASES")
+    return [row for row in rows.splitlines() if row.startswith(name_prefix)]
+
+
+def resumed(operator: OperatorProcess, namespace: str, name: str) -> bool:
+    for line in operator.log_path.read_text().splitlines()[::-1]:
+        entry = json.loads(line) if line.startswith("{") else {}
+        if entry.get("k8s", {}).get("name") == name and entry.get("k8s", {}).get("namespace") == namespace \
+                and entry.get("message") == "Handler 'resume' succeeded.":
+            return True
+    return False
+
+
+def wait_ready(plane: cluster.ControlPlane, namespace: str, name: str) -> dict:
+    plane.kubectl("wait", "-n", namespace, f"wpc/{name}", "--for=condition=Ready", "--timeout=90s")
+    clone = get_json(plane, namespace, "wpc", name)
+    assert clone is not None
+    return clone
+
+
+def test_applied_clone_gets_database_children_and_becomes_ready(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
+    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("shop"))
+    clone = wait_ready(control_plane, namespace, "shop")
+
+    status = clone["status"]
+    assert status["phase"] == "Ready"
+    assert status["url"] == "https://shop.clones.test"
+    assert status["adminSecretRef"] == {"name": "shop-admin"}
+    assert status["observedGeneration"] == clone["metadata"]["generation"]
+    for kind in ("Ready", "DatabaseReady", "ObjectsReady", "WorkloadReady"):
+        found = condition(clone, kind)
+        assert found and found["status"] == "True", found
+        assert found["observedGeneration"] == clone["metadata"]["generation"]
+
+    prefix = f"wpc_{namespace.replace('-', '_')[:20]}_shop_"
+    assert len(database_exists(mariadb, prefix)) == 1
+    uid = clone["metadata"]["uid"]
+    for kind, name in [("secret", "shop-db"), ("secret", "shop-admin"), ("configmap", "shop-mu-plugins"),
+                       ("deployment", "shop"), ("service", "shop"), ("ingress", "shop")]:
+        child = get_json(control_plane, namespace, kind, name)
+        assert child is not None, f"{kind}/{name} missing"
+        assert [ref["uid"] for ref in child["metadata"]["ownerReferences"]] == [uid]
+    pods = get_json(control_plane, namespace, "pods", "-l", "wpclone.dev/clone=shop")
+    assert pods and pods["items"][0]["status"]["phase"] == "Running"
+
+    table = control_plane.kubectl("get", "wpc", "-n", namespace)
+    header = table.splitlines()[0].split()
+    assert header == ["NAME", "PHASE", "URL", "EXPIRES", "AGE"]
+    assert "Ready" in table and "https://shop.clones.test" in table
+
+
+def test_the_clone_database_user_can_log_in_with_the_secret_password(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
+    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("login"))
+    wait_ready(control_plane, namespace, "login")
+    secret = get_json(control_plane, namespace, "secret", "login-db")
+    data = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    result = subprocess.run(["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", str(mariadb.port),
+                             "-u", data["username"], f"-p{data['password']}", data["database"], "-e", "SELECT 1"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_deleting_a_clone_drops_its_database_and_user(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
+    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("gone"))
+    wait_ready(control_plane, namespace, "gone")
+    prefix = f"wpc_{namespace.replace('-', '_')[:20]}_gone_"
+    assert database_exists(mariadb, prefix)
+    control_plane.kubectl("delete", "-n", namespace, "wpc", "gone", "--timeout=60s")
+    assert not database_exists(mariadb, prefix)
+    assert get_json(control_plane, namespace, "wpc", "gone") is None
+
+
+def test_deletion_never_sticks_when_the_database_is_already_gone(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
+    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("orphan"))
+    wait_ready(control_plane, namespace, "orphan")
+    (database,) = database_exists(mariadb, f"wpc_{namespace.replace('-', '_')[:20]}_orphan_")
+    mariadb.sql(f"DROP DATABASE `{database}`")
+    control_plane.kubectl("delete", "-n", namespace, "wpc", "orphan", "--timeout=60s")
+    assert get_json(control_plane, namespace, "wpc", "orphan") is None
+
+
+def test_missing_source_secret_is_reported_then_recovered(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str) -> None:
+    apply(control_plane, namespace, clone_manifest("waiting", secret="late-login"))
+    clone = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "waiting"))
+                       and (condition(c, "Ready") or {}).get("reason") == "SourceCredentialsMissing" and c,
+                       what="the SourceCredentialsMissing reason")
+    assert "late-login" in condition(clone, "Ready")["message"]
+    apply(control_plane, namespace, credentials_secret("late-login"))
+    wait_ready(control_plane, namespace, "waiting")
+
+
+def test_ttl_extension_moves_expiry_and_a_restart_keeps_it(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str) -> None:
+    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("ttl", ttlMinutes=30))
+    clone = wait_ready(control_plane, namespace, "ttl")
+    created = datetime.datetime.fromisoformat(clone["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    expires = clone["status"]["expiresAt"]
+    assert datetime.datetime.fromisoformat(expires.replace("Z", "+00:00")) - created == datetime.timedelta(minutes=30)
+
+    operator.restart()
+    # After a restart the operator resumes every clone; the expiry must not move.
+    eventually(lambda: resumed(operator, namespace, "ttl"), what="the resume handler to run for the clone")
+    clone = wait_ready(control_plane, namespace, "ttl")
+    assert clone["status"]["expiresAt"] == expires
+
+    control_plane.kubectl("patch", "-n", namespace, "wpc", "ttl", "--type=merge", "-p",
+                          json.dumps({"spec": {"ttlMinutes": 90}}))
+    extended = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "ttl"))
+                          and c["status"]["expiresAt"] != expires and c, what="the extended expiry")
+    moved = datetime.datetime.fromisoformat(extended["status"]["expiresAt"].replace("Z", "+00:00")) - created
+    assert moved == datetime.timedelta(minutes=90)
+    assert extended["status"]["observedGeneration"] == extended["metadata"]["generation"]
+
+
+def test_short_ttl_expires_under_both_policies(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
+    apply(control_plane, namespace, credentials_secret("source-login"),
+          clone_manifest("short-delete", ttlMinutes=1, expiryPolicy="Delete"),
+          clone_manifest("short-retain", ttlMinutes=1, expiryPolicy="Retain"))
+    wait_ready(control_plane, namespace, "short-delete")
+    wait_ready(control_plane, namespace, "short-retain")
+    prefix = f"wpc_{namespace.replace('-', '_')[:20]}_short_"
+    assert len(database_exists(mariadb, prefix)) == 2
+
+    eventually(lambda: get_json(control_plane, namespace, "wpc", "short-delete") is None, timeout=120,
+               what="the Delete-policy clone to be deleted", interval=1)
+    retained = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "short-retain"))
+                          and c["status"].get("phase") == "Expired" and c, timeout=60,
+                          what="the Retain-policy clone to be Expired", interval=1)
+    assert condition(retained, "Ready")["status"] == "False"
+    assert condition(retained, "Ready")["reason"] == "Expired"
+    assert "url" not in retained["status"]
+    assert database_exists(mariadb, prefix) == []
+    for kind, name in [("secret", "short-retain-db"), ("secret", "short-retain-admin"),
+                       ("configmap", "short-retain-mu-plugins"), ("deployment", "short-retain"),
+                       ("service", "short-retain"), ("ingress", "short-retain")]:
+        eventually(lambda kind=kind, name=name: get_json(control_plane, namespace, kind, name) is None,
+                   what=f"{kind}/{name} to be gone")
+    # Re-applying the same manifest (as GitOps does) must not bring an expired clone back.
+    apply(control_plane, namespace, clone_manifest("short-retain", ttlMinutes=1, expiryPolicy="Retain"))
+    still = get_json(control_plane, namespace, "wpc", "short-retain")
+    assert still["status"]["phase"] == "Expired"
+    assert get_json(control_plane, namespace, "deployment", "short-retain") is None
+
+
+def test_no_password_reaches_the_resource_events_or_log(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
+    apply(control_plane, namespace, credentials_secret("source-login", password="Sup3r-Secret-Source"),
+          clone_manifest("quiet"))
+    wait_ready(control_plane, namespace, "quiet")
+    generated = [base64.b64decode(value).decode() for name in ("quiet-db", "quiet-admin")
+                 for key, value in get_json(control_plane, namespace, "secret", name)["data"].items()
+                 if key in ("password", "migrator-token")]
+    visible = json.dumps(get_json(control_plane, namespace, "wpc", "quiet")) + \
+        control_plane.kubectl("get", "events", "-n", namespace, "-o", "json") + \
+        operator.log_path.read_text()
+    for secret in ["Sup3r-Secret-Source", mariadb.admin_password, *generated]:
+        assert secret not in visible

@@ -1,0 +1,239 @@
+<?php
+/**
+ * wpclone migrator: swapping an import in, and the backup that swap leaves behind.
+ *
+ * Commit moves the live entries of each imported folder aside and the staged ones in (renames only,
+ * undone on failure), then swaps the tables with ONE multi-table RENAME TABLE, which MariaDB >= 10.6
+ * and MySQL 8 run atomically. What was live becomes the backup (tables wpcb_<id>_<n>, folders
+ * .wpclone-backup-<id>): kept when asked, so the import can be rolled back, or dropped.
+ */
+
+if (!defined('ABSPATH')) {
+    return;
+}
+
+final class WPClone_Backups
+{
+    /** Swaps a complete job in; returns the backup record of what it replaced. */
+    public static function swap_in(WPClone_Db $db, WPClone_Job $job): array
+    {
+        $id = WPClone_Job::new_id();
+        $backup = ['id' => $id, 'created' => time(), 'all_tables' => $job->data['tables'] === null,
+            'tables' => [], 'imported' => [], 'folders' => []];
+        $renames = [];
+        if ($job->data['database']) {
+            $incoming = array_column($job->data['staged'], 'staging', 'name');
+            $live = WPClone_Site::tables($db);
+            $replaced = $backup['all_tables'] ? $live : array_intersect($live, array_keys($incoming));
+            foreach (array_values($replaced) as $i => $name) {
+                $renames[] = [$name, "wpcb_{$id}_$i"];
+                $backup['tables'][] = [$name, "wpcb_{$id}_$i"];
+            }
+            foreach ($incoming as $name => $staging) {
+                $renames[] = [$staging, $name];
+                $backup['imported'][] = $name;
+            }
+            self::keep_migrator_active($db, $incoming);
+        }
+        $moves = [];
+        try {
+            foreach (WPClone_Site::roots($job->data['roots']) as $root => $folder) {
+                $backup['folders'][$root] = self::swap_folder($folder, $root, '.wpclone-' . $job->id(),
+                    ".wpclone-backup-$id", $moves);
+            }
+            if ($renames) {
+                self::rename_tables($db, $renames);
+            }
+        } catch (Throwable $error) {
+            self::undo($moves);
+            foreach (WPClone_Site::roots($job->data['roots']) as $folder) {
+                @rmdir("$folder/.wpclone-backup-$id");
+            }
+            throw $error;
+        }
+        foreach (WPClone_Site::roots($job->data['roots']) as $folder) {
+            @rmdir($folder . '/.wpclone-' . $job->id());
+        }
+        return $backup;
+    }
+
+    /** Puts a backup back in place of what is live now, and forgets it. */
+    public static function rollback(WP_REST_Request $request): array
+    {
+        $lock = WPClone_Job::lock();
+        $backup = self::load($request->get_param('backup'));
+        $db = WPClone_Db::connect();
+        $id = $backup['id'];
+        $existing = $db->tables('');
+        $replaced = $backup['all_tables'] ? WPClone_Site::tables($db) : array_intersect($backup['imported'], $existing);
+        $renames = [];
+        foreach (array_values($replaced) as $i => $name) {
+            $renames[] = [$name, "wpcr_{$id}_$i"];
+        }
+        foreach ($backup['tables'] as [$name, $kept]) {
+            if (!in_array($kept, $existing, true)) {
+                throw new WPClone_Error('backup_damaged', "backup $id lost its table $kept", 409);
+            }
+            $renames[] = [$kept, $name];
+        }
+        $moves = [];
+        try {
+            foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
+                self::swap_folder($folder, $root, $backup['folders'][$root]['kept'], ".wpclone-trash-$id", $moves);
+            }
+            if ($renames) {
+                self::rename_tables($db, $renames);
+            }
+        } catch (Throwable $error) {
+            self::undo($moves);
+            throw $error;
+        }
+        foreach (array_slice($renames, 0, count($replaced)) as [, $trash]) {
+            $db->query('DROP TABLE IF EXISTS ' . WPClone_Db::name($trash));
+        }
+        foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
+            self::remove_folder("$folder/.wpclone-trash-$id");
+            @rmdir($folder . '/' . $backup['folders'][$root]['kept']);
+        }
+        @unlink(self::path($id));
+        wp_cache_flush();
+        return ['rolled_back' => $id];
+    }
+
+    public static function delete(WP_REST_Request $request): array
+    {
+        $lock = WPClone_Job::lock();
+        $backup = self::load($request->get_param('backup'));
+        self::remove(WPClone_Db::connect(), $backup);
+        return ['deleted' => $backup['id']];
+    }
+
+    public static function save(array $backup): void
+    {
+        file_put_contents(self::path($backup['id']), wp_json_encode($backup));
+    }
+
+    /** Drops a backup's tables and folders. */
+    public static function remove(WPClone_Db $db, array $backup): void
+    {
+        foreach ($backup['tables'] as [, $kept]) {
+            $db->query('DROP TABLE IF EXISTS ' . WPClone_Db::name($kept));
+        }
+        foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
+            self::remove_folder($folder . '/' . $backup['folders'][$root]['kept']);
+        }
+        @unlink(self::path($backup['id']));
+    }
+
+    public static function all(): array
+    {
+        $backups = [];
+        foreach ((array) glob(WPClone_Job::folder('backups') . '/*.json') as $path) {
+            $backup = json_decode((string) file_get_contents($path), true);
+            if (is_array($backup)) {
+                $backups[] = ['id' => $backup['id'], 'created' => $backup['created'],
+                    'tables' => array_column($backup['tables'], 0), 'folders' => array_keys($backup['folders'])];
+            }
+        }
+        return $backups;
+    }
+
+    /** Deletes a folder and everything in it, never following a symbolic link out of it. */
+    public static function remove_folder(string $path): void
+    {
+        if (is_link($path) || is_file($path)) {
+            @unlink($path);
+            return;
+        }
+        if (!is_dir($path)) {
+            return;
+        }
+        foreach ((array) scandir($path) as $entry) {
+            if ($entry !== '.' && $entry !== '..') {
+                self::remove_folder("$path/$entry");
+            }
+        }
+        @rmdir($path);
+    }
+
+    private static function load($id): array
+    {
+        $path = is_string($id) && preg_match('/^[0-9a-f]{12}$/', $id) ? self::path($id) : '';
+        $backup = $path !== '' && is_file($path) ? json_decode((string) file_get_contents($path), true) : null;
+        if (!is_array($backup)) {
+            throw new WPClone_Error('unknown_backup', 'no backup ' . wp_json_encode($id) . ' on this site', 404);
+        }
+        return $backup;
+    }
+
+    private static function path(string $id): string
+    {
+        return WPClone_Job::folder("backups/$id.json");
+    }
+
+    private static function rename_tables(WPClone_Db $db, array $renames): void
+    {
+        $db->query('RENAME TABLE ' . implode(', ', array_map(function ($rename) {
+            return WPClone_Db::name($rename[0]) . ' TO ' . WPClone_Db::name($rename[1]);
+        }, $renames)));
+    }
+
+    /**
+     * Moves the live entries of $folder (except what imports leave alone) into $aside, then the
+     * entries of $incoming into $folder. Every rename is recorded in $moves so it can be undone.
+     */
+    private static function swap_folder(string $folder, string $root, string $incoming, string $aside, array &$moves): array
+    {
+        if (!is_dir("$folder/$aside") && !mkdir("$folder/$aside", 0755)) {
+            throw new WPClone_Error('unwritable', "cannot create $folder/$aside", 500);
+        }
+        foreach ((array) scandir($folder) as $entry) {
+            if ($entry !== '.' && $entry !== '..' && !WPClone_Site::excluded("$root/$entry")) {
+                self::move("$folder/$entry", "$folder/$aside/$entry", $moves);
+            }
+        }
+        $imported = [];
+        foreach ((array) @scandir("$folder/$incoming") as $entry) {
+            if ($entry !== '.' && $entry !== '..') {
+                self::move("$folder/$incoming/$entry", "$folder/$entry", $moves);
+                $imported[] = $entry;
+            }
+        }
+        return ['kept' => $aside, 'imported' => $imported];
+    }
+
+    private static function move(string $from, string $to, array &$moves): void
+    {
+        if (!@rename($from, $to)) {
+            throw new WPClone_Error('unwritable', "cannot move $from to $to", 500);
+        }
+        $moves[] = [$from, $to];
+    }
+
+    private static function undo(array $moves): void
+    {
+        foreach (array_reverse($moves) as [$from, $to]) {
+            @rename($to, $from);
+        }
+    }
+
+    /** A migrator running as a plugin stays active in the options it imports, or it would lock itself out. */
+    private static function keep_migrator_active(WPClone_Db $db, array $incoming): void
+    {
+        $options = $incoming[WPClone_Site::table_prefix() . 'options'] ?? null;
+        if ($options === null || WPClone_Site::is_must_use()) {
+            return;
+        }
+        $table = WPClone_Db::name($options);
+        $value = $db->value("SELECT option_value FROM $table WHERE option_name = 'active_plugins'");
+        $active = $value === null ? [] : @unserialize($value, ['allowed_classes' => false]);
+        $active = is_array($active) ? $active : [];
+        $self = plugin_basename(WPCLONE_MIGRATOR_FILE);
+        if (in_array($self, $active, true)) {
+            return;
+        }
+        $active[] = $self;
+        $db->query("INSERT INTO $table (option_name, option_value, autoload) VALUES ('active_plugins', "
+            . $db->quote(serialize(array_values($active))) . ", 'yes') ON DUPLICATE KEY UPDATE option_value = VALUES(option_value)");
+    }
+}

@@ -1,0 +1,288 @@
+<?php
+/**
+ * wpclone migrator: the framed stream format (the same as operator/frames.py), errors, and the
+ * database connection the migrator reads and writes through.
+ *
+ * A stream is a sequence of frames: one byte of kind, a 4-byte big-endian payload length, the payload.
+ *   H  import request header, JSON {job, seq}
+ *   T  table begins, JSON {name, create, columns, key}
+ *   R  rows of the open table: records (see record())
+ *   E  table ends, JSON {name, rows}
+ *   F  file begins: a record [path, size, mtime, mode]
+ *   D  data of the open file
+ *   Z  end of an export stream, JSON totals
+ *   X  the exporter failed after the stream had begun, JSON {message}
+ * A record is the 4-byte big-endian lengths of its values (0xFFFFFFFF for NULL), then the values.
+ *
+ * Like every helper file it only declares classes: as a must-use plugin WordPress includes it on its own,
+ * and wpclone-migrator.php's require_once then finds it already loaded.
+ */
+
+if (!defined('ABSPATH')) {
+    return;
+}
+
+/** A failure with the HTTP status and machine-readable reason the operator receives. */
+final class WPClone_Error extends Exception
+{
+    /** @var string */
+    public $reason;
+    /** @var int */
+    public $status;
+
+    public function __construct(string $reason, string $message, int $status = 400)
+    {
+        parent::__construct($message);
+        $this->reason = $reason;
+        $this->status = $status;
+    }
+
+    public function to_wp_error(): WP_Error
+    {
+        return new WP_Error('wpclone_' . $this->reason, $this->getMessage(), ['status' => $this->status]);
+    }
+}
+
+final class WPClone_Frames
+{
+    const NULL_LENGTH = 4294967295;
+    const HEADER_BYTES = 5;
+
+    public static function frame(string $kind, string $payload): string
+    {
+        return $kind . pack('N', strlen($payload)) . $payload;
+    }
+
+    public static function json(string $kind, array $data): string
+    {
+        $payload = json_encode($data, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
+        if ($payload === false) {
+            throw new WPClone_Error('encoding', 'cannot encode a ' . $kind . ' frame: ' . json_last_error_msg(), 500);
+        }
+        return self::frame($kind, $payload);
+    }
+
+    /** @param array<int, string|null> $values */
+    public static function record(array $values): string
+    {
+        $lengths = [];
+        foreach ($values as $value) {
+            $lengths[] = $value === null ? self::NULL_LENGTH : strlen($value);
+        }
+        return pack('N*', ...$lengths) . implode('', $values);
+    }
+
+    /**
+     * The frames of a request body; a frame that runs past the end of the body is an error.
+     *
+     * @return Generator<int, array{0: string, 1: string}>
+     */
+    public static function parse(string $body): Generator
+    {
+        $size = strlen($body);
+        $at = 0;
+        while ($at < $size) {
+            if ($size - $at < self::HEADER_BYTES) {
+                throw new WPClone_Error('malformed_stream', 'truncated frame header at byte ' . $at);
+            }
+            $kind = $body[$at];
+            $length = unpack('N', $body, $at + 1)[1];
+            $at += self::HEADER_BYTES;
+            if ($length > $size - $at) {
+                throw new WPClone_Error('malformed_stream', sprintf(
+                    "frame '%s' at byte %d announces %d bytes but the request holds %d",
+                    $kind, $at - self::HEADER_BYTES, $length, $size - $at
+                ));
+            }
+            yield [$kind, substr($body, $at, $length)];
+            $at += $length;
+        }
+    }
+
+    /** @return array<string, mixed> */
+    public static function decode_json(string $kind, string $payload): array
+    {
+        $data = json_decode($payload, true);
+        if (!is_array($data)) {
+            throw new WPClone_Error('malformed_stream', "frame '$kind' does not hold a JSON object");
+        }
+        return $data;
+    }
+
+    /**
+     * The records in a payload, each with exactly $width values.
+     *
+     * @return Generator<int, array<int, string|null>>
+     */
+    public static function records(string $payload, int $width): Generator
+    {
+        $size = strlen($payload);
+        $head = 4 * $width;
+        $format = 'N' . $width;
+        $at = 0;
+        while ($at < $size) {
+            if ($size - $at < $head) {
+                throw new WPClone_Error('malformed_rows', "a record's lengths run past the end of its frame");
+            }
+            $lengths = unpack($format, $payload, $at);
+            $at += $head;
+            $values = [];
+            foreach ($lengths as $length) {
+                if ($length === self::NULL_LENGTH) {
+                    $values[] = null;
+                    continue;
+                }
+                if ($length > $size - $at) {
+                    throw new WPClone_Error('malformed_rows', "a value is longer than what is left of its frame");
+                }
+                $values[] = substr($payload, $at, $length);
+                $at += $length;
+            }
+            yield $values;
+        }
+    }
+
+    /** @return array<int, string|null> */
+    public static function single_record(string $payload, int $width): array
+    {
+        $found = iterator_to_array(self::records($payload, $width), false);
+        if (count($found) !== 1) {
+            throw new WPClone_Error('malformed_stream', 'expected exactly one record, found ' . count($found));
+        }
+        return $found[0];
+    }
+}
+
+/**
+ * An export stream: the response is written as it is produced, never held whole in memory.
+ */
+final class WPClone_Stream
+{
+    public static function begin(): void
+    {
+        if (function_exists('set_time_limit')) {
+            @set_time_limit(0);
+        }
+        ignore_user_abort(false);
+        while (ob_get_level() > 0) {
+            ob_end_clean();
+        }
+        status_header(200);
+        header('Content-Type: application/octet-stream');
+        header('Cache-Control: no-store');
+        header('X-Accel-Buffering: no');
+        header('Content-Encoding: identity');
+    }
+
+    public static function send(string $frame): void
+    {
+        echo $frame;
+        flush();
+    }
+
+    /** Ends an export stream with Z, or with X when it failed after the response had begun. */
+    public static function finish(callable $produce): void
+    {
+        try {
+            $totals = $produce();
+            $totals['peak_memory'] = memory_get_peak_usage(true);
+            self::send(WPClone_Frames::json('Z', $totals));
+        } catch (Throwable $error) {
+            self::send(WPClone_Frames::json('X', ['message' => $error->getMessage()]));
+        }
+        exit;
+    }
+}
+
+/**
+ * The migrator's own connection to the site's database, separate from $wpdb: values travel as raw
+ * bytes (SET NAMES binary), so nothing is converted between character sets on the way out or in.
+ */
+final class WPClone_Db
+{
+    /** @var mysqli */
+    private $link;
+
+    private function __construct(mysqli $link)
+    {
+        $this->link = $link;
+    }
+
+    public static function connect(): self
+    {
+        global $wpdb;
+        [$host, $port, $socket, $is_ipv6] = $wpdb->parse_db_host(DB_HOST) ?: [DB_HOST, null, null, false];
+        if ($is_ipv6 && extension_loaded('mysqlnd')) {
+            $host = "[$host]";
+        }
+        mysqli_report(MYSQLI_REPORT_OFF);
+        $link = mysqli_init();
+        $flags = defined('MYSQL_CLIENT_FLAGS') ? MYSQL_CLIENT_FLAGS : 0;
+        if (!@$link->real_connect($host, DB_USER, DB_PASSWORD, DB_NAME, $port ? (int) $port : null, $socket, $flags)) {
+            throw new WPClone_Error('database', 'cannot connect to the database: ' . mysqli_connect_error(), 500);
+        }
+        $db = new self($link);
+        $link->set_charset('binary');
+        $db->query("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, unique_checks = 0");
+        return $db;
+    }
+
+    /** @return mysqli_result|true */
+    public function query(string $sql, bool $unbuffered = false)
+    {
+        $result = $this->link->query($sql, $unbuffered ? MYSQLI_USE_RESULT : MYSQLI_STORE_RESULT);
+        if ($result === false) {
+            throw new WPClone_Error('database', 'database error: ' . $this->link->error . ' (' . substr($sql, 0, 120) . ')', 500);
+        }
+        return $result;
+    }
+
+    /** @return array<int, array<string, string|null>> */
+    public function rows(string $sql): array
+    {
+        return $this->query($sql)->fetch_all(MYSQLI_ASSOC);
+    }
+
+    /** @return array<int, string|null> */
+    public function column(string $sql): array
+    {
+        return array_column($this->query($sql)->fetch_all(MYSQLI_NUM), 0);
+    }
+
+    /** @return string|null */
+    public function value(string $sql)
+    {
+        $row = $this->query($sql)->fetch_row();
+        return $row === null ? null : $row[0];
+    }
+
+    public function quote(?string $value): string
+    {
+        return $value === null ? 'NULL' : "'" . $this->link->real_escape_string($value) . "'";
+    }
+
+    public function like_prefix(string $prefix): string
+    {
+        return "'" . $this->link->real_escape_string(addcslashes($prefix, '_%\\')) . "%'";
+    }
+
+    public static function name(string $identifier): string
+    {
+        return '`' . str_replace('`', '``', $identifier) . '`';
+    }
+
+    /** Base tables whose names start with $prefix, in name order. */
+    public function tables(string $prefix): array
+    {
+        $sql = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+            . " AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME LIKE BINARY " . $this->like_prefix($prefix);
+        $names = array_map('strval', $this->column($sql));
+        sort($names, SORT_STRING);
+        return $names;
+    }
+
+    public function server_version(): string
+    {
+        return $this->link->server_info;
+    }
+}

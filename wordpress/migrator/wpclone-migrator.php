@@ -1,0 +1,87 @@
+<?php
+/**
+ * Plugin Name: wpclone migrator
+ * Description: Lets wpclone copy this site to another WordPress and back: authenticated REST routes under /wp-json/wpclone/v1/ that stream the database and wp-content out, import them atomically, and keep a backup to roll back to.
+ * Version: 0.1.0
+ * Requires at least: 5.6
+ * Requires PHP: 7.4
+ * License: Apache-2.0
+ *
+ * Works as a plugin (uploaded as a zip and activated) and as a must-use plugin (these flat files in
+ * wp-content/mu-plugins, e.g. mounted from a ConfigMap, whose keys cannot hold a '/'). Only this file
+ * registers anything; the others only declare classes, and require_once loads each of them once
+ * whether or not the must-use loader has included it already.
+ *
+ * Routes, all POST, parameters in the body, all for administrators only (HTTP Basic with a login or
+ * application password, or `Authorization: Bearer` with the WPCLONE_MIGRATOR_TOKEN of a clone):
+ *   info             site report: URLs, versions, prefix, tables (rows, checksums), content sizes, backups
+ *   export/database  stream of the site's tables          {tables?, slice_bytes?}
+ *   export/files     stream of wp-content folders         {include?: [uploads, themes, plugins], slice_bytes?}
+ *   import/begin     start an import (replaces any unfinished one) {database, tables?, files?}
+ *   import/database  one numbered chunk of table frames   (body: frames, the first an H frame)
+ *   import/files     one numbered chunk of file frames    (body: frames, the first an H frame)
+ *   import/commit    swap the import in atomically        {job, backup?}
+ *   import/abort     drop an import, or every unfinished one {job?}
+ *   import/status    where an import stands               {job}
+ *   backup/rollback  put a backup back                     {backup}
+ *   backup/delete    drop a backup                         {backup}
+ */
+
+if (!defined('ABSPATH') || defined('WPCLONE_MIGRATOR_VERSION')) {
+    return;  // not in WordPress, or already loaded from another copy (must-use and plugin both present)
+}
+define('WPCLONE_MIGRATOR_VERSION', '0.1.0');
+define('WPCLONE_MIGRATOR_NAMESPACE', 'wpclone/v1');
+define('WPCLONE_MIGRATOR_FILE', __FILE__);
+
+require_once __DIR__ . '/wpclone-migrator-stream.php';
+require_once __DIR__ . '/wpclone-migrator-site.php';
+require_once __DIR__ . '/wpclone-migrator-export.php';
+require_once __DIR__ . '/wpclone-migrator-import.php';
+require_once __DIR__ . '/wpclone-migrator-backup.php';
+
+add_filter('rest_authentication_errors', ['WPClone_Auth', 'core_errors'], 110);
+add_action('rest_api_init', 'wpclone_migrator_routes');
+
+function wpclone_migrator_routes(): void
+{
+    $routes = [
+        'info' => ['WPClone_Site', 'info'],
+        'export/database' => ['WPClone_Export', 'database'],
+        'export/files' => ['WPClone_Export', 'files'],
+        'import/begin' => ['WPClone_Import', 'begin'],
+        'import/database' => ['WPClone_Import', 'database'],
+        'import/files' => ['WPClone_Import', 'files'],
+        'import/commit' => ['WPClone_Import', 'commit'],
+        'import/abort' => ['WPClone_Import', 'abort'],
+        'import/status' => ['WPClone_Import', 'status'],
+        'backup/rollback' => ['WPClone_Backups', 'rollback'],
+        'backup/delete' => ['WPClone_Backups', 'delete'],
+    ];
+    foreach ($routes as $route => $handler) {
+        register_rest_route(WPCLONE_MIGRATOR_NAMESPACE, '/' . $route, [
+            'methods' => 'POST',
+            'permission_callback' => ['WPClone_Auth', 'check'],
+            'callback' => function (WP_REST_Request $request) use ($handler) {
+                try {
+                    return rest_ensure_response(call_user_func($handler, $request));
+                } catch (WPClone_Error $error) {
+                    return $error->to_wp_error();
+                } catch (Throwable $error) {
+                    return new WP_Error('wpclone_failed', $error->getMessage(), ['status' => 500]);
+                }
+            },
+        ]);
+    }
+}
+
+/**
+ * A clone is made safe by its configuration: with WPCLONE_SAFE_MODE defined true, search engines are
+ * asked to stay away and no mail leaves the site, whatever the copied options say.
+ */
+if (defined('WPCLONE_SAFE_MODE') && WPCLONE_SAFE_MODE) {
+    add_filter('pre_option_blog_public', function () {
+        return '0';
+    });
+    add_filter('pre_wp_mail', '__return_false');
+}
