@@ -42,11 +42,16 @@ def apply(manifest: dict[str, Any]) -> dict[str, Any]:
     return dict(result.to_dict())
 
 
+def create(manifest: dict[str, Any]) -> dict[str, Any]:
+    metadata = manifest["metadata"]
+    return dict(_resource(manifest["apiVersion"], manifest["kind"]).create(
+        body=manifest, namespace=metadata["namespace"]).to_dict())
+
+
 def create_if_missing(manifest: dict[str, Any]) -> bool:
     """Create the object unless it exists; an existing object is left exactly as it is."""
-    metadata = manifest["metadata"]
     try:
-        _resource(manifest["apiVersion"], manifest["kind"]).create(body=manifest, namespace=metadata["namespace"])
+        create(manifest)
         return True
     except ApiException as error:
         if error.status == 409:
@@ -80,3 +85,13 @@ def read_secret(namespace: str, name: str) -> dict[str, str] | None:
     if secret is None:
         return None
     return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+
+
+def list_objects(api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+    found = _resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
+    return [dict(item) for item in found.to_dict()["items"]]
+
+
+def patch_metadata(api_version: str, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+    _resource(api_version, kind).patch(name=name, namespace=namespace, body={"metadata": metadata},
+                                       content_type="application/merge-patch+json")

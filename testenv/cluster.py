@@ -80,6 +80,10 @@ def _start_apiserver(base: Path, keys: pki.Pki, etcd_url: str) -> tuple[Server, 
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={keys.service_account_pub}",
         f"--service-account-signing-key-file={keys.service_account_key}",
+        # Fills kube-system/extension-apiserver-authentication, which the other components read.
+        f"--requestheader-client-ca-file={keys.ca_cert}", "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
         "--enable-priority-and-fairness=false", "--profiling=false", "--endpoint-reconciler-type=none",
     ], base / "logs" / "kube-apiserver.log")
     url = f"https://127.0.0.1:{port}"

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client import ApiClient
 
-from testenv import cluster, operator_process, wordpress
+from testenv import api_process, cluster, operator_process, wordpress
 from testenv import mariadb as mariadb_harness
 
 
@@ -86,5 +86,15 @@ def operator(control_plane: cluster.ControlPlane, mariadb: mariadb_harness.Maria
         env=operator_process.operator_env(control_plane, mariadb.dsn),
         log_path=tmp_path_factory.mktemp("operator") / "operator.log")
     running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def api(control_plane: cluster.ControlPlane, kube_client: ApiClient,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[api_process.ApiProcess]:
+    """The real REST API process, creating its jobs in the namespace `api-jobs`."""
+    client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": "api-jobs"}})
+    running = api_process.start_api(control_plane, "api-jobs", tmp_path_factory.mktemp("api") / "api.log")
     yield running
     running.stop()

@@ -1,0 +1,73 @@
+"""Pure mapping between REST jobs and the custom resources that are their record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wpclone_api.schemas import CloneRequest, JobState, JobStatus, Progress
+from wpclone_operator import constants
+
+PHASE_TO_STATE: dict[str | None, JobState] = {
+    None: "pending", constants.PENDING: "pending",
+    constants.PROVISIONING: "running", constants.CLONING: "running",
+    constants.PHASE_READY: "completed", constants.FAILED: "failed",
+    constants.EXPIRING: "expired", constants.EXPIRED: "expired",
+}
+
+
+def source_secret_name(customer_id: str) -> str:
+    return f"{customer_id}-source-login"
+
+
+def source_secret(request: CloneRequest, job_id: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": source_secret_name(request.customer_id),
+                         "labels": {constants.LABEL_JOB_ID: job_id, constants.LABEL_MANAGED_BY: "wpclone-api"}},
+            "stringData": {"username": request.source_username,
+                           "password": request.source_password.get_secret_value()}}
+
+
+def clone_resource(request: CloneRequest, job_id: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {"source": {"url": request.source_url,
+                                       "credentialsSecretRef": {"name": source_secret_name(request.customer_id)}}}
+    if request.ttl_minutes is not None:
+        spec["ttlMinutes"] = request.ttl_minutes
+    return {"apiVersion": constants.API_VERSION, "kind": constants.CLONE_KIND,
+            "metadata": {"name": request.customer_id,
+                         "labels": {constants.LABEL_JOB_ID: job_id, constants.LABEL_CUSTOMER: request.customer_id,
+                                    constants.LABEL_MANAGED_BY: "wpclone-api"}},
+            "spec": spec}
+
+
+def owned_by(resource: dict[str, Any]) -> dict[str, Any]:
+    """Metadata that makes an object garbage-collected with the given custom resource."""
+    metadata = resource["metadata"]
+    return {"ownerReferences": [{"apiVersion": resource["apiVersion"], "kind": resource["kind"],
+                                 "name": metadata["name"], "uid": metadata["uid"]}]}
+
+
+def _error(status: dict[str, Any], state: JobState) -> str | None:
+    """Why a job failed, or why a running one is being retried (the operator's safe message)."""
+    if status.get("message"):
+        return str(status["message"])
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == constants.READY), None)
+    if state == "failed" and ready and ready.get("message"):
+        return str(ready["message"])
+    return None
+
+
+def clone_job_status(clone: dict[str, Any], admin_login: dict[str, str] | None) -> JobStatus:
+    status = clone.get("status") or {}
+    state = PHASE_TO_STATE.get(status.get("phase"), "running")
+    completed = state == "completed"
+    progress = status.get("progress")
+    return JobStatus(
+        job_id=clone["metadata"]["labels"][constants.LABEL_JOB_ID], kind="clone", status=state,
+        clone_id=clone["metadata"]["name"],
+        clone_url=status.get("url") if completed else None,
+        username=(admin_login or {}).get("username") if completed else None,
+        password=(admin_login or {}).get("password") if completed else None,
+        expires_at=status.get("expiresAt"),
+        progress=Progress(**progress) if progress else None,
+        error=_error(status, state) if state in ("failed", "running", "pending") else None,
+    )

@@ -1,0 +1,54 @@
+"""Request and response bodies of the REST API: the OpenAPI schema is the contract."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from wpclone_operator.resources import MAX_TTL_MINUTES, SITE_URL
+
+CUSTOMER_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+JobState = Literal["pending", "running", "completed", "failed", "expired"]
+
+
+class CloneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_url: str = Field(pattern=SITE_URL, max_length=2048, examples=["https://shop.example.com"])
+    source_username: str = Field(min_length=1, max_length=255)
+    source_password: SecretStr = Field(min_length=1, max_length=4096)
+    customer_id: str = Field(pattern=CUSTOMER_ID, max_length=40,
+                             description="DNS label; becomes the clone's name and host name label")
+    ttl_minutes: int | None = Field(default=None, ge=1, le=MAX_TTL_MINUTES)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: JobState
+    status_url: str
+
+
+class Progress(BaseModel):
+    phase: str = ""
+    bytes: int = 0
+    rows: int = 0
+    files: int = 0
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    kind: Literal["clone", "restore"]
+    status: JobState
+    clone_id: str | None = None
+    clone_url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    expires_at: str | None = None
+    progress: Progress | None = None
+    error: str | None = None
+
+
+class ErrorBody(BaseModel):
+    message: str
+    job_id: str | None = None

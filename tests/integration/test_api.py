@@ -1,0 +1,121 @@
+"""The REST facade on the real stack: jobs are custom resources, credentials stay in Secrets."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from testenv import cluster
+from testenv.api_process import ApiProcess
+from testenv.operator_process import OperatorProcess
+from tests.helpers import eventually, get_json
+
+pytestmark = pytest.mark.integration
+
+
+def body(customer_id: str, **overrides: object) -> dict[str, object]:
+    return {"source_url": "https://shop.example.com", "source_username": "shopadmin",
+            "source_password": "Pr0d-Secret!", "customer_id": customer_id, "ttl_minutes": 20, **overrides}
+
+
+@pytest.fixture
+def http(api: ApiProcess) -> httpx.Client:
+    return httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {api.token}"}, timeout=30)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def test_every_route_but_health_needs_a_valid_token(api: ApiProcess) -> None:
+    anonymous = httpx.Client(base_url=api.url)
+    assert anonymous.get("/healthz").status_code == 200
+    for method, path in [("POST", "/api/v2/clone"), ("GET", "/api/v2/job-status/x"),
+                         ("DELETE", "/api/v2/delete/x"), ("POST", "/clone")]:
+        missing = anonymous.request(method, path, json=body("x"))
+        wrong = anonymous.request(method, path, json=body("x"), headers={"Authorization": "Bearer nope"})
+        assert (missing.status_code, wrong.status_code) == (401, 401), path
+        assert wrong.json() == {"message": "invalid bearer token"}
+
+
+def test_clone_job_is_a_resource_that_completes(http: httpx.Client, api: ApiProcess, operator: OperatorProcess,
+                                               control_plane: cluster.ControlPlane) -> None:
+    customer = unique("acme")
+    accepted = http.post("/api/v2/clone", json=body(customer))
+    assert accepted.status_code == 202, accepted.text
+    job = accepted.json()
+    assert job["status"] == "pending"
+    assert job["status_url"] == f"/api/v2/job-status/{job['job_id']}"
+
+    resource = get_json(control_plane, api.namespace, "wpc", customer)
+    assert resource["metadata"]["labels"]["wpclone.dev/job-id"] == job["job_id"]
+    assert resource["spec"]["ttlMinutes"] == 20
+    assert "Pr0d-Secret!" not in json.dumps(resource)
+    login = get_json(control_plane, api.namespace, "secret", resource["spec"]["source"]["credentialsSecretRef"]["name"])
+    assert login["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
+
+    done = eventually(lambda: (s := http.get(job["status_url"]).json())["status"] == "completed" and s,
+                      timeout=90, what="the job to complete")
+    assert done["clone_url"] == f"https://{customer}.clones.test"
+    assert done["username"] == "shopadmin"
+    assert done["password"] and done["password"] != "Pr0d-Secret!"
+    assert done["expires_at"]
+    assert "Pr0d-Secret!" not in api.log_path.read_text()
+
+
+def test_a_duplicate_customer_gets_409_with_the_existing_job(http: httpx.Client) -> None:
+    customer = unique("dup")
+    first = http.post("/api/v2/clone", json=body(customer)).json()
+    second = http.post("/api/v2/clone", json=body(customer))
+    assert second.status_code == 409
+    assert second.json() == {"message": f"a clone named {customer} already exists", "job_id": first["job_id"]}
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("customer_id", "Not_A_Label", "customer_id"),
+    ("source_url", "ftp://shop.example.com", "source_url"),
+    ("ttl_minutes", 0, "ttl_minutes"),
+    ("source_password", "", "source_password"),
+])
+def test_bad_input_gets_422_with_a_message_and_creates_nothing(http: httpx.Client, api: ApiProcess,
+                                                               control_plane: cluster.ControlPlane,
+                                                               field: str, value: object, message: str) -> None:
+    before = control_plane.kubectl("get", "wpc", "-n", api.namespace, "-o", "name")
+    answer = http.post("/api/v2/clone", json={**body(unique("bad")), field: value})
+    assert answer.status_code == 422
+    assert answer.json()["message"].startswith("invalid request:") and message in answer.json()["message"]
+    assert "Traceback" not in answer.text
+    assert control_plane.kubectl("get", "wpc", "-n", api.namespace, "-o", "name") == before
+
+
+def test_unknown_jobs_and_clones_are_404(http: httpx.Client) -> None:
+    assert http.get("/api/v2/job-status/does-not-exist").status_code == 404
+    answer = http.delete("/api/v2/delete/no-such-clone")
+    assert answer.status_code == 404 and answer.json() == {"message": "no clone no-such-clone"}
+
+
+def test_delete_removes_the_clone_early(http: httpx.Client, api: ApiProcess, operator: OperatorProcess,
+                                       control_plane: cluster.ControlPlane) -> None:
+    customer = unique("early")
+    job = http.post("/api/v2/clone", json=body(customer)).json()
+    assert http.delete(f"/api/v2/delete/{customer}").status_code == 202
+    eventually(lambda: get_json(control_plane, api.namespace, "wpc", customer) is None, timeout=60,
+               what="the clone to be deleted")
+    assert http.get(f"/api/v2/job-status/{job['job_id']}").status_code == 404
+
+
+def test_v1_blocks_until_the_clone_is_ready(http: httpx.Client, operator: OperatorProcess) -> None:
+    answer = http.post("/clone", json=body(unique("legacy")), timeout=120)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "completed"
+    assert answer.json()["password"]
+
+
+def test_openapi_documents_v2_and_marks_v1_deprecated(http: httpx.Client) -> None:
+    schema = http.get("/openapi.json").json()
+    assert schema["paths"]["/clone"]["post"]["deprecated"] is True
+    assert "/api/v2/clone" in schema["paths"]
+    assert http.get("/docs").status_code == 200

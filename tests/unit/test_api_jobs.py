@@ -1,0 +1,71 @@
+import pytest
+from pydantic import ValidationError
+
+from wpclone_api import jobs
+from wpclone_api.auth import token_is_accepted
+from wpclone_api.schemas import CloneRequest
+
+
+def request(**overrides: object) -> CloneRequest:
+    fields = {"source_url": "https://shop.example.com", "source_username": "admin",
+              "source_password": "pw-123", "customer_id": "acme-shop", "ttl_minutes": 45}
+    return CloneRequest.model_validate({**fields, **overrides})
+
+
+def test_the_clone_resource_references_the_login_and_holds_no_password() -> None:
+    resource = jobs.clone_resource(request(), "job1")
+    assert resource["metadata"]["name"] == "acme-shop"
+    assert resource["metadata"]["labels"]["wpclone.dev/job-id"] == "job1"
+    assert resource["spec"] == {"source": {"url": "https://shop.example.com",
+                                           "credentialsSecretRef": {"name": "acme-shop-source-login"}},
+                                "ttlMinutes": 45}
+    assert "pw-123" not in str(resource)
+    assert jobs.source_secret(request(), "job1")["stringData"] == {"username": "admin", "password": "pw-123"}
+
+
+def test_the_password_never_prints() -> None:
+    assert "pw-123" not in repr(request())
+
+
+@pytest.mark.parametrize("customer_id", ["Acme", "acme_shop", "-acme", "a" * 41, ""])
+def test_customer_id_must_be_a_dns_label(customer_id: str) -> None:
+    with pytest.raises(ValidationError):
+        request(customer_id=customer_id)
+
+
+def clone(phase: str | None, **status: object) -> dict:
+    return {"metadata": {"name": "acme-shop", "labels": {"wpclone.dev/job-id": "job1"}},
+            "status": {"phase": phase, **status} if phase else {}}
+
+
+@pytest.mark.parametrize(("phase", "state"), [(None, "pending"), ("Provisioning", "running"), ("Cloning", "running"),
+                                              ("Ready", "completed"), ("Failed", "failed"), ("Expired", "expired")])
+def test_phases_map_to_job_states(phase: str | None, state: str) -> None:
+    assert jobs.clone_job_status(clone(phase), None).status == state
+
+
+def test_a_completed_job_shows_url_and_login() -> None:
+    ready = clone("Ready", url="https://acme-shop.clones.test", expiresAt="2026-01-01T00:30:00Z")
+    status = jobs.clone_job_status(ready, {"username": "admin", "password": "generated"})
+    assert (status.clone_url, status.username, status.password) == \
+        ("https://acme-shop.clones.test", "admin", "generated")
+    assert status.error is None
+
+
+def test_a_running_job_hides_the_login_and_explains_a_retry() -> None:
+    status = jobs.clone_job_status(clone("Provisioning", message="cannot connect to MySQL"),
+                                   {"username": "admin", "password": "generated"})
+    assert status.password is None and status.clone_url is None
+    assert status.error == "cannot connect to MySQL"
+
+
+def test_a_failed_job_explains_why() -> None:
+    failed = clone("Failed", conditions=[{"type": "Ready", "status": "False", "message": "source login failed"}])
+    assert jobs.clone_job_status(failed, None).error == "source login failed"
+
+
+def test_tokens_compare_exactly() -> None:
+    assert token_is_accepted("abc", ["x", "abc"])
+    assert not token_is_accepted("ab", ["abc"])
+    assert not token_is_accepted("", ["abc"])
+    assert not token_is_accepted("abc", [])
