@@ -60,7 +60,14 @@ def host(clone: WordPressClone, settings: Settings) -> str:
 
 
 def url(clone: WordPressClone, settings: Settings) -> str:
-    return f"{settings.url_scheme}://{host(clone, settings)}"
+    port = f":{settings.public_port}" if settings.public_port else ""
+    return f"{settings.url_scheme}://{host(clone, settings)}{port}"
+
+
+def endpoint(clone: WordPressClone, settings: Settings) -> str:
+    """Where the operator itself reaches the clone's WordPress."""
+    return settings.endpoint_template.format(name=clone.name, namespace=clone.namespace,
+                                             host=host(clone, settings), url=url(clone, settings))
 
 
 def labels(clone: WordPressClone) -> dict[str, str]:

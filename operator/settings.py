@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     ingress_class: str | None = None
     tls_enabled: bool = True
     tls_secret_name: str | None = None
+    # Set when the ingress controller listens on a non-standard port (e.g. a laptop cluster).
+    public_port: int | None = Field(None, ge=1, le=65535)
+    # How the operator reaches a clone's WordPress: in-cluster Service DNS by default; an operator run
+    # outside the cluster uses e.g. "{url}" (through the ingress). Fields: name, namespace, host, url.
+    endpoint_template: str = "http://{name}.{namespace}.svc.cluster.local"
     ingress_annotations: dict[str, str] = Field(default_factory=dict)
     wordpress_image: str = "wordpress:6.6-php8.2-apache"
     default_ttl_minutes: int = Field(30, ge=1)

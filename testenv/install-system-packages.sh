@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local stack runs (only those missing): PHP + WordPress for real
 # sites, MariaDB for their databases and the clones', zip for the migrator plugin's archive.
+# libnss-myhostname resolves *.localhost to loopback, where the local stack serves clones.
 set -euo pipefail
 PACKAGES="wordpress wordpress-theme-twentytwentythree php8.2-cli php8.2-mysql php8.2-curl php8.2-zip
-php8.2-xml php8.2-mbstring php8.2-gd mariadb-server mariadb-client zip make"
+php8.2-xml php8.2-mbstring php8.2-gd mariadb-server mariadb-client zip make libnss-myhostname"
 missing=""
 for package in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

@@ -46,12 +46,18 @@ class OperatorProcess:
         self.start()
 
 
-def operator_env(plane: cluster.ControlPlane, mysql_admin_dsn: str, **overrides: str) -> dict[str, str]:
+def operator_env(plane: cluster.ControlPlane, mysql_admin_dsn: str, ingress_port: int,
+                 **overrides: str) -> dict[str, str]:
+    """Clones at http://{name}.localhost:{ingress_port}, served by the container stand-in's ingress,
+    which is also how the operator, running outside the cluster, reaches them."""
     return {
         "KUBECONFIG": str(plane.kubeconfig),
         "WPCLONE_MYSQL_ADMIN_DSN": mysql_admin_dsn,
-        "WPCLONE_BASE_DOMAIN": "clones.test",
-        "WPCLONE_INGRESS_CLASS": "nginx",
+        "WPCLONE_BASE_DOMAIN": "localhost",
+        "WPCLONE_TLS_ENABLED": "false",
+        "WPCLONE_PUBLIC_PORT": str(ingress_port),
+        "WPCLONE_ENDPOINT_TEMPLATE": "{url}",
+        "WPCLONE_INGRESS_CLASS": "standin",
         "WPCLONE_OBSERVE_SECONDS": "1",
         "WPCLONE_RETRY_DELAY_SECONDS": "1",
         **overrides,

@@ -72,12 +72,12 @@ def write_config(docroot: Path, *, db_host: str, db_name: str, db_user: str, db_
     (docroot / "wp-config.php").write_text("\n".join(lines) + "\n")
 
 
-def serve(docroot: Path, port: int, log_path: Path) -> processes.Server:
+def serve(docroot: Path, port: int, log_path: Path, env: dict[str, str] | None = None) -> processes.Server:
     """Serve `docroot` on 127.0.0.1:`port` and return once the port accepts connections."""
     server = processes.start(
         f"php -S :{port}",
         ["php", *PHP_SETTINGS, "-S", f"127.0.0.1:{port}", "-t", str(docroot), str(PHP_DIR / "router.php")],
-        log_path, env={"PHP_CLI_SERVER_WORKERS": "4"},
+        log_path, env={**(env or {}), "PHP_CLI_SERVER_WORKERS": "4"},
     )
     try:
         processes.wait_until(lambda: processes.port_open(port), f"php -S on port {port}", 30, server)

@@ -12,6 +12,7 @@ from kubernetes.client import ApiClient
 
 from testenv import api_process, cluster, operator_process, wordpress
 from testenv import mariadb as mariadb_harness
+from testenv import standin as standin_harness
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +79,22 @@ def namespace(kube_client: ApiClient, request: pytest.FixtureRequest) -> Iterato
 
 
 @pytest.fixture(scope="session")
+def standin(control_plane: cluster.ControlPlane,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[standin_harness.StandInProcess]:
+    """Runs clone pods' WordPress as local PHP processes, behind an ingress on loopback."""
+    running = standin_harness.start_standin(control_plane.kubeconfig, tmp_path_factory.mktemp("standin"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
 def operator(control_plane: cluster.ControlPlane, mariadb: mariadb_harness.MariaDB,
+             standin: standin_harness.StandInProcess,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[operator_process.OperatorProcess]:
     """The real operator process, with the CRDs installed, watching all namespaces."""
     operator_process.install_crds(control_plane)
     running = operator_process.OperatorProcess(
-        env=operator_process.operator_env(control_plane, mariadb.dsn),
+        env=operator_process.operator_env(control_plane, mariadb.dsn, standin.port),
         log_path=tmp_path_factory.mktemp("operator") / "operator.log")
     running.start()
     yield running

@@ -89,3 +89,13 @@ def test_settings_never_print_the_mysql_password(settings: Settings) -> None:
     assert "s3cret" not in repr(settings)
     assert "s3cret" not in repr(settings.mysql_admin)
     assert settings.clone_db_host == "db.internal:3307"
+
+
+def test_public_port_and_endpoint_template(settings: Settings) -> None:
+    clone = make_clone()
+    assert children.endpoint(clone, settings) == "http://shop.team-a.svc.cluster.local"
+    local = settings.model_copy(update={"tls_enabled": False, "public_port": 8088, "base_domain": "localhost",
+                                        "endpoint_template": "{url}"})
+    assert children.url(clone, local) == "http://shop.localhost:8088"
+    assert children.endpoint(clone, local) == "http://shop.localhost:8088"
+    assert children.ingress(clone, local)["spec"]["rules"][0]["host"] == "shop.localhost"
