@@ -8,7 +8,7 @@ from typing import Any
 
 import kopf
 
-from wpclone_operator import constants, reconcile
+from wpclone_operator import constants, metrics, reconcile
 from wpclone_operator.settings import Settings
 
 CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
@@ -18,9 +18,18 @@ CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
 SETTINGS = Settings()  # type: ignore[call-arg]  # fields come from the environment
 
 
+@kopf.index(*CLONES)
+def clone_phases(namespace: str, name: str, status: kopf.Status, **_: Any) -> dict[tuple[str, str], str | None]:
+    return {(namespace, name): status.get("phase")}
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     memo.work_slots = asyncio.Semaphore(SETTINGS.concurrency)
+    # Per-object memos are shallow copies of this one: they share this dict with the collector.
+    memo.indexes = {}
+    if SETTINGS.metrics_port:
+        metrics.serve(SETTINGS.metrics_port, lambda: memo.indexes.get("clone_phases", {}))
     # Progress and diff-base in annotations: the status belongs to the users' view only.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.ANNOTATIONS_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -41,7 +50,9 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, r
 
 
 @kopf.timer(*CLONES, id="observe", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds)
-async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, clone_phases: kopf.Index,
+                        **_: Any) -> None:
+    memo.indexes["clone_phases"] = clone_phases  # the live index, for the metrics collector
     await reconcile.observe_clone(body, patch, SETTINGS)
 
 

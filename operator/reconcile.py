@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from wpclone_operator import children, constants, expiry, kube, provision, status
+from wpclone_operator import children, constants, expiry, kube, metrics, provision, status
 from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
 
@@ -54,6 +54,7 @@ def _record_failure(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone,
     if failure.permanent:
         patch.status["phase"] = constants.FAILED
     kopf.warn(body, reason=failure.reason, message=failure.message)
+    metrics.FAILURES.labels(failure.reason).inc()
 
 
 async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings) -> None:
@@ -88,6 +89,7 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings) 
     patch.status["url"] = children.url(clone, settings) if available else clone.status.url
     if available and clone.status.phase != constants.PHASE_READY:
         kopf.info(body, reason="Ready", message=ready_message)
+        metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
 
 
 async def clean_up_clone(body: kopf.Body, settings: Settings) -> None:

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     observe_seconds: float = Field(5.0, gt=0, description="how often TTL and pod readiness are checked")
     retry_delay_seconds: float = Field(5.0, gt=0)
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    metrics_port: int = Field(9090, ge=0, le=65535, description="Prometheus /metrics; 0 turns it off")
 
     @property
     def mysql_admin(self) -> MySQLAdmin:

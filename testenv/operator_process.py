@@ -25,10 +25,12 @@ class OperatorProcess:
     log_path: Path
     name: str = "wpclone-operator"
     health_port: int = field(default_factory=processes.free_port)
+    metrics_port: int = field(default_factory=processes.free_port)
     server: processes.Server | None = None
 
     def start(self) -> None:
-        env = {**self.env, "WPCLONE_LIVENESS_ENDPOINT": f"http://127.0.0.1:{self.health_port}/healthz"}
+        env = {**self.env, "WPCLONE_LIVENESS_ENDPOINT": f"http://127.0.0.1:{self.health_port}/healthz",
+               "WPCLONE_METRICS_PORT": str(self.metrics_port)}
         self.server = processes.start(self.name, [sys.executable, "-m", "wpclone_operator"], self.log_path, env=env)
         processes.wait_until(self.healthy, "the operator's /healthz", timeout=60, server=self.server)
 

@@ -195,3 +195,19 @@ def test_the_clone_pod_serves_wordpress_from_its_own_database(
                       .status_code == 200 and r, what="the clone's WordPress to answer")
     assert "Error establishing a database connection" not in page.text
     assert 'id="setup"' in page.text  # an empty, reachable database: WordPress offers to install
+
+
+def test_metrics_count_clones_by_phase_and_time_provisioning(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str) -> None:
+    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("measured"))
+    wait_ready(control_plane, namespace, "measured")
+
+    def scrape() -> dict[str, float]:
+        text = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=10).text
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line and not line.startswith("#")}
+
+    series = eventually(lambda: (found := scrape()).get('wpclone_clones{phase="Ready"}', 0) >= 1 and found,
+                        what="the clones gauge to count the Ready clone")
+    assert "wpclone_queue_depth" in series
+    assert series["wpclone_provisioning_seconds_count"] >= 1

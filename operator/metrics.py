@@ -1,0 +1,46 @@
+"""Prometheus metrics of the operator: what a hosting team watches on a dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from wpclone_operator import constants
+
+WAITING_PHASES = (None, constants.PENDING, constants.PROVISIONING, constants.CLONING)
+DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+PROVISIONING_SECONDS = Histogram("wpclone_provisioning_seconds", "From a clone's creation until it is Ready",
+                                 buckets=DURATION_BUCKETS)
+COPY_SECONDS = Histogram("wpclone_copy_seconds", "Duration of copying a site's content", ["kind"],
+                         buckets=DURATION_BUCKETS)
+COPY_BYTES = Counter("wpclone_copy_bytes", "Bytes of database and files streamed", ["kind"])
+FAILURES = Counter("wpclone_failures", "Failed steps by machine-readable reason", ["reason"])
+
+
+class PhaseCollector(Collector):
+    """Counts clones by phase at scrape time, from kopf's in-memory index of all clones."""
+
+    def __init__(self, phases: Callable[[], Mapping[object, Iterable[str | None]]]) -> None:
+        self.phases = phases
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        counts: dict[str, int] = {}
+        for values in self.phases().values():
+            for phase in values:
+                counts[phase or constants.PENDING] = counts.get(phase or constants.PENDING, 0) + 1
+        by_phase = GaugeMetricFamily("wpclone_clones", "WordPressClones by phase", labels=["phase"])
+        for phase in (constants.PENDING, constants.PROVISIONING, constants.CLONING, constants.PHASE_READY,
+                      constants.FAILED, constants.EXPIRING, constants.EXPIRED):
+            by_phase.add_metric([phase], counts.get(phase, 0))
+        yield by_phase
+        waiting = sum(counts.get(phase or constants.PENDING, 0) for phase in set(WAITING_PHASES))
+        yield GaugeMetricFamily("wpclone_queue_depth", "Clones not yet Ready nor Failed", value=waiting)
+
+
+def serve(port: int, phases: Callable[[], Mapping[object, Iterable[str | None]]]) -> None:
+    REGISTRY.register(PhaseCollector(phases))
+    start_http_server(port)
