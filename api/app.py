@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kubernetes.client.exceptions import ApiException
 
-from wpclone_api import clones
+from wpclone_api import clones, metrics
 from wpclone_api.auth import require_token
 from wpclone_api.schemas import CloneRequest, ErrorBody, JobAccepted, JobStatus
 from wpclone_api.settings import ApiSettings
@@ -27,6 +27,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         "`Authorization: Bearer <token>`."))
     app.state.settings = settings or ApiSettings()
     _install_error_handlers(app)
+    metrics.instrument(app)
     _routes(app)
     return app
 

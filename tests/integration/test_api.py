@@ -119,3 +119,9 @@ def test_openapi_documents_v2_and_marks_v1_deprecated(http: httpx.Client) -> Non
     assert schema["paths"]["/clone"]["post"]["deprecated"] is True
     assert "/api/v2/clone" in schema["paths"]
     assert http.get("/docs").status_code == 200
+
+
+def test_metrics_count_requests_by_route(http: httpx.Client, api: ApiProcess) -> None:
+    http.get("/api/v2/job-status/metrics-probe")
+    text = httpx.get(f"{api.url}/metrics/").text
+    assert 'wpclone_api_requests_total{method="GET",route="/api/v2/job-status/{job_id}",status="404"}' in text

@@ -1,0 +1,26 @@
+"""Prometheus metrics of the API: requests by route and status, and their latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import Counter, Histogram, make_asgi_app
+
+REQUESTS = Counter("wpclone_api_requests", "API requests", ["method", "route", "status"])
+LATENCY = Histogram("wpclone_api_request_seconds", "API request latency", ["method", "route"])
+
+
+def instrument(app: FastAPI) -> None:
+    # Counts only, no job data: served without a token, like /healthz, for in-cluster scrapers.
+    app.mount("/metrics", make_asgi_app())
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        return response
