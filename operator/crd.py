@@ -60,7 +60,7 @@ def _keep(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _crd(kind: str, plural: str, short_name: str, spec: type[BaseModel], status: type[BaseModel],
-         columns: list[dict[str, str]]) -> dict[str, Any]:
+         columns: list[dict[str, str]], root_rules: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -77,7 +77,7 @@ def _crd(kind: str, plural: str, short_name: str, spec: type[BaseModel], status:
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
                     "required": ["spec"],
-                    "x-kubernetes-validations": [NAME_RULE],
+                    **({"x-kubernetes-validations": root_rules} if root_rules else {}),
                     "properties": {
                         "apiVersion": {"type": "string"}, "kind": {"type": "string"},
                         "metadata": {"type": "object"},
@@ -97,12 +97,22 @@ def clone_crd() -> dict[str, Any]:
                     {"name": "URL", "type": "string", "jsonPath": ".status.url"},
                     {"name": "Expires", "type": "date", "jsonPath": ".status.expiresAt"},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ])
+                ], [NAME_RULE])
+
+
+def restore_crd() -> dict[str, Any]:
+    return _crd(constants.RESTORE_KIND, constants.RESTORE_PLURAL, "wpcr",
+                resources.CloneRestoreSpec, resources.CloneRestoreStatus, [
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Target", "type": "string", "jsonPath": ".spec.target.url"},
+                    {"name": "Backup", "type": "string", "jsonPath": ".status.backupId"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ], [])
 
 
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name in crds/ -> CRD."""
-    return {"wordpressclones.yaml": clone_crd()}
+    return {"wordpressclones.yaml": clone_crd(), "clonerestores.yaml": restore_crd()}
 
 
 def render(crd: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ every object it reconciles through them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,6 +92,78 @@ class WordPressCloneStatus(Model):
     expiresAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     message: str | None = None
     progress: CopyProgress | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    observedGeneration: int | None = None
+
+
+class CloneReference(Model):
+    name: str = Field(min_length=1, max_length=40, pattern=DNS_SUBDOMAIN,
+                      description="A WordPressClone in the same namespace")
+
+
+class RestoreSource(Model):
+    """Where the content comes from: a clone, or any site with a credentials Secret."""
+
+    cloneRef: CloneReference | None = None
+    url: str | None = Field(default=None, max_length=2048, pattern=SITE_URL)
+    credentialsSecretRef: SecretReference | None = None
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("has(self.cloneRef) != (has(self.url) && has(self.credentialsSecretRef))",
+         "set either cloneRef, or both url and credentialsSecretRef"),
+        ("has(self.url) == has(self.credentialsSecretRef)", "url and credentialsSecretRef go together"),
+    ))
+
+
+class RestoreInclude(Model):
+    database: bool = Field(default=True, description="Database tables (all, or only `tables`)")
+    uploads: bool = Field(default=True, description="wp-content/uploads")
+    themes: bool = Field(default=True, description="wp-content/themes")
+    plugins: bool = Field(default=True, description="wp-content/plugins")
+    tables: list[Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]] = Field(
+        default_factory=list, max_length=500,
+        description="Only these tables, named without the table prefix (e.g. posts)")
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("self.database || self.uploads || self.themes || self.plugins", "include at least one part"),
+        ("size(self.tables) == 0 || self.database", "tables needs database: true"),
+    ))
+
+
+class CloneRestoreSpec(Model):
+    source: RestoreSource | None = Field(default=None, description="Omit when rolling back to a backup")
+    target: SiteReference = Field(description="The production site to write to")
+    include: RestoreInclude = Field(default_factory=RestoreInclude)
+    backup: bool = Field(default=True, description="Back up the target first (kept on the target)")
+    dryRun: bool = Field(default=False, description="Report what would change and write nothing")
+    onConflict: Literal["Fail", "Overwrite"] = Field(
+        default="Fail", description="When production changed since the clone was taken")
+    rollbackTo: str | None = Field(default=None, max_length=128, pattern=r"^[A-Za-z0-9._-]+$",
+                                   description="A backup id on the target to restore instead of copying")
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("self == oldSelf", "a CloneRestore is a one-off job: create a new one instead of editing it"),
+        ("has(self.source) != has(self.rollbackTo)", "set either source or rollbackTo"),
+    ))
+
+
+class RestoreCounts(Model):
+    tables: int = 0
+    rows: int = 0
+    files: int = 0
+    bytes: int = 0
+
+
+class CloneRestoreStatus(Model):
+    phase: Literal["Pending", "Checking", "BackingUp", "Restoring", "Completed", "Failed", "RolledBack"] | None = None
+    backupId: str | None = None
+    progress: CopyProgress | None = None
+    counts: RestoreCounts | None = None
+    changes: list[str] = Field(default_factory=list, description="What changed, or would change (dryRun)")
+    conflicts: list[str] = Field(default_factory=list, description="What production changed since the clone")
+    message: str | None = None
+    startedAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    completedAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     conditions: list[Condition] = Field(default_factory=list)
     observedGeneration: int | None = None
 

@@ -71,3 +71,38 @@ def test_a_valid_clone_is_accepted_with_defaults(control_plane: cluster.ControlP
     stored = json.loads(control_plane.kubectl("get", "-n", namespace, "wpc", "fine", "-o", "json"))
     assert stored["spec"]["expiryPolicy"] == "Delete"
     assert stored["spec"]["ttlMinutes"] == 45
+
+
+def restore(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "wpclone.dev/v1alpha1", "kind": "CloneRestore", "metadata": {"name": "bad-restore"},
+            "spec": {"target": {"url": "https://shop.example.com", "credentialsSecretRef": {"name": "prod"}},
+                     **spec}}
+
+
+INVALID_RESTORES = {
+    "neither source nor rollback": (restore(), "set either source or rollbackTo"),
+    "both clone and url": (restore(source={"cloneRef": {"name": "shop"}, **SOURCE}),
+                           "set either cloneRef, or both url and credentialsSecretRef"),
+    "url without secret": (restore(source={"url": "https://staging.example.com"}),
+                           "url and credentialsSecretRef go together"),
+    "nothing included": (restore(source={"cloneRef": {"name": "shop"}},
+                                 include={"database": False, "uploads": False, "themes": False, "plugins": False}),
+                         "include at least one part"),
+    "bad table name": (restore(source={"cloneRef": {"name": "shop"}}, include={"tables": ["posts; DROP"]}),
+                       "spec.include.tables[0]"),
+    "unknown conflict policy": (restore(source={"cloneRef": {"name": "shop"}}, onConflict="Merge"),
+                                'spec.onConflict: Unsupported value: "Merge"'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID_RESTORES))
+def test_invalid_restore_is_rejected_with_a_readable_message(control_plane: cluster.ControlPlane, crds: None,
+                                                             namespace: str, case: str) -> None:
+    manifest, message = INVALID_RESTORES[case]
+    assert message in rejected(control_plane, namespace, manifest)
+
+
+def test_a_restore_cannot_be_edited(control_plane: cluster.ControlPlane, crds: None, namespace: str) -> None:
+    apply(control_plane, namespace, restore(source={"cloneRef": {"name": "shop"}}, dryRun=True))
+    edited = restore(source={"cloneRef": {"name": "shop"}}, dryRun=False)
+    assert "a CloneRestore is a one-off job" in rejected(control_plane, namespace, edited)

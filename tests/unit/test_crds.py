@@ -15,8 +15,9 @@ def test_crd_files_match_the_models(file_name: str) -> None:
         "crds/ drifted from operator/resources.py: run `python -m wpclone_operator.crd`"
 
 
-def test_clone_crd_is_structural() -> None:
-    schema = crd.clone_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+@pytest.mark.parametrize("file_name", sorted(crd.all_crds()))
+def test_crds_are_structural(file_name: str) -> None:
+    schema = crd.all_crds()[file_name]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
     def walk(node: dict, path: str) -> None:
         assert "type" in node, f"{path} has no type"
