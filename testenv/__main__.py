@@ -40,13 +40,36 @@ def main() -> int:
         return main_status()
     shutil.rmtree(base, ignore_errors=True)
     started = time.monotonic()
-    running = stack.start_stack(base, site_count=args.sites)
+    running = stack.start_stack(base, site_count=args.sites, with_wpclone=True)
     path = stack.save_state(running)
-    print(f"[testenv] stack up in {time.monotonic() - started:.1f}s; state in {path}")
+    print(f"[testenv] stack up in {time.monotonic() - started:.1f}s; state (with passwords) in {path}")
     print(json.dumps(running.describe(), indent=2))
-    print(f"\n  export KUBECONFIG={running.control_plane.kubeconfig}\n  kubectl get nodes,pods -A\n"
-          f"  stop everything with: make down")
+    print(how_to_use(running))
     return 0
+
+
+def how_to_use(running: stack.Stack) -> str:
+    assert running.api is not None and running.standin is not None
+    site = running.sites[0]
+    request = json.dumps({"source_url": site.url, "source_username": site.admin_user,
+                          "source_password": site.admin_password, "customer_id": "demo", "ttl_minutes": 30})
+    kubectl = binaries.binary("kubectl")
+    return f"""
+Running on loopback: kube-apiserver + etcd + controller-manager + scheduler + kwok (fake node),
+MariaDB, the sample WordPress site {site.url} (admin / {site.admin_password}), the wpclone operator,
+the REST API {running.api.url} and the container stand-in (clones at http://NAME.localhost:{running.standin.port}).
+
+Clone the sample site:
+  curl -s -X POST {running.api.url}/api/v2/clone -H 'Authorization: Bearer {running.api.token}' \\
+       -H 'Content-Type: application/json' -d '{request}'
+Follow the job (status_url from the answer):
+  curl -s {running.api.url}/api/v2/job-status/JOB_ID -H 'Authorization: Bearer {running.api.token}'
+Watch the resources:
+  export KUBECONFIG={running.control_plane.kubeconfig}
+  {kubectl} get wpc,pods -A
+Open http://demo.localhost:{running.standin.port}/wp-admin/ in a browser on this machine, with the
+username and password from job-status. Logs: {running.base / 'logs'}. Stop everything: make down
+"""
 
 
 def main_status() -> int:

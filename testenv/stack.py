@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testenv import cluster, mariadb, wordpress
+from testenv import api_process, cluster, mariadb, operator_process, standin, wordpress
 from testenv.processes import Server
 
 
@@ -27,13 +27,20 @@ class Stack:
     control_plane: cluster.ControlPlane
     database: mariadb.MariaDB
     sites: list[wordpress.WordPressSite] = field(default_factory=list)
+    standin: standin.StandInProcess | None = None
+    operator: operator_process.OperatorProcess | None = None
+    api: api_process.ApiProcess | None = None
 
     def servers(self) -> list[Server]:
-        return [*self.control_plane.servers, self.database.server, *(site.server for site in self.sites)]
+        extra = [self.standin.server if self.standin else None,
+                 self.operator.server if self.operator else None, self.api.server if self.api else None]
+        return [*self.control_plane.servers, self.database.server, *(site.server for site in self.sites),
+                *(server for server in extra if server is not None)]
 
     def stop(self) -> None:
-        for site in self.sites:
-            site.stop()
+        for running in (self.api, self.operator, self.standin, *self.sites):
+            if running is not None:
+                running.stop()
         self.database.stop()
         self.control_plane.stop()
 
@@ -45,12 +52,15 @@ class Stack:
             "mysql_admin_dsn": self.database.dsn,
             "sites": [{"url": site.url, "admin_user": site.admin_user, "admin_password": site.admin_password}
                       for site in self.sites],
+            "api": {"url": self.api.url, "token": self.api.token} if self.api else None,
+            "clone_ingress_port": self.standin.port if self.standin else None,
             "process_groups": {server.name: server.process.pid for server in self.servers()},
             "logs": str(self.base / "logs"),
         }
 
 
-def start_stack(base: Path, site_count: int = 1) -> Stack:
+def start_stack(base: Path, site_count: int = 1, with_wpclone: bool = False) -> Stack:
+    """The stack; with_wpclone adds the container stand-in, the operator and the API (`make dev`)."""
     base.mkdir(parents=True, exist_ok=True)
     plane = cluster.start_control_plane(base / "cluster")
     try:
@@ -61,6 +71,15 @@ def start_stack(base: Path, site_count: int = 1) -> Stack:
     stack = Stack(base, plane, database)
     try:
         stack.sites = wordpress.create_sites(site_count, database, base / "sites") if site_count else []
+        if with_wpclone:
+            stack.standin = standin.start_standin(plane.kubeconfig, base / "standin")
+            operator_process.install_crds(plane)
+            stack.operator = operator_process.OperatorProcess(
+                env=operator_process.operator_env(plane, database.dsn, stack.standin.port),
+                log_path=base / "logs" / "operator.log")
+            stack.operator.start()
+            plane.kubectl("create", "namespace", "wpclone")
+            stack.api = api_process.start_api(plane, "wpclone", base / "logs" / "api.log")
     except BaseException:
         stack.stop()
         raise

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -194,6 +195,8 @@ def main() -> None:
             time.sleep(0.5)
 
     threading.Thread(target=keep_in_sync, daemon=True).start()
+    # Each pod's PHP runs in a process group of its own: stop them all when told to stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         asyncio.run(serve_ingress(standin, args.port))
     finally:
