@@ -110,6 +110,17 @@ def mu_plugins_config_map(clone: WordPressClone, mu_plugins: dict[str, str]) -> 
             "data": {"wpclone-safety.php": SAFETY_MU_PLUGIN, **mu_plugins}}
 
 
+def source_checksums_name(clone: WordPressClone) -> str:
+    return f"{clone.name}-source-checksums"
+
+
+def source_checksums_config_map(clone: WordPressClone, checksums: dict[str, str | None]) -> dict[str, Any]:
+    """The source's table checksums when the copy began: a restore compares them to detect conflicts."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": _metadata(clone, source_checksums_name(clone), "source-checksums"),
+            "data": {table: checksum or "" for table, checksum in checksums.items()}}
+
+
 def wordpress_config_extra(clone: WordPressClone, settings: Settings) -> str:
     site = url(clone, settings)
     return "\n".join([

@@ -7,6 +7,7 @@ A stream is a sequence of frames: one byte of kind, a 4-byte big-endian payload 
     F  file begins: record [path, size, mtime, mode]
     D  data of the open file                     Z  export stream ends, JSON totals
     X  the exporter failed mid-stream, JSON {message}
+    P  a piece of a file, for imports: record [path, offset, size, mtime, mode, data]
 
 A record is the 4-byte big-endian lengths of its values (0xFFFFFFFF for NULL), then the values.
 Values are raw bytes: the migrator reads and writes the database with `SET NAMES binary`.
@@ -26,6 +27,7 @@ ROWS = b"R"
 TABLE_END = b"E"
 FILE = b"F"
 DATA = b"D"
+PIECE = b"P"
 END = b"Z"
 ERROR = b"X"
 
@@ -73,25 +75,39 @@ def encode_record(values: Sequence[Value]) -> bytes:
     return struct.pack(f">{len(lengths)}I", *lengths) + b"".join(value for value in values if value)
 
 
-def decode_records(payload: bytes, width: int) -> Iterator[Record]:
-    """The records in a payload, each of exactly `width` values."""
+def record_spans(payload: bytes, width: int) -> Iterator[tuple[int, int, tuple[int, ...]]]:
+    """Where each record of a payload of `width`-value records begins and ends, and its value lengths."""
     head = struct.Struct(f">{width}I")
     size, at = len(payload), 0
     while at < size:
         if size - at < head.size:
             raise StreamError("a record's lengths run past the end of its frame")
         lengths = head.unpack_from(payload, at)
-        at += head.size
-        record: Record = []
-        for length in lengths:
-            if length == NULL_LENGTH:
-                record.append(None)
-                continue
-            if length > size - at:
-                raise StreamError("a value is longer than what is left of its frame")
-            record.append(payload[at:at + length])
+        nulls = lengths.count(NULL_LENGTH)
+        end = at + head.size + sum(lengths) - nulls * NULL_LENGTH
+        if end > size:
+            raise StreamError("a value is longer than what is left of its frame")
+        yield at, end, lengths
+        at = end
+
+
+def record_values(payload: bytes, start: int, lengths: tuple[int, ...]) -> Record:
+    """The values of the record at `start` whose lengths record_spans() read."""
+    at = start + 4 * len(lengths)
+    values: Record = []
+    for length in lengths:
+        if length == NULL_LENGTH:
+            values.append(None)
+        else:
+            values.append(payload[at:at + length])
             at += length
-        yield record
+    return values
+
+
+def decode_records(payload: bytes, width: int) -> Iterator[Record]:
+    """The records in a payload, each of exactly `width` values."""
+    for start, _, lengths in record_spans(payload, width):
+        yield record_values(payload, start, lengths)
 
 
 def decode_single_record(payload: bytes, width: int) -> Record:
@@ -99,6 +115,19 @@ def decode_single_record(payload: bytes, width: int) -> Record:
     if len(records) != 1:
         raise StreamError(f"expected one record, found {len(records)}")
     return records[0]
+
+
+def split_records(payload: bytes, width: int, max_bytes: int) -> Iterator[bytes]:
+    """The payload cut at record boundaries into pieces of at most `max_bytes` (a larger record alone)."""
+    if len(payload) <= max_bytes:
+        yield payload
+        return
+    start = 0
+    for at, end, _ in record_spans(payload, width):
+        if end - start > max_bytes and at > start:
+            yield payload[start:at]
+            start = at
+    yield payload[start:]
 
 
 class FrameReader:
@@ -126,7 +155,8 @@ class FrameReader:
 
     def close(self) -> None:
         if self._buffer:
-            raise StreamError(f"the stream ended inside a frame ({len(self._buffer)} bytes left over)")
+            raise StreamError(f"the stream ended in the middle of a frame ({len(self._buffer)} bytes left over): "
+                              "connection lost or exporter killed")
 
 
 async def read_frames(chunks: AsyncIterator[bytes], max_frame_bytes: int = MAX_FRAME_BYTES,

@@ -95,3 +95,9 @@ def list_objects(api_version: str, kind: str, namespace: str, label_selector: st
 def patch_metadata(api_version: str, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
     _resource(api_version, kind).patch(name=name, namespace=namespace, body={"metadata": metadata},
                                        content_type="application/merge-patch+json")
+
+
+def patch_status(api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """Merge-patch the status subresource at once (progress while a handler still runs)."""
+    _resource(api_version, kind).subresources["status"].patch(
+        name=name, namespace=namespace, body={"status": status}, content_type="application/merge-patch+json")

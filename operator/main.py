@@ -53,7 +53,7 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, r
 async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, clone_phases: kopf.Index,
                         **_: Any) -> None:
     memo.indexes["clone_phases"] = clone_phases  # the live index, for the metrics collector
-    await reconcile.observe_clone(body, patch, SETTINGS)
+    await reconcile.observe_clone(body, patch, SETTINGS, memo)
 
 
 @kopf.on.delete(*CLONES, id="cleanup")

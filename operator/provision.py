@@ -97,6 +97,7 @@ def delete_children(clone: WordPressClone) -> None:
         ("v1", "Service", clone.name),
         ("apps/v1", "Deployment", clone.name),
         ("v1", "ConfigMap", children.mu_plugins_name(clone)),
+        ("v1", "ConfigMap", children.source_checksums_name(clone)),
         ("v1", "Secret", children.db_secret_name(clone)),
         ("v1", "Secret", children.admin_secret_name(clone)),
     ):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import kopf
 
-from wpclone_operator import children, constants, expiry, kube, metrics, provision, status
+from wpclone_operator import children, cloning, constants, expiry, kube, metrics, provision, status
 from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
+from wpclone_operator.transfer import TransferError
 
 
 def _current_conditions(clone: WordPressClone) -> list[dict[str, Any]]:
@@ -57,8 +59,9 @@ def _record_failure(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone,
     metrics.FAILURES.labels(failure.reason).inc()
 
 
-async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings) -> None:
-    """Level-based check of a clone's TTL and of its WordPress pod's readiness."""
+async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, memo: kopf.Memo) -> None:
+    """Level-based: expire the clone when its TTL is reached, copy the site once its pod serves,
+    and keep Ready in step with the pod."""
     clone = WordPressClone.from_body(body)
     if clone.status.phase in (constants.EXPIRED, constants.FAILED) or clone.status.expiresAt is None:
         return
@@ -75,21 +78,57 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings) 
     deployment = await asyncio.to_thread(kube.get, "apps/v1", "Deployment", clone.namespace, clone.name)
     available, why = status.deployment_available(deployment)
     at = status.now()
-    reason = "PodReady" if available else "PodNotReady"
-    ready_message = f"the clone serves at {children.url(clone, settings)}" if available else why
-    updates = [status.condition(constants.WORKLOAD_READY, available, reason, why, clone.generation, at),
-               status.condition(constants.READY, available, "CloneReady" if available else reason,
-                                ready_message, clone.generation, at)]
+    updates = [status.condition(constants.WORKLOAD_READY, available, "PodReady" if available else "PodNotReady",
+                                why, clone.generation, at)]
+    if available and not status.conditions_hold(current, constants.CONTENT_CLONED):
+        if time.monotonic() < memo.get("next_copy_at", 0.0):
+            return
+        updates.append(await _copy_content(body, clone, settings, memo))
     merged = status.merge_conditions(current, updates)
-    phase = constants.PHASE_READY if available else constants.PROVISIONING
-    if merged == current and phase == clone.status.phase:
+    summary = status.summarize_clone(available, why, status.find_condition(merged, constants.CONTENT_CLONED),
+                                     cloning.PERMANENT_REASONS, children.url(clone, settings))
+    merged = status.merge_conditions(merged, [status.condition(
+        constants.READY, summary.ready, summary.reason, summary.message, clone.generation, at)])
+    if merged == current and summary.phase == clone.status.phase:
         return
     patch.status["conditions"] = merged
-    patch.status["phase"] = phase
-    patch.status["url"] = children.url(clone, settings) if available else clone.status.url
-    if available and clone.status.phase != constants.PHASE_READY:
-        kopf.info(body, reason="Ready", message=ready_message)
+    patch.status["phase"] = summary.phase
+    patch.status["message"] = summary.message if summary.phase == constants.FAILED else None
+    patch.status["url"] = children.url(clone, settings) if summary.ready else clone.status.url
+    if summary.ready and clone.status.phase != constants.PHASE_READY:
+        kopf.info(body, reason="Ready", message=summary.message)
         metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
+
+
+async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settings,
+                        memo: kopf.Memo) -> dict[str, Any]:
+    """Run the copy once; return the ContentCloned condition it earned (and schedule a retry)."""
+    await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
+                            clone.name, {"phase": constants.CLONING})
+    kopf.info(body, reason="Cloning", message=f"copying {clone.spec.source.url} into the clone")
+    started = time.monotonic()
+    try:
+        async with memo.work_slots:
+            result = await cloning.copy_into_clone(clone, settings, cloning.progress_reporter(clone))
+    except TransferError as error:
+        memo.setdefault("first_copy_failure", started)
+        attempts = memo.copy_attempts = memo.get("copy_attempts", 0) + 1
+        reason, message = error.reason, str(error)
+        if time.monotonic() - memo.first_copy_failure > settings.copy_retry_seconds:
+            reason, message = "GaveUp", f"{error} (still failing after {settings.copy_retry_seconds:.0f}s)"
+        memo.next_copy_at = time.monotonic() + status.retry_delay(attempts - 1, settings.retry_delay_seconds)
+        kopf.warn(body, reason=reason, message=message)
+        metrics.FAILURES.labels(reason).inc()
+        return status.condition(constants.CONTENT_CLONED, False, reason, message, clone.generation, status.now())
+    metrics.COPY_SECONDS.labels("clone").observe(time.monotonic() - started)
+    metrics.COPY_BYTES.labels("clone").inc(result.bytes)
+    await asyncio.to_thread(kube.apply, children.source_checksums_config_map(clone, result.source_checksums))
+    message = (f"copied {result.tables} tables ({result.rows} rows) and {result.files} files, "
+               f"{result.bytes} bytes, from {result.source_url}")
+    await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
+                            clone.name, {"progress": {"phase": "done", "bytes": result.bytes, "rows": result.rows,
+                                                      "files": result.files}})
+    return status.condition(constants.CONTENT_CLONED, True, "Copied", message, clone.generation, status.now())
 
 
 async def clean_up_clone(body: kopf.Body, settings: Settings) -> None:

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     namespaces: list[str] = Field(default_factory=list, description="empty: all namespaces")
     observe_seconds: float = Field(5.0, gt=0, description="how often TTL and pod readiness are checked")
     retry_delay_seconds: float = Field(5.0, gt=0)
+    copy_retry_seconds: float = Field(600.0, gt=0, description="how long an unreachable source is retried")
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
     metrics_port: int = Field(9090, ge=0, le=65535, description="Prometheus /metrics; 0 turns it off")
 

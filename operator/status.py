@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from wpclone_operator import constants
@@ -87,3 +88,24 @@ def retry_delay(retry: int, base: float, cap: float = 300.0) -> float:
 def conditions_hold(conditions: list[dict[str, Any]], *types: str) -> bool:
     return all((found := find_condition(conditions, kind)) is not None and found["status"] == "True"
                for kind in types)
+
+
+@dataclass(frozen=True)
+class CloneSummary:
+    phase: str
+    ready: bool
+    reason: str
+    message: str
+
+
+def summarize_clone(pod_available: bool, pod_message: str, content: dict[str, Any] | None,
+                    permanent_reasons: set[str], url: str) -> CloneSummary:
+    """The clone's phase and Ready condition, from its pod and its ContentCloned condition."""
+    if not pod_available:
+        return CloneSummary(constants.PROVISIONING, False, "PodNotReady", pod_message)
+    if content is None:
+        return CloneSummary(constants.CLONING, False, "Cloning", "copying the source site into the clone")
+    if content["status"] == "True":
+        return CloneSummary(constants.PHASE_READY, True, "CloneReady", f"the clone serves at {url}")
+    phase = constants.FAILED if content["reason"] in permanent_reasons else constants.CLONING
+    return CloneSummary(phase, False, content["reason"], content["message"])

@@ -11,14 +11,25 @@ import pytest
 from testenv import cluster
 from testenv.api_process import ApiProcess
 from testenv.operator_process import OperatorProcess
+from testenv.wordpress import WordPressSite
 from tests.helpers import eventually, get_json
 
 pytestmark = pytest.mark.integration
 
 
+SOURCE: dict[str, str] = {"source_url": "https://shop.example.com", "source_username": "shopadmin",
+                          "source_password": "Pr0d-Secret!"}
+
+
+@pytest.fixture(autouse=True)
+def real_source(wordpress_sites: list[WordPressSite]) -> None:
+    """Jobs clone a real seeded site."""
+    site = wordpress_sites[0]
+    SOURCE.update(source_url=site.url, source_username=site.admin_user, source_password=site.admin_password)
+
+
 def body(customer_id: str, **overrides: object) -> dict[str, object]:
-    return {"source_url": "https://shop.example.com", "source_username": "shopadmin",
-            "source_password": "Pr0d-Secret!", "customer_id": customer_id, "ttl_minutes": 20, **overrides}
+    return {**SOURCE, "customer_id": customer_id, "ttl_minutes": 20, **overrides}
 
 
 @pytest.fixture
@@ -53,17 +64,18 @@ def test_clone_job_is_a_resource_that_completes(http: httpx.Client, api: ApiProc
     resource = get_json(control_plane, api.namespace, "wpc", customer)
     assert resource["metadata"]["labels"]["wpclone.dev/job-id"] == job["job_id"]
     assert resource["spec"]["ttlMinutes"] == 20
-    assert "Pr0d-Secret!" not in json.dumps(resource)
+    assert SOURCE["source_password"] not in json.dumps(resource)
     login = get_json(control_plane, api.namespace, "secret", resource["spec"]["source"]["credentialsSecretRef"]["name"])
     assert login["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
 
     done = eventually(lambda: (s := http.get(job["status_url"]).json())["status"] == "completed" and s,
                       timeout=90, what="the job to complete")
     assert done["clone_url"].startswith(f"http://{customer}.localhost:")
-    assert done["username"] == "shopadmin"
-    assert done["password"] and done["password"] != "Pr0d-Secret!"
+    assert done["username"] == SOURCE["source_username"]
+    assert done["password"] and done["password"] != SOURCE["source_password"]
     assert done["expires_at"]
-    assert "Pr0d-Secret!" not in api.log_path.read_text()
+    assert done["progress"]["rows"] > 0
+    assert SOURCE["source_password"] not in api.log_path.read_text()
 
 
 def test_a_duplicate_customer_gets_409_with_the_existing_job(http: httpx.Client) -> None:

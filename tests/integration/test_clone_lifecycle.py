@@ -14,9 +14,19 @@ from testenv import cluster
 from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
 from testenv.standin import StandInProcess
+from testenv.wordpress import WordPressSite
 from tests.helpers import apply, clone_manifest, condition, credentials_secret, eventually, get_json
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def site(wordpress_sites: list[WordPressSite]) -> WordPressSite:
+    return wordpress_sites[0]
+
+
+def login(site: WordPressSite, name: str = "source-login") -> dict:
+    return credentials_secret(name, site.admin_user, site.admin_password)
 
 
 def database_exists(mariadb: MariaDB, name_prefix: str) -> list[str]:
@@ -42,8 +52,8 @@ def wait_ready(plane: cluster.ControlPlane, namespace: str, name: str) -> dict:
 
 def test_applied_clone_gets_database_children_and_becomes_ready(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        standin: StandInProcess) -> None:
-    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("shop"))
+        standin: StandInProcess, site: WordPressSite) -> None:
+    apply(control_plane, namespace, login(site), clone_manifest("shop", site.url))
     clone = wait_ready(control_plane, namespace, "shop")
 
     status = clone["status"]
@@ -74,8 +84,9 @@ def test_applied_clone_gets_database_children_and_becomes_ready(
 
 
 def test_the_clone_database_user_can_log_in_with_the_secret_password(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
-    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("login"))
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        site: WordPressSite) -> None:
+    apply(control_plane, namespace, login(site), clone_manifest("login", site.url))
     wait_ready(control_plane, namespace, "login")
     secret = get_json(control_plane, namespace, "secret", "login-db")
     data = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
@@ -86,8 +97,9 @@ def test_the_clone_database_user_can_log_in_with_the_secret_password(
 
 
 def test_deleting_a_clone_drops_its_database_and_user(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
-    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("gone"))
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        site: WordPressSite) -> None:
+    apply(control_plane, namespace, login(site), clone_manifest("gone", site.url))
     wait_ready(control_plane, namespace, "gone")
     prefix = f"wpc_{namespace.replace('-', '_')[:20]}_gone_"
     assert database_exists(mariadb, prefix)
@@ -97,8 +109,9 @@ def test_deleting_a_clone_drops_its_database_and_user(
 
 
 def test_deletion_never_sticks_when_the_database_is_already_gone(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
-    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("orphan"))
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        site: WordPressSite) -> None:
+    apply(control_plane, namespace, login(site), clone_manifest("orphan", site.url))
     wait_ready(control_plane, namespace, "orphan")
     (database,) = database_exists(mariadb, f"wpc_{namespace.replace('-', '_')[:20]}_orphan_")
     mariadb.sql(f"DROP DATABASE `{database}`")
@@ -107,19 +120,19 @@ def test_deletion_never_sticks_when_the_database_is_already_gone(
 
 
 def test_missing_source_secret_is_reported_then_recovered(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str) -> None:
-    apply(control_plane, namespace, clone_manifest("waiting", secret="late-login"))
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, site: WordPressSite) -> None:
+    apply(control_plane, namespace, clone_manifest("waiting", site.url, secret="late-login"))
     clone = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "waiting"))
                        and (condition(c, "Ready") or {}).get("reason") == "SourceCredentialsMissing" and c,
                        what="the SourceCredentialsMissing reason")
     assert "late-login" in condition(clone, "Ready")["message"]
-    apply(control_plane, namespace, credentials_secret("late-login"))
+    apply(control_plane, namespace, login(site, "late-login"))
     wait_ready(control_plane, namespace, "waiting")
 
 
 def test_ttl_extension_moves_expiry_and_a_restart_keeps_it(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str) -> None:
-    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("ttl", ttlMinutes=30))
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, site: WordPressSite) -> None:
+    apply(control_plane, namespace, login(site), clone_manifest("ttl", site.url, ttlMinutes=30))
     clone = wait_ready(control_plane, namespace, "ttl")
     created = datetime.datetime.fromisoformat(clone["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
     expires = clone["status"]["expiresAt"]
@@ -141,10 +154,11 @@ def test_ttl_extension_moves_expiry_and_a_restart_keeps_it(
 
 
 def test_short_ttl_expires_under_both_policies(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
-    apply(control_plane, namespace, credentials_secret("source-login"),
-          clone_manifest("short-delete", ttlMinutes=1, expiryPolicy="Delete"),
-          clone_manifest("short-retain", ttlMinutes=1, expiryPolicy="Retain"))
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        site: WordPressSite) -> None:
+    apply(control_plane, namespace, login(site),
+          clone_manifest("short-delete", site.url, ttlMinutes=1, expiryPolicy="Delete"),
+          clone_manifest("short-retain", site.url, ttlMinutes=1, expiryPolicy="Retain"))
     wait_ready(control_plane, namespace, "short-delete")
     wait_ready(control_plane, namespace, "short-retain")
     prefix = f"wpc_{namespace.replace('-', '_')[:20]}_short_"
@@ -165,16 +179,17 @@ def test_short_ttl_expires_under_both_policies(
         eventually(lambda kind=kind, name=name: get_json(control_plane, namespace, kind, name) is None,
                    what=f"{kind}/{name} to be gone")
     # Re-applying the same manifest (as GitOps does) must not bring an expired clone back.
-    apply(control_plane, namespace, clone_manifest("short-retain", ttlMinutes=1, expiryPolicy="Retain"))
+    apply(control_plane, namespace, clone_manifest("short-retain", site.url, ttlMinutes=1, expiryPolicy="Retain"))
     still = get_json(control_plane, namespace, "wpc", "short-retain")
     assert still["status"]["phase"] == "Expired"
     assert get_json(control_plane, namespace, "deployment", "short-retain") is None
 
 
 def test_no_password_reaches_the_resource_events_or_log(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str) -> None:
-    apply(control_plane, namespace, credentials_secret("source-login", password="Sup3r-Secret-Source"),
-          clone_manifest("quiet"))
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        site: WordPressSite) -> None:
+    apply(control_plane, namespace, login(site),
+          clone_manifest("quiet", site.url))
     wait_ready(control_plane, namespace, "quiet")
     generated = [base64.b64decode(value).decode() for name in ("quiet-db", "quiet-admin")
                  for key, value in get_json(control_plane, namespace, "secret", name)["data"].items()
@@ -182,24 +197,44 @@ def test_no_password_reaches_the_resource_events_or_log(
     visible = json.dumps(get_json(control_plane, namespace, "wpc", "quiet")) + \
         control_plane.kubectl("get", "events", "-n", namespace, "-o", "json") + \
         operator.log_path.read_text()
-    for secret in ["Sup3r-Secret-Source", mariadb.admin_password, *generated]:
+    for secret in [site.admin_password, mariadb.admin_password, *generated]:
         assert secret not in visible
 
 
-def test_the_clone_pod_serves_wordpress_from_its_own_database(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str) -> None:
-    """Through the container stand-in: the pod's env alone points WordPress at the clone's database."""
-    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("served"))
+def test_clone_serves_a_copy_of_the_source_with_its_own_admin_login(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, site: WordPressSite) -> None:
+    """Through the container stand-in: the pod's spec alone points WordPress at the clone's database,
+    which now holds the source's content, at the clone's URL."""
+    apply(control_plane, namespace, login(site), clone_manifest("served", site.url))
     clone = wait_ready(control_plane, namespace, "served")
-    page = eventually(lambda: (r := httpx.get(f"{clone['status']['url']}/wp-admin/install.php", timeout=30))
-                      .status_code == 200 and r, what="the clone's WordPress to answer")
-    assert "Error establishing a database connection" not in page.text
-    assert 'id="setup"' in page.text  # an empty, reachable database: WordPress offers to install
+    url = clone["status"]["url"]
+    assert condition(clone, "ContentCloned")["status"] == "True"
+    assert clone["status"]["progress"]["rows"] > 0 and clone["status"]["progress"]["files"] > 0
+
+    source_posts = httpx.get(f"{site.url}/wp-json/wp/v2/posts?per_page=50", timeout=30).json()
+    clone_posts = httpx.get(f"{url}/wp-json/wp/v2/posts?per_page=50", timeout=30).json()
+    assert sorted(post["title"]["rendered"] for post in clone_posts) == \
+        sorted(post["title"]["rendered"] for post in source_posts)
+    assert all(post["link"].startswith(url) for post in clone_posts)
+    home = httpx.get(url, timeout=30)
+    assert site.url not in home.text
+    assert home.headers.get("x-robots-tag", "").startswith("noindex")
+
+    admin = {key: base64.b64decode(value).decode()
+             for key, value in get_json(control_plane, namespace, "secret", "served-admin")["data"].items()}
+    assert admin["username"] == site.admin_user and admin["password"] != site.admin_password
+    browser = httpx.Client(base_url=url, timeout=30)
+    browser.get("/wp-login.php")
+    browser.post("/wp-login.php", data={"log": admin["username"], "pwd": admin["password"], "testcookie": "1"})
+    dashboard = browser.get("/wp-admin/")
+    assert dashboard.status_code == 200 and "wp-admin-bar" in dashboard.text
+    checksums = get_json(control_plane, namespace, "configmap", "served-source-checksums")
+    assert any(table.endswith("posts") for table in checksums["data"])
 
 
 def test_metrics_count_clones_by_phase_and_time_provisioning(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str) -> None:
-    apply(control_plane, namespace, credentials_secret("source-login"), clone_manifest("measured"))
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, site: WordPressSite) -> None:
+    apply(control_plane, namespace, login(site), clone_manifest("measured", site.url))
     wait_ready(control_plane, namespace, "measured")
 
     def scrape() -> dict[str, float]:

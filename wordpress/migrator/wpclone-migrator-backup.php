@@ -60,7 +60,7 @@ final class WPClone_Backups
     /** Puts a backup back in place of what is live now, and forgets it. */
     public static function rollback(WP_REST_Request $request): array
     {
-        $lock = WPClone_Job::lock();
+        $lock = WPClone_Job::lock(true);
         $backup = self::load($request->get_param('backup'));
         $db = WPClone_Db::connect();
         $id = $backup['id'];
@@ -102,7 +102,7 @@ final class WPClone_Backups
 
     public static function delete(WP_REST_Request $request): array
     {
-        $lock = WPClone_Job::lock();
+        $lock = WPClone_Job::lock(true);
         $backup = self::load($request->get_param('backup'));
         self::remove(WPClone_Db::connect(), $backup);
         return ['deleted' => $backup['id']];

@@ -1,15 +1,22 @@
 <?php
 /**
  * wpclone migrator: imports. An import is a job: begin, then numbered chunks of frames (database rows
- * into staging tables, files into staging folders), then commit swaps everything in at once, or abort
- * removes every trace. Until commit the live site is not touched.
+ * into staging tables, file pieces into staging folders), then commit checks that everything arrived
+ * and swaps it in at once, or abort removes every trace. Until commit the live site is not touched.
+ *
+ * Database chunks are applied one after the other, in order. File chunks are independent (each piece
+ * says where it goes) and may arrive in any order and at the same time; commit checks that the pieces
+ * of every file cover it exactly. A chunk sent again (its reply was lost) is not applied twice.
  */
 
 if (!defined('ABSPATH')) {
     return;
 }
 
-/** The state of an import between requests, in the migrator's own folder (never in the database it replaces). */
+/**
+ * The state of an import between requests, in the migrator's own folder (never in the database it
+ * replaces): jobs/<id>.json for the job and its tables, jobs/<id>/files-<seq>.json per file chunk.
+ */
 final class WPClone_Job
 {
     /** @var array<string, mixed> */
@@ -32,11 +39,16 @@ final class WPClone_Job
         return $folder . ($inner === '' ? '' : '/' . $inner);
     }
 
-    /** One import, commit, rollback or cleanup at a time; released when the request ends. */
-    public static function lock()
+    /**
+     * Chunks share the lock; begin, commit, abort and the backup routes hold it alone, so they never
+     * run while a chunk is being applied. Released when the request ends.
+     *
+     * @return resource
+     */
+    public static function lock(bool $alone, string $name = 'lock')
     {
-        $handle = fopen(self::folder('lock'), 'c');
-        if ($handle === false || !flock($handle, LOCK_EX)) {
+        $handle = fopen(self::folder($name), 'c');
+        if ($handle === false || !flock($handle, $alone ? LOCK_EX : LOCK_SH)) {
             throw new WPClone_Error('busy', 'cannot take the migrator lock', 503);
         }
         return $handle;
@@ -58,7 +70,8 @@ final class WPClone_Job
 
     public static function start(array $data): self
     {
-        $job = new self($data + ['id' => self::new_id(), 'created' => time(), 'state' => 'receiving']);
+        $job = new self($data + ['id' => self::new_id(), 'created' => time()]);
+        wp_mkdir_p(self::folder('jobs/' . $job->id()));
         $job->save();
         return $job;
     }
@@ -81,15 +94,39 @@ final class WPClone_Job
 
     public function save(): void
     {
-        $this->data['updated'] = time();
-        $path = self::folder('jobs/' . $this->id() . '.json');
-        file_put_contents($path . '.tmp', wp_json_encode($this->data));
-        rename($path . '.tmp', $path);
+        self::write(self::folder('jobs/' . $this->id() . '.json'), $this->data);
+    }
+
+    /** @return array<string, mixed>|null */
+    public function manifest(int $seq)
+    {
+        $path = self::folder('jobs/' . $this->id() . "/files-$seq.json");
+        return is_file($path) ? json_decode((string) file_get_contents($path), true) : null;
+    }
+
+    public function save_manifest(int $seq, array $manifest): void
+    {
+        self::write(self::folder('jobs/' . $this->id() . "/files-$seq.json"), $manifest);
+    }
+
+    /** @return int[] */
+    public function manifest_numbers(): array
+    {
+        return array_map(function ($path) {
+            return (int) substr(basename($path, '.json'), 6);
+        }, (array) glob(self::folder('jobs/' . $this->id()) . '/files-*.json'));
     }
 
     public function forget(): void
     {
+        WPClone_Backups::remove_folder(self::folder('jobs/' . $this->id()));
         @unlink(self::folder('jobs/' . $this->id() . '.json'));
+    }
+
+    private static function write(string $path, array $data): void
+    {
+        file_put_contents($path . '.tmp', wp_json_encode($data));
+        rename($path . '.tmp', $path);
     }
 }
 
@@ -97,7 +134,7 @@ final class WPClone_Import
 {
     public static function begin(WP_REST_Request $request): array
     {
-        $lock = WPClone_Job::lock();
+        $lock = WPClone_Job::lock(true);
         $db = WPClone_Db::connect();
         self::sweep($db);
         $files = $request->get_param('files') ?: [];
@@ -110,18 +147,15 @@ final class WPClone_Import
             'database' => (bool) $request->get_param('database'),
             'tables' => $tables,
             'roots' => array_keys($roots),
-            'seq' => ['database' => 0, 'files' => 0],
-            'last' => ['database' => null, 'files' => null],
+            'seq' => 0,
+            'last' => null,
             'staged' => [],
             'open_table' => null,
-            'open_file' => null,
             'rows' => 0,
-            'files' => 0,
-            'bytes' => 0,
         ]);
         foreach ($roots as $folder) {
             if (!wp_mkdir_p($folder . '/.wpclone-' . $job->id())) {
-                $job->forget();
+                self::discard($db, $job);
                 throw new WPClone_Error('unwritable', 'cannot create a staging folder in ' . $folder, 500);
             }
         }
@@ -132,22 +166,53 @@ final class WPClone_Import
         ];
     }
 
+    /** A database chunk: applied in order, once; the job's tables are its state. */
     public static function database(WP_REST_Request $request): array
     {
-        return self::chunk($request, 'database', function (WPClone_Job $job, Generator $frames) {
+        wp_raise_memory_limit('wpclone');
+        $lock = WPClone_Job::lock(false);
+        $order = WPClone_Job::lock(true, 'lock-database');
+        [$job, $seq, $frames] = self::open_chunk($request);
+        if ($seq === $job->data['seq'] && $job->data['last'] !== null) {
+            return $job->data['last'] + ['repeated' => true];
+        }
+        if ($seq !== $job->data['seq'] + 1) {
+            throw new WPClone_Error('out_of_order', 'expected database chunk ' . ($job->data['seq'] + 1)
+                . ', got ' . wp_json_encode($seq), 409);
+        }
+        $result = self::applying($lock, $job, function () use ($job, $frames) {
             $db = WPClone_Db::connect();
             $db->query('START TRANSACTION');
             $rows = WPClone_Import_Tables::apply($db, $job, $frames);
             $db->query('COMMIT');
             return ['rows' => $rows];
         });
+        $result += ['seq' => $seq, 'peak_memory' => memory_get_peak_usage(true)];
+        $job->data['seq'] = $seq;
+        $job->data['last'] = $result;
+        $job->save();
+        return $result;
     }
 
+    /** A file chunk: independent of the others; sent again, it is answered from its manifest. */
     public static function files(WP_REST_Request $request): array
     {
-        return self::chunk($request, 'files', function (WPClone_Job $job, Generator $frames) {
+        wp_raise_memory_limit('wpclone');
+        $lock = WPClone_Job::lock(false);
+        [$job, $seq, $frames] = self::open_chunk($request);
+        if (!is_int($seq) || $seq < 1) {
+            throw new WPClone_Error('malformed_stream', 'a file chunk is numbered from 1, got ' . wp_json_encode($seq));
+        }
+        $done = $job->manifest($seq);
+        if ($done !== null) {
+            return ['pieces' => count($done['pieces']), 'bytes' => $done['bytes'], 'seq' => $seq, 'repeated' => true];
+        }
+        $manifest = self::applying($lock, $job, function () use ($job, $frames) {
             return WPClone_Import_Files::apply($job, $frames);
         });
+        $job->save_manifest($seq, $manifest);
+        return ['pieces' => count($manifest['pieces']), 'bytes' => $manifest['bytes'], 'seq' => $seq,
+            'peak_memory' => memory_get_peak_usage(true)];
     }
 
     public static function status(WP_REST_Request $request): array
@@ -155,12 +220,13 @@ final class WPClone_Import
         $job = WPClone_Job::load($request->get_param('job'));
         $data = $job->data;
         unset($data['last']);
+        $data['file_chunks'] = count($job->manifest_numbers());
         return $data;
     }
 
     public static function abort(WP_REST_Request $request): array
     {
-        $lock = WPClone_Job::lock();
+        $lock = WPClone_Job::lock(true);
         $id = $request->get_param('job');
         $db = WPClone_Db::connect();
         if ($id === null) {
@@ -171,17 +237,20 @@ final class WPClone_Import
         return ['aborted' => $id];
     }
 
+    /** Checks that everything sent arrived ({job, chunks: {database, files}}), then swaps it in. */
     public static function commit(WP_REST_Request $request): array
     {
         ignore_user_abort(true);
         if (function_exists('set_time_limit')) {
             @set_time_limit(0);
         }
-        $lock = WPClone_Job::lock();
+        $lock = WPClone_Job::lock(true);
         $job = WPClone_Job::load($request->get_param('job'));
+        $chunks = (array) $request->get_param('chunks');
         $db = WPClone_Db::connect();
         try {
-            self::require_complete($job);
+            self::require_tables($job, (int) ($chunks['database'] ?? 0));
+            $files = WPClone_Import_Files::finish($job, (int) ($chunks['files'] ?? 0));
             $backup = WPClone_Backups::swap_in($db, $job);
         } catch (Throwable $error) {
             self::discard($db, $job);
@@ -189,67 +258,13 @@ final class WPClone_Import
         }
         $job->forget();
         wp_cache_flush();
+        $answer = ['tables' => count($backup['imported']), 'rows' => $job->data['rows'], 'files' => $files];
         if (!$request->get_param('backup')) {
             WPClone_Backups::remove($db, $backup);
-            return ['backup' => null, 'tables' => count($backup['imported']), 'rows' => $job->data['rows'],
-                'files' => $job->data['files']];
+            return $answer + ['backup' => null];
         }
         WPClone_Backups::save($backup);
-        return ['backup' => $backup['id'], 'tables' => count($backup['imported']), 'rows' => $job->data['rows'],
-            'files' => $job->data['files']];
-    }
-
-    /**
-     * Runs one numbered chunk of a job. The first frame names the job and the chunk's number; a chunk
-     * sent again (its response was lost) is answered again without being applied twice. Any error
-     * discards the whole job, so a bad stream leaves nothing behind.
-     */
-    private static function chunk(WP_REST_Request $request, string $kind, callable $apply): array
-    {
-        wp_raise_memory_limit('wpclone');
-        $lock = WPClone_Job::lock();
-        $frames = WPClone_Frames::parse($request->get_body());
-        [$frame, $payload] = $frames->current() ?: ['', ''];
-        if ($frame !== 'H') {
-            throw new WPClone_Error('malformed_stream', 'an import chunk must begin with its H frame');
-        }
-        $header = WPClone_Frames::decode_json('H', $payload);
-        $frames->next();
-        $job = WPClone_Job::load($header['job'] ?? null);
-        $seq = $header['seq'] ?? null;
-        $done = $job->data['seq'][$kind];
-        if ($seq === $done && $job->data['last'][$kind] !== null) {
-            return $job->data['last'][$kind] + ['repeated' => true];
-        }
-        if ($seq !== $done + 1) {
-            throw new WPClone_Error('out_of_order', "expected $kind chunk " . ($done + 1) . ', got ' . wp_json_encode($seq), 409);
-        }
-        try {
-            $result = $apply($job, $frames);
-        } catch (Throwable $error) {
-            self::discard(WPClone_Db::connect(), $job);
-            throw $error;
-        }
-        $result += ['seq' => $seq, 'peak_memory' => memory_get_peak_usage(true)];
-        $job->data['seq'][$kind] = $seq;
-        $job->data['last'][$kind] = $result;
-        $job->save();
-        return $result;
-    }
-
-    private static function require_complete(WPClone_Job $job): void
-    {
-        foreach ($job->data['staged'] as $table) {
-            if (!$table['done']) {
-                throw new WPClone_Error('incomplete', 'table ' . $table['name'] . ' was not received completely', 409);
-            }
-        }
-        if ($job->data['open_file'] !== null) {
-            throw new WPClone_Error('incomplete', 'file ' . $job->data['open_file']['path'] . ' was not received completely', 409);
-        }
-        if ($job->data['database'] && !$job->data['staged']) {
-            throw new WPClone_Error('incomplete', 'the import holds no tables', 409);
-        }
+        return $answer + ['backup' => $backup['id']];
     }
 
     /** Removes a job's staging tables and folders and the job itself. */
@@ -262,6 +277,53 @@ final class WPClone_Import
             WPClone_Backups::remove_folder($folder . '/.wpclone-' . $job->id());
         }
         $job->forget();
+    }
+
+    /** @return array{0: WPClone_Job, 1: mixed, 2: Generator} the job, the chunk's number, its other frames */
+    private static function open_chunk(WP_REST_Request $request): array
+    {
+        $frames = WPClone_Frames::parse($request->get_body());
+        [$frame, $payload] = $frames->current() ?: ['', ''];
+        if ($frame !== 'H') {
+            throw new WPClone_Error('malformed_stream', 'an import chunk must begin with its H frame');
+        }
+        $header = WPClone_Frames::decode_json('H', $payload);
+        return [WPClone_Job::load($header['job'] ?? null), $header['seq'] ?? null, $frames];
+    }
+
+    /**
+     * Applies a chunk. Any error discards the whole job, so a bad stream leaves nothing behind: the
+     * shared lock becomes exclusive first, so no other chunk of the job is still being written.
+     */
+    private static function applying($lock, WPClone_Job $job, callable $apply): array
+    {
+        try {
+            return $apply();
+        } catch (Throwable $error) {
+            flock($lock, LOCK_EX);
+            try {
+                self::discard(WPClone_Db::connect(), WPClone_Job::load($job->id()));
+            } catch (WPClone_Error $gone) {
+                // another failing chunk of the same job discarded it first
+            }
+            throw $error;
+        }
+    }
+
+    private static function require_tables(WPClone_Job $job, int $chunks): void
+    {
+        if ($job->data['seq'] !== $chunks) {
+            throw new WPClone_Error('incomplete', sprintf('%d database chunks were sent, %d arrived',
+                $chunks, $job->data['seq']), 409);
+        }
+        foreach ($job->data['staged'] as $table) {
+            if (!$table['done']) {
+                throw new WPClone_Error('incomplete', 'table ' . $table['name'] . ' was not received completely', 409);
+            }
+        }
+        if ($job->data['database'] && !$job->data['staged']) {
+            throw new WPClone_Error('incomplete', 'the import holds no tables', 409);
+        }
     }
 
     /**
@@ -285,6 +347,9 @@ final class WPClone_Import
                 }
             }
         }
+        foreach ((array) glob(WPClone_Job::folder('jobs') . '/*', GLOB_ONLYDIR) as $path) {
+            WPClone_Backups::remove_folder($path);
+        }
     }
 }
 
@@ -298,7 +363,7 @@ final class WPClone_Import_Tables
         $inserted = 0;
         $max_statement = max(64 * KB_IN_BYTES, min(4 * MB_IN_BYTES,
             (int) $db->value('SELECT @@max_allowed_packet') - 64 * KB_IN_BYTES));
-        for (; $frames->valid(); $frames->next()) {
+        for ($frames->next(); $frames->valid(); $frames->next()) {
             [$kind, $payload] = $frames->current();
             $open = $job->data['open_table'];
             if ($kind === 'T') {
@@ -396,83 +461,82 @@ final class WPClone_Import_Tables
     }
 }
 
-/** File chunks: F opens a file in the staging folder, D appends to it, no more than announced. */
+/**
+ * File chunks: each P frame is a record [path, offset, size, mtime, mode, data], a piece of a file
+ * written at its offset in the staging folder. Writing a piece again writes the same bytes.
+ */
 final class WPClone_Import_Files
 {
     public static function apply(WPClone_Job $job, Generator $frames): array
     {
-        $handle = null;
-        $files = 0;
+        $pieces = [];
         $bytes = 0;
-        for (; $frames->valid(); $frames->next()) {
+        for ($frames->next(); $frames->valid(); $frames->next()) {
             [$kind, $payload] = $frames->current();
-            $open = &$job->data['open_file'];
-            if ($kind === 'F') {
-                $files += self::close($job, $handle);
-                [$path, $size, $mtime, $mode] = WPClone_Frames::single_record($payload, 4);
-                if (!ctype_digit((string) $size) || !ctype_digit((string) $mtime) || !ctype_digit((string) $mode)) {
-                    throw new WPClone_Error('malformed_stream', 'the header of a file is not numeric');
-                }
-                $target = self::staged_path($job, (string) $path);
-                $handle = @fopen($target, 'xb');
-                if ($handle === false) {
-                    throw new WPClone_Error('bad_path', 'cannot create ' . $path . ' (sent twice, or a folder of that name)');
-                }
-                $open = ['path' => $path, 'size' => (int) $size, 'written' => 0, 'mtime' => (int) $mtime,
-                    'mode' => (int) $mode & 0777];
-            } elseif ($kind === 'D') {
-                if ($open === null) {
-                    throw new WPClone_Error('malformed_stream', 'file data outside a file');
-                }
-                if ($open['written'] + strlen($payload) > $open['size']) {
-                    throw new WPClone_Error('too_much_data', sprintf('%s: more than the %d bytes announced',
-                        $open['path'], $open['size']));
-                }
-                $handle = $handle ?: fopen(self::staged_path($job, $open['path']), 'ab');
-                if ($handle === false || fwrite($handle, $payload) !== strlen($payload)) {
-                    throw new WPClone_Error('unwritable', 'cannot write ' . $open['path'] . ' (disk full?)', 507);
-                }
-                $open['written'] += strlen($payload);
-                $bytes += strlen($payload);
-            } else {
+            if ($kind !== 'P') {
                 throw new WPClone_Error('malformed_stream', "unexpected frame '$kind' in a files chunk");
             }
-            unset($open);
+            [$path, $offset, $size, $mtime, $mode, $data] = WPClone_Frames::single_record($payload, 6);
+            foreach ([$offset, $size, $mtime, $mode] as $number) {
+                if (!ctype_digit((string) $number)) {
+                    throw new WPClone_Error('malformed_stream', 'the header of a file piece is not numeric');
+                }
+            }
+            if ($offset + strlen((string) $data) > $size) {
+                throw new WPClone_Error('too_much_data', sprintf('%s: more than the %d bytes announced', $path, $size));
+            }
+            $handle = @fopen(self::staged_path($job, (string) $path), 'cb');
+            if ($handle === false || fseek($handle, (int) $offset) !== 0
+                || fwrite($handle, (string) $data) !== strlen((string) $data) || !fclose($handle)) {
+                throw new WPClone_Error('unwritable', "cannot write $path (a folder of that name, or the disk is full)", 507);
+            }
+            $pieces[] = [$path, (int) $offset, strlen((string) $data), (int) $size, (int) $mtime, (int) $mode & 0777];
+            $bytes += strlen((string) $data);
         }
-        $open = $job->data['open_file'];
-        if ($open !== null && $open['written'] === $open['size']) {
-            $files += self::close($job, $handle);
-        } elseif ($handle) {
-            fclose($handle);
-        }
-        $job->data['files'] += $files;
-        $job->data['bytes'] += $bytes;
-        return ['files' => $files, 'bytes' => $bytes];
+        return ['pieces' => $pieces, 'bytes' => $bytes];
     }
 
-    /** Finishes the open file, which must hold exactly what was announced. Returns 1 if one was open. */
-    private static function close(WPClone_Job $job, &$handle): int
+    /**
+     * At commit: the file chunks numbered 1..$chunks all arrived, no other, and the pieces of every
+     * file cover it exactly once. Gives the files their times and modes; returns how many there are.
+     */
+    public static function finish(WPClone_Job $job, int $chunks): int
     {
-        $open = $job->data['open_file'];
-        if ($open === null) {
-            return 0;
+        $numbers = $job->manifest_numbers();
+        sort($numbers);
+        if ($numbers !== ($chunks > 0 ? range(1, $chunks) : [])) {
+            throw new WPClone_Error('incomplete', sprintf('%d file chunks were sent, %d arrived', $chunks, count($numbers)), 409);
         }
-        if ($open['written'] !== $open['size']) {
-            throw new WPClone_Error('malformed_stream', sprintf('%s: %d of the %d bytes announced arrived',
-                $open['path'], $open['written'], $open['size']));
+        $files = [];
+        foreach ($numbers as $seq) {
+            foreach ($job->manifest($seq)['pieces'] as [$path, $offset, $length, $size, $mtime, $mode]) {
+                if (isset($files[$path]) && $files[$path]['size'] !== $size) {
+                    throw new WPClone_Error('malformed_stream', "$path was announced with two sizes");
+                }
+                $files[$path]['size'] = $size;
+                $files[$path]['meta'] = [$mtime, $mode];
+                $files[$path]['pieces'][] = [$offset, $length];
+            }
         }
-        if ($handle) {
-            fclose($handle);
-            $handle = null;
+        foreach ($files as $path => $file) {
+            sort($file['pieces']);
+            $covered = 0;
+            foreach ($file['pieces'] as [$offset, $length]) {
+                if ($offset !== $covered) {
+                    throw new WPClone_Error('incomplete', sprintf('%s: bytes from %d %s', $path, min($offset, $covered),
+                        $offset > $covered ? 'never arrived' : 'arrived twice'), 409);
+                }
+                $covered += $length;
+            }
+            $target = self::staged_path($job, (string) $path);
+            clearstatcache(true, $target);
+            if ($covered !== $file['size'] || filesize($target) !== $file['size']) {
+                throw new WPClone_Error('incomplete', sprintf('%s: %d of its %d bytes arrived', $path, $covered, $file['size']), 409);
+            }
+            @chmod($target, $file['meta'][1] | 0600);
+            @touch($target, $file['meta'][0]);
         }
-        $target = self::staged_path($job, $open['path']);
-        if ($open['size'] === 0 && !is_file($target)) {
-            touch($target);
-        }
-        @chmod($target, $open['mode'] | 0600);
-        @touch($target, $open['mtime']);
-        $job->data['open_file'] = null;
-        return 1;
+        return count($files);
     }
 
     /**
@@ -495,7 +559,11 @@ final class WPClone_Import_Files
         $stage = WPClone_Site::roots([$root])[$root] . '/.wpclone-' . $job->id();
         $target = $stage . '/' . implode('/', $segments);
         $parent = dirname($target);
-        if (!is_dir($parent) && !wp_mkdir_p($parent)) {
+        // File chunks run side by side: another request may create the same folders at the same time.
+        for ($attempt = 0; $attempt < 3 && !is_dir($parent); $attempt++) {
+            @mkdir($parent, 0755, true);
+        }
+        if (!is_dir($parent)) {
             throw new WPClone_Error('bad_path', 'cannot create the folder of ' . $path);
         }
         $real = realpath($parent);

@@ -12,6 +12,7 @@
  *   D  data of the open file
  *   Z  end of an export stream, JSON totals
  *   X  the exporter failed after the stream had begun, JSON {message}
+ *   P  a piece of a file, in imports: a record [path, offset, size, mtime, mode, data]
  * A record is the 4-byte big-endian lengths of its values (0xFFFFFFFF for NULL), then the values.
  *
  * Like every helper file it only declares classes: as a must-use plugin WordPress includes it on its own,
@@ -232,7 +233,7 @@ final class WPClone_Db
     {
         $result = $this->link->query($sql, $unbuffered ? MYSQLI_USE_RESULT : MYSQLI_STORE_RESULT);
         if ($result === false) {
-            throw new WPClone_Error('database', 'database error: ' . $this->link->error . ' (' . substr($sql, 0, 120) . ')', 500);
+            throw new WPClone_Error('database', 'database error: ' . $this->link->error . ' (in: ' . substr($sql, 0, 80) . ')', 500);
         }
         return $result;
     }

@@ -19,8 +19,8 @@
  *   export/files     stream of wp-content folders         {include?: [uploads, themes, plugins], slice_bytes?}
  *   import/begin     start an import (replaces any unfinished one) {database, tables?, files?}
  *   import/database  one numbered chunk of table frames   (body: frames, the first an H frame)
- *   import/files     one numbered chunk of file frames    (body: frames, the first an H frame)
- *   import/commit    swap the import in atomically        {job, backup?}
+ *   import/files     one numbered chunk of file pieces    (body: frames, the first an H frame)
+ *   import/commit    check all arrived, swap it in at once {job, chunks: {database, files}, backup?}
  *   import/abort     drop an import, or every unfinished one {job?}
  *   import/status    where an import stands               {job}
  *   backup/rollback  put a backup back                     {backup}
@@ -73,15 +73,4 @@ function wpclone_migrator_routes(): void
             },
         ]);
     }
-}
-
-/**
- * A clone is made safe by its configuration: with WPCLONE_SAFE_MODE defined true, search engines are
- * asked to stay away and no mail leaves the site, whatever the copied options say.
- */
-if (defined('WPCLONE_SAFE_MODE') && WPCLONE_SAFE_MODE) {
-    add_filter('pre_option_blog_public', function () {
-        return '0';
-    });
-    add_filter('pre_wp_mail', '__return_false');
 }

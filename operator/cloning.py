@@ -1,0 +1,72 @@
+"""Copy the source site into a provisioned clone: the migrator made present on the source, the
+database streamed straight into the clone's own database, files through the clone's migrator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from wpclone_operator import children, constants, kube
+from wpclone_operator.database_import import DatabaseTarget
+from wpclone_operator.resources import WordPressClone
+from wpclone_operator.settings import Settings
+from wpclone_operator.site_move import AdminPassword
+from wpclone_operator.transfer import CopyResult, DatabaseDestination, Progress, TransferError, copy_site
+from wpclone_operator.wordpress import Migrator, WordPressError, ensure_migrator
+
+# A copy failing for these reasons will not succeed by trying again: the user must act.
+PERMANENT_REASONS = {"LoginFailed", "Forbidden", "CannotInstall", "SameSite", "AdminNotFound", "UnknownTable",
+                     "SourceCredentialsMissing", "GaveUp"}
+ProgressReport = Callable[[Progress], Awaitable[None]]
+
+
+def _secret(namespace: str, name: str) -> dict[str, str]:
+    data = kube.read_secret(namespace, name)
+    if data is None:
+        raise TransferError("SourceCredentialsMissing", f"Secret {name} does not exist")
+    return data
+
+
+async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: ProgressReport,
+                          timeout: httpx.Timeout | None = None) -> CopyResult:
+    source_login = await asyncio.to_thread(_secret, clone.namespace, clone.spec.source.credentialsSecretRef.name)
+    database = await asyncio.to_thread(_secret, clone.namespace, children.db_secret_name(clone))
+    admin = await asyncio.to_thread(_secret, clone.namespace, children.admin_secret_name(clone))
+    mysql = settings.mysql_admin  # the operator reaches the clone's database where it reaches the server
+    async with httpx.AsyncClient(timeout=timeout or httpx.Timeout(300.0, connect=15.0)) as http:
+        try:
+            source = await ensure_migrator(http, clone.spec.source.url, source_login["username"],
+                                           source_login["password"], role="source")
+        except WordPressError as error:
+            raise TransferError(error.reason, str(error)) from None
+        destination = DatabaseDestination(
+            database=DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"],
+                                    password=database["password"], database=database["database"],
+                                    table_prefix=children.TABLE_PREFIX),
+            url=children.url(clone, settings),
+            files=Migrator(http, children.endpoint(clone, settings), token=admin["migrator-token"], role="clone"))
+        return await copy_site(source, destination, admin_password=AdminPassword(admin["username"], admin["password"]),
+                               progress=progress)
+
+
+def progress_reporter(clone: WordPressClone, every_seconds: float = 1.0) -> ProgressReport:
+    """Writes status.progress while the copy runs, at most once a second."""
+    last = 0.0
+
+    async def report(progress: Progress) -> None:
+        nonlocal last
+        if time.monotonic() - last < every_seconds:
+            return
+        last = time.monotonic()
+        await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
+                                clone.name, {"progress": progress_status(progress)})
+
+    return report
+
+
+def progress_status(progress: Progress) -> dict[str, Any]:
+    return {"phase": progress.phase, "bytes": progress.bytes, "rows": progress.rows, "files": progress.files}

@@ -1,0 +1,212 @@
+"""Importing tables straight into a MySQL database, for a clone whose WordPress cannot receive them yet
+(with no tables, WordPress redirects every request to install.php before any plugin loads).
+
+The same discipline as the migrator's own import: tables are created under a staging name
+(wpci_<job>_<n>), filled, and swapped in with ONE multi-table RENAME TABLE, the live tables moving
+aside to wpcb_<job>_<n> until the copy as a whole has succeeded. Values travel as raw bytes
+(`SET NAMES binary`), as the migrator exports them.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import aiomysql
+
+from wpclone_operator import frames
+from wpclone_operator.site_move import PRESERVED_OPTIONS
+
+_OWN_TABLE = re.compile(r"^wpc[ibr]_[0-9a-f]{12}_[0-9]+$")
+_SPECIAL = re.compile(rb"[\0\n\r\\'\"\x1a]")
+_SESSION = (b"SET NAMES binary", b"SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, "
+            b"unique_checks = 0")
+MAX_STATEMENT_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """A clone's database, as the operator provisioned it."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str = ""
+    table_prefix: str = "wp_"
+
+
+# --- SQL (pure) ---------------------------------------------------------------------------------
+
+def name(identifier: str) -> bytes:
+    return ("`" + identifier.replace("`", "``") + "`").encode()
+
+
+def literal(value: bytes | None) -> bytes:
+    """A value as a MySQL string literal of raw bytes (the connection speaks `binary`)."""
+    if value is None:
+        return b"NULL"
+    if _SPECIAL.search(value) is None:
+        return b"'" + value + b"'"
+    escaped = (value.replace(b"\\", b"\\\\").replace(b"\0", b"\\0").replace(b"\n", b"\\n")
+               .replace(b"\r", b"\\r").replace(b"'", b"\\'").replace(b'"', b'\\"').replace(b"\x1a", b"\\Z"))
+    return b"'" + escaped + b"'"
+
+
+def insert_statements(table: str, columns: Sequence[str], payload: bytes,
+                      max_bytes: int = MAX_STATEMENT_BYTES) -> Iterator[tuple[bytes, int]]:
+    """Multi-row INSERTs of the records in a rows payload, each at most `max_bytes` (unless one row is
+    larger); yields each statement with its row count."""
+    head = b"INSERT INTO " + name(table) + b" (" + b", ".join(name(column) for column in columns) + b") VALUES "
+    tuples: list[bytes] = []
+    size = len(head)
+    for record in frames.decode_records(payload, len(columns)):
+        row = b"(" + b",".join(literal(value) for value in record) + b")"
+        if tuples and size + len(row) > max_bytes:
+            yield head + b",".join(tuples), len(tuples)
+            tuples, size = [], len(head)
+        tuples.append(row)
+        size += len(row) + 1
+    if tuples:
+        yield head + b",".join(tuples), len(tuples)
+
+
+def staging_create(create: str, table: str, staging: str) -> bytes:
+    head = "CREATE TABLE " + name(table).decode() + " ("
+    if not create.startswith(head):
+        raise frames.StreamError(f"the definition of {table} does not begin with {head!r}")
+    return b"CREATE TABLE " + name(staging) + b" (" + create[len(head):].encode()
+
+
+def rename_statement(renames: Sequence[tuple[str, str]]) -> bytes:
+    """ONE RENAME TABLE for all: atomic on MariaDB >= 10.6 and MySQL 8."""
+    return b"RENAME TABLE " + b", ".join(name(old) + b" TO " + name(new) for old, new in renames)
+
+
+def swap_renames(live: Sequence[str], incoming: dict[str, str], replace_all: bool,
+                 aside: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The renames that swap staged tables in: (live -> aside names, staging -> live names)."""
+    replaced = list(live) if replace_all else [table for table in live if table in incoming]
+    moved_aside = [(table, f"{aside}{index}") for index, table in enumerate(replaced)]
+    return moved_aside, [(staging, table) for table, staging in incoming.items()]
+
+
+def is_own_table(table: str) -> bool:
+    return _OWN_TABLE.match(table) is not None
+
+
+# --- the import ---------------------------------------------------------------------------------
+
+class DatabaseImport:
+    """One import into a database: stage, swap in (keeping the old tables aside), then finish or revert."""
+
+    def __init__(self, connection: aiomysql.Connection, target: DatabaseTarget) -> None:
+        self._connection = connection
+        self._target = target
+        self.job = secrets.token_hex(6)
+        self._staged: dict[str, str] = {}
+        self._open: tuple[str, list[str]] | None = None
+        self._rows = 0
+        self._swap: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
+
+    @classmethod
+    async def open(cls, target: DatabaseTarget) -> DatabaseImport:
+        connection = await aiomysql.connect(host=target.host, port=target.port, user=target.user,
+                                            password=target.password, db=target.database, charset="utf8mb4",
+                                            use_unicode=False, autocommit=True)
+        importer = cls(connection, target)
+        try:
+            for statement in _SESSION:
+                await importer._execute(statement)
+            for table in await importer._tables(""):
+                if is_own_table(table):  # left by a copy that died: the operator is this database's only writer
+                    await importer._execute(b"DROP TABLE IF EXISTS " + name(table))
+        except BaseException:
+            connection.close()
+            raise
+        return importer
+
+    async def preserved_options(self) -> dict[str, bytes]:
+        """The live values of the options a destination keeps, if it has an options table yet."""
+        options = self._target.table_prefix + "options"
+        if options not in await self._tables(options):
+            return {}
+        wanted = b", ".join(literal(option.encode()) for option in PRESERVED_OPTIONS)
+        rows = await self._fetch(b"SELECT option_name, option_value FROM " + name(options)
+                                 + b" WHERE option_name IN (" + wanted + b")")
+        return {row[0].decode(): row[1] for row in rows}
+
+    async def begin_table(self, table: str, create: str, columns: list[str]) -> None:
+        if self._open is not None:
+            raise frames.StreamError(f"table {self._open[0]} was not ended")
+        if not table.startswith(self._target.table_prefix) or table in self._staged:
+            raise frames.StreamError(f"refusing table {table}")
+        staging = f"wpci_{self.job}_{len(self._staged)}"
+        self._staged[table] = staging
+        self._open, self._rows = (table, columns), 0
+        await self._execute(staging_create(create, table, staging))
+
+    async def rows(self, payload: bytes) -> None:
+        if self._open is None:
+            raise frames.StreamError("rows outside a table")
+        for statement, count in insert_statements(self._staged[self._open[0]], self._open[1], payload):
+            await self._execute(statement)
+            self._rows += count
+
+    async def end_table(self, table: str, rows: int) -> None:
+        if self._open is None or self._open[0] != table:
+            raise frames.StreamError(f"end of {table}, which is not the open table")
+        if rows != self._rows:
+            raise frames.StreamError(f"table {table}: the stream announced {rows} rows, {self._rows} arrived")
+        self._open = None
+
+    async def swap(self, replace_all: bool) -> None:
+        """Swaps the staged tables in, in one statement; the live ones wait aside for finish() or revert()."""
+        if self._open is not None:
+            raise frames.StreamError(f"table {self._open[0]} was not received completely")
+        live = [table for table in await self._tables(self._target.table_prefix) if not is_own_table(table)]
+        self._swap = swap_renames(live, self._staged, replace_all, f"wpcb_{self.job}_")
+        await self._execute(rename_statement(self._swap[0] + self._swap[1]))
+
+    async def revert(self) -> None:
+        """Undoes swap(): what was live is live again; the imported tables are dropped."""
+        if self._swap is None:
+            return
+        aside, swapped_in = self._swap
+        trash = [(table, f"wpcr_{self.job}_{index}") for index, (_, table) in enumerate(swapped_in)]
+        await self._execute(rename_statement(trash + [(new, old) for old, new in aside]))
+        for _, table in trash:
+            await self._execute(b"DROP TABLE IF EXISTS " + name(table))
+        self._swap = None
+
+    async def finish(self) -> None:
+        """Drops the tables swap() moved aside."""
+        for _, table in (self._swap or ([], []))[0]:
+            await self._execute(b"DROP TABLE IF EXISTS " + name(table))
+        self._swap = None
+
+    async def abort(self) -> None:
+        """Drops whatever was staged; the live tables were never touched."""
+        for table in await self._tables(f"wpci_{self.job}_"):
+            await self._execute(b"DROP TABLE IF EXISTS " + name(table))
+
+    def close(self) -> None:
+        self._connection.close()
+
+    async def _tables(self, prefix: str) -> list[str]:
+        pattern = prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%"
+        rows = await self._fetch(b"SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                                 b" AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME LIKE BINARY "
+                                 + literal(pattern.encode()))
+        return sorted(row[0].decode() for row in rows)
+
+    async def _execute(self, statement: bytes) -> None:
+        async with self._connection.cursor() as cursor:
+            await cursor.execute(statement)
+
+    async def _fetch(self, statement: bytes) -> list[tuple[bytes, ...]]:
+        async with self._connection.cursor() as cursor:
+            await cursor.execute(statement)
+            return list(await cursor.fetchall())

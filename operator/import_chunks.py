@@ -1,0 +1,124 @@
+"""Pushing a copy into a destination's migrator: frames cut into numbered import chunks.
+
+Tables go as T, R and E frames in chunks applied one after the other. Files go as P frames, pieces
+that each say where they belong ([path, offset, size, mtime, mode, data]), in chunks the migrator may
+apply in any order and several at a time. Chunks start small, so the destination starts working at
+once, and double up to the limit, so there are few of them (each request boots WordPress).
+"""
+
+from __future__ import annotations
+
+from wpclone_operator import frames
+from wpclone_operator.pipeline import Pipeline
+from wpclone_operator.wordpress import ImportJob, Migrator
+
+FIRST_CHUNK_BYTES = 1024 * 1024
+# The largest request body (and never more than the destination's max_request_bytes, which keeps it
+# under its post_max_size and an eighth of its memory_limit).
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
+FILE_CHUNKS_IN_FLIGHT = 2
+_HEADER_ROOM = 1024
+
+
+class ChunkedImport:
+    """One kind of frames ("database" or "files") of an import job, cut into numbered request bodies
+    that are sent in the background while the next one fills."""
+
+    def __init__(self, destination: Migrator, job: ImportJob, kind: str, *, parallel: int = 1,
+                 max_bytes: int = MAX_CHUNK_BYTES) -> None:
+        self.kind = kind
+        self.sent = 0
+        self.max_frame_bytes = min(max_bytes, job.max_request_bytes) - _HEADER_ROOM
+        self._destination = destination
+        self._job = job
+        self._limit = min(FIRST_CHUNK_BYTES, self.max_frame_bytes)
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._sender: Pipeline[list[bytes]] = Pipeline(self._send, parallel)
+
+    async def add(self, frame: bytes) -> None:
+        if self._parts and self._size + len(frame) > self._limit:
+            await self._cut()
+        self._parts.append(frame)
+        self._size += len(frame)
+
+    async def close(self) -> int:
+        """Sends what is left, waits until every chunk was accepted; returns how many were sent."""
+        if self._parts:
+            await self._cut()
+        await self._sender.close()
+        return self.sent
+
+    async def cancel(self) -> None:
+        await self._sender.cancel()
+
+    async def _cut(self) -> None:
+        self.sent += 1
+        header = frames.encode_json(frames.HEADER, {"job": self._job.id, "seq": self.sent})
+        body = [header, *self._parts]
+        self._parts, self._size = [], 0
+        self._limit = min(2 * self._limit, self.max_frame_bytes)
+        await self._sender.put(body)
+
+    async def _send(self, body: list[bytes]) -> None:
+        await self._destination.send_chunk(self.kind, body)
+
+
+class TablesImport:
+    """Tables into a migrator's import (a DatabaseSink)."""
+
+    def __init__(self, chunks: ChunkedImport) -> None:
+        self.chunks = chunks
+        self._width = 0
+
+    async def begin_table(self, table: str, create: str, columns: list[str]) -> None:
+        self._width = len(columns)
+        await self.chunks.add(frames.encode_json(frames.TABLE, {"name": table, "create": create, "columns": columns}))
+
+    async def rows(self, payload: bytes) -> None:
+        for part in frames.split_records(payload, self._width, self.chunks.max_frame_bytes - 5):
+            await self.chunks.add(frames.encode_frame(frames.ROWS, part))
+
+    async def end_table(self, table: str, rows: int) -> None:
+        await self.chunks.add(frames.encode_json(frames.TABLE_END, {"name": table, "rows": rows}))
+
+
+class FilesImport:
+    """An export's files (F and D frames) into a migrator's import, as pieces."""
+
+    def __init__(self, chunks: ChunkedImport) -> None:
+        self.chunks = chunks
+        self._file: list[bytes] | None = None  # path, size, mtime, mode of the open file
+        self._offset = 0
+
+    async def begin_file(self, header: bytes) -> None:
+        self._require_complete()
+        path, size, mtime, mode = frames.decode_single_record(header, 4)
+        if path is None or not all(value and value.isdigit() for value in (size, mtime, mode)):
+            raise frames.StreamError("a file header without a path or with a size that is not a number")
+        self._file, self._offset = [path, size or b"0", mtime or b"0", mode or b"0"], 0
+        if int(size or 0) == 0:
+            await self._piece(b"")
+
+    async def data(self, data: bytes) -> None:
+        if self._file is None:
+            raise frames.StreamError("file data outside a file")
+        if self._offset + len(data) > int(self._file[1]):
+            raise frames.StreamError(f"{self._file[0]!r}: more data than the {int(self._file[1])} bytes announced")
+        for start in range(0, len(data), self.chunks.max_frame_bytes // 2):
+            await self._piece(data[start:start + self.chunks.max_frame_bytes // 2])
+
+    async def close(self) -> int:
+        self._require_complete()
+        return await self.chunks.close()
+
+    async def _piece(self, data: bytes) -> None:
+        assert self._file is not None
+        path, size, mtime, mode = self._file
+        await self.chunks.add(frames.encode_frame(frames.PIECE, frames.encode_record(
+            [path, str(self._offset).encode(), size, mtime, mode, data])))
+        self._offset += len(data)
+
+    def _require_complete(self) -> None:
+        if self._file is not None and self._offset != int(self._file[1]):
+            raise frames.StreamError(f"{self._file[0]!r}: {self._offset} of {int(self._file[1])} bytes arrived")

@@ -1,0 +1,309 @@
+"""Copying a WordPress site into another: the operator is the pump between two migrators.
+
+    source migrator --export stream--> rewrite (site_move) --import chunks--> destination migrator
+                                                           \\--SQL--> a clone's bare database
+
+The source's tables and wp-content folders are streamed a slice at a time, side by side, their URL
+rewritten on the way, and pushed into the destination's staging area while the next slice is read
+(import_chunks.py, pipeline.py): memory stays bounded whatever the size of the site. Only a complete
+import is swapped in, atomically (the migrator's commit, or DatabaseImport.swap); any failure before
+that leaves the destination as it was and removes what was staged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pymysql
+
+from wpclone_operator import frames
+from wpclone_operator.database_import import DatabaseImport, DatabaseTarget
+from wpclone_operator.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
+from wpclone_operator.passwords import wordpress_hash
+from wpclone_operator.rewrite import UrlRewrite
+from wpclone_operator.site_move import AdminPassword, RowCounts, SiteMove
+from wpclone_operator.wordpress import Migrator, SiteInfo, WordPressError
+
+SLICE_BYTES = 1024 * 1024
+_PROGRESS_EVERY_SECONDS = 0.5
+
+
+class TransferError(Exception):
+    """A copy failed; `reason` is machine-readable (for a CR condition). Never holds a secret."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Include:
+    """What a copy carries. `tables` are source table names; None means every table of the site,
+    and then the destination's tables the source lacks are removed (kept in the backup if any)."""
+
+    database: bool = True
+    tables: tuple[str, ...] | None = None
+    uploads: bool = True
+    themes: bool = True
+    plugins: bool = True
+
+    @property
+    def folders(self) -> list[str]:
+        return [name for name in ("uploads", "themes", "plugins") if getattr(self, name)]
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str  # "database", "files", "commit"
+    bytes: int
+    rows: int
+    files: int
+    table: str | None = None
+
+
+ProgressCallback = Callable[[Progress], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class DatabaseDestination:
+    """A clone reached through its own database (it has no tables, so no WordPress to talk to yet),
+    and, once the tables are in, through its migrator (a must-use plugin, token auth) for the files."""
+
+    database: DatabaseTarget
+    url: str
+    files: Migrator | None = None
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    source_url: str
+    destination_url: str
+    tables: int
+    rows: int
+    files: int
+    bytes: int
+    rewritten_values: int
+    unparseable_values: int  # values holding the old URL left as they were (corrupt serialized data)
+    # The source's tables as the copy began: what a later restore compares with to detect conflicts.
+    source_checksums: dict[str, str | None] = field(default_factory=dict)
+    backup: str | None = None  # the destination's backup of what the copy replaced, if one was asked for
+
+
+async def copy_site(source: Migrator, destination: Migrator | DatabaseDestination, *,
+                    include: Include = Include(), rewrite_to: str | None = None,
+                    admin_password: AdminPassword | None = None, backup: bool = False,
+                    progress: ProgressCallback | None = None) -> CopyResult:
+    """Copies `source` into `destination`, the source's URL rewritten to `rewrite_to` (by default the
+    destination's own URL). The destination keeps its siteurl, home and blog_public; `admin_password`
+    sets one administrator's password there; `backup` keeps what the copy replaced, for a rollback."""
+    try:
+        return await _copy_site(source, destination, include, rewrite_to, admin_password, backup, progress)
+    except WordPressError as error:
+        raise TransferError(error.reason, str(error)) from error
+    except frames.StreamError as error:
+        raise TransferError("BadStream", str(error)) from error
+    except pymysql.MySQLError as error:
+        raise TransferError("DatabaseError", f"the clone's database failed: {error}") from error
+
+
+async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestination, include: Include,
+                     rewrite_to: str | None, admin_password: AdminPassword | None, backup: bool,
+                     progress: ProgressCallback | None) -> CopyResult:
+    # Checksums strictly before the export: a change made after them either travels with the copy
+    # or shows up as a conflict when the copy is restored; it can never go unnoticed.
+    source_info = await source.info(checksums=True)
+    tables = _chosen_tables(source_info, include)
+    tally = _Tally(progress)
+    if isinstance(destination, DatabaseDestination):
+        return await _copy_into_database(source, source_info, destination, include, tables, rewrite_to,
+                                         admin_password, tally)
+    destination_info = await destination.info()
+    if destination_info.home.rstrip("/") == source_info.home.rstrip("/"):
+        raise TransferError("SameSite", f"{source.url} and {destination.url} are the same site")
+    move = _site_move(source_info, destination_info.table_prefix, rewrite_to or destination_info.home,
+                      {name: value.encode() for name, value in destination_info.options.items() if value is not None},
+                      admin_password)
+    job = await destination.begin_import(
+        database=include.database, files=include.folders,
+        tables=None if include.tables is None else [move.table_name(table) for table in tables])
+    tables_import = TablesImport(ChunkedImport(destination, job, "database"))
+    files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
+    try:
+        # The database and the files travel side by side: one keeps the CPU busy while the other waits.
+        streams = []
+        if include.database:
+            streams.append(_copy_database(source, tables_import, move, tables, include, admin_password, tally))
+        if include.folders:
+            streams.append(_copy_files(source, files_import, include.folders, tally))
+        await _together(*streams)
+        chunks = {"database": await tables_import.chunks.close(), "files": await files_import.close()}
+        await tally.report("commit", force=True)
+        committed = await destination.commit_import(job.id, chunks=chunks, backup=backup)
+    except BaseException:
+        await tables_import.chunks.cancel()
+        await files_import.chunks.cancel()
+        await _quietly(destination.abort_import(job.id))
+        raise
+    return tally.result(source_info, str(move.rewrite.new), committed.get("backup"))
+
+
+async def _copy_into_database(source: Migrator, source_info: SiteInfo, destination: DatabaseDestination,
+                              include: Include, tables: list[str], rewrite_to: str | None,
+                              admin_password: AdminPassword | None, tally: _Tally) -> CopyResult:
+    """Clone from nothing: the tables go straight into the clone's database, then the files go to the
+    clone's migrator, which loads now that WordPress has tables. A failure puts the old tables back."""
+    if include.folders and destination.files is None:
+        raise TransferError("NoFilesDestination", "copying files into a database destination needs its migrator")
+    database = await DatabaseImport.open(destination.database)
+    try:
+        move = _site_move(source_info, destination.database.table_prefix, rewrite_to or destination.url,
+                          await database.preserved_options(), admin_password)
+        if include.database:
+            await _copy_database(source, database, move, tables, include, admin_password, tally)
+            await database.swap(replace_all=include.tables is None)
+        try:
+            if include.folders and destination.files is not None:
+                await _copy_files_into(source, destination.files, include.folders, tally)
+        except BaseException:
+            await _quietly(database.revert())
+            raise
+        await database.finish()
+    except BaseException:
+        await _quietly(database.abort())
+        raise
+    finally:
+        database.close()
+    return tally.result(source_info, str(move.rewrite.new), None)
+
+
+async def _copy_files_into(source: Migrator, destination: Migrator, folders: list[str], tally: _Tally) -> None:
+    job = await destination.begin_import(database=False, tables=None, files=folders)
+    files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
+    try:
+        await _copy_files(source, files_import, folders, tally)
+        chunks = {"database": 0, "files": await files_import.close()}
+        await destination.commit_import(job.id, chunks=chunks, backup=False)
+    except BaseException:
+        await files_import.chunks.cancel()
+        await _quietly(destination.abort_import(job.id))
+        raise
+
+
+async def _together(*streams: Awaitable[None]) -> None:
+    """Runs the streams concurrently; the first failure cancels the others and is raised."""
+    tasks = [asyncio.ensure_future(stream) for stream in streams]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _site_move(source: SiteInfo, destination_prefix: str, destination_url: str, preserved: dict[str, bytes],
+               admin_password: AdminPassword | None) -> SiteMove:
+    return SiteMove(
+        rewrite=UrlRewrite(source.home, destination_url), source_prefix=source.table_prefix,
+        destination_prefix=destination_prefix, preserved_options=preserved,
+        admin_login=admin_password.login if admin_password else None,
+        admin_hash=wordpress_hash(admin_password.password) if admin_password else None)
+
+
+def _chosen_tables(source: SiteInfo, include: Include) -> list[str]:
+    if include.tables is None:
+        return sorted(source.tables)
+    unknown = sorted(set(include.tables) - set(source.tables))
+    if unknown:
+        raise TransferError("UnknownTable", f"the source {source.home} has no table {', '.join(unknown)}")
+    return sorted(set(include.tables))
+
+
+# --- the streams ----------------------------------------------------------------------------------
+
+class DatabaseSink(Protocol):
+    """What receives tables: a migrator (TablesImport) or a bare database (DatabaseImport)."""
+
+    async def begin_table(self, table: str, create: str, columns: list[str]) -> None: ...
+    async def rows(self, payload: bytes) -> None: ...
+    async def end_table(self, table: str, rows: int) -> None: ...
+
+
+async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
+                         tables: list[str], include: Include, admin_password: AdminPassword | None,
+                         tally: _Tally) -> None:
+    table_rows = None
+    async with source.export_database(None if include.tables is None else tables, SLICE_BYTES) as chunks:
+        async for frame in frames.read_frames(chunks):
+            tally.bytes += len(frame.payload) + 5
+            if frame.kind == frames.TABLE:
+                meta = frame.json()
+                table_rows = move.table_rows(meta["name"], meta["columns"])
+                await sink.begin_table(move.table_name(meta["name"]),
+                                       move.create_statement(meta["create"], meta["name"]), meta["columns"])
+            elif frame.kind == frames.ROWS and table_rows is not None:
+                payload, counts = table_rows.apply(frame.payload)
+                tally.counts.add(counts)
+                await sink.rows(payload)
+            elif frame.kind == frames.TABLE_END:
+                end = frame.json()
+                await sink.end_table(move.table_name(end["name"]), int(end["rows"]))
+                tally.tables += 1
+                tally.rows += int(end["rows"])
+                table_rows = None
+                await tally.report("database", end["name"], force=True)
+            elif frame.kind != frames.END:
+                raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
+            await tally.report("database")
+    if admin_password is not None and tally.counts.admin_passwords == 0:
+        raise TransferError("AdminNotFound", f"the source {source.url} has no user {admin_password.login!r} "
+                            "whose password could be set")
+
+
+async def _copy_files(source: Migrator, sink: FilesImport, folders: list[str], tally: _Tally) -> None:
+    async with source.export_files(folders, SLICE_BYTES) as chunks:
+        async for frame in frames.read_frames(chunks):
+            if frame.kind == frames.FILE:
+                tally.files += 1
+                await sink.begin_file(frame.payload)
+            elif frame.kind == frames.DATA:
+                tally.bytes += len(frame.payload)
+                await sink.data(frame.payload)
+            elif frame.kind != frames.END:
+                raise frames.StreamError(f"unexpected frame {frame.kind!r} in a files export")
+            await tally.report("files", force=frame.kind == frames.END)
+
+
+class _Tally:
+    """Counts what went through and reports progress, at most every half second unless forced."""
+
+    def __init__(self, callback: ProgressCallback | None) -> None:
+        self._callback = callback
+        self._last = 0.0
+        self.tables = self.rows = self.files = self.bytes = 0
+        self.counts = RowCounts()
+
+    async def report(self, phase: str, table: str | None = None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._callback is None or (not force and now - self._last < _PROGRESS_EVERY_SECONDS):
+            return
+        self._last = now
+        outcome = self._callback(Progress(phase, self.bytes, self.rows, self.files, table))
+        if inspect.isawaitable(outcome):
+            await outcome
+
+    def result(self, source: SiteInfo, destination_url: str, backup: str | None) -> CopyResult:
+        return CopyResult(source.home, destination_url, self.tables, self.rows, self.files, self.bytes,
+                          self.counts.rewritten, self.counts.unparseable, source.checksums(), backup)
+
+
+async def _quietly(cleanup: Awaitable[None]) -> None:
+    """Best-effort cleanup after a failure: the original error is the one to report."""
+    with contextlib.suppress(Exception):
+        await cleanup

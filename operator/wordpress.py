@@ -1,0 +1,320 @@
+"""A WordPress site, seen through its migrator plugin (wordpress/migrator/), over httpx.
+
+`Migrator` wraps the plugin's REST routes; `ensure_migrator` installs the plugin where it is missing,
+with nothing but the site's administrator login (wp-login.php, upload, activate). Errors say which
+site and which login failed and why; they never contain a password or a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import io
+import json
+import re
+import zipfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from wpclone_operator import migrator
+
+MIGRATOR_SLUG = "wpclone-migrator"
+NAMESPACE = "wpclone/v1"
+
+
+class WordPressError(Exception):
+    """A site refused or failed a request. `reason` is machine-readable (for a CR condition)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    rows: int
+    checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """What the migrator's info route reports about a site."""
+
+    home: str
+    siteurl: str
+    table_prefix: str
+    tables: dict[str, TableInfo]
+    options: dict[str, str | None]  # the raw database values of home, siteurl, blog_public
+    mode: str  # "plugin" or "mu-plugin"
+    max_request_bytes: int
+    backups: list[dict[str, Any]]
+    versions: dict[str, str]
+    content: dict[str, dict[str, int]] | None = None
+
+    @classmethod
+    def from_report(cls, report: dict[str, Any]) -> SiteInfo:
+        return cls(
+            home=report["home"], siteurl=report["siteurl"], table_prefix=report["table_prefix"],
+            tables={table["name"]: TableInfo(table["name"], int(table["rows"]), table.get("checksum"))
+                    for table in report["tables"]},
+            options=report["options"], mode=report["mode"],
+            max_request_bytes=int(report["limits"]["max_request_bytes"]), backups=report["backups"],
+            versions={key: report[key] for key in ("migrator", "wordpress", "php", "database")},
+            content=report.get("content"),
+        )
+
+    def checksums(self) -> dict[str, str | None]:
+        return {name: table.checksum for name, table in self.tables.items()}
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    id: str
+    max_request_bytes: int
+
+
+@dataclass
+class Migrator:
+    """The migrator's routes on one site, reached as `login` (HTTP Basic) or with a clone's `token`."""
+
+    http: httpx.AsyncClient
+    url: str
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    role: str = "site"  # "source", "target", "clone": names the site in errors
+    # A chunk whose reply was lost is sent again, with the same number, after each of these delays:
+    # the migrator answers a repeated chunk without applying it twice.
+    retry_delays: tuple[float, ...] = (1.0, 3.0, 9.0)
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+        if self.token is None and (self.login is None or self.password is None):
+            raise ValueError("a migrator needs a login and password, or a token")
+
+    @property
+    def who(self) -> str:
+        return f"{self.login}@{self.url}" if self.token is None else f"token@{self.url}"
+
+    async def info(self, *, checksums: bool = False, content: bool = False) -> SiteInfo:
+        report = await self._call("info", {"checksums": checksums, "content": content})
+        try:
+            return SiteInfo.from_report(report)
+        except (KeyError, TypeError, ValueError) as error:
+            raise WordPressError("MigratorError", f"{self.role} {self.url}: unexpected info report ({error})") from None
+
+    @asynccontextmanager
+    async def export_database(self, tables: list[str] | None, slice_bytes: int) -> AsyncIterator[AsyncIterator[bytes]]:
+        async with self._stream("export/database", {"tables": tables, "slice_bytes": slice_bytes}) as chunks:
+            yield chunks
+
+    @asynccontextmanager
+    async def export_files(self, include: list[str], slice_bytes: int) -> AsyncIterator[AsyncIterator[bytes]]:
+        async with self._stream("export/files", {"include": include, "slice_bytes": slice_bytes}) as chunks:
+            yield chunks
+
+    async def begin_import(self, *, database: bool, tables: list[str] | None, files: list[str]) -> ImportJob:
+        answer = await self._call("import/begin", {"database": database, "tables": tables, "files": files})
+        return ImportJob(answer["job"], int(answer["max_request_bytes"]))
+
+    async def send_chunk(self, kind: str, body: list[bytes]) -> dict[str, Any]:
+        """Sends one numbered chunk of an import (its frames, the H frame first), again if the reply is lost."""
+        for delay in self.retry_delays:
+            try:
+                return await self._call(f"import/{kind}", content=body)
+            except WordPressError as error:
+                if error.reason != "Unreachable":
+                    raise
+            await asyncio.sleep(delay)
+        return await self._call(f"import/{kind}", content=body)
+
+    async def commit_import(self, job: str, *, chunks: dict[str, int], backup: bool) -> dict[str, Any]:
+        """Swaps the import in, once the site has checked that the `chunks` sent of each kind all arrived."""
+        return await self._call("import/commit", {"job": job, "chunks": chunks, "backup": backup}, timeout=900.0)
+
+    async def abort_import(self, job: str | None = None) -> None:
+        await self._call("import/abort", {"job": job})
+
+    async def import_status(self, job: str) -> dict[str, Any]:
+        return await self._call("import/status", {"job": job})
+
+    async def rollback(self, backup: str) -> None:
+        await self._call("backup/rollback", {"backup": backup}, timeout=900.0)
+
+    async def delete_backup(self, backup: str) -> None:
+        await self._call("backup/delete", {"backup": backup}, timeout=900.0)
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _request(self, route: str, params: dict[str, Any] | None, content: list[bytes] | None,
+                 timeout: float) -> httpx.Request:
+        headers = {"Accept": "application/json"}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if content is None:
+            return self.http.build_request("POST", f"{self.url}/wp-json/{NAMESPACE}/{route}", headers=headers,
+                                           json=params, timeout=httpx.Timeout(timeout, connect=15.0))
+        # The frames go out one after the other, never joined into one more copy of the body.
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Content-Length"] = str(sum(len(part) for part in content))
+        return self.http.build_request("POST", f"{self.url}/wp-json/{NAMESPACE}/{route}", headers=headers,
+                                       content=_parts(content), timeout=httpx.Timeout(timeout, connect=15.0))
+
+    def _auth(self) -> httpx.Auth | None:
+        return None if self.token is not None else httpx.BasicAuth(self.login or "", self.password or "")
+
+    async def _call(self, route: str, params: dict[str, Any] | None = None, *,
+                    content: list[bytes] | None = None, timeout: float = 300.0) -> dict[str, Any]:
+        request = self._request(route, params, content, timeout)
+        try:
+            response = await self.http.send(request, auth=self._auth())
+        except httpx.TransportError as error:
+            raise self._unreachable(route, error) from None
+        if response.status_code != 200:
+            raise self._refusal(route, response.status_code, response.content)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise WordPressError("MigratorError", f"{self.role} {self.url}: {route} answered something "
+                                 f"other than JSON ({response.headers.get('content-type')})") from None
+        if not isinstance(answer, dict):
+            raise WordPressError("MigratorError", f"{self.role} {self.url}: {route} answered {answer!r}")
+        return answer
+
+    @asynccontextmanager
+    async def _stream(self, route: str, params: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
+        request = self._request(route, params, None, 300.0)
+        try:
+            response = await self.http.send(request, stream=True, auth=self._auth())
+        except httpx.TransportError as error:
+            raise self._unreachable(route, error) from None
+        try:
+            if response.status_code != 200:
+                raise self._refusal(route, response.status_code, await response.aread())
+            yield self._chunks(route, response)
+        finally:
+            await response.aclose()
+
+    async def _chunks(self, route: str, response: httpx.Response) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        except httpx.TransportError as error:
+            raise self._unreachable(route, error) from None
+
+    def _unreachable(self, route: str, error: httpx.TransportError) -> WordPressError:
+        return WordPressError("Unreachable", f"{self.role} {self.url}: {route} failed: "
+                              f"{type(error).__name__} {str(error)[:200]}".rstrip())
+
+    def _refusal(self, route: str, status: int, body: bytes) -> WordPressError:
+        code, message = _rest_error(body)
+        if code == "rest_no_route":
+            return WordPressError("MigratorMissing", f"the wpclone migrator is not active on {self.role} {self.url}")
+        if status == 401:
+            return WordPressError("LoginFailed", f"{self.role} login failed for {self.who}: 401 {message}".rstrip())
+        if status == 403:
+            return WordPressError("Forbidden", f"{self.role} login {self.who} may not migrate: 403 {message}".rstrip())
+        return WordPressError("MigratorError", f"{self.role} {self.url}: {route} failed: {status} {code} {message}")
+
+
+async def _parts(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def _rest_error(body: bytes) -> tuple[str, str]:
+    try:
+        error = json.loads(body)
+        return str(error.get("code", "")), str(error.get("message", ""))[:500]
+    except (ValueError, AttributeError):
+        return "", _text_of(body.decode(errors="replace"))[:300]
+
+
+# --- the plugin itself --------------------------------------------------------------------------
+
+def migrator_zip(source: Path | None = None) -> bytes:
+    """The plugin as the zip wp-admin's upload accepts: its PHP files under wpclone-migrator/, built
+    from the plugin's folder (migrator.plugin_dir(), which the container image relocates)."""
+    folder = source or migrator.plugin_dir()
+    if not (folder / f"{MIGRATOR_SLUG}.php").is_file():
+        raise FileNotFoundError(f"no {MIGRATOR_SLUG}.php in {folder}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.glob("*.php")):
+            archive.writestr(f"{MIGRATOR_SLUG}/{path.name}", path.read_text())
+    return buffer.getvalue()
+
+
+async def ensure_migrator(http: httpx.AsyncClient, url: str, login: str, password: str, *,
+                          role: str = "site") -> Migrator:
+    """The site's migrator, installed and activated first if the site does not have it."""
+    migrator = Migrator(http, url, login=login, password=password, role=role)
+    try:
+        await migrator.info()
+    except WordPressError as error:
+        if error.reason != "MigratorMissing":
+            raise
+        await install_migrator(url, login, password, role=role)
+        await migrator.info()
+    return migrator
+
+
+async def install_migrator(url: str, login: str, password: str, *, role: str = "site",
+                           verify: bool | str = True) -> None:
+    """Logs in to wp-admin as `login`, uploads the plugin zip (replacing an older copy) and activates it."""
+    admin = url.rstrip("/") + "/wp-admin/"
+    who = f"{login}@{url.rstrip('/')}"
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=15.0), verify=verify) as browser:
+        try:
+            await _log_in(browser, url.rstrip("/"), login, password, role, who)
+            page = await browser.get(admin + "plugin-install.php?tab=upload")
+            form = re.search(r'<form[^>]*class="wp-upload-form".*?</form>', page.text, re.S)
+            nonce = re.search(r'name="_wpnonce" value="([^"]+)"', form.group()) if form else None
+            if page.status_code != 200 or nonce is None:
+                raise WordPressError("CannotInstall", f"{role} {url}: {login} cannot upload plugins "
+                                     f"(not an administrator, or DISALLOW_FILE_MODS): {page.status_code}")
+            result = await browser.post(
+                admin + "update.php?action=upload-plugin",
+                data={"_wpnonce": nonce.group(1), "install-plugin-submit": "Install Now"},
+                files={"pluginzip": (f"{MIGRATOR_SLUG}.zip", migrator_zip(), "application/zip")})
+            replace = _link(result.text, r"overwrite=(?:update|downgrade)-plugin")
+            if replace is not None:  # an older copy is there: take WordPress's "Replace current" link
+                result = await browser.get(urljoin(admin, replace))
+            activate = _link(result.text, r"action=activate&(?:amp;)?plugin=" + MIGRATOR_SLUG)
+            if activate is not None:
+                result = await browser.get(urljoin(admin, activate))
+            elif not re.search(r"Plugin (?:installed|updated) successfully", result.text):
+                raise WordPressError("CannotInstall", f"{role} {url}: the plugin upload failed: "
+                                     f"{_text_of(result.text)[-300:]}")
+        except httpx.TransportError as error:
+            raise WordPressError("Unreachable", f"{role} {url}: installing the migrator as {who} failed: "
+                                 f"{type(error).__name__}") from None
+
+
+async def _log_in(browser: httpx.AsyncClient, url: str, login: str, password: str, role: str, who: str) -> None:
+    await browser.get(url + "/wp-login.php")  # sets the test cookie the login form checks
+    answer = await browser.post(url + "/wp-login.php", data={
+        "log": login, "pwd": password, "wp-submit": "Log In", "redirect_to": url + "/wp-admin/", "testcookie": "1"})
+    if not any(name.startswith("wordpress_logged_in_") for name in browser.cookies):
+        detail = re.search(r'<div id="login_error"[^>]*>(.*?)</div>', answer.text, re.S)
+        reason = _text_of(detail.group(1)) if detail else f"HTTP {answer.status_code}"
+        raise WordPressError("LoginFailed", f"{role} login failed for {who}: {reason}"[:400])
+
+
+def _link(page: str, pattern: str) -> str | None:
+    for href in re.findall(r'href="([^"]+)"', page):
+        if re.search(pattern, href):
+            return html.unescape(href)
+    return None
+
+
+def _text_of(page: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style).*?</\1>", "", page, flags=re.S)))
+                    .split())

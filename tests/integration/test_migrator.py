@@ -1,0 +1,310 @@
+"""The migrator plugin on real WordPress: who may use it, how it is installed, what it refuses, how it reads."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+
+from testenv.mariadb import MariaDB
+from testenv.wordpress import WordPressSite
+from tests.integration import transfer_fixtures
+from tests.integration.transfer_fixtures import SiteMaker, leftovers, snapshot, wp_php
+from wpclone_operator import frames
+from wpclone_operator.transfer import copy_site
+from wpclone_operator.wordpress import Migrator, WordPressError, ensure_migrator, install_migrator
+
+pytestmark = pytest.mark.integration
+
+make_site, source_site = transfer_fixtures.make_site, transfer_fixtures.source_site
+
+ROUTES = ["info", "export/database", "export/files", "import/begin", "import/database", "import/files",
+          "import/commit", "import/abort", "import/status", "backup/rollback", "backup/delete"]
+
+
+def migrator(http: httpx.AsyncClient, site: WordPressSite, role: str = "target") -> Migrator:
+    return Migrator(http, site.url, login=site.admin_user, password=site.admin_password, role=role)
+
+
+def basic(login: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()}
+
+
+# --- who may use it ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def guarded_site(make_site: SiteMaker) -> WordPressSite:
+    """A site with a subscriber, application passwords allowed over http, and an administrator's one."""
+    site = make_site()
+    (site.docroot / "wp-content" / "mu-plugins" / "allow-app-passwords.php").write_text(
+        "<?php add_filter('wp_is_application_passwords_available', '__return_true');\n")
+    wp_php(site, "wp_insert_user(['user_login' => 'reader', 'user_pass' => 'Reader-Pass-1', 'role' => 'subscriber']);")
+    return site
+
+
+@pytest.fixture(scope="module")
+def application_password(guarded_site: WordPressSite) -> str:
+    return wp_php(guarded_site, "echo WP_Application_Passwords::create_new_application_password("
+                                "get_user_by('login', 'admin')->ID, ['name' => 'wpclone'])[0];")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_every_route_refuses_a_request_without_credentials(guarded_site: WordPressSite, route: str) -> None:
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/{route}", json={})
+    assert answer.status_code == 401 and answer.json()["code"] == "wpclone_unauthenticated"
+
+
+@pytest.mark.parametrize(("headers", "status", "code"), [
+    (basic("admin", "wrong-password"), 401, "wpclone_login_failed"),
+    (basic("nobody", "whatever"), 401, "wpclone_login_failed"),
+    (basic("reader", "Reader-Pass-1"), 403, "wpclone_forbidden"),
+    ({"Authorization": "Bearer a-token-this-site-does-not-define"}, 401, "wpclone_bad_token"),
+    ({"Authorization": "Digest username=admin"}, 401, "wpclone_unauthenticated"),
+], ids=["wrong-password", "unknown-user", "not-an-administrator", "token-without-constant", "other-scheme"])
+async def test_credentials_that_are_not_an_administrators_are_refused(
+        guarded_site: WordPressSite, headers: dict[str, str], status: int, code: str) -> None:
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/info", json={}, headers=headers)
+    assert (answer.status_code, answer.json()["code"]) == (status, code)
+
+
+async def test_an_application_password_and_the_login_password_both_admit_the_administrator(
+        guarded_site: WordPressSite, application_password: str) -> None:
+    async with httpx.AsyncClient() as http:
+        with_application_password = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/info", json={},
+                                                     headers=basic("admin", application_password))
+        # Once application passwords are in use, core refuses Basic with a login password on its own
+        # routes; the migrator's routes still accept it.
+        with_login_password = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/info", json={},
+                                              headers=basic("admin", guarded_site.admin_password))
+        core_route = await http.get(f"{guarded_site.url}/wp-json/wp/v2/users/me",
+                                    headers=basic("admin", guarded_site.admin_password))
+    assert with_application_password.status_code == 200 and with_login_password.status_code == 200
+    assert core_route.status_code == 401
+
+
+async def test_a_refused_login_names_the_site_and_user_but_never_the_password(guarded_site: WordPressSite) -> None:
+    async with httpx.AsyncClient() as http:
+        wrong = Migrator(http, guarded_site.url, login="admin", password="S3cret-Not-Shown", role="source")
+        with pytest.raises(WordPressError) as failure:
+            await wrong.info()
+        reader = Migrator(http, guarded_site.url, login="reader", password="Reader-Pass-1", role="source")
+        with pytest.raises(WordPressError) as forbidden:
+            await reader.info()
+    assert failure.value.reason == "LoginFailed"
+    assert str(failure.value).startswith(f"source login failed for admin@{guarded_site.url}: 401")
+    assert "S3cret" not in str(failure.value)
+    assert forbidden.value.reason == "Forbidden" and "Reader-Pass" not in str(forbidden.value)
+
+
+# --- installing it --------------------------------------------------------------------------------
+
+async def test_the_migrator_is_installed_where_it_is_missing_and_survives_a_copy_into_its_site(
+        mariadb: MariaDB, source_site: WordPressSite, make_site: SiteMaker) -> None:
+    site = make_site(migrator=False)
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(WordPressError) as missing:
+            await migrator(http, site).info()
+        installed = await ensure_migrator(http, site.url, site.admin_user, site.admin_password, role="target")
+        first = await installed.info()
+        await install_migrator(site.url, site.admin_user, site.admin_password)  # again: replaces the copy
+        await copy_site(migrator(http, source_site, "source"), installed)
+        after_copy = await installed.info()
+    assert missing.value.reason == "MigratorMissing"
+    assert first.mode == "plugin" and after_copy.mode == "plugin"
+    active = mariadb.sql(f"SELECT option_value FROM `{site.db_name}`.wp_options WHERE option_name = 'active_plugins'")
+    assert '"wpclone-migrator/wpclone-migrator.php"' in active
+    assert (site.docroot / "wp-content" / "plugins" / "wpclone-migrator" / "wpclone-migrator.php").is_file()
+
+
+async def test_installing_with_a_wrong_password_fails_clearly(make_site: SiteMaker) -> None:
+    site = make_site(migrator=False)
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(WordPressError) as failure:
+            await ensure_migrator(http, site.url, "admin", "Wrong-Pass-42", role="source")
+    assert failure.value.reason == "LoginFailed"
+    assert f"admin@{site.url}" in str(failure.value) and "Wrong-Pass-42" not in str(failure.value)
+
+
+# --- what an import refuses -------------------------------------------------------------------------
+
+def header(job: str, seq: int = 1) -> bytes:
+    return frames.encode_json(frames.HEADER, {"job": job, "seq": seq})
+
+
+def piece(path: str, data: bytes, offset: int = 0, size: int | None = None) -> bytes:
+    size = offset + len(data) if size is None else size
+    return frames.encode_frame(frames.PIECE, frames.encode_record(
+        [path.encode(), str(offset).encode(), str(size).encode(), b"0", b"420", data]))
+
+
+CREATE = "CREATE TABLE `{name}` (\n  `id` int NOT NULL,\n  `v` text,\n  PRIMARY KEY (`id`)\n)"
+
+
+def table_frames(name: str, rows: list[list[bytes | None]], announced: int | None = None) -> list[bytes]:
+    return [frames.encode_json(frames.TABLE, {"name": name, "create": CREATE.format(name=name),
+                                              "columns": ["id", "v"]}),
+            frames.encode_frame(frames.ROWS, b"".join(frames.encode_record(row) for row in rows)),
+            frames.encode_json(frames.TABLE_END, {"name": name, "rows": len(rows) if announced is None else announced})]
+
+
+HOSTILE_CHUNKS = {
+    "parent-segments": ("files", lambda job: [header(job), piece("uploads/../../wp-config.php", b"x")],
+                        "refusing file path"),
+    "absolute-path": ("files", lambda job: [header(job), piece("/etc/passwd", b"x")], "refusing file path"),
+    "hidden-parent": ("files", lambda job: [header(job), piece("uploads/a/../../../x.php", b"x")],
+                      "refusing file path"),
+    "migrator-itself": ("files", lambda job: [header(job), piece("plugins/wpclone-migrator/x.php", b"x")],
+                        "refusing file path"),
+    "folder-not-imported": ("files", lambda job: [header(job), piece("mu-plugins/evil.php", b"x")],
+                            "not part of this import"),
+    "more-data-than-announced": ("files", lambda job: [header(job), piece("uploads/a.txt", b"0123456789", 0, 4)],
+                                 "more than the 4 bytes announced"),
+    "frame-longer-than-chunk": ("files", lambda job: [header(job), piece("uploads/a.txt", b"x" * 100)[:40]],
+                                "but the request holds 35"),
+    "export-frames-in-an-import": ("files", lambda job: [header(job), frames.encode_frame(frames.DATA, b"x")],
+                                   "unexpected frame 'D'"),
+    "malformed-rows": ("database", lambda job: [
+        header(job), *table_frames("wp_evil", [])[:1],
+        frames.encode_frame(frames.ROWS, b"\x00\x00\x00\x09ab\x00\x00\x00\x01")],
+        "a value is longer than what is left of its frame"),
+    "wrong-row-count": ("database", lambda job: [header(job), *table_frames("wp_evil", [[b"1", b"a"]], announced=2)],
+                        "announced 2 rows, 1 arrived"),
+    "table-of-another-site": ("database", lambda job: [header(job), *table_frames("mysql_user", [])],
+                              "refusing table name"),
+    "definition-of-another-table": ("database", lambda job: [header(job), frames.encode_json(frames.TABLE, {
+        "name": "wp_evil", "create": CREATE.format(name="wp_users"), "columns": ["id", "v"]})],
+        "does not begin with"),
+    "no-header": ("files", lambda job: [piece("uploads/a.txt", b"x")], "must begin with its H frame"),
+}
+
+
+@pytest.fixture(scope="module")
+def target_site(make_site: SiteMaker) -> WordPressSite:
+    return make_site()
+
+
+@pytest.mark.parametrize("case", HOSTILE_CHUNKS, ids=list(HOSTILE_CHUNKS))
+async def test_a_hostile_chunk_is_refused_with_a_reason_and_leaves_nothing_behind(
+        mariadb: MariaDB, target_site: WordPressSite, case: str) -> None:
+    site = target_site
+    kind, chunk, reason = HOSTILE_CHUNKS[case]
+    before = snapshot(mariadb, site)
+    async with httpx.AsyncClient() as http:
+        destination = migrator(http, site)
+        job = await destination.begin_import(database=True, tables=None, files=["uploads", "plugins"])
+        with pytest.raises(WordPressError) as refusal:
+            await destination.send_chunk(kind, chunk(job.id))
+        if case == "no-header":  # nothing told the site which job to drop
+            await destination.abort_import(job.id)
+        with pytest.raises(WordPressError, match="no import job"):
+            await destination.import_status(job.id)
+    assert reason in str(refusal.value)
+    assert snapshot(mariadb, site) == before and leftovers(mariadb, site) == []
+    assert not list((site.docroot / "wp-content").rglob("wp-config.php"))
+
+
+async def test_a_chunk_sent_twice_is_applied_once(mariadb: MariaDB, target_site: WordPressSite) -> None:
+    site = target_site
+    async with httpx.AsyncClient() as http:
+        destination = migrator(http, site)
+        job = await destination.begin_import(database=True, tables=["wp_extra"], files=["uploads"])
+        chunk = [header(job.id), *table_frames("wp_extra", [[b"1", b"one"], [b"2", None]])]
+        first = await destination.send_chunk("database", chunk)
+        again = await destination.send_chunk("database", chunk)
+        with pytest.raises(WordPressError, match="expected database chunk 2, got 5"):
+            await destination.send_chunk("database", [header(job.id, 5)])
+        # file chunks may arrive in any order, and again
+        second_half = [header(job.id, 2), piece("uploads/extra.txt", b"world", 6, 11)]
+        await destination.send_chunk("files", second_half)
+        await destination.send_chunk("files", [header(job.id, 1), piece("uploads/extra.txt", b"hello ", 0, 11)])
+        repeated = await destination.send_chunk("files", second_half)
+        await destination.commit_import(job.id, chunks={"database": 1, "files": 2}, backup=False)
+    assert first["rows"] == 2 and again == {**first, "repeated": True} and repeated["repeated"] is True
+    stored = mariadb.sql(f"SELECT id, COALESCE(v, 'NULL') FROM `{site.db_name}`.wp_extra ORDER BY id")
+    assert stored == "1\tone\n2\tNULL"
+    assert (site.docroot / "wp-content" / "uploads" / "extra.txt").read_bytes() == b"hello world"
+    mariadb.sql(f"DROP TABLE `{site.db_name}`.wp_extra")
+    (site.docroot / "wp-content" / "uploads" / "extra.txt").unlink()
+
+
+INCOMPLETE_IMPORTS = {
+    "missing-end": ([piece("uploads/a.txt", b"abc", 0, 6)], {"files": 1}, "a.txt: 3 of its 6 bytes arrived"),
+    "missing-middle": ([piece("uploads/a.txt", b"ab", 0, 6), piece("uploads/a.txt", b"ef", 4, 6)], {"files": 1},
+                       "a.txt: bytes from 2 never arrived"),
+    "overlapping-pieces": ([piece("uploads/a.txt", b"abcd", 0, 6), piece("uploads/a.txt", b"cdef", 2, 6)],
+                           {"files": 1}, "a.txt: bytes from 2 arrived twice"),
+    "two-sizes": ([piece("uploads/a.txt", b"abc", 0, 6), piece("uploads/a.txt", b"def", 3, 7)], {"files": 1},
+                  "announced with two sizes"),
+    "lost-chunk": ([piece("uploads/a.txt", b"abc")], {"files": 2}, "2 file chunks were sent, 1 arrived"),
+    "lost-table-chunk": ([piece("uploads/a.txt", b"abc")], {"files": 1, "database": 1},
+                         "1 database chunks were sent, 0 arrived"),
+}
+
+
+@pytest.mark.parametrize("case", INCOMPLETE_IMPORTS, ids=list(INCOMPLETE_IMPORTS))
+async def test_an_import_that_is_not_whole_is_refused_at_commit_and_leaves_nothing_behind(
+        mariadb: MariaDB, target_site: WordPressSite, case: str) -> None:
+    pieces, chunks, reason = INCOMPLETE_IMPORTS[case]
+    before = snapshot(mariadb, target_site)
+    async with httpx.AsyncClient() as http:
+        destination = migrator(http, target_site)
+        job = await destination.begin_import(database=False, tables=None, files=["uploads"])
+        await destination.send_chunk("files", [header(job.id, 1), *pieces])
+        with pytest.raises(WordPressError) as refusal:
+            await destination.commit_import(job.id, chunks={"database": 0, **chunks}, backup=False)
+    assert reason in str(refusal.value)
+    assert snapshot(mariadb, target_site) == before and leftovers(mariadb, target_site) == []
+
+
+# --- how it reads -----------------------------------------------------------------------------------
+
+async def test_the_export_walks_every_kind_of_table_a_slice_at_a_time_without_losing_or_repeating_rows(
+        mariadb: MariaDB, make_site: SiteMaker) -> None:
+    site = make_site()
+    db = f"`{site.db_name}`"
+    mariadb.sql(
+        f"CREATE TABLE {db}.wp_nokey (v VARCHAR(40)) ENGINE=InnoDB;"
+        f"INSERT INTO {db}.wp_nokey SELECT CONCAT('same ', seq % 7) FROM mysql.seq_1_to_4500;"
+        f"CREATE TABLE {db}.wp_composite (name VARCHAR(20) COLLATE utf8mb4_unicode_ci, n INT, blob_value BLOB,"
+        " PRIMARY KEY (name, n));"
+        f"INSERT INTO {db}.wp_composite SELECT ELT(1 + seq % 5, 'a', 'B', 'ç', 'Z', 'é'), seq, "
+        "UNHEX(CONCAT('00FF', HEX(seq))) FROM mysql.seq_1_to_4500;"
+        f"CREATE TABLE {db}.wp_huge (id BIGINT UNSIGNED PRIMARY KEY, v TEXT);"
+        f"INSERT INTO {db}.wp_huge SELECT 18446744073709551615 - seq * 3, REPEAT('x', seq % 300) "
+        "FROM mysql.seq_1_to_4500;"
+        f"CREATE TABLE {db}.wp_unique (code CHAR(8) NOT NULL, UNIQUE KEY (code));"
+        f"INSERT INTO {db}.wp_unique SELECT LPAD(seq, 8, '0') FROM mysql.seq_1_to_4500;")
+    columns = {"wp_nokey": "v", "wp_composite": "name, n, blob_value", "wp_huge": "id, v", "wp_unique": "code"}
+    tables = list(columns)
+    received: dict[str, list[list[bytes | None]]] = {table: [] for table in tables}
+    slices: dict[str, int] = dict.fromkeys(tables, 0)
+    async with httpx.AsyncClient() as http, migrator(http, site).export_database(tables, 16 * 1024) as chunks:
+        width = 0
+        async for frame in frames.read_frames(chunks):
+            if frame.kind == frames.TABLE:
+                table, width, key = frame.json()["name"], len(frame.json()["columns"]), frame.json()["key"]
+                assert key == {"wp_nokey": [], "wp_composite": ["name", "n"], "wp_huge": ["id"],
+                               "wp_unique": ["code"]}[table]
+            elif frame.kind == frames.ROWS:
+                received[table] += frames.decode_records(frame.payload, width)
+                slices[table] += 1
+    for table in tables:
+        expected = mariadb.sql(f"SELECT HEX(CONCAT_WS('|', {columns[table]})) FROM {db}.{table}").split()
+        got = sorted(b"|".join(value or b"" for value in row).hex().upper() for row in received[table])
+        assert got == sorted(expected), table
+        assert slices[table] > 1, table
+
+
+async def test_info_reports_tables_checksums_content_and_limits(mariadb: MariaDB, source_site: WordPressSite) -> None:
+    async with httpx.AsyncClient() as http:
+        info = await migrator(http, source_site, "source").info(checksums=True, content=True)
+    assert info.home == source_site.url and info.table_prefix == "wp_" and info.mode == "mu-plugin"
+    posts = mariadb.sql(f"CHECKSUM TABLE `{source_site.db_name}`.wp_posts").split("\t")[1]
+    assert info.tables["wp_posts"].checksum == posts
+    assert info.tables["wp_posts"].rows == int(mariadb.sql(f"SELECT COUNT(*) FROM `{source_site.db_name}`.wp_posts"))
+    assert info.content is not None and info.content["uploads"]["files"] >= 1
+    assert info.max_request_bytes > 1024 * 1024
+    assert info.versions["migrator"] == "0.1.0" and info.versions["wordpress"] == "6.1.9"

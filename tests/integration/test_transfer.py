@@ -1,0 +1,306 @@
+"""Copying real WordPress sites over HTTP into real MariaDB: what arrives, what stays, what a failure leaves."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from testenv.mariadb import MariaDB
+from testenv.wordpress import ADMIN_PASSWORD, WordPressSite
+from tests.integration import transfer_fixtures
+from tests.integration.transfer_fixtures import (
+    CutExports,
+    EmptyClone,
+    SiteMaker,
+    content_hashes,
+    leftovers,
+    restart,
+    snapshot,
+    wp_php,
+)
+from wpclone_operator.database_import import DatabaseTarget
+from wpclone_operator.site_move import AdminPassword
+from wpclone_operator.transfer import DatabaseDestination, Include, Progress, TransferError, copy_site
+from wpclone_operator.wordpress import Migrator
+
+pytestmark = pytest.mark.integration
+
+# The fixtures of transfer_fixtures, made visible to pytest in this module.
+make_site, source_site, empty_clone = (transfer_fixtures.make_site, transfer_fixtures.source_site,
+                                       transfer_fixtures.empty_clone)
+
+CONTENT_TABLES = ("posts", "postmeta", "comments", "commentmeta", "terms", "termmeta", "term_taxonomy",
+                  "term_relationships", "users", "usermeta", "links")
+
+
+def migrator(http: httpx.AsyncClient, site: WordPressSite, role: str) -> Migrator:
+    return Migrator(http, site.url, login=site.admin_user, password=site.admin_password, role=role,
+                    retry_delays=(0.2, 0.2))
+
+
+def rows(mariadb: MariaDB, site: WordPressSite, table: str, where: str = "") -> str:
+    return mariadb.sql(f"SELECT * FROM `{site.db_name}`.`wp_{table}` {where} ORDER BY 1, 2")
+
+
+def moved(text: str, source: WordPressSite, target: WordPressSite) -> str:
+    # Both URLs are http://127.0.0.1:<5-digit port>: a plain replace keeps serialized lengths right.
+    assert len(source.url) == len(target.url)
+    return text.replace(source.url, target.url)
+
+
+async def log_in(url: str, login: str, password: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as browser:
+        await browser.get(url + "/wp-login.php")
+        await browser.post(url + "/wp-login.php", data={"log": login, "pwd": password, "testcookie": "1",
+                                                        "redirect_to": url + "/wp-admin/"})
+        return await browser.get(url + "/wp-admin/")
+
+
+async def test_copy_brings_the_source_to_the_destination_at_the_destination_url(
+        mariadb: MariaDB, source_site: WordPressSite, make_site: SiteMaker) -> None:
+    target = make_site()
+    wp_php(target, "update_option('blog_public', '0');")
+    kept = rows(mariadb, target, "options", "WHERE option_name IN ('siteurl', 'home', 'blog_public')")
+    seen: list[Progress] = []
+    async with httpx.AsyncClient() as http:
+        result = await copy_site(migrator(http, source_site, "source"), migrator(http, target, "target"),
+                                 progress=seen.append)
+        for table in CONTENT_TABLES:
+            assert rows(mariadb, target, table) == moved(rows(mariadb, source_site, table), source_site, target)
+        others = "WHERE option_name NOT IN ('siteurl', 'home', 'blog_public')"
+        assert rows(mariadb, target, "options", others) == moved(rows(mariadb, source_site, "options", others),
+                                                                  source_site, target)
+        assert rows(mariadb, target, "options", "WHERE option_name IN ('siteurl', 'home', 'blog_public')") == kept
+        page = await http.get(target.url + "/first-steps/")
+
+    assert content_hashes(target.docroot) == content_hashes(source_site.docroot)
+    assert not (target.docroot / "wp-content" / "uploads" / "outside").exists()  # a link is never followed
+    settings = json.loads(wp_php(target, "echo json_encode(get_option('wpclone_seed_settings'));"))
+    assert settings["site"] == {"url": target.url, "links": [f"{target.url}/contact/", f"{target.url}/sample-page/"]}
+    assert settings["logo"]["url"].startswith(target.url + "/wp-content/uploads/")
+    assert wp_php(target, "echo get_class(get_option('wpclone_seed_settings')['logo']);") == "stdClass"
+    assert page.status_code == 200
+    assert f"Welcome to Site {source_site.port}" in page.text and f'href="{target.url}/sample-page/"' in page.text
+    assert source_site.url not in page.text
+
+    assert (result.tables, result.unparseable_values) == (12, 0)
+    assert result.rows == sum(int(mariadb.sql(f"SELECT COUNT(*) FROM `{source_site.db_name}`.`{table}`"))
+                              for table in result.source_checksums)
+    assert result.rewritten_values > 10 and result.files > 50 and result.backup is None
+    assert {progress.phase for progress in seen} == {"database", "files", "commit"}
+    assert seen[-1].rows == result.rows
+    assert leftovers(mariadb, target) == []
+
+
+async def test_a_clone_made_from_an_empty_database_serves_the_site_and_admits_its_new_password(
+        mariadb: MariaDB, source_site: WordPressSite, empty_clone: EmptyClone) -> None:
+    new_password = secrets.token_urlsafe(16)
+    async with httpx.AsyncClient() as http:
+        before = await http.get(empty_clone.url + "/")
+        destination = DatabaseDestination(
+            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
+                           empty_clone.db_name, empty_clone.table_prefix),
+            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        result = await copy_site(migrator(http, source_site, "source"), destination,
+                                 admin_password=AdminPassword("admin", new_password))
+        page = await http.get(empty_clone.url + "/first-steps/")
+
+    assert before.status_code == 302 and "install.php" in before.headers["location"]
+    assert page.status_code == 200 and f"Welcome to Site {source_site.port}" in page.text
+    assert f'href="{empty_clone.url}/sample-page/"' in page.text
+    dashboard = await log_in(empty_clone.url, "admin", new_password)
+    assert dashboard.status_code == 200 and "Dashboard" in dashboard.text  # the capabilities key follows the prefix
+    refused = await log_in(empty_clone.url, "admin", ADMIN_PASSWORD)
+    assert "Dashboard" not in refused.text
+    assert content_hashes(empty_clone.docroot) == content_hashes(source_site.docroot)
+    tables = mariadb.sql(f"SHOW TABLES FROM `{empty_clone.db_name}`").split()
+    assert len(tables) == result.tables == 12 and all(table.startswith("clone_") for table in tables)
+
+
+async def test_a_backup_taken_by_a_copy_rolls_the_destination_back(
+        mariadb: MariaDB, source_site: WordPressSite, make_site: SiteMaker) -> None:
+    target = make_site()
+    before = snapshot(mariadb, target)
+    async with httpx.AsyncClient() as http:
+        destination = migrator(http, target, "target")
+        result = await copy_site(migrator(http, source_site, "source"), destination, backup=True)
+        backups = (await destination.info()).backups
+        assert snapshot(mariadb, target) != before
+        await destination.rollback(result.backup or "")
+        after = await destination.info()
+
+    assert [backup["id"] for backup in backups] == [result.backup]
+    assert snapshot(mariadb, target) == before
+    assert after.backups == [] and leftovers(mariadb, target) == []
+
+
+async def test_a_copy_of_some_tables_and_the_uploads_leaves_the_rest_of_the_destination_alone(
+        mariadb: MariaDB, source_site: WordPressSite, make_site: SiteMaker) -> None:
+    target = make_site()
+    before = snapshot(mariadb, target)
+    include = Include(tables=("wp_posts", "wp_postmeta"), uploads=True, themes=False, plugins=False)
+    async with httpx.AsyncClient() as http:
+        result = await copy_site(migrator(http, source_site, "source"), migrator(http, target, "target"),
+                                 include=include)
+
+    after = snapshot(mariadb, target)
+    changed = {name for name in before.tables if before.tables[name] != after.tables.get(name)}
+    assert changed == {"wp_posts", "wp_postmeta"} and result.tables == 2
+    assert rows(mariadb, target, "posts") == moved(rows(mariadb, source_site, "posts"), source_site, target)
+    assert content_hashes(target.docroot) == content_hashes(source_site.docroot)
+    assert {path: digest for path, digest in after.files.items() if not path.startswith("uploads")} == {
+        path: digest for path, digest in before.files.items() if not path.startswith("uploads")}
+
+
+# --- failures leave the destination exactly as it was ------------------------------------------------
+
+Interruption = Callable[[httpx.AsyncClient, WordPressSite, WordPressSite], Awaitable[None]]
+
+
+async def _database_stream_cut(http: httpx.AsyncClient, source: WordPressSite, target: WordPressSite) -> None:
+    async with httpx.AsyncClient(transport=CutExports(20_000)) as cutting:
+        await copy_site(migrator(cutting, source, "source"), migrator(http, target, "target"))
+
+
+async def _files_stream_cut(http: httpx.AsyncClient, source: WordPressSite, target: WordPressSite) -> None:
+    async with httpx.AsyncClient(transport=CutExports(1_000_000)) as cutting:
+        await copy_site(migrator(cutting, source, "source"), migrator(http, target, "target"),
+                        include=Include(database=False))
+
+
+async def _destination_killed(http: httpx.AsyncClient, source: WordPressSite, target: WordPressSite) -> None:
+    def kill_once_files_flow(progress: Progress) -> None:
+        if progress.phase == "files" and target.server.alive():
+            target.stop()
+    try:
+        await copy_site(migrator(http, source, "source"), migrator(http, target, "target"),
+                        progress=kill_once_files_flow)
+    finally:
+        restart(target)
+
+
+async def _commit_fails(http: httpx.AsyncClient, source: WordPressSite, target: WordPressSite) -> None:
+    """The RENAME fails after the folders were swapped: the swap must be undone."""
+    class _Sabotaged(Migrator):
+        async def commit_import(self, job: str, *, chunks: dict[str, int], backup: bool) -> dict[str, object]:
+            wp_php(target, f"global $wpdb; $wpdb->query('DROP TABLE wpci_{job}_3');")
+            return await super().commit_import(job, chunks=chunks, backup=backup)
+    await copy_site(migrator(http, source, "source"),
+                    _Sabotaged(http, target.url, login=target.admin_user, password=target.admin_password,
+                               role="target"))
+
+
+@pytest.mark.parametrize("interrupt", [_database_stream_cut, _files_stream_cut, _destination_killed, _commit_fails],
+                         ids=["database-stream-cut", "files-stream-cut", "destination-killed", "commit-fails"])
+async def test_an_interrupted_copy_leaves_the_destination_exactly_as_it_was(
+        mariadb: MariaDB, source_site: WordPressSite, make_site: SiteMaker, interrupt: Interruption) -> None:
+    target = make_site()
+    before = snapshot(mariadb, target)
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(TransferError) as failure:
+            await interrupt(http, source_site, target)
+        assert snapshot(mariadb, target).tables == before.tables  # live tables untouched...
+        await migrator(http, target, "target").abort_import()  # ...and a killed site's staging is swept
+    assert snapshot(mariadb, target) == before
+    assert leftovers(mariadb, target) == []
+    assert ADMIN_PASSWORD not in str(failure.value)
+
+
+async def test_a_cut_stream_is_reported_as_such(source_site: WordPressSite, make_site: SiteMaker) -> None:
+    target = make_site()
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(TransferError, match="stream ended .* connection lost or exporter killed") as failure:
+            await _database_stream_cut(http, source_site, target)
+    assert failure.value.reason == "BadStream"
+
+
+async def test_a_clone_whose_file_copy_fails_gets_its_old_database_back(
+        mariadb: MariaDB, source_site: WordPressSite, empty_clone: EmptyClone) -> None:
+    async with httpx.AsyncClient() as http:
+        destination = DatabaseDestination(
+            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
+                           empty_clone.db_name, empty_clone.table_prefix),
+            empty_clone.url, files=Migrator(http, empty_clone.url, token="not-the-token-" + "x" * 20, role="clone"))
+        with pytest.raises(TransferError) as failure:
+            await copy_site(migrator(http, source_site, "source"), destination)
+    assert failure.value.reason == "LoginFailed" and "token@" in str(failure.value)
+    assert mariadb.sql(f"SHOW TABLES FROM `{empty_clone.db_name}`") == ""
+
+
+async def test_an_unknown_admin_is_refused_before_anything_is_swapped_in(
+        mariadb: MariaDB, source_site: WordPressSite, make_site: SiteMaker) -> None:
+    target = make_site()
+    before = snapshot(mariadb, target)
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(TransferError, match="no user 'nobody'"):
+            await copy_site(migrator(http, source_site, "source"), migrator(http, target, "target"),
+                            admin_password=AdminPassword("nobody", "secret-password"))
+    assert snapshot(mariadb, target) == before and leftovers(mariadb, target) == []
+
+
+# --- big tables: chunked, bounded memory ---------------------------------------------------------
+
+def _peak_rss_kib(site: WordPressSite) -> int:
+    """The highest peak RSS (VmHWM) among the processes serving `site`."""
+    import os
+
+    peaks = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.getpgid(int(pid)) != site.server.process.pid:
+                continue
+            status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            continue
+        peaks += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+    return max(peaks)
+
+
+async def test_a_table_larger_than_memory_bounds_streams_through_in_chunks(
+        mariadb: MariaDB, make_site: SiteMaker) -> None:
+    import tracemalloc
+
+    source, target = make_site(), make_site()
+    # 60 000 rows, ~96 MiB: far more than any bound below.
+    mariadb.sql(f"INSERT INTO `{source.db_name}`.wp_postmeta (post_id, meta_key, meta_value) "
+                f"SELECT 1, CONCAT('bulk_', seq), CONCAT('{source.url}/x ', REPEAT(MD5(seq), 50)) "
+                "FROM mysql.seq_1_to_60000")
+    restart(source)  # fresh workers: their peak RSS is this test's
+    restart(target)
+    tracemalloc.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            result = await copy_site(migrator(http, source, "source"), migrator(http, target, "target"),
+                                     include=Include(tables=("wp_postmeta",), uploads=False, themes=False,
+                                                     plugins=False))
+        python_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    table_bytes = int(mariadb.sql(f"SELECT SUM(LENGTH(meta_value)) FROM `{target.db_name}`.wp_postmeta"))
+    assert table_bytes > 90 * 2**20
+    assert result.rows > 60_000 and result.rewritten_values >= 60_000
+    assert mariadb.sql(f"SELECT COUNT(*) FROM `{target.db_name}`.wp_postmeta WHERE meta_value LIKE "
+                       f"'{target.url}/x %'") == "60000"
+    assert python_peak < 48 * 2**20, f"the engine held {python_peak / 2**20:.0f} MiB"
+    for site in (source, target):
+        assert _peak_rss_kib(site) < 128 * 1024, f"{site.url}'s PHP peaked at {_peak_rss_kib(site) // 1024} MiB"
+
+
+async def test_progress_arrives_with_growing_counts(source_site: WordPressSite, make_site: SiteMaker) -> None:
+    target = make_site()
+    seen: list[Progress] = []
+
+    async def record(progress: Progress) -> None:
+        seen.append(progress)
+    async with httpx.AsyncClient() as http:
+        await copy_site(migrator(http, source_site, "source"), migrator(http, target, "target"), progress=record)
+    assert [progress.bytes for progress in seen] == sorted(progress.bytes for progress in seen)
+    assert any(progress.table == "wp_posts" for progress in seen)
+    assert seen[-1].files > 50

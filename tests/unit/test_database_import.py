@@ -1,0 +1,79 @@
+"""SQL for a clone's bare database: literals of raw bytes, bounded multi-row INSERTs, one atomic swap."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wpclone_operator import frames
+from wpclone_operator.database_import import (
+    insert_statements,
+    is_own_table,
+    literal,
+    rename_statement,
+    staging_create,
+    swap_renames,
+)
+
+_MYSQL_ESCAPES = {b"0": b"\0", b"n": b"\n", b"r": b"\r", b"Z": b"\x1a"}
+
+
+def unquote(sql: bytes) -> bytes:
+    """How MySQL reads a quoted string literal (backslash escapes; our literals never double quotes)."""
+    assert sql[:1] == b"'" and sql[-1:] == b"'"
+    assert re.fullmatch(rb"(?:[^'\\]|\\.)*", sql[1:-1], re.S), "an unescaped quote would end the literal early"
+    return re.sub(rb"\\(.)", lambda match: _MYSQL_ESCAPES.get(match.group(1), match.group(1)), sql[1:-1], flags=re.S)
+
+
+@given(st.binary(max_size=64))
+def test_a_literal_holds_exactly_its_bytes(value: bytes) -> None:
+    assert unquote(literal(value)) == value
+
+
+def test_null_is_null() -> None:
+    assert literal(None) == b"NULL"
+
+
+def test_inserts_stay_under_the_size_limit_and_carry_every_row() -> None:
+    rows = [[str(i).encode(), b"x" * 50, None] for i in range(100)]
+    payload = b"".join(frames.encode_record(row) for row in rows)
+    statements = list(insert_statements("wpci_0123456789ab_0", ["id", "v", "n"], payload, max_bytes=1000))
+    assert sum(count for _, count in statements) == 100 and len(statements) > 5
+    assert all(len(sql) <= 1000 for sql, _ in statements)
+    assert statements[0][0].startswith(b"INSERT INTO `wpci_0123456789ab_0` (`id`, `v`, `n`) VALUES ('0','xxx")
+    assert statements[0][0].endswith(b",NULL)")
+
+
+def test_a_row_larger_than_the_limit_goes_alone() -> None:
+    payload = frames.encode_record([b"1", b"y" * 5000]) + frames.encode_record([b"2", b"z"])
+    statements = list(insert_statements("t", ["id", "v"], payload, max_bytes=1000))
+    assert [count for _, count in statements] == [1, 1]
+
+
+def test_a_definition_is_staged_under_its_staging_name() -> None:
+    create = "CREATE TABLE `clone_posts` (\n  `ID` bigint NOT NULL\n)"
+    assert staging_create(create, "clone_posts", "wpci_0123456789ab_3") == (
+        b"CREATE TABLE `wpci_0123456789ab_3` (\n  `ID` bigint NOT NULL\n)")
+    with pytest.raises(frames.StreamError):
+        staging_create(create, "clone_users", "wpci_0123456789ab_3")
+
+
+def test_the_swap_is_one_statement_moving_live_tables_aside_first() -> None:
+    aside, incoming = swap_renames(["wp_options", "wp_posts", "wp_old_plugin"],
+                                   {"wp_options": "wpci_j_0", "wp_posts": "wpci_j_1"}, True, "wpcb_j_")
+    assert rename_statement(aside + incoming) == (
+        b"RENAME TABLE `wp_options` TO `wpcb_j_0`, `wp_posts` TO `wpcb_j_1`, `wp_old_plugin` TO `wpcb_j_2`, "
+        b"`wpci_j_0` TO `wp_options`, `wpci_j_1` TO `wp_posts`")
+
+
+def test_a_partial_swap_leaves_other_live_tables_in_place() -> None:
+    aside, _ = swap_renames(["wp_options", "wp_posts", "wp_old_plugin"], {"wp_posts": "wpci_j_0"}, False, "wpcb_j_")
+    assert aside == [("wp_posts", "wpcb_j_0")]
+
+
+def test_only_the_migrator_names_count_as_its_own_tables() -> None:
+    assert is_own_table("wpci_0123456789ab_12") and is_own_table("wpcb_0123456789ab_0")
+    assert not is_own_table("wpci_posts") and not is_own_table("wp_posts")

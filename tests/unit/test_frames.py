@@ -1,0 +1,123 @@
+"""The stream format: Python and the PHP plugin must read what the other writes, however it is cut."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wpclone_operator import frames
+from wpclone_operator.migrator import plugin_dir
+
+values = st.none() | st.binary(max_size=40)
+records = st.lists(st.lists(values, min_size=3, max_size=3), max_size=8)
+frame_lists = st.lists(st.tuples(st.sampled_from([frames.ROWS, frames.DATA, frames.FILE]), st.binary(max_size=300)),
+                       max_size=10)
+
+
+@given(records)
+def test_records_read_back_as_written(rows: list[list[bytes | None]]) -> None:
+    payload = b"".join(frames.encode_record(row) for row in rows)
+    assert list(frames.decode_records(payload, 3)) == rows
+
+
+@given(frame_lists, st.lists(st.integers(1, 97), min_size=1, max_size=20))
+def test_frames_come_out_whole_however_the_stream_is_cut(sent: list[tuple[bytes, bytes]], cuts: list[int]) -> None:
+    stream = b"".join(frames.encode_frame(kind, payload) for kind, payload in sent)
+    reader, received, at = frames.FrameReader(), [], 0
+    while at < len(stream):
+        step = cuts[len(received) % len(cuts)]
+        received += reader.feed(stream[at:at + step])
+        at += step
+    reader.close()
+    assert [(frame.kind, frame.payload) for frame in received] == sent
+
+
+@given(records, st.integers(8, 200))
+def test_split_records_cuts_only_between_records_and_keeps_pieces_small(rows: list[list[bytes | None]],
+                                                                        limit: int) -> None:
+    encoded = [frames.encode_record(row) for row in rows]
+    pieces = list(frames.split_records(b"".join(encoded), 3, limit))
+    assert b"".join(pieces) == b"".join(encoded)
+    assert [row for piece in pieces for row in frames.decode_records(piece, 3)] == rows
+    assert all(len(piece) <= limit or len(list(frames.decode_records(piece, 3))) == 1 for piece in pieces)
+
+
+def test_a_frame_longer_than_allowed_is_refused_before_it_is_buffered() -> None:
+    reader = frames.FrameReader(max_frame_bytes=1000)
+    with pytest.raises(frames.StreamError, match="announces 1001 bytes"):
+        reader.feed(frames.encode_frame(frames.ROWS, b"x" * 1001)[:10])
+
+
+def test_a_stream_cut_inside_a_frame_is_an_error() -> None:
+    reader = frames.FrameReader()
+    reader.feed(frames.encode_frame(frames.ROWS, b"abcdef")[:-2])
+    with pytest.raises(frames.StreamError, match="middle of a frame"):
+        reader.close()
+
+
+@pytest.mark.parametrize("payload", [b"\x00\x00\x00", b"\x00\x00\x00\x05ab\x00\x00\x00\x00\x00\x00\x00\x00"],
+                         ids=["short-lengths", "value-too-long"])
+def test_malformed_records_are_errors(payload: bytes) -> None:
+    with pytest.raises(frames.StreamError):
+        list(frames.decode_records(payload, 3))
+
+
+async def _chunks(*pieces: bytes):  # type: ignore[no-untyped-def]
+    for piece in pieces:
+        yield piece
+
+
+async def test_an_export_that_reports_failure_raises_its_message() -> None:
+    stream = frames.encode_frame(frames.ROWS, b"") + frames.encode_json(frames.ERROR, {"message": "disk on fire"})
+    with pytest.raises(frames.StreamError, match="the exporter failed: disk on fire"):
+        async for _ in frames.read_frames(_chunks(stream)):
+            pass
+
+
+async def test_an_export_without_its_end_frame_is_incomplete() -> None:
+    with pytest.raises(frames.StreamError, match="before its end frame"):
+        async for _ in frames.read_frames(_chunks(frames.encode_frame(frames.ROWS, b""))):
+            pass
+
+
+async def test_an_export_ends_at_its_end_frame() -> None:
+    stream = frames.encode_frame(frames.ROWS, b"r") + frames.encode_json(frames.END, {"rows": 0})
+    kinds = [frame.kind async for frame in frames.read_frames(_chunks(stream[:3], stream[3:]))]
+    assert kinds == [frames.ROWS, frames.END]
+
+
+# --- the same format in PHP (wordpress/migrator/wpclone-migrator-stream.php) -------------------------
+
+def _php(code: str, stdin: bytes = b"") -> bytes:
+    if shutil.which("php") is None:
+        pytest.skip("php is not installed")
+    prelude = f"define('ABSPATH', '/'); require '{plugin_dir()}/wpclone-migrator-stream.php'; "
+    return subprocess.run(["php", "-r", prelude + code], input=stdin, capture_output=True, check=True).stdout
+
+
+def test_python_reads_the_frames_and_records_php_writes() -> None:
+    written = _php("echo WPClone_Frames::frame('R', WPClone_Frames::record(['a', null, \"\\0\\xff\", '']))"
+                   " . WPClone_Frames::json('E', ['name' => 'wp_posts', 'rows' => 1]);")
+    received = frames.FrameReader().feed(written)
+    assert list(frames.decode_records(received[0].payload, 4)) == [[b"a", None, b"\x00\xff", b""]]
+    assert received[1].json() == {"name": "wp_posts", "rows": 1}
+
+
+@settings(max_examples=25)
+@given(st.lists(st.lists(values, min_size=2, max_size=2), min_size=1, max_size=5))
+def test_php_reads_the_frames_and_records_python_writes(rows: list[list[bytes | None]]) -> None:
+    body = frames.encode_json(frames.HEADER, {"job": "abc", "seq": 1}) + frames.encode_frame(
+        frames.ROWS, b"".join(frames.encode_record(row) for row in rows))
+    code = ("$out = []; foreach (WPClone_Frames::parse(stream_get_contents(STDIN)) as [$kind, $payload]) {"
+            " $out[] = $kind === 'R' ? array_map(function ($row) { return array_map(function ($v) {"
+            " return $v === null ? null : base64_encode($v); }, $row); },"
+            " iterator_to_array(WPClone_Frames::records($payload, 2), false)) : $payload; } echo json_encode($out);")
+    header, decoded = json.loads(_php(code, body))
+    assert json.loads(header) == {"job": "abc", "seq": 1}
+    assert [[None if value is None else base64.b64decode(value) for value in row] for row in decoded] == rows

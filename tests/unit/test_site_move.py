@@ -1,0 +1,90 @@
+"""What a move changes in tables and rows on their way: names, prefixed keys, kept options, the admin."""
+
+from __future__ import annotations
+
+import pytest
+
+from wpclone_operator import frames
+from wpclone_operator.rewrite import UrlRewrite
+from wpclone_operator.site_move import SiteMove
+
+MOVE = SiteMove(UrlRewrite("http://a.test", "https://b.test"), "wp_", "clone_",
+                preserved_options={"siteurl": b"https://b.test", "home": b"https://b.test", "blog_public": b"0"},
+                admin_login="admin", admin_hash="$P$Bhash")
+
+
+def payload(*rows: list[bytes | None]) -> bytes:
+    return b"".join(frames.encode_record(row) for row in rows)
+
+
+def rows_of(data: bytes, width: int) -> list[list[bytes | None]]:
+    return list(frames.decode_records(data, width))
+
+
+def test_tables_take_the_destination_prefix() -> None:
+    assert MOVE.table_name("wp_posts") == "clone_posts"
+    assert MOVE.table_name("wp_wc_orders") == "clone_wc_orders"
+    with pytest.raises(ValueError, match="not a table of the source"):
+        MOVE.table_name("other_posts")
+
+
+def test_definitions_are_renamed_and_lose_their_foreign_keys_only() -> None:
+    create = ("CREATE TABLE `wp_wc_download_log` (\n  `id` bigint NOT NULL,\n  `permission_id` bigint NOT NULL,\n"
+              "  PRIMARY KEY (`id`),\n  CONSTRAINT `amount` CHECK (`id` > 0),\n"
+              "  CONSTRAINT `fk_wp_wc_download_log_permission_id` FOREIGN KEY (`permission_id`) REFERENCES "
+              "`wp_woocommerce_downloadable_product_permissions` (`permission_id`) ON DELETE CASCADE\n"
+              ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+    assert MOVE.create_statement(create, "wp_wc_download_log") == (
+        "CREATE TABLE `clone_wc_download_log` (\n  `id` bigint NOT NULL,\n  `permission_id` bigint NOT NULL,\n"
+        "  PRIMARY KEY (`id`),\n  CONSTRAINT `amount` CHECK (`id` > 0)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+
+
+def test_a_definition_of_another_table_is_refused() -> None:
+    with pytest.raises(frames.StreamError, match="does not begin with"):
+        MOVE.create_statement("CREATE TABLE `wp_users` (`id` int)", "wp_posts")
+
+
+def test_options_keep_the_destination_settings_and_follow_the_prefix() -> None:
+    columns = ["option_id", "option_name", "option_value", "autoload"]
+    source = payload([b"1", b"siteurl", b"http://a.test", b"yes"], [b"2", b"blog_public", b"1", b"yes"],
+                     [b"3", b"wp_user_roles", b'a:1:{s:5:"admin";b:1;}', b"yes"],
+                     [b"4", b"widget", b's:15:"http://a.test/x";', b"yes"])
+    moved, counts = MOVE.table_rows("wp_options", columns).apply(source)
+    assert rows_of(moved, 4) == [[b"1", b"siteurl", b"https://b.test", b"yes"], [b"2", b"blog_public", b"0", b"yes"],
+                                 [b"3", b"clone_user_roles", b'a:1:{s:5:"admin";b:1;}', b"yes"],
+                                 [b"4", b"widget", b's:16:"https://b.test/x";', b"yes"]]
+    assert counts.rewritten == 2  # siteurl was rewritten, then replaced by the destination's own
+
+
+def test_an_option_the_destination_lacks_keeps_the_source_value_rewritten() -> None:
+    move = SiteMove(UrlRewrite("http://a.test", "https://b.test"), "wp_", "wp_")
+    moved, _ = move.table_rows("wp_options", ["option_name", "option_value"]).apply(payload([b"home", b"http://a.test"]))
+    assert rows_of(moved, 2) == [[b"home", b"https://b.test"]]
+
+
+def test_user_meta_keys_follow_the_prefix() -> None:
+    source = payload([b"1", b"wp_capabilities", b'a:1:{s:13:"administrator";b:1;}'], [b"1", b"nickname", b"wp_x"],
+                     [b"1", None, None])
+    moved, _ = MOVE.table_rows("wp_usermeta", ["user_id", "meta_key", "meta_value"]).apply(source)
+    assert [row[1] for row in rows_of(moved, 3)] == [b"clone_capabilities", b"nickname", None]
+
+
+def test_the_administrator_gets_the_new_password_and_nobody_else_does() -> None:
+    columns = ["ID", "user_login", "user_pass", "user_activation_key"]
+    source = payload([b"1", b"admin", b"$P$Bold", b"1234:key"], [b"2", b"editor", b"$P$Bother", b""])
+    moved, counts = MOVE.table_rows("wp_users", columns).apply(source)
+    assert rows_of(moved, 4) == [[b"1", b"admin", b"$P$Bhash", b""], [b"2", b"editor", b"$P$Bother", b""]]
+    assert counts.admin_passwords == 1
+
+
+def test_rows_without_the_url_pass_through_untouched() -> None:
+    source = payload([b"1", b"plain text"])
+    moved, counts = MOVE.table_rows("wp_posts", ["ID", "post_content"]).apply(source)
+    assert moved is source and counts.rewritten == 0
+
+
+def test_corrupt_serialized_values_are_counted() -> None:
+    source = payload([b"1", b'a:1:{i:0;s:99:"http://a.test";}'], [b"2", b"http://a.test/"])
+    moved, counts = MOVE.table_rows("wp_postmeta", ["meta_id", "meta_value"]).apply(source)
+    assert rows_of(moved, 2) == [[b"1", b'a:1:{i:0;s:99:"http://a.test";}'], [b"2", b"https://b.test/"]]
+    assert (counts.rewritten, counts.unparseable) == (1, 1)
