@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_PLUGIN_DIR = Path(__file__).resolve().parents[1] / "wordpress" / "migrator"
+DEFAULT_PLUGIN_DIR = Path(__file__).resolve().parents[2] / "wordpress" / "migrator"
 
 
 def plugin_dir() -> Path:
