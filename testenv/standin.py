@@ -115,11 +115,16 @@ class StandIn:
 
     def _sync_routes(self, running: dict[str, Any]) -> None:
         routes: dict[str, int] = {}
+        services = {(service.metadata.namespace, service.metadata.name): service
+                    for service in self.core.list_service_for_all_namespaces().items}
         for ingress in self.networking.list_ingress_for_all_namespaces().items:
+            if ingress.metadata.deletion_timestamp is not None:
+                continue
             for rule in ingress.spec.rules or []:
                 for path in (rule.http.paths if rule.http else []):
-                    service = self.core.read_namespaced_service(path.backend.service.name,
-                                                                ingress.metadata.namespace)
+                    service = services.get((ingress.metadata.namespace, path.backend.service.name))
+                    if service is None:
+                        continue
                     selector = service.spec.selector or {}
                     for uid, pod in running.items():
                         labels = pod.metadata.labels or {}

@@ -8,10 +8,11 @@ from typing import Any
 
 import kopf
 
-from wpclone_operator import constants, metrics, reconcile
+from wpclone_operator import constants, metrics, reconcile, reconcile_restore
 from wpclone_operator.settings import Settings
 
 CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
+RESTORES = (constants.GROUP, constants.VERSION, constants.RESTORE_PLURAL)
 
 
 # Read at import so that a misconfigured operator stops at once with a clear message.
@@ -59,3 +60,9 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, clo
 @kopf.on.delete(*CLONES, id="cleanup")
 async def clean_up_clone(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await reconcile.clean_up_clone(body, SETTINGS)
+
+
+@kopf.on.create(*RESTORES, id="restore", timeout=SETTINGS.copy_retry_seconds)
+@kopf.on.resume(*RESTORES, id="resume-restore", timeout=SETTINGS.copy_retry_seconds)
+async def restore(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    await reconcile_restore.run_restore(body, patch, SETTINGS, retry, memo.work_slots)

@@ -126,7 +126,7 @@ class RestoreInclude(Model):
 
     model_config = ConfigDict(json_schema_extra=rules(
         ("self.database || self.uploads || self.themes || self.plugins", "include at least one part"),
-        ("size(self.tables) == 0 || self.database", "tables needs database: true"),
+        ("!has(self.tables) || size(self.tables) == 0 || self.database", "tables needs database: true"),
     ))
 
 

@@ -1,0 +1,147 @@
+"""Push a clone (or any site) back into production: conflict check, dry run, copy with a backup kept on
+the target (the replaced tables and files, swapped aside atomically), and rollback to a backup."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+from wpclone_operator import children, constants, kube
+from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport
+from wpclone_operator.resources import CloneRestoreSpec, RestoreInclude, WordPressClone
+from wpclone_operator.settings import Settings
+from wpclone_operator.site_move import AdminPassword
+from wpclone_operator.transfer import CopyResult, Include, TransferError, copy_site
+from wpclone_operator.wordpress import Migrator, SiteInfo, WordPressError, ensure_migrator
+
+RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "CredentialsMissing", "UnknownBackup"}
+
+
+@dataclass
+class RestoreSource:
+    migrator: Migrator
+    recorded_checksums: dict[str, str] = field(default_factory=dict)  # production's, when the clone was made
+
+
+@dataclass
+class Outcome:
+    result: CopyResult | None = None
+    changes: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _secret(namespace: str, name: str) -> dict[str, str]:
+    data = kube.read_secret(namespace, name)
+    if data is None or not data.get("username") or not data.get("password"):
+        raise TransferError("CredentialsMissing", f"Secret {name} with keys username and password is missing")
+    return data
+
+
+async def _site(http: httpx.AsyncClient, namespace: str, url: str, secret: str, role: str) -> Migrator:
+    login = await asyncio.to_thread(_secret, namespace, secret)
+    try:
+        return await ensure_migrator(http, url, login["username"], login["password"], role=role)
+    except WordPressError as error:
+        raise TransferError(error.reason, str(error)) from None
+
+
+async def _clone_source(http: httpx.AsyncClient, namespace: str, name: str, settings: Settings) -> RestoreSource:
+    body = await asyncio.to_thread(kube.get, constants.API_VERSION, constants.CLONE_KIND, namespace, name)
+    if body is None:
+        raise TransferError("CloneNotFound", f"WordPressClone {name} does not exist")
+    clone = WordPressClone.from_body(body)
+    if clone.status.phase != constants.PHASE_READY:
+        raise TransferError("CloneNotReady", f"WordPressClone {name} is {clone.status.phase or 'Pending'}, not Ready")
+    admin = await asyncio.to_thread(kube.read_secret, namespace, children.admin_secret_name(clone))
+    checksums = await asyncio.to_thread(kube.get, "v1", "ConfigMap", namespace, children.source_checksums_name(clone))
+    if admin is None:
+        raise TransferError("CloneNotReady", f"WordPressClone {name} has no admin Secret")
+    migrator = Migrator(http, children.endpoint(clone, settings), token=admin["migrator-token"], role="clone")
+    return RestoreSource(migrator, dict((checksums or {}).get("data") or {}))
+
+
+def include_for(spec: RestoreInclude, source_prefix: str) -> Include:
+    tables = tuple(source_prefix + table for table in spec.tables) if spec.tables else None
+    return Include(database=spec.database, tables=tables, uploads=spec.uploads, themes=spec.themes,
+                   plugins=spec.plugins)
+
+
+def conflicts(recorded: dict[str, str], target: SiteInfo, tables: list[str] | None) -> list[str]:
+    """Production tables that changed since the clone was taken (by checksum), among those restored."""
+    found = []
+    for table, checksum in sorted(recorded.items()):
+        if tables is not None and table not in tables:
+            continue
+        now = target.tables.get(table)
+        if now is None:
+            found.append(f"{table}: removed from production since the clone was taken")
+        elif checksum and now.checksum != checksum:
+            found.append(f"{table}: changed in production since the clone was taken ({now.rows} rows now)")
+    return found
+
+
+def planned_changes(source: SiteInfo, target: SiteInfo, include: Include) -> list[str]:
+    """What a restore would write, in words: tables with row counts, folders with file counts."""
+    changes = []
+    if include.database:
+        for table in include.tables or tuple(sorted(source.tables)):
+            production = target.table_prefix + table.removeprefix(source.table_prefix)
+            before = target.tables.get(production)
+            rows = source.tables[table].rows if table in source.tables else 0
+            changes.append(f"table {production}: {before.rows if before else 'no'} rows -> {rows} rows")
+        if include.tables is None:
+            mapped = {target.table_prefix + name.removeprefix(source.table_prefix) for name in source.tables}
+            changes += [f"table {name}: removed (not in the source)" for name in sorted(set(target.tables) - mapped)]
+    for folder in include.folders:
+        before = (target.content or {}).get(folder, {})
+        after = (source.content or {}).get(folder, {})
+        changes.append(f"{folder}: {before.get('files', 0)} files -> {after.get('files', 0)} files "
+                       f"({after.get('bytes', 0)} bytes)")
+    return changes
+
+
+@asynccontextmanager
+async def _http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=15.0)) as http:
+        yield http
+
+
+async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, progress: ProgressReport) -> Outcome:
+    async with _http() as http:
+        target = await _site(http, namespace, spec.target.url, spec.target.credentialsSecretRef.name, "target")
+        if spec.rollbackTo:
+            target_info = await target.info()
+            if not any(backup.get("id") == spec.rollbackTo for backup in target_info.backups):
+                raise TransferError("UnknownBackup", f"the target {spec.target.url} has no backup {spec.rollbackTo}")
+            await target.rollback(spec.rollbackTo)
+            return Outcome(changes=[f"rolled back to backup {spec.rollbackTo}"])
+        assert spec.source is not None  # the CRD requires source or rollbackTo
+        if spec.source.cloneRef is not None:
+            source = await _clone_source(http, namespace, spec.source.cloneRef.name, settings)
+        else:
+            assert spec.source.url is not None and spec.source.credentialsSecretRef is not None
+            source = RestoreSource(await _site(http, namespace, spec.source.url,
+                                               spec.source.credentialsSecretRef.name, "source"))
+        source_info = await source.migrator.info(content=True)
+        include = include_for(spec.include, source_info.table_prefix)
+        target_info = await target.info(checksums=bool(source.recorded_checksums), content=True)
+        restored = None if include.tables is None else [
+            target_info.table_prefix + table.removeprefix(source_info.table_prefix) for table in include.tables]
+        found = conflicts(source.recorded_checksums, target_info, restored) if include.database else []
+        if found and spec.onConflict == "Fail":
+            return Outcome(conflicts=found)
+        changes = planned_changes(source_info, target_info, include)
+        if spec.dryRun:
+            return Outcome(changes=changes, conflicts=found)
+        # The clone's users table carries the clone's generated admin password: production keeps its own.
+        assert target.login is not None and target.password is not None
+        users_restored = include.database and (include.tables is None
+                                               or f"{source_info.table_prefix}users" in include.tables)
+        keep_login = AdminPassword(target.login, target.password) if users_restored else None
+        result = await copy_site(source.migrator, target, include=include, backup=spec.backup,
+                                 admin_password=keep_login, progress=progress)
+        return Outcome(result=result, changes=changes, conflicts=found)

@@ -1,0 +1,180 @@
+"""CloneRestore on the real stack: a clone's changes pushed back to production, safely."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from testenv import cluster
+from testenv.mariadb import MariaDB
+from testenv.operator_process import OperatorProcess
+from testenv.standin import StandInProcess
+from testenv.wordpress import WordPressSite
+from tests.helpers import apply, clone_manifest, credentials_secret, eventually, get_json
+from tests.integration import transfer_fixtures
+from tests.integration.transfer_fixtures import SiteMaker, snapshot
+
+pytestmark = pytest.mark.integration
+make_site = transfer_fixtures.make_site
+
+
+def restore_manifest(name: str, target: WordPressSite, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "wpclone.dev/v1alpha1", "kind": "CloneRestore", "metadata": {"name": name},
+            "spec": {"target": {"url": target.url, "credentialsSecretRef": {"name": "production-login"}}, **spec}}
+
+
+def wait_restore(plane: cluster.ControlPlane, namespace: str, name: str, timeout: float = 120) -> dict[str, Any]:
+    return eventually(lambda: (r := get_json(plane, namespace, "wpcr", name))
+                      and (r.get("status") or {}).get("phase") in ("Completed", "Failed", "RolledBack") and r,
+                      timeout=timeout, what=f"restore {name} to finish", interval=0.5)
+
+
+def clone_of(plane: cluster.ControlPlane, namespace: str, production: WordPressSite) -> str:
+    """A Ready clone of production; its name is unique, as its host name {name}.localhost must be."""
+    name = f"stage-{uuid.uuid4().hex[:6]}"
+    apply(plane, namespace, credentials_secret("production-login", production.admin_user, production.admin_password),
+          clone_manifest(name, production.url, secret="production-login"))
+    plane.kubectl("wait", "-n", namespace, f"wpc/{name}", "--for=condition=Ready", "--timeout=120s")
+    return name
+
+
+def clone_docroot(plane: cluster.ControlPlane, namespace: str, name: str, standin: StandInProcess) -> Path:
+    (pod,) = get_json(plane, namespace, "pods", "-l", f"wpclone.dev/clone={name}")["items"]
+    return standin.log_path.parent / f"{namespace}-{pod['metadata']['name']}"
+
+
+def clone_database(plane: cluster.ControlPlane, namespace: str, name: str) -> str:
+    secret = get_json(plane, namespace, "secret", f"{name}-db")
+    return base64.b64decode(secret["data"]["database"]).decode()
+
+
+def change_the_clone(mariadb: MariaDB, database: str, docroot: Path) -> None:
+    """What a user does on a staging copy: a new post, an edited option, a new media file."""
+    mariadb.sql(f"""USE `{database}`;
+        INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt,
+            post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, post_content_filtered,
+            post_type, guid)
+        VALUES (1, NOW(), UTC_TIMESTAMP(), '<p>Written on the clone</p>', 'Made on the clone', '', 'publish',
+            'made-on-the-clone', '', '', NOW(), UTC_TIMESTAMP(), '', 'post', '');
+        UPDATE wp_options SET option_value = 'Tagline from the clone' WHERE option_name = 'blogdescription';""")
+    note = docroot / "wp-content" / "uploads" / "from-the-clone.txt"
+    note.write_bytes(b"media made on the clone\n")
+
+
+def option(mariadb: MariaDB, site: WordPressSite, name: str) -> str:
+    return mariadb.sql(f"SELECT option_value FROM `{site.db_name}`.wp_options WHERE option_name = '{name}'")
+
+
+def post_titles(site: WordPressSite) -> list[str]:
+    return [post["title"]["rendered"] for post in httpx.get(f"{site.url}/wp-json/wp/v2/posts?per_page=100",
+                                                            timeout=30).json()]
+
+
+def test_clone_changes_are_restored_to_production_with_a_backup(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site(migrator=False)  # the migrator is installed with the admin login when missing
+    stage = clone_of(control_plane, namespace, production)
+    change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
+                     clone_docroot(control_plane, namespace, stage, standin))
+    before = {name: option(mariadb, production, name) for name in ("siteurl", "home", "blog_public")}
+
+    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
+    done = wait_restore(control_plane, namespace, "push")
+
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert done["status"]["backupId"]
+    assert done["status"]["counts"]["rows"] > 0 and done["status"]["counts"]["files"] > 0
+    assert "Made on the clone" in post_titles(production)
+    post = next(p for p in httpx.get(f"{production.url}/wp-json/wp/v2/posts?slug=made-on-the-clone",
+                                     timeout=30).json())
+    assert post["link"].startswith(production.url)
+    assert option(mariadb, production, "blogdescription") == "Tagline from the clone"
+    media = production.docroot / "wp-content" / "uploads" / "from-the-clone.txt"
+    assert media.read_bytes() == b"media made on the clone\n"
+    assert {name: option(mariadb, production, name) for name in before} == before
+    assert "localhost" not in mariadb.sql(f"SELECT GROUP_CONCAT(guid) FROM `{production.db_name}`.wp_posts")
+
+
+def test_rollback_returns_production_to_its_pre_restore_state(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site()
+    stage = clone_of(control_plane, namespace, production)
+    change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
+                     clone_docroot(control_plane, namespace, stage, standin))
+    before = snapshot(mariadb, production)
+    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
+    backup = wait_restore(control_plane, namespace, "push")["status"]["backupId"]
+    assert snapshot(mariadb, production) != before
+
+    apply(control_plane, namespace, restore_manifest("undo", production, rollbackTo=backup))
+    undone = wait_restore(control_plane, namespace, "undo")
+    assert undone["status"]["phase"] == "RolledBack", undone["status"]
+    after = snapshot(mariadb, production)
+    assert after.files == before.files
+    assert after.tables == before.tables
+
+
+def test_production_changed_since_the_clone_refuses_the_restore(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker) -> None:
+    production = make_site()
+    stage = clone_of(control_plane, namespace, production)
+    mariadb.sql(f"UPDATE `{production.db_name}`.wp_posts SET post_title = 'Edited in production' WHERE ID = 1")
+    before = snapshot(mariadb, production)
+
+    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
+    refused = wait_restore(control_plane, namespace, "push")
+    assert refused["status"]["phase"] == "Failed"
+    assert refused["status"]["conditions"][0]["reason"] == "Conflict"
+    assert any(line.startswith("wp_posts:") for line in refused["status"]["conflicts"]), refused["status"]
+    assert snapshot(mariadb, production) == before
+
+
+def test_dry_run_lists_what_would_change_and_writes_nothing(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site()
+    stage = clone_of(control_plane, namespace, production)
+    change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
+                     clone_docroot(control_plane, namespace, stage, standin))
+    before = snapshot(mariadb, production)
+    apply(control_plane, namespace, restore_manifest("preview", production, source={"cloneRef": {"name": stage}},
+                                                     dryRun=True))
+    preview = wait_restore(control_plane, namespace, "preview")
+    assert preview["status"]["phase"] == "Completed"
+    assert preview["status"]["conditions"][0]["reason"] == "DryRun"
+    posts = next(line for line in preview["status"]["changes"] if line.startswith("table wp_posts:"))
+    rows_before, rows_after = [int(word) for word in posts.replace("->", " ").split() if word.isdigit()]
+    assert rows_after == rows_before + 1
+    assert snapshot(mariadb, production) == before
+
+
+@pytest.mark.parametrize(("include", "database_changes", "file_changes"), [
+    ({"database": False, "themes": False, "plugins": False}, False, True),
+    ({"uploads": False, "themes": False, "plugins": False}, True, False),
+    ({"uploads": False, "themes": False, "plugins": False, "tables": ["options"]}, "options only", False),
+])
+def test_selective_restore_writes_only_what_is_included(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        mariadb: MariaDB, namespace: str, make_site: SiteMaker, include: dict[str, Any],
+        database_changes: bool | str, file_changes: bool) -> None:
+    production = make_site()
+    stage = clone_of(control_plane, namespace, production)
+    change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
+                     clone_docroot(control_plane, namespace, stage, standin))
+    apply(control_plane, namespace, restore_manifest("part", production, source={"cloneRef": {"name": stage}},
+                                                     include=include))
+    done = wait_restore(control_plane, namespace, "part")
+    assert done["status"]["phase"] == "Completed", json.dumps(done["status"])
+    media = production.docroot / "wp-content" / "uploads" / "from-the-clone.txt"
+    assert media.exists() == file_changes
+    assert (option(mariadb, production, "blogdescription") == "Tagline from the clone") == bool(database_changes)
+    assert ("Made on the clone" in post_titles(production)) == (database_changes is True)
