@@ -11,9 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kubernetes.client.exceptions import ApiException
 
-from wpclone_api import clones, metrics
+from wpclone_api import clones, jobs, metrics, restores
 from wpclone_api.auth import require_token
-from wpclone_api.schemas import CloneRequest, ErrorBody, JobAccepted, JobStatus
+from wpclone_api.schemas import CloneRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest
 from wpclone_api.settings import ApiSettings
 
 logger = logging.getLogger("wpclone.api")
@@ -81,11 +81,7 @@ def _routes(app: FastAPI) -> None:
     @app.get("/api/v2/job-status/{job_id}", response_model=JobStatus, dependencies=authenticated,
              responses=ERRORS, tags=["v2"], summary="A clone or restore job's state")
     def job_status(job_id: str, request: Request) -> JobStatus:
-        namespace = _namespace(request)
-        clone = clones.find_clone_by_job(namespace, job_id)
-        if clone is None:
-            raise HTTPException(404, f"no job {job_id}")
-        return clones.clone_status(namespace, clone)
+        return _job_status(_namespace(request), job_id)
 
     @app.delete("/api/v2/delete/{clone_id}", status_code=202, response_model=JobStatus, dependencies=authenticated,
                 responses=ERRORS, tags=["v2"], summary="Delete a clone before its TTL")
@@ -102,18 +98,44 @@ def _routes(app: FastAPI) -> None:
               responses={**ERRORS, 504: {"model": ErrorBody}}, tags=["v1 (deprecated)"],
               summary="Clone a site and wait until it is ready (use /api/v2/clone)")
     def clone_v1(body: CloneRequest, request: Request) -> JobStatus:
-        settings: ApiSettings = request.app.state.settings
-        job_id = _create_clone(request, body)
-        deadline = time.monotonic() + settings.v1_timeout_seconds
-        while True:
-            clone = clones.find_clone_by_job(settings.namespace, job_id)
-            current = clones.clone_status(settings.namespace, clone) if clone else None
-            if current is not None and current.status in ("completed", "failed", "expired"):
-                return current
-            if time.monotonic() > deadline:
-                raise HTTPException(504, {"message": "the clone is not ready yet; poll its status",
-                                          "job_id": job_id})
-            time.sleep(settings.poll_seconds)
+        return _wait_for_job(request.app.state.settings, _create_clone(request, body))
+
+    @app.post("/api/v2/restore", status_code=202, response_model=JobAccepted, dependencies=authenticated,
+              responses=ERRORS, tags=["v2"], summary="Push a clone's content to production (backup first)")
+    def restore_v2(body: RestoreRequest, request: Request) -> JobAccepted:
+        job_id = restores.create_restore(_namespace(request), body)
+        return JobAccepted(job_id=job_id, status="pending", status_url=_status_url(request, job_id))
+
+    @app.post("/restore", response_model=JobStatus, dependencies=authenticated, deprecated=True,
+              responses={**ERRORS, 504: {"model": ErrorBody}}, tags=["v1 (deprecated)"],
+              summary="Restore and wait until done (use /api/v2/restore)")
+    def restore_v1(body: RestoreRequest, request: Request) -> JobStatus:
+        return _wait_for_job(request.app.state.settings, restores.create_restore(_namespace(request), body))
+
+
+def _job_status(namespace: str, job_id: str) -> JobStatus:
+    clone = clones.find_clone_by_job(namespace, job_id)
+    if clone is not None:
+        return clones.clone_status(namespace, clone)
+    restore = restores.find_restore_by_job(namespace, job_id)
+    if restore is not None:
+        return jobs.restore_job_status(restore)
+    raise HTTPException(404, f"no job {job_id}")
+
+
+def _wait_for_job(settings: ApiSettings, job_id: str) -> JobStatus:
+    """The legacy v1 calls: block until the job ends, or answer 504 with the job to poll."""
+    deadline = time.monotonic() + settings.v1_timeout_seconds
+    while True:
+        try:
+            current: JobStatus | None = _job_status(settings.namespace, job_id)
+        except HTTPException:
+            current = None  # not visible yet
+        if current is not None and current.status in ("completed", "failed", "expired"):
+            return current
+        if time.monotonic() > deadline:
+            raise HTTPException(504, {"message": "the job is not done yet; poll its status", "job_id": job_id})
+        time.sleep(settings.poll_seconds)
 
 
 def _is_name(value: str) -> bool:

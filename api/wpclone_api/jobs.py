@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wpclone_api.schemas import CloneRequest, JobState, JobStatus, Progress
+from wpclone_api.schemas import CloneRequest, JobState, JobStatus, Progress, RestoreRequest, SiteLogin
 from wpclone_operator import constants
 
 PHASE_TO_STATE: dict[str | None, JobState] = {
@@ -71,3 +71,48 @@ def clone_job_status(clone: dict[str, Any], admin_login: dict[str, str] | None) 
         progress=Progress(**progress) if progress else None,
         error=_error(status, state) if state in ("failed", "running", "pending") else None,
     )
+
+
+RESTORE_PHASE_TO_STATE: dict[str | None, JobState] = {
+    None: "pending", "Pending": "pending", "Checking": "running", "BackingUp": "running", "Restoring": "running",
+    "Completed": "completed", "RolledBack": "completed", "Failed": "failed",
+}
+
+
+def login_secret(name: str, login: SiteLogin, job_id: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "labels": {constants.LABEL_JOB_ID: job_id,
+                                                  constants.LABEL_MANAGED_BY: "wpclone-api"}},
+            "stringData": {"username": login.username, "password": login.password.get_secret_value()}}
+
+
+def restore_name(job_id: str) -> str:
+    return f"restore-{job_id[:16]}"
+
+
+def restore_resource(request: RestoreRequest, job_id: str, clone_name: str | None) -> dict[str, Any]:
+    """A CloneRestore; a source that is one of our clones is named by cloneRef (conflict checks, no login)."""
+    name = restore_name(job_id)
+    source: dict[str, Any] = {"cloneRef": {"name": clone_name}} if clone_name else {
+        "url": request.source.url, "credentialsSecretRef": {"name": f"{name}-source-login"}}
+    include = request.include.model_dump()
+    if not include["tables"]:
+        del include["tables"]
+    return {"apiVersion": constants.API_VERSION, "kind": constants.RESTORE_KIND,
+            "metadata": {"name": name, "labels": {constants.LABEL_JOB_ID: job_id,
+                                                  constants.LABEL_MANAGED_BY: "wpclone-api"}},
+            "spec": {"source": source,
+                     "target": {"url": request.target.url, "credentialsSecretRef": {"name": f"{name}-target-login"}},
+                     "include": include, "dryRun": request.dry_run, "backup": request.backup,
+                     "onConflict": request.on_conflict.capitalize()}}
+
+
+def restore_job_status(restore: dict[str, Any]) -> JobStatus:
+    status = restore.get("status") or {}
+    state = RESTORE_PHASE_TO_STATE.get(status.get("phase"), "running")
+    progress = status.get("progress")
+    return JobStatus(
+        job_id=restore["metadata"]["labels"][constants.LABEL_JOB_ID], kind="restore", status=state,
+        progress=Progress(**progress) if progress else None,
+        error=status.get("message") if state in ("failed", "running", "pending") else None,
+        backup_id=status.get("backupId"), changes=status.get("changes"), conflicts=status.get("conflicts"))

@@ -23,6 +23,36 @@ class CloneRequest(BaseModel):
     ttl_minutes: int | None = Field(default=None, ge=1, le=MAX_TTL_MINUTES)
 
 
+class SiteLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=SITE_URL, max_length=2048)
+    username: str = Field(min_length=1, max_length=255)
+    password: SecretStr = Field(min_length=1, max_length=4096)
+
+
+class RestoreParts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    database: bool = True
+    uploads: bool = True
+    themes: bool = True
+    plugins: bool = True
+    tables: list[str] = Field(default_factory=list, max_length=500,
+                              description="Only these tables, without the table prefix (e.g. posts)")
+
+
+class RestoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: SiteLogin = Field(description="The clone (or any site) whose content goes to production")
+    target: SiteLogin = Field(description="The production site")
+    include: RestoreParts = Field(default_factory=RestoreParts)
+    dry_run: bool = False
+    backup: bool = True
+    on_conflict: Literal["fail", "overwrite"] = "fail"
+
+
 class JobAccepted(BaseModel):
     job_id: str
     status: JobState
@@ -47,6 +77,9 @@ class JobStatus(BaseModel):
     expires_at: str | None = None
     progress: Progress | None = None
     error: str | None = None
+    backup_id: str | None = None
+    changes: list[str] | None = None
+    conflicts: list[str] | None = None
 
 
 class ErrorBody(BaseModel):

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from testenv import cluster
+from testenv.api_process import ApiProcess
 from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
 from testenv.standin import StandInProcess
@@ -178,3 +179,46 @@ def test_selective_restore_writes_only_what_is_included(
     assert media.exists() == file_changes
     assert (option(mariadb, production, "blogdescription") == "Tagline from the clone") == bool(database_changes)
     assert ("Made on the clone" in post_titles(production)) == (database_changes is True)
+
+
+def test_rest_restore_of_a_clone_made_over_rest(
+        api: ApiProcess, operator: OperatorProcess, standin: StandInProcess, mariadb: MariaDB,
+        control_plane: cluster.ControlPlane, make_site: SiteMaker) -> None:
+    production = make_site()
+    http = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {api.token}"}, timeout=30)
+    customer = f"rest-{uuid.uuid4().hex[:6]}"
+    job = http.post("/api/v2/clone", json={
+        "source_url": production.url, "source_username": production.admin_user,
+        "source_password": production.admin_password, "customer_id": customer}).json()
+    clone = eventually(lambda: (s := http.get(job["status_url"]).json())["status"] == "completed" and s,
+                       timeout=120, what="the clone job")
+    change_the_clone(mariadb, clone_database(control_plane, api.namespace, customer),
+                     clone_docroot(control_plane, api.namespace, customer, standin))
+    body = {"source": {"url": clone["clone_url"], "username": clone["username"], "password": clone["password"]},
+            "target": {"url": production.url, "username": production.admin_user,
+                       "password": production.admin_password}}
+
+    preview = http.post("/restore", json={**body, "dry_run": True}, timeout=180)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["status"] == "completed" and preview.json()["changes"]
+    assert "Made on the clone" not in post_titles(production)
+
+    accepted = http.post("/api/v2/restore", json=body)
+    assert accepted.status_code == 202, accepted.text
+    done = eventually(lambda: (s := http.get(accepted.json()["status_url"]).json())["status"]
+                      in ("completed", "failed") and s, timeout=120, what="the restore job")
+    assert done["status"] == "completed", done
+    assert done["kind"] == "restore" and done["backup_id"]
+    assert "Made on the clone" in post_titles(production)
+    restore = get_json(control_plane, api.namespace, "wpcr", "-l", f"wpclone.dev/job-id={done['job_id']}")["items"][0]
+    assert restore["spec"]["source"] == {"cloneRef": {"name": customer}}
+    assert production.admin_password not in json.dumps(restore) + api.log_path.read_text()
+
+
+def test_rest_restore_rejects_bad_input_with_a_message(api: ApiProcess) -> None:
+    http = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {api.token}"}, timeout=30)
+    answer = http.post("/api/v2/restore", json={"source": {"url": "not a url", "username": "a", "password": "b"},
+                                                "target": {"url": "https://shop.example.com", "username": "a"}})
+    assert answer.status_code == 422
+    message = answer.json()["message"]
+    assert "source.url" in message and "target.password" in message
