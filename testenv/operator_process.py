@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -41,6 +43,13 @@ class OperatorProcess:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop(timeout=15)
+            self.server = None
+
+    def kill(self) -> None:
+        """As a crash would: SIGKILL, no chance to clean up."""
+        if self.server is not None:
+            os.killpg(self.server.process.pid, signal.SIGKILL)
+            self.server.process.wait(10)
             self.server = None
 
     def restart(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from testenv.standin import StandInProcess
 from testenv.wordpress import WordPressSite
 from tests.helpers import apply, clone_manifest, credentials_secret, eventually, get_json
 from tests.integration import transfer_fixtures
-from tests.integration.transfer_fixtures import SiteMaker, snapshot
+from tests.integration.transfer_fixtures import SiteMaker, leftovers, restart, snapshot
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site
@@ -222,3 +223,61 @@ def test_rest_restore_rejects_bad_input_with_a_message(api: ApiProcess) -> None:
     assert answer.status_code == 422
     message = answer.json()["message"]
     assert "source.url" in message and "target.password" in message
+
+
+def staging_left(mariadb: MariaDB, site: WordPressSite, backup_id: str) -> list[str]:
+    """What interrupted imports left behind; the backup the restore kept is meant to stay."""
+    return [name for name in leftovers(mariadb, site) if backup_id not in name]
+
+
+def big_upload(docroot: Path, megabytes: int = 48) -> None:
+    """Makes the restore last long enough to be interrupted in the middle."""
+    (docroot / "wp-content" / "uploads" / "big-video.bin").write_bytes(os.urandom(megabytes * 1024 * 1024))
+
+
+def test_a_crashed_operator_leaves_production_before_or_after_and_the_restore_converges(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site()
+    stage = clone_of(control_plane, namespace, production)
+    docroot = clone_docroot(control_plane, namespace, stage, standin)
+    change_the_clone(mariadb, clone_database(control_plane, namespace, stage), docroot)
+    big_upload(docroot)
+    before = snapshot(mariadb, production)
+    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
+    eventually(lambda: ((get_json(control_plane, namespace, "wpcr", "push") or {}).get("status") or {})
+               .get("phase") == "Restoring", timeout=60, what="the restore to be copying", interval=0.1)
+    operator.kill()
+    try:
+        during = snapshot(mariadb, production)
+    finally:
+        operator.start()
+    done = wait_restore(control_plane, namespace, "push", timeout=180)
+    assert done["status"]["phase"] == "Completed", done["status"]
+    after = snapshot(mariadb, production)
+    assert during in (before, after)
+    assert after != before and done["status"]["backupId"]
+    assert staging_left(mariadb, production, done["status"]["backupId"]) == []
+
+
+def test_a_target_that_goes_away_mid_restore_is_left_whole_and_the_restore_converges(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site()
+    stage = clone_of(control_plane, namespace, production)
+    docroot = clone_docroot(control_plane, namespace, stage, standin)
+    change_the_clone(mariadb, clone_database(control_plane, namespace, stage), docroot)
+    big_upload(docroot)
+    before = snapshot(mariadb, production)
+    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
+    eventually(lambda: ((get_json(control_plane, namespace, "wpcr", "push") or {}).get("status") or {})
+               .get("phase") == "Restoring", timeout=60, what="the restore to be copying", interval=0.1)
+    production.stop()
+    try:
+        assert snapshot(mariadb, production) == before
+    finally:
+        restart(production)
+    done = wait_restore(control_plane, namespace, "push", timeout=180)
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert "Made on the clone" in post_titles(production)
+    assert staging_left(mariadb, production, done["status"]["backupId"]) == []
