@@ -10,21 +10,15 @@ run's `mariadb-dump | mariadb` plus `tar | tar`. Prints figures and ratios; no t
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
-from bench.bench_transfer import FOLDERS, MIB, build_reference_site, floor_round, folder_bytes, table_bytes
+from bench.bench_transfer import floor_round, options, reference_sites
 from testenv import wordpress
-from testenv.mariadb import start_mariadb
-from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
 from wpclone_operator.transfer import copy_site
 from wpclone_operator.wordpress import Migrator
 
@@ -43,24 +37,10 @@ async def restore_round(clone: wordpress.WordPressSite, production: wordpress.Wo
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows-mib", type=int, default=50)
-    parser.add_argument("--uploads-mib", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=2)
-    options = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="wpclone-bench-restore-"))
-    mariadb = start_mariadb(base)
-    sites: list[wordpress.WordPressSite] = []
-    try:
-        sites = wordpress.create_sites(2, mariadb, base / "sites")
-        clone, production = sites
-        for site in sites:
-            install_migrator_as_mu_plugin(site.docroot)
-        build_reference_site(mariadb, clone, options.rows_mib, options.uploads_mib)
-        print(f"reference site: {table_bytes(mariadb, clone.db_name) / MIB:.0f} MiB of table data, "
-              f"{folder_bytes(clone.docroot) / MIB:.0f} MiB in {', '.join(FOLDERS)}")
+    chosen = options(__doc__.splitlines()[0])
+    with reference_sites(chosen.rows_mib, chosen.uploads_mib) as (mariadb, base, clone, production):
         restores, floors = [], []
-        for round_number in range(1, options.rounds + 1):
+        for round_number in range(1, chosen.rounds + 1):
             restores.append(await restore_round(clone, production))
             floors.append(floor_round(mariadb, clone, base / "floor"))
             print(f"round {round_number}: restore {restores[-1]:.2f} s, floor {floors[-1]:.2f} s, "
@@ -68,12 +48,6 @@ async def main() -> None:
         ratios = [run / floor for run, floor in zip(restores, floors, strict=True)]
         print(f"best: restore {min(restores):.2f} s (checks + copy + backup), floor {min(floors):.2f} s; "
               f"median ratio per round {statistics.median(ratios):.2f} (goal: 2 or less)")
-    finally:
-        for site in sites:
-            site.stop()
-        mariadb.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main()))

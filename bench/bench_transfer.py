@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -94,26 +96,42 @@ def floor_round(mariadb: MariaDB, source: wordpress.WordPressSite, scratch: Path
     return time.perf_counter() - begin
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def options(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rows-mib", type=int, default=50)
     parser.add_argument("--uploads-mib", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
-    options = parser.parse_args()
+    return parser.parse_args()
+
+
+@contextlib.contextmanager
+def reference_sites(rows_mib: int, uploads_mib: int) -> Iterator[tuple[MariaDB, Path, wordpress.WordPressSite,
+                                                                       wordpress.WordPressSite]]:
+    """A private MariaDB and two sites with the migrator: the reference site, and an empty destination."""
     base = Path(tempfile.mkdtemp(prefix="wpclone-bench-"))
     mariadb = start_mariadb(base)
     sites: list[wordpress.WordPressSite] = []
     try:
         sites = wordpress.create_sites(2, mariadb, base / "sites")
-        source, target = sites
         for site in sites:
             install_migrator_as_mu_plugin(site.docroot)
-        build_reference_site(mariadb, source, options.rows_mib, options.uploads_mib)
-        print(f"reference site: {table_bytes(mariadb, source.db_name) / MIB:.0f} MiB of table data, "
-              f"{folder_bytes(source.docroot) / MIB:.0f} MiB in {', '.join(FOLDERS)} "
+        build_reference_site(mariadb, sites[0], rows_mib, uploads_mib)
+        print(f"reference site: {table_bytes(mariadb, sites[0].db_name) / MIB:.0f} MiB of table data, "
+              f"{folder_bytes(sites[0].docroot) / MIB:.0f} MiB in {', '.join(FOLDERS)} "
               f"({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
+        yield mariadb, base, sites[0], sites[1]
+    finally:
+        for site in sites:
+            site.stop()
+        mariadb.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def main() -> None:
+    chosen = options(__doc__.splitlines()[0])
+    with reference_sites(chosen.rows_mib, chosen.uploads_mib) as (mariadb, base, source, target):
         engine, floor = [], []
-        for round_number in range(1, options.rounds + 1):
+        for round_number in range(1, chosen.rounds + 1):
             engine.append(await engine_round(source, target))
             floor.append(floor_round(mariadb, source, base / "floor"))
             print(f"round {round_number}: engine {engine[-1]:.2f} s, floor {floor[-1]:.2f} s, "
@@ -123,12 +141,6 @@ async def main() -> None:
         print(f"best: engine {min(engine):.2f} s (copy_site, URL rewritten), floor {min(floor):.2f} s "
               f"(mariadb-dump | mariadb + tar | tar); ratio of bests {min(engine) / min(floor):.2f}, "
               f"median ratio per round {statistics.median(ratios):.2f}")
-    finally:
-        for site in sites:
-            site.stop()
-        mariadb.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main()))

@@ -12,22 +12,10 @@ from testenv import cluster, processes
 
 
 @dataclass
-class ApiProcess:
-    url: str
-    token: str
-    namespace: str
-    server: processes.Server
-
-    @property
-    def name(self) -> str:
-        return self.server.name
-
-    @property
-    def log_path(self) -> Path:
-        return self.server.log_path
-
-    def stop(self) -> None:
-        self.server.stop()
+class ApiProcess(processes.ServerHandle):
+    url: str = ""
+    token: str = ""
+    namespace: str = ""
 
 
 def start_api(plane: cluster.ControlPlane, namespace: str, log_path: Path, **env: str) -> ApiProcess:
@@ -38,4 +26,4 @@ def start_api(plane: cluster.ControlPlane, namespace: str, log_path: Path, **env
     url = f"http://127.0.0.1:{port}"
     processes.wait_until(lambda: urllib.request.urlopen(f"{url}/healthz", timeout=1).status == 200,
                          "the API's /healthz", timeout=30, server=server)
-    return ApiProcess(url, token, namespace, server)
+    return ApiProcess(server, url, token, namespace)

@@ -85,3 +85,21 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class ServerHandle:
+    """Something the harness runs as one Server; named and logged like it, for failure reports."""
+
+    server: Server
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.log_path
+
+    def stop(self) -> None:
+        self.server.stop()

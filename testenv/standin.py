@@ -210,22 +210,10 @@ def main() -> None:
 
 
 @dataclass
-class StandInProcess:
+class StandInProcess(processes.ServerHandle):
     """The stand-in as a process of its own, with its ingress on 127.0.0.1:`port` (and [::1])."""
 
-    port: int
-    server: processes.Server
-
-    @property
-    def name(self) -> str:
-        return self.server.name
-
-    @property
-    def log_path(self) -> Path:
-        return self.server.log_path
-
-    def stop(self) -> None:
-        self.server.stop()
+    port: int = 0
 
 
 def start_standin(kubeconfig: Path, base: Path) -> StandInProcess:
@@ -234,7 +222,7 @@ def start_standin(kubeconfig: Path, base: Path) -> StandInProcess:
         sys.executable, "-m", "testenv.standin", "--kubeconfig", str(kubeconfig), "--port", str(port),
         "--base", str(base)], base / "standin.log", cwd=Path(__file__).resolve().parents[1])
     processes.wait_until(lambda: processes.port_open(port), "the stand-in's ingress", timeout=30, server=server)
-    return StandInProcess(port, server)
+    return StandInProcess(server, port)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from wpclone_operator.resources import MAX_TTL_MINUTES, SITE_URL
+from wpclone_operator.resources import CopyProgress as Progress
 
 CUSTOMER_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 JobState = Literal["pending", "running", "completed", "failed", "expired"]
@@ -57,13 +58,6 @@ class JobAccepted(BaseModel):
     job_id: str
     status: JobState
     status_url: str
-
-
-class Progress(BaseModel):
-    phase: str = ""
-    bytes: int = 0
-    rows: int = 0
-    files: int = 0
 
 
 class JobStatus(BaseModel):

@@ -235,18 +235,25 @@ def big_upload(docroot: Path, megabytes: int = 48) -> None:
     (docroot / "wp-content" / "uploads" / "big-video.bin").write_bytes(os.urandom(megabytes * 1024 * 1024))
 
 
+def start_a_long_restore(plane: cluster.ControlPlane, standin: StandInProcess, mariadb: MariaDB, namespace: str,
+                         production: WordPressSite) -> transfer_fixtures.Snapshot:
+    """A clone with changes and a big upload, its restore "push" caught copying; production's state before."""
+    stage = clone_of(plane, namespace, production)
+    docroot = clone_docroot(plane, namespace, stage, standin)
+    change_the_clone(mariadb, clone_database(plane, namespace, stage), docroot)
+    big_upload(docroot)
+    before = snapshot(mariadb, production)
+    apply(plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
+    eventually(lambda: ((get_json(plane, namespace, "wpcr", "push") or {}).get("status") or {})
+               .get("phase") == "Restoring", timeout=60, what="the restore to be copying", interval=0.1)
+    return before
+
+
 def test_a_crashed_operator_leaves_production_before_or_after_and_the_restore_converges(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    stage = clone_of(control_plane, namespace, production)
-    docroot = clone_docroot(control_plane, namespace, stage, standin)
-    change_the_clone(mariadb, clone_database(control_plane, namespace, stage), docroot)
-    big_upload(docroot)
-    before = snapshot(mariadb, production)
-    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
-    eventually(lambda: ((get_json(control_plane, namespace, "wpcr", "push") or {}).get("status") or {})
-               .get("phase") == "Restoring", timeout=60, what="the restore to be copying", interval=0.1)
+    before = start_a_long_restore(control_plane, standin, mariadb, namespace, production)
     operator.kill()
     try:
         during = snapshot(mariadb, production)
@@ -264,14 +271,7 @@ def test_a_target_that_goes_away_mid_restore_is_left_whole_and_the_restore_conve
         control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    stage = clone_of(control_plane, namespace, production)
-    docroot = clone_docroot(control_plane, namespace, stage, standin)
-    change_the_clone(mariadb, clone_database(control_plane, namespace, stage), docroot)
-    big_upload(docroot)
-    before = snapshot(mariadb, production)
-    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
-    eventually(lambda: ((get_json(control_plane, namespace, "wpcr", "push") or {}).get("status") or {})
-               .get("phase") == "Restoring", timeout=60, what="the restore to be copying", interval=0.1)
+    before = start_a_long_restore(control_plane, standin, mariadb, namespace, production)
     production.stop()
     try:
         assert snapshot(mariadb, production) == before
