@@ -55,6 +55,7 @@ def test_every_route_but_health_needs_a_valid_token(api: ApiProcess) -> None:
 def test_clone_job_is_a_resource_that_completes(http: httpx.Client, api: ApiProcess, operator: OperatorProcess,
                                                control_plane: cluster.ControlPlane) -> None:
     customer = unique("acme")
+    source_before = httpx.get(f"{SOURCE['source_url']}/wp-json/wp/v2/posts?per_page=100", timeout=30).json()
     accepted = http.post("/api/v2/clone", json=body(customer))
     assert accepted.status_code == 202, accepted.text
     job = accepted.json()
@@ -76,6 +77,23 @@ def test_clone_job_is_a_resource_that_completes(http: httpx.Client, api: ApiProc
     assert done["expires_at"]
     assert done["progress"]["rows"] > 0
     assert SOURCE["source_password"] not in api.log_path.read_text()
+
+    # The user's path: log in to the clone with the returned login, and find the source's content there.
+    clone = httpx.Client(base_url=done["clone_url"], timeout=30)
+    clone.get("/wp-login.php")
+    clone.post("/wp-login.php", data={"log": done["username"], "pwd": done["password"], "testcookie": "1"})
+    assert "wp-admin-bar" in clone.get("/wp-admin/").text
+    posts = clone.get("/wp-json/wp/v2/posts?per_page=100").json()
+    assert {post["slug"] for post in posts} == {post["slug"] for post in source_before}
+    assert all(post["link"].startswith(done["clone_url"]) for post in posts)
+    pages = clone.get("/wp-json/wp/v2/pages").json()
+    assert pages and all(page["link"].startswith(done["clone_url"]) for page in pages)
+    (media, *_) = clone.get("/wp-json/wp/v2/media").json()
+    assert media["source_url"].startswith(done["clone_url"])
+    original = media["source_url"].replace(done["clone_url"], SOURCE["source_url"])
+    assert clone.get(media["source_url"]).content == httpx.get(original, timeout=30).content
+    source_after = httpx.get(f"{SOURCE['source_url']}/wp-json/wp/v2/posts?per_page=100", timeout=30).json()
+    assert source_after == source_before
 
 
 def test_a_duplicate_customer_gets_409_with_the_existing_job(http: httpx.Client) -> None:

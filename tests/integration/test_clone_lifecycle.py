@@ -6,6 +6,7 @@ import base64
 import datetime
 import json
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -246,3 +247,18 @@ def test_metrics_count_clones_by_phase_and_time_provisioning(
                         what="the clones gauge to count the Ready clone")
     assert "wpclone_queue_depth" in series
     assert series["wpclone_provisioning_seconds_count"] >= 1
+
+
+def test_a_wrong_source_password_fails_once_with_a_clear_reason(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, site: WordPressSite) -> None:
+    apply(control_plane, namespace, credentials_secret("wrong-login", site.admin_user, "not-the-password"),
+          clone_manifest("denied", site.url, secret="wrong-login"))
+    failed = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "denied"))
+                        and c.get("status", {}).get("phase") == "Failed" and c, timeout=90, what="the clone to fail")
+    ready = condition(failed, "Ready")
+    assert ready["reason"] == "LoginFailed"
+    assert f"login failed for {site.admin_user}@{site.url}" in ready["message"]
+    assert "not-the-password" not in json.dumps(failed)
+    time.sleep(5)  # a permanent failure is not retried: no storm of logins against production
+    events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
+    assert sum(event.get("count") or 1 for event in events if event["reason"] == "LoginFailed") == 1
