@@ -44,6 +44,8 @@ class SiteReference(Model):
 
 
 class ComputeResources(Model):
+    """CPU and memory of the clone's WordPress container."""
+
     requests: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: 100m, memory: 128Mi}")
     limits: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: '1', memory: 512Mi}")
 
@@ -70,30 +72,39 @@ class WordPressCloneSpec(Model):
 
 
 class Condition(Model):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    lastTransitionTime: str = ""
-    observedGeneration: int = 0
+    """One aspect of the resource's state, in the Kubernetes convention."""
+
+    type: str = Field(description="Ready, DatabaseReady, ObjectsReady, WorkloadReady or ContentCloned")
+    status: Literal["True", "False", "Unknown"] = Field(description="Whether the aspect holds")
+    reason: str = Field(default="", description="Why, as one machine-readable CamelCase word")
+    message: str = Field(default="", description="Why, in words (never holds a secret)")
+    lastTransitionTime: str = Field(default="", description="When status last changed")
+    observedGeneration: int = Field(default=0, description="The metadata.generation this was computed from")
 
 
 class CopyProgress(Model):
-    phase: str = ""
-    bytes: int = 0
-    rows: int = 0
-    files: int = 0
+    """How far a copy has come."""
+
+    phase: str = Field(default="", description="database, files, commit, or done")
+    bytes: int = Field(default=0, description="Bytes streamed so far")
+    rows: int = Field(default=0, description="Table rows copied so far")
+    files: int = Field(default=0, description="Files copied so far")
 
 
 class WordPressCloneStatus(Model):
-    phase: Literal["Pending", "Provisioning", "Cloning", "Ready", "Failed", "Expiring", "Expired"] | None = None
-    url: str | None = None
-    adminSecretRef: SecretReference | None = None
-    expiresAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    message: str | None = None
-    progress: CopyProgress | None = None
-    conditions: list[Condition] = Field(default_factory=list)
-    observedGeneration: int | None = None
+    """What the operator has made of the clone."""
+
+    phase: Literal["Pending", "Provisioning", "Cloning", "Ready", "Failed", "Expiring", "Expired"] | None = Field(
+        default=None, description="Where the clone is in its life")
+    url: str | None = Field(default=None, description="Where the clone serves, once Ready")
+    adminSecretRef: SecretReference | None = Field(
+        default=None, description="Secret with the clone's own admin login (keys username, password)")
+    expiresAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"},
+                                  description="When the clone expires: creation time plus its TTL")
+    message: str | None = Field(default=None, description="Why the clone failed or is being retried")
+    progress: CopyProgress | None = Field(default=None, description="The copy of the source's content")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready and the steps that lead to it")
+    observedGeneration: int | None = Field(default=None, description="The metadata.generation last acted on")
 
 
 class CloneReference(Model):
@@ -104,9 +115,11 @@ class CloneReference(Model):
 class RestoreSource(Model):
     """Where the content comes from: a clone, or any site with a credentials Secret."""
 
-    cloneRef: CloneReference | None = None
-    url: str | None = Field(default=None, max_length=2048, pattern=SITE_URL)
-    credentialsSecretRef: SecretReference | None = None
+    cloneRef: CloneReference | None = Field(default=None, description="A Ready WordPressClone")
+    url: str | None = Field(default=None, max_length=2048, pattern=SITE_URL,
+                            description="Any WordPress site, when the source is not a clone")
+    credentialsSecretRef: SecretReference | None = Field(
+        default=None, description="Secret with keys username and password of the url's administrator")
 
     model_config = ConfigDict(json_schema_extra=rules(
         ("has(self.cloneRef) != (has(self.url) && has(self.credentialsSecretRef))",
@@ -116,6 +129,8 @@ class RestoreSource(Model):
 
 
 class RestoreInclude(Model):
+    """The parts of the site a restore writes."""
+
     database: bool = Field(default=True, description="Database tables (all, or only `tables`)")
     uploads: bool = Field(default=True, description="wp-content/uploads")
     themes: bool = Field(default=True, description="wp-content/themes")
@@ -133,7 +148,7 @@ class RestoreInclude(Model):
 class CloneRestoreSpec(Model):
     source: RestoreSource | None = Field(default=None, description="Omit when rolling back to a backup")
     target: SiteReference = Field(description="The production site to write to")
-    include: RestoreInclude = Field(default_factory=RestoreInclude)
+    include: RestoreInclude = Field(default_factory=RestoreInclude, description="What to restore; all by default")
     backup: bool = Field(default=True, description="Back up the target first (kept on the target)")
     dryRun: bool = Field(default=False, description="Report what would change and write nothing")
     onConflict: Literal["Fail", "Overwrite"] = Field(
@@ -148,24 +163,31 @@ class CloneRestoreSpec(Model):
 
 
 class RestoreCounts(Model):
-    tables: int = 0
-    rows: int = 0
-    files: int = 0
-    bytes: int = 0
+    """What a restore wrote."""
+
+    tables: int = Field(default=0, description="Tables written")
+    rows: int = Field(default=0, description="Rows written")
+    files: int = Field(default=0, description="Files written")
+    bytes: int = Field(default=0, description="Bytes streamed")
 
 
 class CloneRestoreStatus(Model):
-    phase: Literal["Pending", "Checking", "BackingUp", "Restoring", "Completed", "Failed", "RolledBack"] | None = None
-    backupId: str | None = None
-    progress: CopyProgress | None = None
-    counts: RestoreCounts | None = None
+    """What the restore did, or why it did not."""
+
+    phase: Literal["Pending", "Checking", "BackingUp", "Restoring", "Completed", "Failed", "RolledBack"] | None = \
+        Field(default=None, description="Where the restore is")
+    backupId: str | None = Field(default=None, description="The backup kept on the target; rollbackTo takes it")
+    progress: CopyProgress | None = Field(default=None, description="The copy into the target")
+    counts: RestoreCounts | None = Field(default=None, description="What was written")
     changes: list[str] = Field(default_factory=list, description="What changed, or would change (dryRun)")
     conflicts: list[str] = Field(default_factory=list, description="What production changed since the clone")
-    message: str | None = None
-    startedAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    completedAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    conditions: list[Condition] = Field(default_factory=list)
-    observedGeneration: int | None = None
+    message: str | None = Field(default=None, description="The outcome, in words")
+    startedAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"},
+                                  description="When the operator started the restore")
+    completedAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"},
+                                    description="When it ended")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready: the restore's outcome")
+    observedGeneration: int | None = Field(default=None, description="The metadata.generation acted on")
 
 
 class WordPressClone(Model):

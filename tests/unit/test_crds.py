@@ -44,3 +44,21 @@ def test_clone_crd_names_and_columns() -> None:
     assert version["subresources"] == {"status": {}}
     assert [column["name"] for column in version["additionalPrinterColumns"]] == ["Phase", "URL", "Expires", "Age"]
     assert yaml.safe_load(crd.render(crd.clone_crd())) == crd.clone_crd()
+
+
+@pytest.mark.parametrize("file_name", sorted(crd.all_crds()))
+def test_every_field_is_described_for_kubectl_explain(file_name: str) -> None:
+    schema = crd.all_crds()[file_name]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    undescribed: list[str] = []
+
+    def walk(node: dict, path: str) -> None:
+        for key, child in node.get("properties", {}).items():
+            if not child.get("description"):
+                undescribed.append(f"{path}.{key}")
+            walk(child, f"{path}.{key}")
+        if "items" in node:
+            walk(node["items"], f"{path}[]")
+
+    walk(schema["properties"]["spec"], "spec")
+    walk(schema["properties"]["status"], "status")
+    assert undescribed == []
