@@ -33,25 +33,30 @@ def existing_job_id(clone: dict[str, Any]) -> str:
 
 
 def create_clone(namespace: str, request: CloneRequest) -> str:
-    """Record the job as a WordPressClone whose source login is in a Secret it owns."""
-    existing = find_clone(namespace, request.customer_id)
-    if existing is not None:
-        raise JobConflict(existing_job_id(existing))
+    """Record the job as a WordPressClone whose source login is in a Secret (the operator makes the
+    clone own it): two calls to the Kubernetes API, the Secret first so the operator finds it."""
     job_id = uuid.uuid4().hex
-    secret = {**jobs.source_secret(request, job_id)}
-    secret["metadata"] = {**secret["metadata"], "namespace": namespace}
-    kube.apply(secret)
+    secret = jobs.source_secret(request, job_id)
+    secret["metadata"]["namespace"] = namespace
+    try:
+        kube.create(secret)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        existing = find_clone(namespace, request.customer_id)
+        if existing is not None:
+            raise JobConflict(existing_job_id(existing)) from None
+        kube.apply(secret)  # left by an earlier attempt that died before creating its clone
     resource = jobs.clone_resource(request, job_id)
     resource["metadata"]["namespace"] = namespace
     try:
-        created = kube.create(resource)
+        kube.create(resource)
     except ApiException as error:
-        if error.status == 409:
+        if error.status == 409:  # a concurrent request for the same customer won
             clone = find_clone(namespace, request.customer_id)
             raise JobConflict(existing_job_id(clone) if clone else "") from None
+        kube.delete("v1", "Secret", namespace, secret["metadata"]["name"])
         raise
-    kube.patch_metadata("v1", "Secret", namespace, jobs.source_secret_name(request.customer_id),
-                        jobs.owned_by(created))
     return job_id
 
 

@@ -32,6 +32,18 @@ def generate_password() -> str:
     return secrets.token_urlsafe(24)
 
 
+def adopt_api_login(clone: WordPressClone) -> None:
+    """The REST API writes a clone's source login just before the clone: the clone owns it from now
+    on, so it goes away with the clone. Logins a user made stay theirs."""
+    name = clone.spec.source.credentialsSecretRef.name
+    secret = kube.get("v1", "Secret", clone.namespace, name)
+    metadata = (secret or {}).get("metadata") or {}
+    if (metadata.get("labels") or {}).get(constants.LABEL_MANAGED_BY) == "wpclone-api" \
+            and not metadata.get("ownerReferences"):
+        kube.patch_metadata("v1", "Secret", clone.namespace, name,
+                            {"ownerReferences": [{**children.owner_reference(clone), "controller": False}]})
+
+
 def source_username(clone: WordPressClone) -> str:
     name = clone.spec.source.credentialsSecretRef.name
     credentials = kube.read_secret(clone.namespace, name)
@@ -48,6 +60,7 @@ def source_username(clone: WordPressClone) -> str:
 def ensure_secrets(clone: WordPressClone, settings: Settings) -> str:
     """Create the clone's Secrets once; later runs reuse them. Returns the database password."""
     admin_username = source_username(clone)
+    adopt_api_login(clone)
     kube.create_if_missing(children.db_secret(clone, settings, generate_password()))
     kube.create_if_missing(children.admin_secret(clone, admin_username, generate_password(),
                                                  generate_password()))
