@@ -105,6 +105,7 @@ def operator(control_plane: cluster.ControlPlane, mariadb: mariadb_harness.Maria
 def api(control_plane: cluster.ControlPlane, kube_client: ApiClient,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[api_process.ApiProcess]:
     """The real REST API process, creating its jobs in the namespace `api-jobs`."""
+    operator_process.install_crds(control_plane)
     client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": "api-jobs"}})
     running = api_process.start_api(control_plane, "api-jobs", tmp_path_factory.mktemp("api") / "api.log")
     yield running

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -17,6 +19,7 @@ from wpclone_api.schemas import CloneRequest, ErrorBody, JobAccepted, JobStatus,
 from wpclone_api.settings import ApiSettings
 
 logger = logging.getLogger("wpclone.api")
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}}
 
@@ -46,6 +49,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiException)
     async def kubernetes_error(_: Request, error: ApiException) -> JSONResponse:
+        if error.status in (400, 422):  # the apiserver's own validation refused what the client sent
+            return JSONResponse({"message": f"invalid request: {_apiserver_message(error)}"}, status_code=422)
         logger.warning("Kubernetes API error: %s %s", error.status, error.reason)
         return JSONResponse({"message": f"the Kubernetes API refused the request: {error.status} {error.reason}"},
                             status_code=502)
@@ -54,6 +59,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
         logger.error("unexpected error: %s", type(error).__name__)
         return JSONResponse({"message": "internal error"}, status_code=500)
+
+
+def _apiserver_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(error.reason)
 
 
 def _status_url(request: Request, job_id: str) -> str:
@@ -88,7 +100,8 @@ def _routes(app: FastAPI) -> None:
     def delete_v2(clone_id: str, request: Request) -> JobStatus:
         namespace = _namespace(request)
         clone = clones.find_clone(namespace, clone_id) if _is_name(clone_id) else None
-        clone = clone or clones.find_clone_by_job(namespace, clone_id)
+        if clone is None and JOB_ID.fullmatch(clone_id):
+            clone = clones.find_clone_by_job(namespace, clone_id)
         if clone is None:
             raise HTTPException(404, f"no clone {clone_id}")
         clones.delete_clone(namespace, clone)
@@ -114,6 +127,8 @@ def _routes(app: FastAPI) -> None:
 
 
 def _job_status(namespace: str, job_id: str) -> JobStatus:
+    if not JOB_ID.fullmatch(job_id):
+        raise HTTPException(404, f"no job {job_id}")  # no such id was ever handed out
     clone = clones.find_clone_by_job(namespace, job_id)
     if clone is not None:
         return clones.clone_status(namespace, clone)

@@ -39,7 +39,12 @@ def create_restore(namespace: str, request: RestoreRequest) -> str:
         secret = jobs.login_secret(secret_name, login, job_id)
         secret["metadata"]["namespace"] = namespace
         kube.apply(secret)
-    created = kube.create(resource)
+    try:
+        created = kube.create(resource)
+    except Exception:
+        for secret_name, _ in logins:
+            kube.delete("v1", "Secret", namespace, secret_name)
+        raise
     for secret_name, _ in logins:
         kube.patch_metadata("v1", "Secret", namespace, secret_name, jobs.owned_by(created))
     return job_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -39,8 +39,8 @@ class RestoreParts(BaseModel):
     uploads: bool = True
     themes: bool = True
     plugins: bool = True
-    tables: list[str] = Field(default_factory=list, max_length=500,
-                              description="Only these tables, without the table prefix (e.g. posts)")
+    tables: list[Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]] = Field(
+        default_factory=list, max_length=500, description="Only these tables, without the table prefix (e.g. posts)")
 
 
 class RestoreRequest(BaseModel):
