@@ -66,8 +66,11 @@ def test_clone_job_is_a_resource_that_completes(http: httpx.Client, api: ApiProc
     assert resource["metadata"]["labels"]["wpclone.dev/job-id"] == job["job_id"]
     assert resource["spec"]["ttlMinutes"] == 20
     assert SOURCE["source_password"] not in json.dumps(resource)
-    login = get_json(control_plane, api.namespace, "secret", resource["spec"]["source"]["credentialsSecretRef"]["name"])
-    assert login["metadata"]["ownerReferences"][0]["uid"] == resource["metadata"]["uid"]
+    login_name = resource["spec"]["source"]["credentialsSecretRef"]["name"]
+    # The operator makes the clone own the login Secret, so that it goes away with the clone.
+    owners = eventually(lambda: get_json(control_plane, api.namespace, "secret", login_name)["metadata"]
+                        .get("ownerReferences"), what="the login Secret to be owned by the clone")
+    assert owners[0]["uid"] == resource["metadata"]["uid"]
 
     done = eventually(lambda: (s := http.get(job["status_url"]).json())["status"] == "completed" and s,
                       timeout=90, what="the job to complete")
