@@ -35,3 +35,35 @@ unit: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check operator api testenv tests bench
 	$(PY) -m mypy operator api
+
+# A laptop cluster with Docker and kind (not used by the tests): make kind-up images deploy
+# Clones then serve at http://{name}.clones.localhost and the API at http://wpclone.localhost (see examples/README.md).
+KIND_CLUSTER ?= wpclone
+IMAGE_REPOSITORY ?= wpclone
+IMAGE_TAG ?= dev
+KIND_NAMESPACE := wpclone
+INGRESS_NGINX_CHART := 4.11.3
+
+.PHONY: kind-up images deploy
+
+kind-up:
+	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name $(KIND_CLUSTER) --config examples/kind/cluster.yaml
+	helm upgrade --install ingress-nginx ingress-nginx --repo https://kubernetes.github.io/ingress-nginx \
+	  --version $(INGRESS_NGINX_CHART) -n ingress-nginx --create-namespace -f examples/kind/ingress-nginx.yaml --wait
+	kubectl create namespace $(KIND_NAMESPACE) --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n $(KIND_NAMESPACE) get secret mysql-admin >/dev/null 2>&1 || { password=$$(openssl rand -hex 16); \
+	  kubectl -n $(KIND_NAMESPACE) create secret generic mysql-admin --from-literal=password=$$password \
+	    --from-literal=dsn=mysql://root:$$password@mariadb.$(KIND_NAMESPACE).svc:3306/; }
+	kubectl -n $(KIND_NAMESPACE) get secret api-tokens >/dev/null 2>&1 || \
+	  kubectl -n $(KIND_NAMESPACE) create secret generic api-tokens --from-literal=tokens=$$(openssl rand -hex 24)
+	kubectl -n $(KIND_NAMESPACE) apply -f examples/kind/mariadb.yaml
+	kubectl -n $(KIND_NAMESPACE) rollout status deployment/mariadb --timeout=180s
+
+images:
+	docker build -t $(IMAGE_REPOSITORY):$(IMAGE_TAG) .
+	kind load docker-image $(IMAGE_REPOSITORY):$(IMAGE_TAG) --name $(KIND_CLUSTER)
+
+deploy:
+	helm upgrade --install wpclone charts/wpclone -n $(KIND_NAMESPACE) -f examples/kind/values.yaml \
+	  --set image.repository=$(IMAGE_REPOSITORY) --set image.tag=$(IMAGE_TAG) --wait
+	kubectl -n $(KIND_NAMESPACE) rollout restart deployment/wpclone-operator deployment/wpclone-api

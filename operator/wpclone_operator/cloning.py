@@ -22,6 +22,9 @@ from wpclone_operator.wordpress import Migrator, WordPressError, ensure_migrator
 PERMANENT_REASONS = {"LoginFailed", "Forbidden", "CannotInstall", "SameSite", "AdminNotFound", "UnknownTable",
                      "SourceCredentialsMissing", "GaveUp"}
 ProgressReport = Callable[[Progress], Awaitable[None]]
+# Two clones of one source must not install the migrator on it at the same time (one would replace
+# the plugin's files under the other's requests).
+_SOURCE_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def _secret(namespace: str, name: str) -> dict[str, str]:
@@ -37,10 +40,11 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
     database = await asyncio.to_thread(_secret, clone.namespace, children.db_secret_name(clone))
     admin = await asyncio.to_thread(_secret, clone.namespace, children.admin_secret_name(clone))
     mysql = settings.mysql_admin  # the operator reaches the clone's database where it reaches the server
-    async with httpx.AsyncClient(timeout=timeout or httpx.Timeout(300.0, connect=15.0)) as http:
+    async with httpx.AsyncClient(timeout=timeout or httpx.Timeout(120.0, connect=15.0)) as http:
         try:
-            source = await ensure_migrator(http, clone.spec.source.url, source_login["username"],
-                                           source_login["password"], role="source")
+            async with _SOURCE_LOCKS.setdefault(clone.spec.source.url, asyncio.Lock()):
+                source = await ensure_migrator(http, clone.spec.source.url, source_login["username"],
+                                               source_login["password"], role="source")
         except WordPressError as error:
             raise TransferError(error.reason, str(error)) from None
         destination = DatabaseDestination(

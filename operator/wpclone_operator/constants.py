@@ -26,6 +26,8 @@ DATABASE_READY = "DatabaseReady"
 OBJECTS_READY = "ObjectsReady"
 WORKLOAD_READY = "WorkloadReady"
 CONTENT_CLONED = "ContentCloned"
+# kstatus: True when nothing more happens without the user (a permanent failure, expiry).
+STALLED = "Stalled"
 
 # Phases of a WordPressClone.
 PENDING = "Pending"

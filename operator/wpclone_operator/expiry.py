@@ -28,6 +28,8 @@ async def expire(clone: WordPressClone, settings: Settings) -> dict[str, Any] | 
     message = f"expired at {clone.status.expiresAt}; the clone and its database were removed"
     updates = [status.condition(kind, False, "Expired", message, clone.generation, at)
                for kind in EXPIRED_CONDITIONS]
+    updates.append(status.condition(constants.STALLED, True, "Expired",
+                                    f"{message}; delete the resource to clone the site again", clone.generation, at))
     current = [condition.model_dump() for condition in clone.status.conditions]
     return {"phase": constants.EXPIRED, "url": None, "adminSecretRef": None, "progress": None,
             "message": message, "conditions": status.merge_conditions(current, updates)}

@@ -36,6 +36,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=constants.ANNOTATIONS_PREFIX, key="last-handled-configuration")
     settings.persistence.finalizer = constants.FINALIZER
+    # Watching only some namespaces, the operator has no cluster-wide permission (the Helm chart's namespaced
+    # mode): kopf must not list namespaces or watch CRDs, or it retries for a minute and logs errors first.
+    settings.scanning.disabled = bool(SETTINGS.namespaces)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -40,8 +40,21 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings
             raise kopf.PermanentError(failure.message) from None
         raise kopf.TemporaryError(failure.message, delay=status.retry_delay(retry, settings.retry_delay_seconds)) \
             from None
-    patch.status["conditions"] = status.merge_conditions(_current_conditions(clone), earned)
+    patch.status["conditions"] = status.merge_conditions(_current_conditions(clone), earned + _not_done_yet(clone))
     patch.status["message"] = None
+
+
+def _not_done_yet(clone: WordPressClone) -> list[dict[str, Any]]:
+    """Provisioned, not yet serving: say so, or kstatus (Flux) would take a clone without Ready for Current."""
+    at, current = status.now(), _current_conditions(clone)
+    updates = []
+    if status.find_condition(current, constants.READY) is None or clone.status.phase == constants.FAILED:
+        updates.append(status.condition(constants.READY, False, "Provisioning",
+                                        "waiting for the clone's WordPress pod", clone.generation, at))
+    if status.find_condition(current, constants.STALLED) is not None:
+        updates.append(status.condition(constants.STALLED, False, "Provisioned", "provisioning succeeded",
+                                        clone.generation, at))
+    return updates
 
 
 def _record_failure(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone,
@@ -50,6 +63,9 @@ def _record_failure(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone,
     updates = [status.condition(constants.READY, False, failure.reason, failure.message, clone.generation, at)]
     if failure.condition != constants.READY:
         updates.append(status.condition(failure.condition, False, failure.reason, failure.message,
+                                        clone.generation, at))
+    if failure.permanent:  # nothing more happens until the user changes the spec
+        updates.append(status.condition(constants.STALLED, True, failure.reason, failure.message,
                                         clone.generation, at))
     patch.status["conditions"] = status.merge_conditions(_current_conditions(clone), updates)
     patch.status["message"] = failure.message
@@ -87,8 +103,10 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     merged = status.merge_conditions(current, updates)
     summary = status.summarize_clone(available, why, status.find_condition(merged, constants.CONTENT_CLONED),
                                      cloning.PERMANENT_REASONS, children.url(clone, settings))
-    merged = status.merge_conditions(merged, [status.condition(
-        constants.READY, summary.ready, summary.reason, summary.message, clone.generation, at)])
+    verdict = [status.condition(constants.READY, summary.ready, summary.reason, summary.message, clone.generation, at)]
+    if summary.phase == constants.FAILED:  # a permanent copy failure: nothing more happens without the user
+        verdict.append(status.condition(constants.STALLED, True, summary.reason, summary.message, clone.generation, at))
+    merged = status.merge_conditions(merged, verdict)
     if merged == current and summary.phase == clone.status.phase:
         return
     patch.status["conditions"] = merged

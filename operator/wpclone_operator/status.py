@@ -58,7 +58,7 @@ def merge_conditions(current: list[dict[str, Any]], updates: list[dict[str, Any]
             update = {**update, "lastTransitionTime": kept}
         merged[update["type"]] = update
     order = [constants.READY, constants.DATABASE_READY, constants.OBJECTS_READY, constants.WORKLOAD_READY,
-             constants.CONTENT_CLONED]
+             constants.CONTENT_CLONED, constants.STALLED]
     return sorted(merged.values(), key=lambda item: (order.index(item["type"]) if item["type"] in order
                                                      else len(order), item["type"]))
 

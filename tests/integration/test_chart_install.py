@@ -300,7 +300,7 @@ def test_namespaced_service_accounts_are_refused_outside_what_they_need(namespac
         lambda: operator.list_namespace(),
         lambda: operator.list_namespaced_pod(WATCHED),
         lambda: api.read_namespaced_secret("payroll", UNWATCHED),
-        lambda: api.delete_namespaced_secret("source-login", WATCHED),
+        lambda: api.list_namespaced_config_map(WATCHED),
         lambda: api.list_namespaced_secret(WATCHED),
     ]
     for index, request in enumerate(refused):

@@ -37,7 +37,7 @@ OPERATOR_RULES = {
     ("wpclone.dev", "wordpressclones/status"): {"patch"},
     ("wpclone.dev", "clonerestores/status"): {"patch"},
     ("wpclone.dev", "wordpressclones/finalizers"): {"update"},
-    ("", "secrets"): {"get", "create", "delete"},
+    ("", "secrets"): {"get", "create", "patch", "delete"},
     ("", "configmaps"): {"get", "create", "patch", "delete"},
     ("", "services"): {"create", "patch", "delete"},
     ("networking.k8s.io", "ingresses"): {"create", "patch", "delete"},
@@ -48,7 +48,7 @@ CLUSTER_WIDE_EXTRA = {("apiextensions.k8s.io", "customresourcedefinitions"): {"l
 API_RULES = {
     ("wpclone.dev", "wordpressclones"): {"get", "list", "create", "delete"},
     ("wpclone.dev", "clonerestores"): {"list", "create"},
-    ("", "secrets"): {"get", "create", "patch"},
+    ("", "secrets"): {"get", "create", "patch", "delete"},
 }
 
 

@@ -1,0 +1,105 @@
+{{/* Names, labels and the RBAC rules shared by the templates. */}}
+
+{{- define "wpclone.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "wpclone.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selector labels of one component: call with (list $ "operator"). */}}
+{{- define "wpclone.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ $root.Chart.Name }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "wpclone.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "wpclone.apiNamespace" -}}
+{{ .Values.api.namespace | default .Release.Namespace }}
+{{- end -}}
+
+{{/* What the operator does in each namespace it watches; the comments say which code needs each rule. */}}
+{{- define "wpclone.operatorRules" -}}
+# kopf lists and watches clones, patches finalizers and its annotations (progress, diff base); expiry with
+# expiryPolicy Delete deletes a clone; a restore reads the clone it restores from.
+- apiGroups: [wpclone.dev]
+  resources: [wordpressclones]
+  verbs: [get, list, watch, patch, delete]
+# kopf lists and watches restores and patches its annotations (restores have no finalizer).
+- apiGroups: [wpclone.dev]
+  resources: [clonerestores]
+  verbs: [list, watch, patch]
+# kopf and the copy's progress reports write the status through the status subresource.
+- apiGroups: [wpclone.dev]
+  resources: [wordpressclones/status, clonerestores/status]
+  verbs: [patch]
+# A clone's children carry blockOwnerDeletion; clusters with OwnerReferencesPermissionEnforcement check this.
+- apiGroups: [wpclone.dev]
+  resources: [wordpressclones/finalizers]
+  verbs: [update]
+# Source and target logins are read, and a login the API wrote is adopted (an ownerReference patched in);
+# each clone's db and admin Secrets are created once, read back (also by a restore), deleted on expiry.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, create, patch, delete]
+# Server-side apply (authorized as patch, and as create when the object is new); deleted on expiry.
+# A restore reads the clone's source-checksums ConfigMap.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, patch, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [create, patch, delete]
+# As above, and read to see whether the clone's WordPress pod is available.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, create, patch, delete]
+# kopf posts events about handlers and the operator's warnings (core/v1 Events, always new ones).
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
+
+{{/* What the API does in its namespace (api/wpclone_api/clones.py, restores.py). */}}
+{{- define "wpclone.apiRules" -}}
+# Clone jobs are WordPressClones: created, found by name or by label (job id, or a restore's source), deleted.
+- apiGroups: [wpclone.dev]
+  resources: [wordpressclones]
+  verbs: [get, list, create, delete]
+# Restore jobs are CloneRestores: created, found by job-id label.
+- apiGroups: [wpclone.dev]
+  resources: [clonerestores]
+  verbs: [list, create]
+# Login Secrets: created (or server-side applied: create + patch), owned by their job, deleted when the job
+# cannot be created; a clone's admin login is read for the job status.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, create, patch, delete]
+{{- end -}}
+
+{{/* Combinations the schema cannot express. */}}
+{{- define "wpclone.validate" -}}
+{{- if gt (int .Values.clones.defaultTtlMinutes) (int .Values.clones.maxTtlMinutes) -}}
+{{- fail (printf "clones.defaultTtlMinutes (%d) must not exceed clones.maxTtlMinutes (%d)" (int .Values.clones.defaultTtlMinutes) (int .Values.clones.maxTtlMinutes)) -}}
+{{- end -}}
+{{- if and .Values.api.enabled .Values.operator.watchNamespaces (not (has (include "wpclone.apiNamespace" .) .Values.operator.watchNamespaces)) -}}
+{{- fail (printf "the API creates clones in namespace %s, which operator.watchNamespaces %v does not include" (include "wpclone.apiNamespace" .) .Values.operator.watchNamespaces) -}}
+{{- end -}}
+{{- end -}}
