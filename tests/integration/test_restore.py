@@ -69,6 +69,14 @@ def change_the_clone(mariadb: MariaDB, database: str, docroot: Path) -> None:
     note.write_bytes(b"media made on the clone\n")
 
 
+def changed_clone_of(plane: cluster.ControlPlane, standin: StandInProcess, mariadb: MariaDB, namespace: str,
+                     production: WordPressSite) -> str:
+    """A Ready clone of production with a user's changes on it; its name."""
+    stage = clone_of(plane, namespace, production)
+    change_the_clone(mariadb, clone_database(plane, namespace, stage), clone_docroot(plane, namespace, stage, standin))
+    return stage
+
+
 def option(mariadb: MariaDB, site: WordPressSite, name: str) -> str:
     return mariadb.sql(f"SELECT option_value FROM `{site.db_name}`.wp_options WHERE option_name = '{name}'")
 
@@ -82,9 +90,7 @@ def test_clone_changes_are_restored_to_production_with_a_backup(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site(migrator=False)  # the migrator is installed with the admin login when missing
-    stage = clone_of(control_plane, namespace, production)
-    change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
-                     clone_docroot(control_plane, namespace, stage, standin))
+    stage = changed_clone_of(control_plane, standin, mariadb, namespace, production)
     before = {name: option(mariadb, production, name) for name in ("siteurl", "home", "blog_public")}
 
     apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
@@ -108,9 +114,7 @@ def test_rollback_returns_production_to_its_pre_restore_state(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    stage = clone_of(control_plane, namespace, production)
-    change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
-                     clone_docroot(control_plane, namespace, stage, standin))
+    stage = changed_clone_of(control_plane, standin, mariadb, namespace, production)
     before = snapshot(mariadb, production)
     apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
     backup = wait_restore(control_plane, namespace, "push")["status"]["backupId"]
@@ -144,9 +148,7 @@ def test_dry_run_lists_what_would_change_and_writes_nothing(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    stage = clone_of(control_plane, namespace, production)
-    change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
-                     clone_docroot(control_plane, namespace, stage, standin))
+    stage = changed_clone_of(control_plane, standin, mariadb, namespace, production)
     before = snapshot(mariadb, production)
     apply(control_plane, namespace, restore_manifest("preview", production, source={"cloneRef": {"name": stage}},
                                                      dryRun=True))
@@ -169,9 +171,7 @@ def test_selective_restore_writes_only_what_is_included(
         mariadb: MariaDB, namespace: str, make_site: SiteMaker, include: dict[str, Any],
         database_changes: bool | str, file_changes: bool) -> None:
     production = make_site()
-    stage = clone_of(control_plane, namespace, production)
-    change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
-                     clone_docroot(control_plane, namespace, stage, standin))
+    stage = changed_clone_of(control_plane, standin, mariadb, namespace, production)
     apply(control_plane, namespace, restore_manifest("part", production, source={"cloneRef": {"name": stage}},
                                                      include=include))
     done = wait_restore(control_plane, namespace, "part")
@@ -238,10 +238,8 @@ def big_upload(docroot: Path, megabytes: int = 48) -> None:
 def start_a_long_restore(plane: cluster.ControlPlane, standin: StandInProcess, mariadb: MariaDB, namespace: str,
                          production: WordPressSite) -> transfer_fixtures.Snapshot:
     """A clone with changes and a big upload, its restore "push" caught copying; production's state before."""
-    stage = clone_of(plane, namespace, production)
-    docroot = clone_docroot(plane, namespace, stage, standin)
-    change_the_clone(mariadb, clone_database(plane, namespace, stage), docroot)
-    big_upload(docroot)
+    stage = changed_clone_of(plane, standin, mariadb, namespace, production)
+    big_upload(clone_docroot(plane, namespace, stage, standin))
     before = snapshot(mariadb, production)
     apply(plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
     eventually(lambda: ((get_json(plane, namespace, "wpcr", "push") or {}).get("status") or {})
