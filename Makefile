@@ -26,7 +26,7 @@ down:
 status:
 	$(PY) -m testenv status
 
-test: binaries
+test: binaries lint
 	$(PY) -m pytest
 
 unit: $(VENV)/.installed

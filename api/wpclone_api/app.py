@@ -63,7 +63,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _apiserver_message(error: ApiException) -> str:
     try:
-        return str(json.loads(error.body)["message"])
+        return str(json.loads(error.body or "")["message"])
     except (TypeError, ValueError, KeyError):
         return str(error.reason)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import functools
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
@@ -51,15 +51,16 @@ def create(manifest: dict[str, Any]) -> dict[str, Any]:
     """Create one object; Secrets and our own resources take the typed clients' cheaper path."""
     namespace = manifest["metadata"]["namespace"]
     if manifest["apiVersion"] == "v1" and manifest["kind"] == "Secret":
-        client.CoreV1Api(api_client()).create_namespaced_secret(namespace, manifest)
+        client.CoreV1Api(api_client()).create_namespaced_secret(namespace, cast(Any, manifest))  # takes dicts
         return manifest
     group, _, version = manifest["apiVersion"].partition("/")
     if group == constants.GROUP:
         plural = {constants.CLONE_KIND: constants.CLONE_PLURAL, constants.RESTORE_KIND: constants.RESTORE_PLURAL}
-        return dict(client.CustomObjectsApi(api_client()).create_namespaced_custom_object(
-            group, version, namespace, plural[manifest["kind"]], manifest))
-    created = _resource(manifest["apiVersion"], manifest["kind"]).create(body=manifest, namespace=namespace)
-    return dict(created.to_dict())
+        created = client.CustomObjectsApi(api_client()).create_namespaced_custom_object(
+            group, version, namespace, plural[manifest["kind"]], manifest)
+        return cast(dict[str, Any], created)
+    instance = _resource(manifest["apiVersion"], manifest["kind"]).create(body=manifest, namespace=namespace)
+    return dict(instance.to_dict())
 
 
 def create_if_missing(manifest: dict[str, Any]) -> bool:

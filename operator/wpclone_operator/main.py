@@ -20,7 +20,8 @@ SETTINGS = Settings()  # type: ignore[call-arg]  # fields come from the environm
 
 
 @kopf.index(*CLONES)
-def clone_phases(namespace: str, name: str, status: kopf.Status, **_: Any) -> dict[tuple[str, str], str | None]:
+def clone_phases(namespace: str | None, name: str, status: kopf.Status, **_: Any) -> dict[tuple[str | None, str],
+                                                                                         str | None]:
     return {(namespace, name): status.get("phase")}
 
 
@@ -54,8 +55,8 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, r
 
 
 @kopf.timer(*CLONES, id="observe", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds)
-async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, clone_phases: kopf.Index,
-                        **_: Any) -> None:
+async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+    clone_phases = kwargs["clone_phases"]
     memo.indexes["clone_phases"] = clone_phases  # the live index, for the metrics collector
     await reconcile.observe_clone(body, patch, SETTINGS, memo)
 

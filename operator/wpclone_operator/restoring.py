@@ -97,10 +97,10 @@ def planned_changes(source: SiteInfo, target: SiteInfo, include: Include) -> lis
             mapped = {target.table_prefix + name.removeprefix(source.table_prefix) for name in source.tables}
             changes += [f"table {name}: removed (not in the source)" for name in sorted(set(target.tables) - mapped)]
     for folder in include.folders:
-        before = (target.content or {}).get(folder, {})
-        after = (source.content or {}).get(folder, {})
-        changes.append(f"{folder}: {before.get('files', 0)} files -> {after.get('files', 0)} files "
-                       f"({after.get('bytes', 0)} bytes)")
+        now = (target.content or {}).get(folder, {})
+        then = (source.content or {}).get(folder, {})
+        changes.append(f"{folder}: {now.get('files', 0)} files -> {then.get('files', 0)} files "
+                       f"({then.get('bytes', 0)} bytes)")
     return changes
 
 
