@@ -63,7 +63,7 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **k
 
 @kopf.on.delete(*CLONES, id="cleanup")
 async def clean_up_clone(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await reconcile.clean_up_clone(body, SETTINGS)
+    await reconcile.clean_up_clone(body, SETTINGS, memo)
 
 
 @kopf.on.create(*RESTORES, id="restore", timeout=SETTINGS.copy_retry_seconds)

@@ -82,6 +82,7 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     if clone.status.phase in (constants.EXPIRED, constants.FAILED) or clone.status.expiresAt is None:
         return
     if status.is_expired(clone.status.expiresAt, status.now()):
+        stop_copying(memo)
         kopf.info(body, reason="Expired", message=f"TTL reached; expiryPolicy {clone.spec.expiryPolicy}")
         patch.status["phase"] = constants.EXPIRING
         final_status = await expiry.expire(clone, settings)
@@ -97,9 +98,16 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     updates = [status.condition(constants.WORKLOAD_READY, available, "PodReady" if available else "PodNotReady",
                                 why, clone.generation, at)]
     if available and not status.conditions_hold(current, constants.CONTENT_CLONED):
-        if time.monotonic() < memo.get("next_copy_at", 0.0):
+        # The copy runs beside the timer, so that a slow or stuck copy never holds back the TTL.
+        copy = memo.get("copy_task")
+        if copy is None:
+            if time.monotonic() >= memo.get("next_copy_at", 0.0):
+                memo.copy_task = asyncio.create_task(_copy_content(body, clone, settings, memo))
             return
-        updates.append(await _copy_content(body, clone, settings, memo))
+        if not copy.done():
+            return
+        memo.copy_task = None
+        updates.append(copy.result())
     merged = status.merge_conditions(current, updates)
     summary = status.summarize_clone(available, why, status.find_condition(merged, constants.CONTENT_CLONED),
                                      cloning.PERMANENT_REASONS, children.url(clone, settings))
@@ -116,6 +124,13 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     if summary.ready and clone.status.phase != constants.PHASE_READY:
         kopf.info(body, reason="Ready", message=summary.message)
         metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
+
+
+def stop_copying(memo: kopf.Memo) -> None:
+    copy = memo.get("copy_task")
+    if copy is not None:
+        copy.cancel()
+        memo.copy_task = None
 
 
 async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settings,
@@ -149,7 +164,8 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
     return status.condition(constants.CONTENT_CLONED, True, "Copied", message, clone.generation, status.now())
 
 
-async def clean_up_clone(body: kopf.Body, settings: Settings) -> None:
+async def clean_up_clone(body: kopf.Body, settings: Settings, memo: kopf.Memo) -> None:
+    stop_copying(memo)
     clone = WordPressClone.from_body(body)
     try:
         await provision.drop_database(clone, settings)

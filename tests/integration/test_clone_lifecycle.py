@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
+import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -262,3 +266,39 @@ def test_a_wrong_source_password_fails_once_with_a_clear_reason(
     time.sleep(5)  # a permanent failure is not retried: no storm of logins against production
     events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
     assert sum(event.get("count") or 1 for event in events if event["reason"] == "LoginFailed") == 1
+
+
+@pytest.fixture
+def silent_site() -> Iterator[str]:
+    """A source that accepts connections and never answers, as a hung production server does."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
+def test_a_stuck_copy_does_not_hold_back_the_ttl(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, silent_site: str) -> None:
+    apply(control_plane, namespace, credentials_secret("source-login"),
+          clone_manifest("stuck", silent_site, ttlMinutes=1, expiryPolicy="Delete"))
+    eventually(lambda: ((get_json(control_plane, namespace, "wpc", "stuck") or {}).get("status") or {})
+               .get("phase") == "Cloning", what="the copy to start", timeout=60)
+    # The source never answers (the copy would wait for its 120 s read timeout); the TTL ends at 60 s.
+    eventually(lambda: get_json(control_plane, namespace, "wpc", "stuck") is None, timeout=100, interval=1,
+               what="the clone to expire while its copy is stuck")
