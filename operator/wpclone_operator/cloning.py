@@ -16,7 +16,7 @@ from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
 from wpclone_operator.site_move import AdminPassword
 from wpclone_operator.transfer import CopyResult, DatabaseDestination, Progress, TransferError, copy_site
-from wpclone_operator.wordpress import Migrator, WordPressError, ensure_migrator
+from wpclone_operator.wordpress import Migrator, ensure_migrator
 
 # A copy failing for these reasons will not succeed by trying again: the user must act.
 PERMANENT_REASONS = {"LoginFailed", "Forbidden", "CannotInstall", "SameSite", "AdminNotFound", "UnknownTable",
@@ -41,12 +41,9 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
     admin = await asyncio.to_thread(_secret, clone.namespace, children.admin_secret_name(clone))
     mysql = settings.mysql_admin  # the operator reaches the clone's database where it reaches the server
     async with httpx.AsyncClient(timeout=timeout or httpx.Timeout(120.0, connect=15.0)) as http:
-        try:
-            async with _SOURCE_LOCKS.setdefault(clone.spec.source.url, asyncio.Lock()):
-                source = await ensure_migrator(http, clone.spec.source.url, source_login["username"],
-                                               source_login["password"], role="source")
-        except WordPressError as error:
-            raise TransferError(error.reason, str(error)) from None
+        async with _SOURCE_LOCKS.setdefault(clone.spec.source.url, asyncio.Lock()):
+            source = await ensure_migrator(http, clone.spec.source.url, source_login["username"],
+                                           source_login["password"], role="source")
         destination = DatabaseDestination(
             database=DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"],
                                     password=database["password"], database=database["database"],
@@ -57,8 +54,9 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
                                progress=progress)
 
 
-def progress_reporter(clone: WordPressClone, every_seconds: float = 1.0) -> ProgressReport:
-    """Writes status.progress while the copy runs, at most once a second."""
+def progress_reporter(kind: str, namespace: str, name: str, status: dict[str, Any] | None = None,
+                      every_seconds: float = 1.0) -> ProgressReport:
+    """Writes status.progress (with `status`) of a clone or restore while it copies, at most once a second."""
     last = 0.0
 
     async def report(progress: Progress) -> None:
@@ -66,8 +64,8 @@ def progress_reporter(clone: WordPressClone, every_seconds: float = 1.0) -> Prog
         if time.monotonic() - last < every_seconds:
             return
         last = time.monotonic()
-        await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
-                                clone.name, {"progress": progress_status(progress)})
+        await asyncio.to_thread(kube.patch_status, constants.API_VERSION, kind, namespace, name,
+                                {**(status or {}), "progress": progress_status(progress)})
 
     return report
 

@@ -11,7 +11,7 @@ import kopf
 from wpclone_operator import children, cloning, constants, expiry, kube, metrics, provision, status
 from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
-from wpclone_operator.transfer import TransferError
+from wpclone_operator.wordpress import WordPressError
 
 
 def _current_conditions(clone: WordPressClone) -> list[dict[str, Any]]:
@@ -142,8 +142,9 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
     started = time.monotonic()
     try:
         async with memo.work_slots:
-            result = await cloning.copy_into_clone(clone, settings, cloning.progress_reporter(clone))
-    except TransferError as error:
+            result = await cloning.copy_into_clone(
+                clone, settings, cloning.progress_reporter(constants.CLONE_KIND, clone.namespace, clone.name))
+    except WordPressError as error:
         memo.setdefault("first_copy_failure", started)
         attempts = memo.copy_attempts = memo.get("copy_attempts", 0) + 1
         reason, message = error.reason, str(error)

@@ -11,22 +11,9 @@ import kopf
 from wpclone_operator import cloning, constants, kube, metrics, restoring, status
 from wpclone_operator.resources import CloneRestoreSpec
 from wpclone_operator.settings import Settings
-from wpclone_operator.transfer import TransferError
+from wpclone_operator.wordpress import WordPressError
 
 TERMINAL = ("Completed", "Failed", "RolledBack")
-
-
-def _progress(namespace: str, name: str) -> cloning.ProgressReport:
-    last = 0.0
-
-    async def report(progress: Any) -> None:
-        nonlocal last
-        if time.monotonic() - last >= 1.0:
-            last = time.monotonic()
-            await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.RESTORE_KIND, namespace,
-                                    name, {"phase": "Restoring", "progress": cloning.progress_status(progress)})
-
-    return report
 
 
 async def run_restore(body: kopf.Body, patch: kopf.Patch, settings: Settings, retry: int,
@@ -43,8 +30,9 @@ async def run_restore(body: kopf.Body, patch: kopf.Patch, settings: Settings, re
         "observedGeneration": generation})
     try:
         async with work_slots:
-            outcome = await restoring.restore(namespace, spec, settings, _progress(namespace, name))
-    except TransferError as error:
+            outcome = await restoring.restore(namespace, spec, settings, cloning.progress_reporter(
+                constants.RESTORE_KIND, namespace, name, {"phase": "Restoring"}))
+    except WordPressError as error:
         permanent = error.reason in restoring.RESTORE_PERMANENT_REASONS
         metrics.FAILURES.labels(error.reason).inc()
         patch.status.update({

@@ -16,7 +16,7 @@ from wpclone_operator.resources import CloneRestoreSpec, RestoreInclude, WordPre
 from wpclone_operator.settings import Settings
 from wpclone_operator.site_move import AdminPassword
 from wpclone_operator.transfer import CopyResult, Include, TransferError, copy_site
-from wpclone_operator.wordpress import Migrator, SiteInfo, WordPressError, ensure_migrator
+from wpclone_operator.wordpress import Migrator, SiteInfo, ensure_migrator
 
 RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "CredentialsMissing", "UnknownBackup"}
 
@@ -43,10 +43,7 @@ def _secret(namespace: str, name: str) -> dict[str, str]:
 
 async def _site(http: httpx.AsyncClient, namespace: str, url: str, secret: str, role: str) -> Migrator:
     login = await asyncio.to_thread(_secret, namespace, secret)
-    try:
-        return await ensure_migrator(http, url, login["username"], login["password"], role=role)
-    except WordPressError as error:
-        raise TransferError(error.reason, str(error)) from None
+    return await ensure_migrator(http, url, login["username"], login["password"], role=role)
 
 
 async def _clone_source(http: httpx.AsyncClient, namespace: str, name: str, settings: Settings) -> RestoreSource:

@@ -34,12 +34,8 @@ SLICE_BYTES = 1024 * 1024
 _PROGRESS_EVERY_SECONDS = 0.5
 
 
-class TransferError(Exception):
+class TransferError(WordPressError):
     """A copy failed; `reason` is machine-readable (for a CR condition). Never holds a secret."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

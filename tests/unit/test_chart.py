@@ -54,8 +54,7 @@ API_RULES = {
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
     executable = binaries.binary("helm")
-    if not executable.exists():
-        pytest.skip("helm is not built yet: run `python -m testenv build`")
+    assert executable.exists(), "helm is not built: run `python -m testenv build`"
     return subprocess.run([str(executable), *args], capture_output=True, text=True, check=False)
 
 

@@ -48,8 +48,7 @@ FRAGMENTS = [
 
 @pytest.fixture(scope="module")
 def php_unserialize() -> Iterator[PhpUnserialize]:
-    if shutil.which("php") is None:
-        pytest.skip("php is not installed")
+    assert shutil.which("php") is not None, "php is not installed: run testenv/install-system-packages.sh"
     checker = PhpUnserialize()
     yield checker
     checker.close()
