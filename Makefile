@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: dev down status test unit lint deps binaries
+.PHONY: dev down status test unit lint deps binaries images
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ deps: $(VENV)/.installed
 binaries: deps
 	$(PY) -m testenv build
 
+# The real node's images (pause, busybox, wordpress, wpclone) as docker-archive tars in the cache, built
+# here from Debian's packages and the Dockerfile (no Docker engine, no registry); only changed ones rebuild.
+images: deps
+	$(PY) -m testenv.images build
+
 dev: binaries
 	$(PY) -m testenv up
 
@@ -28,6 +33,7 @@ status:
 
 test: binaries lint
 	$(PY) -m pytest
+	$(PY) -m testenv leftovers
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
@@ -36,7 +42,7 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check operator api testenv tests bench
 	$(PY) -m mypy operator api
 
-# A laptop cluster with Docker and kind (not used by the tests): make kind-up images deploy
+# A laptop cluster with Docker and kind (not used by the tests): make kind-up kind-images deploy
 # Clones then serve at http://{name}.clones.localhost and the API at http://wpclone.localhost (see examples/README.md).
 KIND_CLUSTER ?= wpclone
 IMAGE_REPOSITORY ?= wpclone
@@ -44,7 +50,7 @@ IMAGE_TAG ?= dev
 KIND_NAMESPACE := wpclone
 INGRESS_NGINX_CHART := 4.11.3
 
-.PHONY: kind-up images deploy
+.PHONY: kind-up kind-images deploy
 
 kind-up:
 	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name $(KIND_CLUSTER) --config examples/kind/cluster.yaml
@@ -59,7 +65,7 @@ kind-up:
 	kubectl -n $(KIND_NAMESPACE) apply -f examples/kind/mariadb.yaml
 	kubectl -n $(KIND_NAMESPACE) rollout status deployment/mariadb --timeout=180s
 
-images:
+kind-images:
 	docker build -t $(IMAGE_REPOSITORY):$(IMAGE_TAG) .
 	kind load docker-image $(IMAGE_REPOSITORY):$(IMAGE_TAG) --name $(KIND_CLUSTER)
 

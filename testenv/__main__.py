@@ -8,12 +8,12 @@ import shutil
 import sys
 import time
 
-from testenv import binaries, stack
+from testenv import binaries, node, stack
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m testenv")
-    parser.add_argument("command", choices=["build", "up", "down", "status"])
+    parser.add_argument("command", choices=["build", "up", "down", "status", "leftovers"])
     parser.add_argument("--sites", type=int, default=1, help="sample WordPress sites to start (up)")
     args = parser.parse_args()
     base = stack.default_base()
@@ -21,6 +21,10 @@ def main() -> int:
     if args.command == "build":
         print(f"[testenv] binaries in {binaries.ensure_binaries()}")
         return 0
+    if args.command == "leftovers":  # after `make down` or a test run: the node must be gone without a trace
+        found = node.leftovers()
+        print("\n".join(f"[testenv] left behind: {item}" for item in found) or "[testenv] nothing left behind")
+        return 1 if found else 0
     if args.command == "down":
         stopped = stack.stop_detached(base)
         print(f"[testenv] stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -49,15 +53,16 @@ def main() -> int:
 
 
 def how_to_use(running: stack.Stack) -> str:
-    assert running.api is not None and running.standin is not None
+    assert running.api is not None and running.ingress is not None
     site = running.sites[0]
     request = json.dumps({"source_url": site.url, "source_username": site.admin_user,
                           "source_password": site.admin_password, "customer_id": "demo", "ttl_minutes": 30})
     kubectl = binaries.binary("kubectl")
     return f"""
-Running on loopback: kube-apiserver + etcd + controller-manager + scheduler + kwok (fake node),
+Running on loopback and the node's own bridge: kube-apiserver + etcd + controller-manager + scheduler,
+a real node (kubelet + containerd + runc, kube-proxy, CoreDNS, kube-router's firewall, local-path volumes),
 MariaDB, the sample WordPress site {site.url} (admin / {site.admin_password}), the wpclone operator,
-the REST API {running.api.url} and the container stand-in (clones at http://NAME.localhost:{running.standin.port}).
+the REST API {running.api.url} and the ingress router (clones at http://NAME.localhost:{running.ingress.port}).
 
 Clone the sample site:
   curl -s -X POST {running.api.url}/api/v2/clone -H 'Authorization: Bearer {running.api.token}' \\
@@ -67,7 +72,7 @@ Follow the job (status_url from the answer):
 Watch the resources:
   export KUBECONFIG={running.control_plane.kubeconfig}
   {kubectl} get wpc,pods -A
-Open http://demo.localhost:{running.standin.port}/wp-admin/ in a browser on this machine, with the
+Open http://demo.localhost:{running.ingress.port}/wp-admin/ in a browser on this machine, with the
 username and password from job-status. Logs: {running.base / 'logs'}. Stop everything: make down
 """
 

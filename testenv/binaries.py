@@ -15,7 +15,14 @@ from testenv import versions
 
 GO_MODULES = Path(__file__).parent / "go"
 
-KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet",
+                       "kube-proxy")
+# Add-ons of the real node, each a main package built inside its wrapper module (testenv/go/<folder>).
+ADDONS = {
+    "coredns": ("coredns", "github.com/coredns/coredns"),
+    "local-path-provisioner": ("local-path-provisioner", "github.com/rancher/local-path-provisioner"),
+    "kube-router": ("kube-router", "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"),
+}
 
 
 def cache_root() -> Path:
@@ -23,7 +30,8 @@ def cache_root() -> Path:
 
 
 def bin_dir() -> Path:
-    key = f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}_kwok-{versions.KWOK}_helm-{versions.HELM}"
+    key = (f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}_helm-{versions.HELM}"
+           f"_coredns-{versions.COREDNS}_lpp-{versions.LOCAL_PATH_PROVISIONER}_kube-router-{versions.KUBE_ROUTER}")
     return cache_root() / "bin" / key
 
 
@@ -44,7 +52,8 @@ def _build_plan(out: Path) -> list[tuple[str, list[str], Path]]:
             (command, ["build", "-o", str(out / command), f"k8s.io/kubernetes/cmd/{command}"],
              GO_MODULES / "kubernetes")
         )
-    plan.append(("kwok", ["install", f"sigs.k8s.io/kwok/cmd/kwok@{versions.KWOK}"], GO_MODULES))
+    for name, (folder, package) in ADDONS.items():
+        plan.append((name, ["build", "-o", str(out / name), package], GO_MODULES / folder))
     plan.append(("helm", ["install", f"helm.sh/helm/v3/cmd/helm@{versions.HELM}"], GO_MODULES))
     return plan
 

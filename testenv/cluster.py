@@ -1,22 +1,20 @@
-"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, controller-manager,
-scheduler, and kwok with one fake node, so Deployments become Pods that report Running and Ready."""
+"""A real Kubernetes cluster on this machine: etcd, kube-apiserver, controller-manager and scheduler,
+and one real node (testenv/node.py) whose pods run in containerd on the run's own bridge.
+
+etcd and the components' own ports stay on loopback; the apiserver listens on the bridge's gateway
+address, the one address both the host and the pods reach (pods cannot reach the host's loopback).
+"""
 
 from __future__ import annotations
 
-import json
 import ssl
 import subprocess
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testenv import binaries, pki
+from testenv import binaries, network, node, pki
 from testenv.processes import Server, free_port, start, wait_until
-
-FAKE_NODE = "kwok-node-0"
-STAGES = Path(__file__).parent / "kwok-stages.yaml"
-SERVICE_CIDR = "10.0.0.0/24"
-POD_CIDR = "10.0.1.0/24"
 
 
 @dataclass
@@ -26,6 +24,7 @@ class ControlPlane:
     kubeconfig: Path
     pki: pki.Pki
     servers: list[Server] = field(default_factory=list)
+    node: node.Node | None = None
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         result = subprocess.run(
@@ -36,13 +35,17 @@ class ControlPlane:
         return result.stdout if check else result.stdout + result.stderr
 
     def logs(self) -> dict[str, Path]:
-        return {server.name: server.log_path for server in self.servers}
+        return {server.name: server.log_path for server in self.servers} | (self.node.logs() if self.node else {})
 
     def stop(self) -> None:
-        # Reverse order: the apiserver's clients first, etcd last.
+        # The node first (it deletes its pods through the apiserver), then the apiserver's clients, etcd last.
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
+        node.clean_up()
 
 
 def _get(url: str, control_plane_pki: pki.Pki) -> bytes:
@@ -74,8 +77,8 @@ def _start_apiserver(base: Path, keys: pki.Pki, etcd_url: str) -> tuple[Server, 
         str(binaries.binary("kube-apiserver")), f"--etcd-servers={etcd_url}",
         f"--cert-dir={base / 'apiserver-certs'}", f"--tls-cert-file={keys.apiserver_cert}",
         f"--tls-private-key-file={keys.apiserver_key}", f"--client-ca-file={keys.ca_cert}",
-        f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
+        f"--secure-port={port}", f"--bind-address={network.GATEWAY}", f"--advertise-address={network.GATEWAY}",
+        f"--service-cluster-ip-range={network.SERVICE_CIDR}", "--allow-privileged=true",
         "--authorization-mode=Node,RBAC",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={keys.service_account_pub}",
@@ -84,9 +87,12 @@ def _start_apiserver(base: Path, keys: pki.Pki, etcd_url: str) -> tuple[Server, 
         f"--requestheader-client-ca-file={keys.ca_cert}", "--requestheader-allowed-names=front-proxy-client",
         "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-        "--enable-priority-and-fairness=false", "--profiling=false", "--endpoint-reconciler-type=none",
+        "--enable-priority-and-fairness=false", "--profiling=false",
+        # `kubectl logs/exec` reach the kubelet by the node's address, as the admin (traps 5 and 9).
+        "--kubelet-preferred-address-types=InternalIP", f"--kubelet-client-certificate={keys.admin_cert}",
+        f"--kubelet-client-key={keys.admin_key}",
     ], base / "logs" / "kube-apiserver.log")
-    url = f"https://127.0.0.1:{port}"
+    url = f"https://{network.GATEWAY}:{port}"
     wait_until(lambda: _get(f"{url}/readyz", keys) == b"ok", "kube-apiserver /readyz",
                timeout=120, server=server)
     return server, url
@@ -101,28 +107,11 @@ def _start_component(name: str, base: Path, kubeconfig: Path, extra: list[str]) 
     ], base / "logs" / f"{name}.log")
 
 
-def _start_kwok(base: Path, kubeconfig: Path) -> Server:
-    return start("kwok", [
-        str(binaries.binary("kwok")), f"--kubeconfig={kubeconfig}", "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
-        f"--server-address=127.0.0.1:{free_port()}", "-c", str(STAGES),
-    ], base / "logs" / "kwok.log")
-
-
-FAKE_NODE_MANIFEST = {
-    "apiVersion": "v1", "kind": "Node",
-    "metadata": {"name": FAKE_NODE, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                 "labels": {"kubernetes.io/hostname": FAKE_NODE, "kubernetes.io/os": "linux",
-                            "type": "kwok"}},
-    "status": {"allocatable": {"cpu": "32", "memory": "128Gi", "pods": "250"},
-               "capacity": {"cpu": "32", "memory": "128Gi", "pods": "250"}},
-}
-
-
 def start_control_plane(base: Path) -> ControlPlane:
-    """Start everything, wait until a pod could be scheduled and reported Ready; stop all on failure."""
+    """Start everything, up to a Ready node with DNS, storage and a NetworkPolicy enforcer; stop all on failure."""
     binaries.ensure_binaries()
+    node.clean_up()  # what a killed run left behind: its pods, mounts, iptables chains and bridge
+    network.up()
     base.mkdir(parents=True, exist_ok=True)
     keys = pki.create_pki(base / "pki")
     plane = ControlPlane(base=base, server_url="", kubeconfig=base / "kubeconfig", pki=keys)
@@ -137,19 +126,15 @@ def start_control_plane(base: Path) -> ControlPlane:
             f"--service-account-private-key-file={keys.service_account_key}",
             f"--root-ca-file={keys.ca_cert}", "--controllers=*", "--use-service-account-credentials=false",
             "--concurrent-gc-syncs=5", "--node-monitor-grace-period=60s",
+            # The node's spec.podCIDR, which kube-router's firewall reads: the first node gets POD_CIDR.
+            "--allocate-node-cidrs=true", f"--cluster-cidr={network.CLUSTER_CIDR}", "--node-cidr-mask-size=24",
+            f"--service-cluster-ip-range={network.SERVICE_CIDR}",
         ]))
         plane.servers.append(_start_component("kube-scheduler", base, plane.kubeconfig, []))
-        plane.servers.append(_start_kwok(base, plane.kubeconfig))
-        plane.kubectl("apply", "-f", "-", input=json.dumps(FAKE_NODE_MANIFEST))
-        wait_until(lambda: _node_ready(plane), f"node {FAKE_NODE} Ready", timeout=60)
+        plane.node = node.start_node(base / "node", plane.kubectl, plane.kubeconfig, plane.server_url, keys)
         wait_until(lambda: bool(plane.kubectl("get", "serviceaccount", "default", "-o", "name")),
                    "the default ServiceAccount", timeout=60)
     except BaseException:
         plane.stop()
         raise
     return plane
-
-
-def _node_ready(plane: ControlPlane) -> bool:
-    node = json.loads(plane.kubectl("get", "node", FAKE_NODE, "-o", "json"))
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))

@@ -2,9 +2,15 @@
 # Installs the Debian packages the local stack runs (only those missing): PHP + WordPress for real
 # sites, MariaDB for their databases and the clones', zip for the migrator plugin's archive.
 # libnss-myhostname resolves *.localhost to loopback, where the local stack serves clones.
+# The real node: containerd + runc + the CNI plugins run pods; iptables + ipset carry kube-proxy and the
+# NetworkPolicy enforcer; mmdebstrap builds root filesystems from Debian's packages and buildah builds
+# the project's Dockerfile over one (no Docker engine, no registry); busybox-static fills the node's small
+# tools image (testenv/images.py).
 set -euo pipefail
 PACKAGES="wordpress wordpress-theme-twentytwentythree php8.2-cli php8.2-mysql php8.2-curl php8.2-zip
-php8.2-xml php8.2-mbstring php8.2-gd mariadb-server mariadb-client zip make libnss-myhostname"
+php8.2-xml php8.2-mbstring php8.2-gd mariadb-server mariadb-client zip make libnss-myhostname
+containerd runc containernetworking-plugins iptables ipset conntrack iproute2 mmdebstrap buildah
+fuse-overlayfs uidmap busybox-static"
 missing=""
 for package in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

@@ -1,4 +1,5 @@
-"""A private MariaDB server from Debian's packages: own data dir, socket and loopback port."""
+"""A private MariaDB server from Debian's packages: own data dir, socket and port, on loopback and on
+the node bridge's gateway (where clone pods reach it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from testenv import processes
+from testenv import network, processes
 
 ADMIN_USER = "wpclone_admin"
 
@@ -30,6 +31,10 @@ class MariaDB:
     @property
     def dsn(self) -> str:
         return f"mysql://{self.admin_user}:{self.admin_password}@{self.host}:{self.port}/"
+
+    @property
+    def address_for_pods(self) -> str:
+        return f"{network.GATEWAY}:{self.port}"
 
     def sql(self, statement: str) -> str:
         """Run statements as root over the socket; return the rows tab-separated, values unescaped."""
@@ -58,7 +63,8 @@ def start_mariadb(base_dir: Path) -> MariaDB:
     socket = run_dir / "mysqld.sock"
     server = processes.start("mariadbd", [
         "mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data_dir}", f"--socket={socket}",
-        f"--pid-file={run_dir / 'mysqld.pid'}", f"--port={port}", "--bind-address=127.0.0.1",
+        f"--pid-file={run_dir / 'mysqld.pid'}", f"--port={port}",
+        f"--bind-address=127.0.0.1,{network.GATEWAY}",
         "--skip-name-resolve", "--skip-log-bin", f"--log-error={root / 'error.log'}", *_INNODB_OPTIONS,
     ], root / "stdout.log")
     mariadb = MariaDB("127.0.0.1", port, socket, ADMIN_USER, secrets.token_urlsafe(18), server)
@@ -66,8 +72,9 @@ def start_mariadb(base_dir: Path) -> MariaDB:
         processes.wait_until(lambda: socket.exists() and processes.port_open(port),
                              f"mariadbd on port {port}", timeout=30, server=server)
         mariadb.sql(
-            f"CREATE USER '{ADMIN_USER}'@'127.0.0.1' IDENTIFIED BY '{mariadb.admin_password}';"
-            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION;"
+            # From anywhere the server listens: the host, and an operator running as a pod.
+            f"CREATE USER '{ADMIN_USER}'@'%' IDENTIFIED BY '{mariadb.admin_password}';"
+            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%' WITH GRANT OPTION;"
         )
     except BaseException:
         mariadb.stop()

@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testenv import cluster, processes
+from testenv import cluster, images, ingress, mariadb, processes
 
 CRDS = Path(__file__).resolve().parents[1] / "crds"
 
@@ -57,18 +57,21 @@ class OperatorProcess:
         self.start()
 
 
-def operator_env(plane: cluster.ControlPlane, mysql_admin_dsn: str, ingress_port: int,
+def operator_env(plane: cluster.ControlPlane, database: mariadb.MariaDB, router: ingress.IngressProcess,
                  **overrides: str) -> dict[str, str]:
-    """Clones at http://{name}.localhost:{ingress_port}, served by the container stand-in's ingress,
-    which is also how the operator, running outside the cluster, reaches them."""
+    """Clones are real pods of the Debian-built WordPress image, at http://{name}.localhost:{port} through
+    the ingress router, which is also how the operator, running outside the cluster, reaches them."""
     return {
         "KUBECONFIG": str(plane.kubeconfig),
-        "WPCLONE_MYSQL_ADMIN_DSN": mysql_admin_dsn,
+        "WPCLONE_MYSQL_ADMIN_DSN": database.dsn,
+        "WPCLONE_MYSQL_HOST_FOR_CLONES": database.address_for_pods,
+        "WPCLONE_WORDPRESS_IMAGE": images.ref("wordpress"),
+        "WPCLONE_BLOCK_EXTERNAL_HTTP": "true",
         "WPCLONE_BASE_DOMAIN": "localhost",
         "WPCLONE_TLS_ENABLED": "false",
-        "WPCLONE_PUBLIC_PORT": str(ingress_port),
+        "WPCLONE_PUBLIC_PORT": str(router.port),
         "WPCLONE_ENDPOINT_TEMPLATE": "{url}",
-        "WPCLONE_INGRESS_CLASS": "standin",
+        "WPCLONE_INGRESS_CLASS": router.ingress_class,
         "WPCLONE_OBSERVE_SECONDS": "1",
         "WPCLONE_RETRY_DELAY_SECONDS": "1",
         **overrides,

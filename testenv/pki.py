@@ -15,7 +15,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 APISERVER_NAMES = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                    "kubernetes.default.svc.cluster.local")
-APISERVER_IPS = ("127.0.0.1", "10.0.0.1")
+# 10.0.0.1: the `kubernetes` Service; 10.244.0.1: the node bridge's gateway, where pods reach the host.
+APISERVER_IPS = ("127.0.0.1", "10.0.0.1", "10.244.0.1")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,26 @@ class Pki:
     admin_key: Path
     service_account_key: Path
     service_account_pub: Path
+
+    def issue(self, name: str, common_name: str, organization: str | None = None, *,
+              server_ips: tuple[str, ...] = ()) -> tuple[Path, Path]:
+        """A certificate and key signed by the cluster CA (a client one, or a server one for `server_ips`)."""
+        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
+        assert isinstance(ca_key, rsa.RSAPrivateKey)
+        ca_name = x509.load_pem_x509_certificate(self.ca_cert.read_bytes()).subject
+        key = _key()
+        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips])
+        cert = _sign(_name(common_name, organization), key, ca_name, ca_key,
+                     usage=ExtendedKeyUsageOID.SERVER_AUTH if server_ips else ExtendedKeyUsageOID.CLIENT_AUTH,
+                     san=san if server_ips else None)
+        cert_path, key_path = self.ca_cert.parent / f"{name}.crt", self.ca_cert.parent / f"{name}.key"
+        _write_cert(cert, cert_path)
+        _write_key(key, key_path)
+        return cert_path, key_path
+
+    @property
+    def ca_key(self) -> Path:
+        return self.ca_cert.parent / "ca.key"
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -78,6 +99,7 @@ def create_pki(directory: Path) -> Pki:
         "ca.crt", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "sa.key", "sa.pub")))
     ca_key, ca_name = _key(), _name("wpclone-testenv-ca")
     _write_cert(_sign(ca_name, ca_key, ca_name, ca_key, ca=True), pki.ca_cert)
+    _write_key(ca_key, pki.ca_key)  # the node's certificates are issued after the control plane is up
 
     server_key = _key()
     san = x509.SubjectAlternativeName(

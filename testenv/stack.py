@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testenv import api_process, cluster, mariadb, operator_process, standin, wordpress
+from testenv import api_process, binaries, cluster, ingress, mariadb, node, operator_process, wordpress
 from testenv.processes import Server
 
 
@@ -27,18 +28,19 @@ class Stack:
     control_plane: cluster.ControlPlane
     database: mariadb.MariaDB
     sites: list[wordpress.WordPressSite] = field(default_factory=list)
-    standin: standin.StandInProcess | None = None
+    ingress: ingress.IngressProcess | None = None
     operator: operator_process.OperatorProcess | None = None
     api: api_process.ApiProcess | None = None
 
     def servers(self) -> list[Server]:
-        extra = [self.standin.server if self.standin else None,
+        extra = [self.ingress.server if self.ingress else None,
                  self.operator.server if self.operator else None, self.api.server if self.api else None]
-        return [*self.control_plane.servers, self.database.server, *(site.server for site in self.sites),
+        node_servers = self.control_plane.node.servers if self.control_plane.node else []
+        return [*self.control_plane.servers, *node_servers, self.database.server, *(site.server for site in self.sites),
                 *(server for server in extra if server is not None)]
 
     def stop(self) -> None:
-        for running in (self.api, self.operator, self.standin, *self.sites):
+        for running in (self.api, self.operator, self.ingress, *self.sites):
             if running is not None:
                 running.stop()
         self.database.stop()
@@ -53,14 +55,14 @@ class Stack:
             "sites": [{"url": site.url, "admin_user": site.admin_user, "admin_password": site.admin_password}
                       for site in self.sites],
             "api": {"url": self.api.url, "token": self.api.token} if self.api else None,
-            "clone_ingress_port": self.standin.port if self.standin else None,
+            "clone_ingress_port": self.ingress.port if self.ingress else None,
             "process_groups": {server.name: server.process.pid for server in self.servers()},
             "logs": str(self.base / "logs"),
         }
 
 
 def start_stack(base: Path, site_count: int = 1, with_wpclone: bool = False) -> Stack:
-    """The stack; with_wpclone adds the container stand-in, the operator and the API (`make dev`)."""
+    """The stack; with_wpclone adds the ingress router, the operator and the API (`make dev`)."""
     base.mkdir(parents=True, exist_ok=True)
     plane = cluster.start_control_plane(base / "cluster")
     try:
@@ -72,10 +74,10 @@ def start_stack(base: Path, site_count: int = 1, with_wpclone: bool = False) -> 
     try:
         stack.sites = wordpress.create_sites(site_count, database, base / "sites") if site_count else []
         if with_wpclone:
-            stack.standin = standin.start_standin(plane.kubeconfig, base / "standin")
+            stack.ingress = ingress.start_ingress(plane.kubectl, plane.kubeconfig, base / "logs" / "ingress.log")
             operator_process.install_crds(plane)
             stack.operator = operator_process.OperatorProcess(
-                env=operator_process.operator_env(plane, database.dsn, stack.standin.port),
+                env=operator_process.operator_env(plane, database, stack.ingress),
                 log_path=base / "logs" / "operator.log")
             stack.operator.start()
             plane.kubectl("create", "namespace", "wpclone")
@@ -116,6 +118,8 @@ def stop_detached(base: Path) -> list[str]:
     if state is None:
         return []
     groups: dict[str, int] = dict(state["process_groups"])  # type: ignore[call-overload]
+    kubectl = [str(binaries.binary("kubectl")), "--kubeconfig", str(state["kubeconfig"])]
+    node.delete_all_pods(lambda *args, **_: subprocess.run([*kubectl, *args], capture_output=True, text=True).stdout)
     stopped = []
     for name, pgid in reversed(list(groups.items())):
         if group_alive(pgid):
@@ -127,5 +131,6 @@ def stop_detached(base: Path) -> list[str]:
     for pgid in groups.values():
         if group_alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
+    node.clean_up()
     state_file(base).unlink()
     return stopped

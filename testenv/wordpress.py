@@ -72,15 +72,16 @@ def write_config(docroot: Path, *, db_host: str, db_name: str, db_user: str, db_
     (docroot / "wp-config.php").write_text("\n".join(lines) + "\n")
 
 
-def serve(docroot: Path, port: int, log_path: Path, env: dict[str, str] | None = None) -> processes.Server:
-    """Serve `docroot` on 127.0.0.1:`port` and return once the port accepts connections."""
+def serve(docroot: Path, port: int, log_path: Path, env: dict[str, str] | None = None,
+          host: str = "127.0.0.1") -> processes.Server:
+    """Serve `docroot` on `host`:`port` and return once the port accepts connections."""
     server = processes.start(
         f"php -S :{port}",
-        ["php", *PHP_SETTINGS, "-S", f"127.0.0.1:{port}", "-t", str(docroot), str(PHP_DIR / "router.php")],
+        ["php", *PHP_SETTINGS, "-S", f"{host}:{port}", "-t", str(docroot), str(PHP_DIR / "router.php")],
         log_path, env={**(env or {}), "PHP_CLI_SERVER_WORKERS": "4"},
     )
     try:
-        processes.wait_until(lambda: processes.port_open(port), f"php -S on port {port}", 30, server)
+        processes.wait_until(lambda: processes.port_open(port, host), f"php -S on {host}:{port}", 30, server)
     except BaseException:
         server.stop()
         raise
@@ -96,12 +97,13 @@ def seed_site(docroot: Path, *, admin_user: str) -> None:
 
 
 def create_sites(n: int, mariadb: MariaDB, base_dir: Path, admin_user: str = "admin",
-                 admin_password: str = ADMIN_PASSWORD) -> list[WordPressSite]:
-    """Start `n` independent, installed and seeded sites, each with its own database, user and port."""
+                 admin_password: str = ADMIN_PASSWORD, host: str = "127.0.0.1") -> list[WordPressSite]:
+    """Start `n` independent, installed and seeded sites, each with its own database, user and port, at
+    http://`host`:port (loopback, or the node bridge's gateway for sites that pods must reach)."""
     base_dir.mkdir(parents=True, exist_ok=True)
     ports = [processes.free_port() for _ in range(n)]
     with ThreadPoolExecutor(max_workers=n or 1) as pool:
-        futures = [pool.submit(_create_site, port, mariadb, base_dir, admin_user, admin_password)
+        futures = [pool.submit(_create_site, port, mariadb, base_dir, admin_user, admin_password, host)
                    for port in ports]
     sites: list[WordPressSite] = []
     failures: list[Exception] = []
@@ -118,7 +120,7 @@ def create_sites(n: int, mariadb: MariaDB, base_dir: Path, admin_user: str = "ad
 
 
 def _create_site(port: int, mariadb: MariaDB, base_dir: Path, admin_user: str,
-                 admin_password: str) -> WordPressSite:
+                 admin_password: str, host: str) -> WordPressSite:
     # Named after the port, which no other live site has, so several calls can share one MariaDB.
     name = f"site{port}"
     db_name = db_user = f"wp_{port}"
@@ -128,7 +130,7 @@ def _create_site(port: int, mariadb: MariaDB, base_dir: Path, admin_user: str,
         f"CREATE USER '{db_user}'@'127.0.0.1' IDENTIFIED BY '{db_password}';"
         f"GRANT ALL PRIVILEGES ON `{db_name}`.* TO '{db_user}'@'127.0.0.1';"
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     docroot = base_dir / name
     prepare_docroot(docroot)
     write_config(docroot, db_host=f"{mariadb.host}:{mariadb.port}", db_name=db_name, db_user=db_user,
@@ -136,7 +138,7 @@ def _create_site(port: int, mariadb: MariaDB, base_dir: Path, admin_user: str,
     install_site(docroot, title=f"Site {port}", admin_user=admin_user, admin_password=admin_password,
                  admin_email=f"{admin_user}@example.com")
     seed_site(docroot, admin_user=admin_user)
-    server = serve(docroot, port, base_dir / f"{name}.log")
+    server = serve(docroot, port, base_dir / f"{name}.log", host=host)
     return WordPressSite(name, url, port, docroot, db_name, db_user, db_password, admin_user,
                          admin_password, server)
 

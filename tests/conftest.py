@@ -11,8 +11,8 @@ from kubernetes import client, config
 from kubernetes.client import ApiClient
 
 from testenv import api_process, cluster, operator_process, wordpress
+from testenv import ingress as ingress_harness
 from testenv import mariadb as mariadb_harness
-from testenv import standin as standin_harness
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,9 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.
 
 
 @pytest.fixture(scope="session")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[mariadb_harness.MariaDB]:
+def mariadb(control_plane: cluster.ControlPlane,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[mariadb_harness.MariaDB]:
+    """Listens on the node's bridge too (for clone pods), so it starts after the cluster made the bridge."""
     server = mariadb_harness.start_mariadb(tmp_path_factory.mktemp("mariadb"))
     yield server
     server.stop()
@@ -79,22 +81,23 @@ def namespace(kube_client: ApiClient, request: pytest.FixtureRequest) -> Iterato
 
 
 @pytest.fixture(scope="session")
-def standin(control_plane: cluster.ControlPlane,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[standin_harness.StandInProcess]:
-    """Runs clone pods' WordPress as local PHP processes, behind an ingress on loopback."""
-    running = standin_harness.start_standin(control_plane.kubeconfig, tmp_path_factory.mktemp("standin"))
+def ingress(control_plane: cluster.ControlPlane,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ingress_harness.IngressProcess]:
+    """Serves clones' Ingresses on loopback, forwarding to their Services (the one stand-in)."""
+    running = ingress_harness.start_ingress(control_plane.kubectl, control_plane.kubeconfig,
+                                            tmp_path_factory.mktemp("ingress") / "ingress.log")
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="session")
 def operator(control_plane: cluster.ControlPlane, mariadb: mariadb_harness.MariaDB,
-             standin: standin_harness.StandInProcess,
+             ingress: ingress_harness.IngressProcess,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[operator_process.OperatorProcess]:
-    """The real operator process, with the CRDs installed, watching all namespaces."""
+    """The real operator process, with the CRDs installed, watching all namespaces; clones are real pods."""
     operator_process.install_crds(control_plane)
     running = operator_process.OperatorProcess(
-        env=operator_process.operator_env(control_plane, mariadb.dsn, standin.port),
+        env=operator_process.operator_env(control_plane, mariadb, ingress),
         log_path=tmp_path_factory.mktemp("operator") / "operator.log")
     running.start()
     yield running

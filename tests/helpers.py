@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from testenv import cluster
@@ -46,3 +47,11 @@ def get_json(plane: cluster.ControlPlane, namespace: str, *what: str) -> dict[st
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
     conditions = ((obj or {}).get("status") or {}).get("conditions") or []
     return next((item for item in conditions if item["type"] == type_), None)
+
+
+def clone_wp_content(plane: cluster.ControlPlane, namespace: str, name: str) -> Path:
+    """The host folder behind a clone's wp-content volume (the node is this machine)."""
+    (claim,) = get_json(plane, namespace, "pvc", "-l", f"wpclone.dev/clone={name}")["items"]  # type: ignore[index]
+    volume = get_json(plane, "", "pv", claim["spec"]["volumeName"])
+    source = (volume or {})["spec"]
+    return Path((source.get("hostPath") or source["local"])["path"])

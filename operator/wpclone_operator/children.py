@@ -11,12 +11,15 @@ from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
 
 WORDPRESS_PORT = 80
-MU_PLUGINS_PATH = "/var/www/html/wp-content/mu-plugins"
+WP_CONTENT_PATH = "/var/www/html/wp-content"
+# Outside wp-content, so that the source's own mu-plugins (copied into the clone's wp-content) stay visible.
+MU_PLUGINS_PATH = "/opt/wpclone/mu-plugins"
 TABLE_PREFIX = "wp_"
 DEFAULT_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+WWW_DATA = 33  # Debian's www-data, whom both the official image and Debian's WordPress run Apache as
 
-# Loaded by every clone as a must-use plugin: a clone never gets indexed, never emails real
-# customers, and never runs WP-Cron jobs (which could charge cards or post to social accounts).
+# Loaded by every clone beside the migrator (see mu_plugins_loader): a clone never gets indexed, never
+# emails real customers, and never runs WP-Cron jobs (which could charge cards or post to social accounts).
 SAFETY_MU_PLUGIN = """<?php
 /**
  * Plugin Name: wpclone safety
@@ -39,6 +42,10 @@ def admin_secret_name(clone: WordPressClone) -> str:
 
 def mu_plugins_name(clone: WordPressClone) -> str:
     return f"{clone.name}-mu-plugins"
+
+
+def wp_content_name(clone: WordPressClone) -> str:
+    return f"{clone.name}-wp-content"
 
 
 def _uid_hash(clone: WordPressClone, length: int) -> str:
@@ -79,6 +86,11 @@ def selector(clone: WordPressClone) -> dict[str, str]:
     return {constants.LABEL_CLONE: clone.name, constants.LABEL_APP: "wordpress"}
 
 
+def label_selector(clone: WordPressClone) -> str:
+    """The clone's pods, as a list request's labelSelector."""
+    return ",".join(f"{key}={value}" for key, value in selector(clone).items())
+
+
 def owner_reference(clone: WordPressClone) -> dict[str, Any]:
     return {"apiVersion": constants.API_VERSION, "kind": constants.CLONE_KIND, "name": clone.name,
             "uid": clone.uid, "controller": True, "blockOwnerDeletion": True}
@@ -110,6 +122,19 @@ def mu_plugins_config_map(clone: WordPressClone, mu_plugins: dict[str, str]) -> 
             "data": {"wpclone-safety.php": SAFETY_MU_PLUGIN, **mu_plugins}}
 
 
+def wp_content_claim(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
+    """The clone's own wp-content: what the copy writes there outlives a restarted pod. Created once
+    (a claim's spec is immutable but for a larger size), so spec.storage is immutable too."""
+    storage = clone.spec.storage
+    size = (storage and storage.size) or settings.storage_size
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    storage_class = (storage and storage.storageClassName) or settings.storage_class
+    if storage_class:  # omitted, not "", for the cluster's default class ("" would mean no class at all)
+        spec["storageClassName"] = storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": _metadata(clone, wp_content_name(clone), "wp-content"), "spec": spec}
+
+
 def source_checksums_name(clone: WordPressClone) -> str:
     return f"{clone.name}-source-checksums"
 
@@ -121,6 +146,16 @@ def source_checksums_config_map(clone: WordPressClone, checksums: dict[str, str 
             "data": {table: checksum or "" for table, checksum in checksums.items()}}
 
 
+def mu_plugins_loader(folder: str) -> str:
+    """PHP for wp-config.php that loads the folder's PHP files (sorted, as WordPress loads mu-plugins)
+    first thing at muplugins_loaded, just after the site's own mu-plugins. wp-settings.php turns hooks
+    set in $wp_filter before it runs into WP_Hook objects (supported since WordPress 4.7); $GLOBALS,
+    because wp-cli evaluates wp-config.php inside a function."""
+    return ("$GLOBALS['wp_filter']['muplugins_loaded'][PHP_INT_MIN][] = ['accepted_args' => 0, "
+            f"'function' => static function () {{ foreach (glob('{folder}/*.php') ?: [] as $file) "
+            "{ include_once $file; } }];")
+
+
 def wordpress_config_extra(clone: WordPressClone, settings: Settings) -> str:
     site = url(clone, settings)
     return "\n".join([
@@ -129,9 +164,11 @@ def wordpress_config_extra(clone: WordPressClone, settings: Settings) -> str:
         "define('DISABLE_WP_CRON', true);",
         "define('AUTOMATIC_UPDATER_DISABLED', true);",
         "define('WP_ENVIRONMENT_TYPE', 'staging');",
+        *(["define('WP_HTTP_BLOCK_EXTERNAL', true);"] if settings.block_external_http else []),
         "define('WPCLONE_MIGRATOR_TOKEN', getenv('WPCLONE_MIGRATOR_TOKEN') ?: '');",
         # TLS ends at the ingress; tell WordPress the request was https so it builds https URLs.
         "if (($_SERVER['HTTP_X_FORWARDED_PROTO'] ?? '') === 'https') { $_SERVER['HTTPS'] = 'on'; }",
+        mu_plugins_loader(MU_PLUGINS_PATH),
     ])
 
 
@@ -142,7 +179,7 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
 def deployment(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
     resources = clone.spec.resources.model_dump() if clone.spec.resources else DEFAULT_RESOURCES
     probe_headers = [{"name": "Host", "value": host(clone, settings)}]
-    container = {
+    container: dict[str, Any] = {
         "name": "wordpress",
         "image": clone.spec.image or settings.wordpress_image,
         "ports": [{"name": "http", "containerPort": WORDPRESS_PORT}],
@@ -155,13 +192,25 @@ def deployment(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
             {"name": "WORDPRESS_TABLE_PREFIX", "value": TABLE_PREFIX},
             {"name": "WORDPRESS_CONFIG_EXTRA", "value": wordpress_config_extra(clone, settings)},
         ],
-        "volumeMounts": [{"name": "mu-plugins", "mountPath": MU_PLUGINS_PATH, "readOnly": True}],
+        "volumeMounts": [{"name": "wp-content", "mountPath": WP_CONTENT_PATH},
+                         {"name": "mu-plugins", "mountPath": MU_PLUGINS_PATH, "readOnly": True}],
+        # Until Apache first accepts a connection (the entrypoint first copies WordPress into place);
+        # readiness and liveness wait for it.
+        "startupProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1, "failureThreshold": 300},
+        # Ready within a couple of seconds of Apache answering; out of the Service only after several
+        # failures in a row, so that a clone busy with a large import keeps serving the copy.
         "readinessProbe": {"httpGet": {"path": "/wp-login.php", "port": "http", "httpHeaders": probe_headers},
-                           "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {"tcpSocket": {"port": "http"}, "initialDelaySeconds": 30, "periodSeconds": 20},
+                           "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 6},
+        # Only a dead Apache is restarted (two minutes without accepting a connection), never a busy one.
+        "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 20, "timeoutSeconds": 5,
+                          "failureThreshold": 6},
         "resources": resources,
-        "securityContext": {"allowPrivilegeEscalation": False, "seccompProfile": {"type": "RuntimeDefault"}},
+        # Writable: the official image's entrypoint writes WordPress and wp-config.php into /var/www/html.
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": False},
     }
+    if settings.image_pull_policy:
+        container["imagePullPolicy"] = settings.image_pull_policy
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": _metadata(clone, clone.name, "wordpress"),
@@ -175,8 +224,19 @@ def deployment(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True, "runAsUser": WWW_DATA, "runAsGroup": WWW_DATA,
+                        "fsGroup": WWW_DATA, "seccompProfile": {"type": "RuntimeDefault"},
+                        # A volume full of uploads is not walked through again on every start.
+                        "fsGroupChangePolicy": "OnRootMismatch",
+                        # A safe (namespaced) sysctl: www-data binds port 80 without any capability.
+                        "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
+                    },
                     "containers": [container],
-                    "volumes": [{"name": "mu-plugins", "configMap": {"name": mu_plugins_name(clone)}}],
+                    "volumes": [
+                        {"name": "wp-content", "persistentVolumeClaim": {"claimName": wp_content_name(clone)}},
+                        {"name": "mu-plugins", "configMap": {"name": mu_plugins_name(clone)}},
+                    ],
                 },
             },
         },
@@ -206,6 +266,7 @@ def ingress(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
 
 
 def workload_objects(clone: WordPressClone, settings: Settings, mu_plugins: dict[str, str]) -> list[dict[str, Any]]:
-    """Objects applied as a whole on every reconcile (the Secrets are created once, never rewritten)."""
+    """Objects applied as a whole on every reconcile (the Secrets and the wp-content claim are created
+    once, never rewritten)."""
     return [mu_plugins_config_map(clone, mu_plugins), deployment(clone, settings), service(clone),
             ingress(clone, settings)]

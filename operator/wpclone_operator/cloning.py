@@ -15,7 +15,7 @@ from wpclone_operator.database_import import DatabaseTarget
 from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
 from wpclone_operator.site_move import AdminPassword
-from wpclone_operator.transfer import CopyResult, DatabaseDestination, Progress, TransferError, copy_site
+from wpclone_operator.transfer import CopyResult, DatabaseDestination, Include, Progress, TransferError, copy_site
 from wpclone_operator.wordpress import Migrator, ensure_migrator
 
 # A copy failing for these reasons will not succeed by trying again: the user must act.
@@ -50,8 +50,9 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
                                     table_prefix=children.TABLE_PREFIX),
             url=children.url(clone, settings),
             files=Migrator(http, children.endpoint(clone, settings), token=admin["migrator-token"], role="clone"))
-        return await copy_site(source, destination, admin_password=AdminPassword(admin["username"], admin["password"]),
-                               progress=progress)
+        # A clone runs the source's must-use plugins too (its own stay outside wp-content).
+        return await copy_site(source, destination, include=Include(mu_plugins=True),
+                               admin_password=AdminPassword(admin["username"], admin["password"]), progress=progress)
 
 
 def progress_reporter(kind: str, namespace: str, name: str, status: dict[str, Any] | None = None,

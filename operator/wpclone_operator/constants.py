@@ -26,7 +26,8 @@ DATABASE_READY = "DatabaseReady"
 OBJECTS_READY = "ObjectsReady"
 WORKLOAD_READY = "WorkloadReady"
 CONTENT_CLONED = "ContentCloned"
-# kstatus: True when nothing more happens without the user (a permanent failure, expiry).
+# kstatus: True when nothing more happens without the user (a permanent failure, expiry, a pod that
+# cannot start).
 STALLED = "Stalled"
 
 # Phases of a WordPressClone.
@@ -37,3 +38,18 @@ PHASE_READY = "Ready"
 FAILED = "Failed"
 EXPIRING = "Expiring"
 EXPIRED = "Expired"
+
+# Reasons of the WorkloadReady (and then Ready) condition: the clone's pod.
+POD_READY = "PodReady"
+POD_NOT_READY = "PodNotReady"
+IMAGE_UNAVAILABLE = "ImageUnavailable"
+POD_CONFIG_ERROR = "PodConfigError"
+POD_CRASH_LOOPING = "PodCrashLooping"
+# A pod problem that needs the user (a wrong image, a broken configuration, a crashing WordPress):
+# the kubelet's waiting reason -> ours.
+POD_PROBLEMS = {
+    "ErrImagePull": IMAGE_UNAVAILABLE, "ImagePullBackOff": IMAGE_UNAVAILABLE,
+    "ErrImageNeverPull": IMAGE_UNAVAILABLE, "InvalidImageName": IMAGE_UNAVAILABLE,
+    "CreateContainerConfigError": POD_CONFIG_ERROR,
+    "CrashLoopBackOff": POD_CRASH_LOOPING,
+}

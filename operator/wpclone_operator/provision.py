@@ -81,6 +81,8 @@ async def ensure_database(clone: WordPressClone, settings: Settings, password: s
 
 
 def apply_objects(clone: WordPressClone, settings: Settings) -> None:
+    # Created once: applying it again would try to change a claim's (immutable) spec.
+    kube.create_if_missing(children.wp_content_claim(clone, settings))
     for manifest in children.workload_objects(clone, settings, mu_plugins()):
         kube.apply(manifest)
 
@@ -99,8 +101,8 @@ async def provision(clone: WordPressClone, settings: Settings) -> list[dict[str,
                                f"the Kubernetes API refused a child object: {error.status} {error.reason}",
                                permanent=error.status in (400, 403, 422)) from None
     objects_ready = status.condition(constants.OBJECTS_READY, True, "ObjectsApplied",
-                                     "Secrets, ConfigMap, Deployment, Service and Ingress are applied",
-                                     generation, at)
+                                     "Secrets, wp-content claim, ConfigMap, Deployment, Service and Ingress "
+                                     "are applied", generation, at)
     return [database_ready, objects_ready]
 
 
@@ -109,6 +111,7 @@ def delete_children(clone: WordPressClone) -> None:
         ("networking.k8s.io/v1", "Ingress", clone.name),
         ("v1", "Service", clone.name),
         ("apps/v1", "Deployment", clone.name),
+        ("v1", "PersistentVolumeClaim", children.wp_content_name(clone)),
         ("v1", "ConfigMap", children.mu_plugins_name(clone)),
         ("v1", "ConfigMap", children.source_checksums_name(clone)),
         ("v1", "Secret", children.db_secret_name(clone)),

@@ -92,12 +92,12 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     current = _current_conditions(clone)
     if not status.conditions_hold(current, constants.DATABASE_READY, constants.OBJECTS_READY):
         return
-    deployment = await asyncio.to_thread(kube.get, "apps/v1", "Deployment", clone.namespace, clone.name)
-    available, why = status.deployment_available(deployment)
     at = status.now()
-    updates = [status.condition(constants.WORKLOAD_READY, available, "PodReady" if available else "PodNotReady",
-                                why, clone.generation, at)]
-    if available and not status.conditions_hold(current, constants.CONTENT_CLONED):
+    deployment, pods = await asyncio.to_thread(_workload, clone)
+    workload = status.workload_condition(deployment, pods, clone.generation, at)
+    _report_pod_problem(body, current, workload)
+    updates = [workload]
+    if workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED):
         # The copy runs beside the timer, so that a slow or stuck copy never holds back the TTL.
         copy = memo.get("copy_task")
         if copy is None:
@@ -109,21 +109,38 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
         memo.copy_task = None
         updates.append(copy.result())
     merged = status.merge_conditions(current, updates)
-    summary = status.summarize_clone(available, why, status.find_condition(merged, constants.CONTENT_CLONED),
+    summary = status.summarize_clone(workload, status.find_condition(merged, constants.CONTENT_CLONED),
                                      cloning.PERMANENT_REASONS, children.url(clone, settings))
     verdict = [status.condition(constants.READY, summary.ready, summary.reason, summary.message, clone.generation, at)]
-    if summary.phase == constants.FAILED:  # a permanent copy failure: nothing more happens without the user
-        verdict.append(status.condition(constants.STALLED, True, summary.reason, summary.message, clone.generation, at))
+    if summary.stalled or status.find_condition(merged, constants.STALLED) is not None:
+        verdict.append(status.condition(constants.STALLED, summary.stalled, summary.reason, summary.message,
+                                        clone.generation, at))
     merged = status.merge_conditions(merged, verdict)
     if merged == current and summary.phase == clone.status.phase:
         return
     patch.status["conditions"] = merged
     patch.status["phase"] = summary.phase
-    patch.status["message"] = summary.message if summary.phase == constants.FAILED else None
+    patch.status["message"] = summary.message if summary.stalled else None
     patch.status["url"] = children.url(clone, settings) if summary.ready else clone.status.url
     if summary.ready and clone.status.phase != constants.PHASE_READY:
         kopf.info(body, reason="Ready", message=summary.message)
         metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
+
+
+def _workload(clone: WordPressClone) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The clone's Deployment, and its pods while it is not available (to say why not)."""
+    deployment = kube.get("apps/v1", "Deployment", clone.namespace, clone.name)
+    if status.deployment_available(deployment)[0]:
+        return deployment, []
+    return deployment, kube.list_objects("v1", "Pod", clone.namespace, children.label_selector(clone))
+
+
+def _report_pod_problem(body: kopf.Body, current: list[dict[str, Any]], workload: dict[str, Any]) -> None:
+    """An event (and a failure count) when the pod's problem appears, not on every look at it."""
+    previous = status.find_condition(current, constants.WORKLOAD_READY)
+    if workload["reason"] in constants.POD_PROBLEMS.values() and (previous or {}).get("reason") != workload["reason"]:
+        kopf.warn(body, reason=workload["reason"], message=workload["message"])
+        metrics.FAILURES.labels(workload["reason"]).inc()
 
 
 def stop_copying(memo: kopf.Memo) -> None:

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SITE_URL = r"^https?://[^\s/?#]+(:[0-9]+)?(/[^\s?#]*)?$"
 MAX_TTL_MINUTES = 7 * 24 * 60
+# A volume size: a whole number of Mi, Gi or Ti (at least 1Mi, at most 999999Ti).
+STORAGE_SIZE = r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$"
 
 
 def rules(*pairs: tuple[str, str]) -> dict[str, Any]:
@@ -50,6 +52,16 @@ class ComputeResources(Model):
     limits: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: '1', memory: 512Mi}")
 
 
+class Storage(Model):
+    """The clone's own volume for wp-content (uploads, themes, plugins, mu-plugins)."""
+
+    size: str | None = Field(default=None, max_length=8, pattern=STORAGE_SIZE,
+                             description="Requested size, e.g. 5Gi (Mi, Gi or Ti); default from the operator")
+    storageClassName: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
+        description="StorageClass of the volume; default from the operator, else the cluster's default class")
+
+
 class WordPressCloneSpec(Model):
     source: SiteReference = Field(description="The production site to clone; immutable")
     ttlMinutes: int | None = Field(
@@ -61,6 +73,7 @@ class WordPressCloneSpec(Model):
     image: str | None = Field(default=None, min_length=1, max_length=512,
                               description="WordPress container image; default from the operator")
     resources: ComputeResources | None = Field(default=None, description="The WordPress container's")
+    storage: Storage | None = Field(default=None, description="The wp-content volume; immutable")
     expiryPolicy: Literal["Delete", "Retain"] = Field(
         default="Delete",
         description="On expiry, Delete the resource, or Retain it as Expired with every child and the "
@@ -68,6 +81,9 @@ class WordPressCloneSpec(Model):
 
     model_config = ConfigDict(json_schema_extra=rules(
         ("self.source == oldSelf.source", "spec.source is immutable: create a new clone to copy another site"),
+        # The volume is created once: a changed size or class would never reach it.
+        ("has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || self.storage == oldSelf.storage)",
+         "spec.storage is immutable: create a new clone for another volume size or class"),
     ))
 
 

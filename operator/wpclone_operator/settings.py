@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wpclone_operator.resources import STORAGE_SIZE
 
 
 class MySQLAdmin:
@@ -41,6 +44,13 @@ class Settings(BaseSettings):
     endpoint_template: str = "http://{name}.{namespace}.svc.cluster.local"
     ingress_annotations: dict[str, str] = Field(default_factory=dict)
     wordpress_image: str = "wordpress:6.6-php8.2-apache"
+    # Unset: Kubernetes' default (IfNotPresent for a tagged image, Always for :latest or no tag).
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    # Each clone's wp-content volume, unless its spec.storage says otherwise; no class: the cluster's default.
+    storage_size: str = Field("1Gi", pattern=STORAGE_SIZE)
+    storage_class: str = ""
+    # WP_HTTP_BLOCK_EXTERNAL in every clone: WordPress makes no HTTP requests but to itself (no update checks).
+    block_external_http: bool = False
     default_ttl_minutes: int = Field(30, ge=1)
     max_ttl_minutes: int = Field(1440, ge=1)
     concurrency: int = Field(4, ge=1, description="clones provisioned or copied at the same time")

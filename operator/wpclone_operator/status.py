@@ -80,6 +80,45 @@ def deployment_available(deployment: dict[str, Any] | None) -> tuple[bool, str]:
     return False, "waiting for the WordPress pod to become Ready"
 
 
+@dataclass(frozen=True)
+class PodProblem:
+    reason: str  # one of constants.POD_PROBLEMS' values
+    message: str
+
+
+def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
+    """Why a clone's pod cannot start without the user, from its status as the kubelet reports it;
+    None while it is starting (or being deleted). The kubelet's messages hold names, never a secret."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason = constants.POD_PROBLEMS.get(waiting.get("reason", ""))
+        if reason is None:
+            continue
+        kubelet = f"{waiting['reason']}: {waiting.get('message') or 'no message'}"
+        if reason == constants.IMAGE_UNAVAILABLE:
+            return PodProblem(reason, f"the image {container.get('image')} cannot be pulled ({kubelet})")
+        if reason == constants.POD_CONFIG_ERROR:
+            return PodProblem(reason, f"the container cannot be configured ({kubelet})")
+        ended = (container.get("lastState") or {}).get("terminated")
+        last_exit = f"last exit code {ended.get('exitCode')} ({ended.get('reason')})" if ended else "no exit recorded"
+        return PodProblem(reason, f"WordPress keeps exiting, {last_exit} ({kubelet})")
+    return None
+
+
+def workload_condition(deployment: dict[str, Any] | None, pods: list[dict[str, Any]], generation: int,
+                       at: datetime.datetime) -> dict[str, Any]:
+    """WorkloadReady: the pod serves, waits, or cannot start (and why)."""
+    available, why = deployment_available(deployment)
+    if available:
+        return condition(constants.WORKLOAD_READY, True, constants.POD_READY, why, generation, at)
+    problem = next((found for pod in pods if (found := pod_problem(pod)) is not None), None)
+    if problem is not None:
+        return condition(constants.WORKLOAD_READY, False, problem.reason, problem.message, generation, at)
+    return condition(constants.WORKLOAD_READY, False, constants.POD_NOT_READY, why, generation, at)
+
+
 def retry_delay(retry: int, base: float, cap: float = 300.0) -> float:
     """Exponential backoff for temporary failures."""
     return float(min(base * 2 ** min(retry, 16), cap))
@@ -96,16 +135,25 @@ class CloneSummary:
     ready: bool
     reason: str
     message: str
+    stalled: bool = False  # nothing more happens without the user
 
 
-def summarize_clone(pod_available: bool, pod_message: str, content: dict[str, Any] | None,
-                    permanent_reasons: set[str], url: str) -> CloneSummary:
-    """The clone's phase and Ready condition, from its pod and its ContentCloned condition."""
-    if not pod_available:
-        return CloneSummary(constants.PROVISIONING, False, "PodNotReady", pod_message)
+def summarize_clone(workload: dict[str, Any], content: dict[str, Any] | None, permanent_reasons: set[str],
+                    url: str) -> CloneSummary:
+    """The clone's phase and Ready condition, from its WorkloadReady and ContentCloned conditions."""
+    if workload["status"] != "True":
+        # A pod that cannot start stalls the clone without failing it. Stalled: it needs the user (a
+        # wrong image, a broken configuration, a crashing WordPress), and kstatus (Flux) reads
+        # Stalled=True as Failed, so whoever waits stops with this reason instead of timing out. Not
+        # Failed: the kubelet keeps trying and the user can fix it in place (a corrected spec.image
+        # rolls out a new pod), so the phase stays Provisioning and the observe timer keeps looking;
+        # the clone turns Ready, and Stalled False, once its pod does.
+        return CloneSummary(constants.PROVISIONING, False, workload["reason"], workload["message"],
+                            stalled=workload["reason"] in constants.POD_PROBLEMS.values())
     if content is None:
         return CloneSummary(constants.CLONING, False, "Cloning", "copying the source site into the clone")
     if content["status"] == "True":
         return CloneSummary(constants.PHASE_READY, True, "CloneReady", f"the clone serves at {url}")
-    phase = constants.FAILED if content["reason"] in permanent_reasons else constants.CLONING
-    return CloneSummary(phase, False, content["reason"], content["message"])
+    if content["reason"] in permanent_reasons:
+        return CloneSummary(constants.FAILED, False, content["reason"], content["message"], stalled=True)
+    return CloneSummary(constants.CLONING, False, content["reason"], content["message"])

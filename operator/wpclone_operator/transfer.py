@@ -41,17 +41,22 @@ class TransferError(WordPressError):
 @dataclass(frozen=True)
 class Include:
     """What a copy carries. `tables` are source table names; None means every table of the site,
-    and then the destination's tables the source lacks are removed (kept in the backup if any)."""
+    and then the destination's tables the source lacks are removed (kept in the backup if any).
+    `mu_plugins` (wp-content/mu-plugins) is for clones: a restore leaves production's must-use plugins be."""
 
     database: bool = True
     tables: tuple[str, ...] | None = None
     uploads: bool = True
     themes: bool = True
     plugins: bool = True
+    mu_plugins: bool = False
 
     @property
     def folders(self) -> list[str]:
-        return [name for name in ("uploads", "themes", "plugins") if getattr(self, name)]
+        """The folders' names in the migrator's streams."""
+        wanted = {"uploads": self.uploads, "themes": self.themes, "plugins": self.plugins,
+                  "mu-plugins": self.mu_plugins}
+        return [name for name, included in wanted.items() if included]
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from testenv import cluster
+from testenv.ingress import IngressProcess
 from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
-from testenv.standin import StandInProcess
 from testenv.wordpress import WordPressSite
 from tests.helpers import apply, clone_manifest, condition, credentials_secret, eventually, get_json
 
@@ -57,13 +57,13 @@ def wait_ready(plane: cluster.ControlPlane, namespace: str, name: str) -> dict:
 
 def test_applied_clone_gets_database_children_and_becomes_ready(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        standin: StandInProcess, site: WordPressSite) -> None:
+        ingress: IngressProcess, site: WordPressSite) -> None:
     apply(control_plane, namespace, login(site), clone_manifest("shop", site.url))
     clone = wait_ready(control_plane, namespace, "shop")
 
     status = clone["status"]
     assert status["phase"] == "Ready"
-    assert status["url"] == f"http://shop.localhost:{standin.port}"
+    assert status["url"] == f"http://shop.localhost:{ingress.port}"
     assert status["adminSecretRef"] == {"name": "shop-admin"}
     assert status["observedGeneration"] == clone["metadata"]["generation"]
     for kind in ("Ready", "DatabaseReady", "ObjectsReady", "WorkloadReady"):

@@ -16,9 +16,8 @@ from testenv import cluster
 from testenv.api_process import ApiProcess
 from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
-from testenv.standin import StandInProcess
 from testenv.wordpress import WordPressSite
-from tests.helpers import apply, clone_manifest, credentials_secret, eventually, get_json
+from tests.helpers import apply, clone_manifest, clone_wp_content, credentials_secret, eventually, get_json
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker, leftovers, restart, snapshot
 
@@ -46,9 +45,6 @@ def clone_of(plane: cluster.ControlPlane, namespace: str, production: WordPressS
     return name
 
 
-def clone_docroot(plane: cluster.ControlPlane, namespace: str, name: str, standin: StandInProcess) -> Path:
-    (pod,) = get_json(plane, namespace, "pods", "-l", f"wpclone.dev/clone={name}")["items"]
-    return standin.log_path.parent / f"{namespace}-{pod['metadata']['name']}"
 
 
 def clone_database(plane: cluster.ControlPlane, namespace: str, name: str) -> str:
@@ -56,7 +52,7 @@ def clone_database(plane: cluster.ControlPlane, namespace: str, name: str) -> st
     return base64.b64decode(secret["data"]["database"]).decode()
 
 
-def change_the_clone(mariadb: MariaDB, database: str, docroot: Path) -> None:
+def change_the_clone(mariadb: MariaDB, database: str, wp_content: Path) -> None:
     """What a user does on a staging copy: a new post, an edited option, a new media file."""
     mariadb.sql(f"""USE `{database}`;
         INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt,
@@ -65,15 +61,15 @@ def change_the_clone(mariadb: MariaDB, database: str, docroot: Path) -> None:
         VALUES (1, NOW(), UTC_TIMESTAMP(), '<p>Written on the clone</p>', 'Made on the clone', '', 'publish',
             'made-on-the-clone', '', '', NOW(), UTC_TIMESTAMP(), '', 'post', '');
         UPDATE wp_options SET option_value = 'Tagline from the clone' WHERE option_name = 'blogdescription';""")
-    note = docroot / "wp-content" / "uploads" / "from-the-clone.txt"
+    note = wp_content / "uploads" / "from-the-clone.txt"
     note.write_bytes(b"media made on the clone\n")
 
 
-def changed_clone_of(plane: cluster.ControlPlane, standin: StandInProcess, mariadb: MariaDB, namespace: str,
+def changed_clone_of(plane: cluster.ControlPlane, mariadb: MariaDB, namespace: str,
                      production: WordPressSite) -> str:
     """A Ready clone of production with a user's changes on it; its name."""
     stage = clone_of(plane, namespace, production)
-    change_the_clone(mariadb, clone_database(plane, namespace, stage), clone_docroot(plane, namespace, stage, standin))
+    change_the_clone(mariadb, clone_database(plane, namespace, stage), clone_wp_content(plane, namespace, stage))
     return stage
 
 
@@ -87,10 +83,10 @@ def post_titles(site: WordPressSite) -> list[str]:
 
 
 def test_clone_changes_are_restored_to_production_with_a_backup(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site(migrator=False)  # the migrator is installed with the admin login when missing
-    stage = changed_clone_of(control_plane, standin, mariadb, namespace, production)
+    stage = changed_clone_of(control_plane, mariadb, namespace, production)
     before = {name: option(mariadb, production, name) for name in ("siteurl", "home", "blog_public")}
 
     apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
@@ -111,10 +107,10 @@ def test_clone_changes_are_restored_to_production_with_a_backup(
 
 
 def test_rollback_returns_production_to_its_pre_restore_state(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    stage = changed_clone_of(control_plane, standin, mariadb, namespace, production)
+    stage = changed_clone_of(control_plane, mariadb, namespace, production)
     before = snapshot(mariadb, production)
     apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
     backup = wait_restore(control_plane, namespace, "push")["status"]["backupId"]
@@ -145,10 +141,10 @@ def test_production_changed_since_the_clone_refuses_the_restore(
 
 
 def test_dry_run_lists_what_would_change_and_writes_nothing(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    stage = changed_clone_of(control_plane, standin, mariadb, namespace, production)
+    stage = changed_clone_of(control_plane, mariadb, namespace, production)
     before = snapshot(mariadb, production)
     apply(control_plane, namespace, restore_manifest("preview", production, source={"cloneRef": {"name": stage}},
                                                      dryRun=True))
@@ -167,11 +163,11 @@ def test_dry_run_lists_what_would_change_and_writes_nothing(
     ({"uploads": False, "themes": False, "plugins": False, "tables": ["options"]}, "options only", False),
 ])
 def test_selective_restore_writes_only_what_is_included(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker, include: dict[str, Any],
         database_changes: bool | str, file_changes: bool) -> None:
     production = make_site()
-    stage = changed_clone_of(control_plane, standin, mariadb, namespace, production)
+    stage = changed_clone_of(control_plane, mariadb, namespace, production)
     apply(control_plane, namespace, restore_manifest("part", production, source={"cloneRef": {"name": stage}},
                                                      include=include))
     done = wait_restore(control_plane, namespace, "part")
@@ -183,7 +179,7 @@ def test_selective_restore_writes_only_what_is_included(
 
 
 def test_rest_restore_of_a_clone_made_over_rest(
-        api: ApiProcess, operator: OperatorProcess, standin: StandInProcess, mariadb: MariaDB,
+        api: ApiProcess, operator: OperatorProcess, mariadb: MariaDB,
         control_plane: cluster.ControlPlane, make_site: SiteMaker) -> None:
     production = make_site()
     http = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {api.token}"}, timeout=30)
@@ -194,7 +190,7 @@ def test_rest_restore_of_a_clone_made_over_rest(
     clone = eventually(lambda: (s := http.get(job["status_url"]).json())["status"] == "completed" and s,
                        timeout=120, what="the clone job")
     change_the_clone(mariadb, clone_database(control_plane, api.namespace, customer),
-                     clone_docroot(control_plane, api.namespace, customer, standin))
+                     clone_wp_content(control_plane, api.namespace, customer))
     body = {"source": {"url": clone["clone_url"], "username": clone["username"], "password": clone["password"]},
             "target": {"url": production.url, "username": production.admin_user,
                        "password": production.admin_password}}
@@ -230,16 +226,16 @@ def staging_left(mariadb: MariaDB, site: WordPressSite, backup_id: str) -> list[
     return [name for name in leftovers(mariadb, site) if backup_id not in name]
 
 
-def big_upload(docroot: Path, megabytes: int = 48) -> None:
+def big_upload(wp_content: Path, megabytes: int = 48) -> None:
     """Makes the restore last long enough to be interrupted in the middle."""
-    (docroot / "wp-content" / "uploads" / "big-video.bin").write_bytes(os.urandom(megabytes * 1024 * 1024))
+    (wp_content / "uploads" / "big-video.bin").write_bytes(os.urandom(megabytes * 1024 * 1024))
 
 
-def start_a_long_restore(plane: cluster.ControlPlane, standin: StandInProcess, mariadb: MariaDB, namespace: str,
+def start_a_long_restore(plane: cluster.ControlPlane, mariadb: MariaDB, namespace: str,
                          production: WordPressSite) -> transfer_fixtures.Snapshot:
     """A clone with changes and a big upload, its restore "push" caught copying; production's state before."""
-    stage = changed_clone_of(plane, standin, mariadb, namespace, production)
-    big_upload(clone_docroot(plane, namespace, stage, standin))
+    stage = changed_clone_of(plane, mariadb, namespace, production)
+    big_upload(clone_wp_content(plane, namespace, stage))
     before = snapshot(mariadb, production)
     apply(plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
     eventually(lambda: ((get_json(plane, namespace, "wpcr", "push") or {}).get("status") or {})
@@ -248,10 +244,10 @@ def start_a_long_restore(plane: cluster.ControlPlane, standin: StandInProcess, m
 
 
 def test_a_crashed_operator_leaves_production_before_or_after_and_the_restore_converges(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    before = start_a_long_restore(control_plane, standin, mariadb, namespace, production)
+    before = start_a_long_restore(control_plane, mariadb, namespace, production)
     operator.kill()
     try:
         during = snapshot(mariadb, production)
@@ -266,10 +262,10 @@ def test_a_crashed_operator_leaves_production_before_or_after_and_the_restore_co
 
 
 def test_a_target_that_goes_away_mid_restore_is_left_whole_and_the_restore_converges(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, standin: StandInProcess,
+        control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    before = start_a_long_restore(control_plane, standin, mariadb, namespace, production)
+    before = start_a_long_restore(control_plane, mariadb, namespace, production)
     production.stop()
     try:
         assert snapshot(mariadb, production) == before

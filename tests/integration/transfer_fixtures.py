@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -41,7 +42,7 @@ def wp_php(site: wordpress.WordPressSite, code: str) -> str:
 
 def restart(site: wordpress.WordPressSite) -> None:
     site.stop()
-    site.server = wordpress.serve(site.docroot, site.port, site.server.log_path)
+    site.server = wordpress.serve(site.docroot, site.port, site.server.log_path, host=urlsplit(site.url).hostname or "")
 
 
 @dataclass(frozen=True)
@@ -135,13 +136,13 @@ SiteMaker = Callable[..., wordpress.WordPressSite]
 
 @pytest.fixture(scope="module")
 def make_site(mariadb: MariaDB, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteMaker]:
-    """Makes seeded WordPress sites (with the migrator as a must-use plugin unless asked otherwise),
-    stopped when the module's tests are done."""
+    """Makes seeded WordPress sites (with the migrator as a must-use plugin unless asked otherwise; on the
+    node bridge's gateway `host` when pods must reach them), stopped when the module's tests are done."""
     base = tmp_path_factory.mktemp("transfer-sites")
     made: list[wordpress.WordPressSite] = []
 
-    def make(*, migrator: bool = True) -> wordpress.WordPressSite:
-        site = wordpress.create_sites(1, mariadb, base)[0]
+    def make(*, migrator: bool = True, host: str = "127.0.0.1") -> wordpress.WordPressSite:
+        site = wordpress.create_sites(1, mariadb, base, host=host)[0]
         made.append(site)
         if migrator:
             install_migrator_as_mu_plugin(site.docroot)

@@ -42,6 +42,8 @@ OPERATOR_RULES = {
     ("", "services"): {"create", "patch", "delete"},
     ("networking.k8s.io", "ingresses"): {"create", "patch", "delete"},
     ("apps", "deployments"): {"get", "create", "patch", "delete"},
+    ("", "pods"): {"list"},
+    ("", "persistentvolumeclaims"): {"create", "delete"},
     ("", "events"): {"create"},
 }
 CLUSTER_WIDE_EXTRA = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}

@@ -23,6 +23,7 @@ def make_clone(**spec: object) -> WordPressClone:
 def test_every_child_is_owned_by_the_clone(settings: Settings) -> None:
     clone = make_clone()
     objects = [children.db_secret(clone, settings, "pw"), children.admin_secret(clone, "admin", "pw", "tok"),
+               children.wp_content_claim(clone, settings),
                *children.workload_objects(clone, settings, {"wpclone-migrator.php": "<?php"})]
     for manifest in objects:
         (owner,) = manifest["metadata"]["ownerReferences"]
@@ -57,8 +58,7 @@ def test_deployment_keeps_the_clone_safe(settings: Settings) -> None:
     extra = {item["name"]: item.get("value") for item in container["env"]}["WORDPRESS_CONFIG_EXTRA"]
     assert "define('DISABLE_WP_CRON', true);" in extra
     assert "define('WP_HOME', 'https://shop.clones.test');" in extra
-    mount = container["volumeMounts"][0]
-    assert mount["mountPath"].endswith("wp-content/mu-plugins")
+    assert "WP_HTTP_BLOCK_EXTERNAL" not in extra
     config_map = children.mu_plugins_config_map(make_clone(), {})
     safety = config_map["data"]["wpclone-safety.php"]
     assert "pre_wp_mail" in safety and "blog_public" in safety and "noindex" in safety
@@ -99,3 +99,65 @@ def test_public_port_and_endpoint_template(settings: Settings) -> None:
     assert children.url(clone, local) == "http://shop.localhost:8088"
     assert children.endpoint(clone, local) == "http://shop.localhost:8088"
     assert children.ingress(clone, local)["spec"]["rules"][0]["host"] == "shop.localhost"
+
+
+def test_wp_content_lives_on_a_claim_of_its_own_and_our_mu_plugins_outside_it(settings: Settings) -> None:
+    clone = make_clone()
+    claim = children.wp_content_claim(clone, settings)
+    assert claim["metadata"]["name"] == "shop-wp-content"
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    pod = children.deployment(clone, settings)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+    assert mounts["wp-content"] == {"name": "wp-content", "mountPath": "/var/www/html/wp-content"}
+    assert mounts["mu-plugins"] == {"name": "mu-plugins", "mountPath": "/opt/wpclone/mu-plugins", "readOnly": True}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["wp-content"]["persistentVolumeClaim"] == {"claimName": "shop-wp-content"}
+    assert volumes["mu-plugins"]["configMap"] == {"name": "shop-mu-plugins"}
+    assert children.wp_content_claim(clone, settings) not in children.workload_objects(clone, settings, {})
+
+
+def test_storage_comes_from_the_spec_then_the_settings(settings: Settings) -> None:
+    classed = settings.model_copy(update={"storage_size": "2Gi", "storage_class": "fast"})
+    assert children.wp_content_claim(make_clone(), classed)["spec"] == {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}, "storageClassName": "fast"}
+    own = make_clone(storage={"size": "500Mi", "storageClassName": "local-path"})
+    assert children.wp_content_claim(own, classed)["spec"]["resources"]["requests"]["storage"] == "500Mi"
+    assert children.wp_content_claim(own, classed)["spec"]["storageClassName"] == "local-path"
+    with pytest.raises(ValueError, match="storage.size"):
+        make_clone(storage={"size": "0Gi"})
+
+
+def test_clone_pod_runs_as_www_data_with_no_capabilities(settings: Settings) -> None:
+    pod = children.deployment(make_clone(), settings)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 33, "runAsGroup": 33, "fsGroup": 33,
+        "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"},
+        "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                            "readOnlyRootFilesystem": False}
+    assert "imagePullPolicy" not in container
+    pulled = children.deployment(make_clone(), settings.model_copy(update={"image_pull_policy": "Never"}))
+    assert pulled["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "Never"
+
+
+def test_probes_make_a_clone_ready_fast_and_never_kill_a_busy_one(settings: Settings) -> None:
+    (container,) = children.deployment(make_clone(), settings)["spec"]["template"]["spec"]["containers"]
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert readiness["httpGet"]["httpHeaders"] == [{"name": "Host", "value": "shop.clones.test"}]
+    assert readiness.get("initialDelaySeconds", 0) == 0 and readiness["periodSeconds"] <= 2
+    assert container["startupProbe"]["periodSeconds"] <= 2
+    assert "tcpSocket" in liveness and liveness["periodSeconds"] * liveness["failureThreshold"] >= 120
+
+
+def test_blocking_external_http_is_a_setting(settings: Settings) -> None:
+    blocked = settings.model_copy(update={"block_external_http": True})
+    assert "define('WP_HTTP_BLOCK_EXTERNAL', true);" in children.wordpress_config_extra(make_clone(), blocked)
+
+
+def test_the_pods_label_selector_matches_the_deployments(settings: Settings) -> None:
+    deployment = children.deployment(make_clone(), settings)
+    wanted = dict(pair.split("=") for pair in children.label_selector(make_clone()).split(","))
+    assert wanted == deployment["spec"]["selector"]["matchLabels"]
+    assert wanted.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()

@@ -1,5 +1,7 @@
 import datetime
 
+import pytest
+
 from wpclone_operator import status
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
@@ -58,3 +60,64 @@ def test_deployment_available_needs_an_available_replica() -> None:
 def test_retry_delay_grows_and_is_capped() -> None:
     assert [status.retry_delay(n, 5) for n in range(4)] == [5, 10, 20, 40]
     assert status.retry_delay(30, 5) == 300
+
+
+def pod(*containers: dict, deleting: bool = False) -> dict:
+    metadata = {"name": "shop-5d9c-x2"} | ({"deletionTimestamp": "2026-01-01T12:00:00Z"} if deleting else {})
+    return {"metadata": metadata, "status": {"phase": "Pending", "containerStatuses": list(containers)}}
+
+
+def waiting(reason: str, message: str = "", **more: object) -> dict:
+    return {"name": "wordpress", "image": "wordpress:nope", "ready": False,
+            "state": {"waiting": {"reason": reason, "message": message}}, **more}
+
+
+@pytest.mark.parametrize("kubelet_reason",
+                         ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"])
+def test_an_image_the_kubelet_cannot_get_is_image_unavailable_naming_the_image(kubelet_reason: str) -> None:
+    problem = status.pod_problem(pod(waiting(kubelet_reason, 'Back-off pulling image "wordpress:nope"')))
+    assert problem == status.PodProblem(
+        "ImageUnavailable",
+        f'the image wordpress:nope cannot be pulled ({kubelet_reason}: Back-off pulling image "wordpress:nope")')
+
+
+def test_a_broken_configuration_and_a_crash_loop_have_reasons_of_their_own() -> None:
+    config = status.pod_problem(pod(waiting("CreateContainerConfigError", 'secret "shop-db" not found')))
+    assert config == status.PodProblem(
+        "PodConfigError", 'the container cannot be configured (CreateContainerConfigError: secret "shop-db" not found)')
+    crash = status.pod_problem(pod(waiting("CrashLoopBackOff", "back-off 40s restarting failed container",
+                                           lastState={"terminated": {"exitCode": 1, "reason": "Error"}})))
+    assert crash is not None and crash.reason == "PodCrashLooping"
+    assert crash.message == ("WordPress keeps exiting, last exit code 1 (Error) "
+                             "(CrashLoopBackOff: back-off 40s restarting failed container)")
+
+
+def test_a_starting_or_departing_pod_has_no_problem() -> None:
+    assert status.pod_problem(pod(waiting("ContainerCreating"))) is None
+    assert status.pod_problem(pod()) is None
+    assert status.pod_problem({"metadata": {}, "status": {"phase": "Pending"}}) is None
+    assert status.pod_problem(pod(waiting("ImagePullBackOff"), deleting=True)) is None
+    assert status.pod_problem(pod({"name": "wordpress", "state": {"running": {}}, "ready": False})) is None
+
+
+def test_workload_condition_says_why_the_pod_does_not_serve() -> None:
+    unavailable = {"status": {"conditions": [{"type": "Available", "status": "False", "message": "no"}]}}
+    stuck = status.workload_condition(unavailable, [pod(waiting("ImagePullBackOff", "x"))], 3, T0)
+    assert (stuck["type"], stuck["status"], stuck["reason"], stuck["observedGeneration"]) == \
+        ("WorkloadReady", "False", "ImageUnavailable", 3)
+    assert status.workload_condition(unavailable, [pod(waiting("ContainerCreating"))], 3, T0)["reason"] == "PodNotReady"
+    ready = {"status": {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}}
+    assert status.workload_condition(ready, [], 3, T0)["reason"] == "PodReady"
+
+
+def test_a_pod_that_cannot_start_stalls_the_clone_but_does_not_fail_it() -> None:
+    stuck = status.condition("WorkloadReady", False, "ImageUnavailable", "the image x cannot be pulled", 1, T0)
+    summary = status.summarize_clone(stuck, None, set(), "https://shop.test")
+    assert summary == status.CloneSummary("Provisioning", False, "ImageUnavailable", "the image x cannot be pulled",
+                                          stalled=True)
+    starting = status.condition("WorkloadReady", False, "PodNotReady", "waiting", 1, T0)
+    assert not status.summarize_clone(starting, None, set(), "https://shop.test").stalled
+    serving = status.condition("WorkloadReady", True, "PodReady", "ok", 1, T0)
+    gave_up = status.condition("ContentCloned", False, "GaveUp", "still failing", 1, T0)
+    assert status.summarize_clone(serving, gave_up, {"GaveUp"}, "https://shop.test").phase == "Failed"
+    assert status.summarize_clone(serving, gave_up, {"GaveUp"}, "https://shop.test").stalled

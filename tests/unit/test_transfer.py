@@ -6,9 +6,12 @@ from typing import Any
 
 import pytest
 
-from wpclone_operator import frames
+from tests.unit.test_children import make_clone
+from wpclone_operator import cloning, frames, restoring
 from wpclone_operator.import_chunks import ChunkedImport, FilesImport, TablesImport
-from wpclone_operator.transfer import Include, TransferError, _chosen_tables
+from wpclone_operator.resources import RestoreInclude
+from wpclone_operator.settings import Settings
+from wpclone_operator.transfer import Include, Progress, TransferError, _chosen_tables
 from wpclone_operator.wordpress import ImportJob, SiteInfo, TableInfo
 
 JOB = ImportJob("0123456789ab", max_request_bytes=8192)
@@ -90,6 +93,30 @@ async def test_a_file_shorter_or_longer_than_announced_is_a_broken_stream() -> N
 def test_include_names_the_folders_it_carries() -> None:
     assert Include().folders == ["uploads", "themes", "plugins"]
     assert Include(themes=False, plugins=False).folders == ["uploads"]
+    assert Include(mu_plugins=True).folders == ["uploads", "themes", "plugins", "mu-plugins"]
+
+
+async def test_a_clone_copies_the_sources_mu_plugins_and_a_restore_leaves_productions_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    copies: list[Include] = []
+
+    async def copy_site(source: object, destination: object, *, include: Include, **_: object) -> None:
+        copies.append(include)
+
+    async def ensure_migrator(*_: object, **__: object) -> None:
+        return None
+
+    async def ignore(progress: Progress) -> None:
+        return None
+
+    secret = {"username": "admin", "password": "pw", "database": "db", "migrator-token": "t"}
+    monkeypatch.setattr(cloning.kube, "read_secret", lambda namespace, name: secret)
+    monkeypatch.setattr(cloning, "ensure_migrator", ensure_migrator)
+    monkeypatch.setattr(cloning, "copy_site", copy_site)
+    settings = Settings(mysql_admin_dsn="mysql://admin:pw@db:3306/")  # type: ignore[arg-type]
+    await cloning.copy_into_clone(make_clone(), settings, progress=ignore)
+    assert copies == [Include(mu_plugins=True)]
+    assert restoring.include_for(RestoreInclude(), "wp_").folders == ["uploads", "themes", "plugins"]
 
 
 def test_tables_to_copy_must_exist_on_the_source() -> None:

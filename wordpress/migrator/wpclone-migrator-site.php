@@ -10,8 +10,11 @@ if (!defined('ABSPATH')) {
 
 final class WPClone_Site
 {
-    /** Content folders a copy can carry, by the name they have in a stream. */
-    const ROOTS = ['uploads', 'themes', 'plugins'];
+    /**
+     * Content folders a copy can carry, by the name they have in a stream (the operator asks for
+     * mu-plugins only when it copies into a clone).
+     */
+    const ROOTS = ['uploads', 'themes', 'plugins', 'mu-plugins'];
 
     /** Names the migrator gives its staging and backup tables; never a site's own table. */
     const OWN_TABLE = '/^wpc[ibr]_[0-9a-f]{12}_[0-9]+$/';
@@ -30,13 +33,17 @@ final class WPClone_Site
         }));
     }
 
-    /** @return array<string, string> stream name => folder on disk */
+    /**
+     * @return array<string, string> stream name => folder on disk. A folder may not exist (a site
+     * without must-use plugins): it exports nothing, and an import creates it.
+     */
     public static function roots(array $names): array
     {
         $folders = [
             'uploads' => wp_upload_dir(null, false)['basedir'],
             'themes' => get_theme_root(),
             'plugins' => WP_PLUGIN_DIR,
+            'mu-plugins' => WPMU_PLUGIN_DIR,
         ];
         $roots = [];
         foreach ($names as $name) {
@@ -51,7 +58,8 @@ final class WPClone_Site
 
     /**
      * Whether a path of a stream ("uploads/2024/05/a.jpg") is left out of copies and left alone by
-     * imports: the migrator's own data and plugin, caches, logs and backup archives.
+     * imports: the migrator's own data and plugin (and wpclone's must-use plugins, were a site to have
+     * them in wp-content/mu-plugins), caches, logs and backup archives.
      */
     public static function excluded(string $path): bool
     {
@@ -65,6 +73,9 @@ final class WPClone_Site
         if ($segments[0] === 'plugins' && strncmp($top, 'wpclone-migrator', 16) === 0) {
             return true;
         }
+        if ($segments[0] === 'mu-plugins' && strncmp($top, 'wpclone-', 8) === 0) {
+            return true;
+        }
         if ($segments[0] === 'uploads' && count($segments) > 1
             && preg_match('/^(cache|.*backup.*|backwpup-.*|wp-migrate-db|wpvivid.*)$/i', $top)) {
             return true;
@@ -72,11 +83,15 @@ final class WPClone_Site
         return substr($path, -4) === '.log';
     }
 
+    /**
+     * Whether the migrator runs from anywhere but the plugins folder: wp-content/mu-plugins, or the
+     * folder a clone's wp-config.php loads it from (a ConfigMap outside wp-content).
+     */
     public static function is_must_use(): bool
     {
         // __FILE__ has symbolic links resolved: a ConfigMap mounts files through ..data/ links.
-        $mu = realpath(WPMU_PLUGIN_DIR);
-        return $mu !== false && strpos(dirname(WPCLONE_MIGRATOR_FILE) . '/', $mu . '/') === 0;
+        $plugins = realpath(WP_PLUGIN_DIR);
+        return $plugins === false || strpos(dirname(WPCLONE_MIGRATOR_FILE) . '/', $plugins . '/') !== 0;
     }
 
     /** The size of a request body this site accepts, with room for the multipart-free framing. */

@@ -7,16 +7,17 @@
  * Requires PHP: 7.4
  * License: Apache-2.0
  *
- * Works as a plugin (uploaded as a zip and activated) and as a must-use plugin (these flat files in
- * wp-content/mu-plugins, e.g. mounted from a ConfigMap, whose keys cannot hold a '/'). Only this file
+ * Works as a plugin (uploaded as a zip and activated) and as a must-use plugin: these flat files in
+ * wp-content/mu-plugins, or in any folder whose files wp-config.php includes at muplugins_loaded (a
+ * clone's ConfigMap, whose keys cannot hold a '/'; nothing here needs to load earlier). Only this file
  * registers anything; the others only declare classes, and require_once loads each of them once
- * whether or not the must-use loader has included it already.
+ * whether or not the loader has included it already.
  *
  * Routes, all POST, parameters in the body, all for administrators only (HTTP Basic with a login or
  * application password, or `Authorization: Bearer` with the WPCLONE_MIGRATOR_TOKEN of a clone):
  *   info             site report: URLs, versions, prefix, tables (rows, checksums), content sizes, backups
  *   export/database  stream of the site's tables          {tables?, slice_bytes?}
- *   export/files     stream of wp-content folders         {include?: [uploads, themes, plugins], slice_bytes?}
+ *   export/files     stream of wp-content folders         {include?: [uploads, themes, plugins, mu-plugins], slice_bytes?}
  *   import/begin     start an import (replaces any unfinished one) {database, tables?, files?}
  *   import/database  one numbered chunk of table frames   (body: frames, the first an H frame)
  *   import/files     one numbered chunk of file pieces    (body: frames, the first an H frame)

@@ -71,6 +71,14 @@ app.kubernetes.io/component: {{ index . 1 }}
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, create, patch, delete]
+# A clone's pods are listed (by label) to say why one cannot start (image pull, configuration, crash loop).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+# Each clone's wp-content claim is created once (never rewritten: its spec is immutable), deleted on expiry.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [create, delete]
 # kopf posts events about handlers and the operator's warnings (core/v1 Events, always new ones).
 - apiGroups: [""]
   resources: [events]
