@@ -110,6 +110,7 @@ def _start_component(name: str, base: Path, kubeconfig: Path, extra: list[str]) 
 def start_control_plane(base: Path) -> ControlPlane:
     """Start everything, up to a Ready node with DNS, storage and a NetworkPolicy enforcer; stop all on failure."""
     binaries.ensure_binaries()
+    node.refuse_if_running()
     node.clean_up()  # what a killed run left behind: its pods, mounts, iptables chains and bridge
     network.up()
     base.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
-"""A private MariaDB server from Debian's packages: own data dir, socket and port, on loopback and on
-the node bridge's gateway (where clone pods reach it)."""
+"""A private MariaDB server from Debian's packages: own data dir, socket and port, on loopback (and on
+the node bridge's gateway, where clone pods reach it, when asked)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ class MariaDB:
         self.server.stop(timeout=30)
 
 
-def start_mariadb(base_dir: Path) -> MariaDB:
+def start_mariadb(base_dir: Path, for_pods: bool = False) -> MariaDB:
+    """`for_pods`: listen on the node bridge's gateway too (the bridge must exist: network.up)."""
     root = base_dir / "mariadb"
     data_dir, run_dir = root / "data", root / "run"
     data_dir.mkdir(parents=True)
@@ -64,7 +65,7 @@ def start_mariadb(base_dir: Path) -> MariaDB:
     server = processes.start("mariadbd", [
         "mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data_dir}", f"--socket={socket}",
         f"--pid-file={run_dir / 'mysqld.pid'}", f"--port={port}",
-        f"--bind-address=127.0.0.1,{network.GATEWAY}",
+        "--bind-address=" + ",".join(["127.0.0.1", *([network.GATEWAY] if for_pods else [])]),
         "--skip-name-resolve", "--skip-log-bin", f"--log-error={root / 'error.log'}", *_INNODB_OPTIONS,
     ], root / "stdout.log")
     mariadb = MariaDB("127.0.0.1", port, socket, ADMIN_USER, secrets.token_urlsafe(18), server)

@@ -59,6 +59,16 @@ exec /usr/sbin/runc "$@"
 """
 
 
+def refuse_if_running() -> None:
+    """One node per machine: a second start would take the first one's pods, folders and bridge."""
+    pid_file = ROOT / "containerd.pid"
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(pid_file.read_text())
+        if b"containerd" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            raise RuntimeError(f"a wpclone node already runs on this machine (containerd pid {pid}): "
+                               "stop it first (`make down`, or end the test run that started it)")
+
+
 def ctr() -> list[str]:
     """The `ctr` command for the node's containerd, in the namespace the kubelet uses."""
     return ["ctr", "--address", str(CONTAINERD_SOCKET), "-n", "k8s.io"]
@@ -247,6 +257,7 @@ def _cni_config() -> None:
 def _start_containerd(base: Path) -> Server:
     server = start("containerd", ["containerd", "--config", str(_containerd_config(base))],
                    base / "logs" / "containerd.log")
+    (ROOT / "containerd.pid").write_text(str(server.process.pid))
     wait_until(lambda: subprocess.run([*ctr(), "version"], capture_output=True).returncode == 0,
                "containerd", timeout=30, server=server)
     # Containers recorded by a killed run: their tasks are gone with STATE; drop the records too.

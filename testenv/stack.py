@@ -66,7 +66,7 @@ def start_stack(base: Path, site_count: int = 1, with_wpclone: bool = False) -> 
     base.mkdir(parents=True, exist_ok=True)
     plane = cluster.start_control_plane(base / "cluster")
     try:
-        database = mariadb.start_mariadb(base)
+        database = mariadb.start_mariadb(base, for_pods=True)
     except BaseException:
         plane.stop()
         raise

@@ -26,7 +26,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.
 def mariadb(control_plane: cluster.ControlPlane,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[mariadb_harness.MariaDB]:
     """Listens on the node's bridge too (for clone pods), so it starts after the cluster made the bridge."""
-    server = mariadb_harness.start_mariadb(tmp_path_factory.mktemp("mariadb"))
+    server = mariadb_harness.start_mariadb(tmp_path_factory.mktemp("mariadb"), for_pods=True)
     yield server
     server.stop()
 

@@ -1,0 +1,91 @@
+"""How fast a clone is copied into a real pod, against the floor of this machine in the same run.
+
+    .venv/bin/python -m bench.bench_clone_pod [--rows-mib 50] [--uploads-mib 200] [--rounds 2]
+
+Starts the whole local stack (control plane, the real node, MariaDB, the ingress router, the operator),
+builds the reference site of bench_transfer, then, alternately: a WordPressClone of it (the operator
+copies into the clone's WordPress pod, its wp-content on a volume; the engine's time is the operator's
+own `wpclone_copy_seconds` for that copy, read from its metrics) and the floor (`mariadb-dump | mariadb`
++ `tar | tar`). Also prints how long each clone took from apply to Ready. No thresholds: numbers to read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.bench_transfer import FOLDERS, MIB, build_reference_site, floor_round, folder_bytes, options, table_bytes
+from testenv import stack, wordpress
+from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
+
+NAMESPACE = "bench"
+
+
+def copy_seconds_sum(metrics_port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    found = re.search(r'^wpclone_copy_seconds_sum\{kind="clone"\} (\S+)$', text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def clone_round(running: stack.Stack, source: wordpress.WordPressSite, number: int) -> tuple[float, float]:
+    """(seconds the operator spent copying, seconds from apply to Ready) for one new clone."""
+    assert running.operator is not None
+    name = f"bench-{number}"
+    before = copy_seconds_sum(running.operator.metrics_port)
+    clone = {"apiVersion": "wpclone.dev/v1alpha1", "kind": "WordPressClone", "metadata": {"name": name},
+             "spec": {"source": {"url": source.url, "credentialsSecretRef": {"name": "source-login"}}}}
+    begin = time.perf_counter()
+    running.control_plane.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(clone))
+    running.control_plane.kubectl("wait", "-n", NAMESPACE, f"wpc/{name}", "--for=condition=Ready", "--timeout=600s")
+    ready = time.perf_counter() - begin
+    copying = copy_seconds_sum(running.operator.metrics_port) - before
+    running.control_plane.kubectl("delete", "-n", NAMESPACE, "wpc", name, "--wait=true", "--timeout=120s")
+    return copying, ready
+
+
+def main() -> int:
+    chosen = options(__doc__.splitlines()[0])
+    base = Path(tempfile.mkdtemp(prefix="wpclone-bench-pod-"))
+    running = stack.start_stack(base, site_count=0, with_wpclone=True)
+    try:
+        (source,) = wordpress.create_sites(1, running.database, base / "sites")
+        install_migrator_as_mu_plugin(source.docroot)
+        running.sites.append(source)
+        build_reference_site(running.database, source, chosen.rows_mib, chosen.uploads_mib)
+        print(f"reference site: {table_bytes(running.database, source.db_name) / MIB:.0f} MiB of table data, "
+              f"{folder_bytes(source.docroot) / MIB:.0f} MiB in {', '.join(FOLDERS)}")
+        plane = running.control_plane
+        plane.kubectl("create", "namespace", NAMESPACE)
+        plane.kubectl("create", "secret", "generic", "source-login", "-n", NAMESPACE,
+                      f"--from-literal=username={source.admin_user}",
+                      f"--from-literal=password={source.admin_password}")
+        engine, floor, ready = [], [], []
+        for number in range(1, chosen.rounds + 1):
+            copying, until_ready = clone_round(running, source, number)
+            engine.append(copying)
+            ready.append(until_ready)
+            floor.append(floor_round(running.database, source, base / "floor"))
+            print(f"round {number}: copy into the clone pod {engine[-1]:.2f} s (apply to Ready {until_ready:.1f} s), "
+                  f"floor {floor[-1]:.2f} s, ratio {engine[-1] / floor[-1]:.2f}")
+        ratios = sorted(run / base_run for run, base_run in zip(engine, floor, strict=True))
+        print(f"best: copy {min(engine):.2f} s (the operator into a real WordPress pod, URL rewritten), floor "
+              f"{min(floor):.2f} s (mariadb-dump | mariadb + tar | tar); "
+              f"ratio of bests {min(engine) / min(floor):.2f}, "
+              f"median ratio per round {statistics.median(ratios):.2f}; apply to Ready median "
+              f"{statistics.median(ready):.1f} s")
+    finally:
+        running.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
