@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testenv import cluster, images, ingress, mariadb, processes
+from testenv import cluster, images, ingress, mariadb, network, processes
 
 CRDS = Path(__file__).resolve().parents[1] / "crds"
 
@@ -17,6 +17,16 @@ CRDS = Path(__file__).resolve().parents[1] / "crds"
 def install_crds(plane: cluster.ControlPlane) -> None:
     plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS))
+
+
+def in_cluster_dns(folder: Path) -> list[str]:
+    """A command prefix: run in a mount namespace of its own whose /etc/resolv.conf names the cluster's
+    DNS, so the operator on the host resolves Services as a pod does (`*.svc.cluster.local`), and no
+    other name at all (nothing leaves this machine). unshare and sh exec: the process keeps its pid."""
+    resolv_conf = folder / "operator-resolv.conf"
+    resolv_conf.write_text(f"nameserver {network.GATEWAY}\noptions ndots:1 timeout:1 attempts:1\n")
+    return ["unshare", "--mount", "--", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && shift && exec "$@"',
+            str(resolv_conf), "--"]
 
 
 @dataclass
@@ -33,7 +43,8 @@ class OperatorProcess:
     def start(self) -> None:
         env = {**self.env, "WPCLONE_LIVENESS_ENDPOINT": f"http://127.0.0.1:{self.health_port}/healthz",
                "WPCLONE_METRICS_PORT": str(self.metrics_port)}
-        self.server = processes.start(self.name, [sys.executable, "-m", "wpclone_operator"], self.log_path, env=env)
+        self.server = processes.start(self.name, [*in_cluster_dns(self.log_path.parent), sys.executable, "-m",
+                                                  "wpclone_operator"], self.log_path, env=env)
         processes.wait_until(self.healthy, "the operator's /healthz", timeout=60, server=self.server)
 
     def healthy(self) -> bool:
@@ -60,7 +71,7 @@ class OperatorProcess:
 def operator_env(plane: cluster.ControlPlane, database: mariadb.MariaDB, router: ingress.IngressProcess,
                  **overrides: str) -> dict[str, str]:
     """Clones are real pods of the Debian-built WordPress image, at http://{name}.localhost:{port} through
-    the ingress router, which is also how the operator, running outside the cluster, reaches them."""
+    the ingress router; the operator reaches them as in a cluster, by Service DNS (the default template)."""
     return {
         "KUBECONFIG": str(plane.kubeconfig),
         "WPCLONE_MYSQL_ADMIN_DSN": database.dsn,
@@ -70,7 +81,6 @@ def operator_env(plane: cluster.ControlPlane, database: mariadb.MariaDB, router:
         "WPCLONE_BASE_DOMAIN": "localhost",
         "WPCLONE_TLS_ENABLED": "false",
         "WPCLONE_PUBLIC_PORT": str(router.port),
-        "WPCLONE_ENDPOINT_TEMPLATE": "{url}",
         "WPCLONE_INGRESS_CLASS": router.ingress_class,
         "WPCLONE_OBSERVE_SECONDS": "1",
         "WPCLONE_RETRY_DELAY_SECONDS": "1",
