@@ -66,7 +66,7 @@ async def bare_latencies(kubeconfig: Path, clients: int, requests: int) -> list[
     semaphore = asyncio.Semaphore(clients)
 
     async def create() -> None:
-        resource = jobs.clone_resource(CloneRequest.model_validate(request_body()), uuid.uuid4().hex)
+        resource = jobs.clone_resource(CloneRequest.model_validate(request_body()), uuid.uuid4().hex, "bench")
         async with semaphore:
             begin = time.perf_counter()
             await asyncio.to_thread(api.create_namespaced_custom_object, "wpclone.dev", "v1alpha1", NAMESPACE,

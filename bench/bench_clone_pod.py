@@ -67,6 +67,7 @@ def main() -> int:
         plane.kubectl("create", "secret", "generic", "source-login", "-n", NAMESPACE,
                       f"--from-literal=username={source.admin_user}",
                       f"--from-literal=password={source.admin_password}")
+        plane.kubectl("label", "secret", "source-login", "-n", NAMESPACE, "wpclone.dev/credentials=true")
         engine, floor, ready = [], [], []
         for number in range(1, chosen.rounds + 1):
             copying, until_ready = clone_round(running, source, number)

@@ -78,11 +78,16 @@ def operator_env(plane: cluster.ControlPlane, database: mariadb.MariaDB, router:
         "WPCLONE_MYSQL_HOST_FOR_CLONES": database.address_for_pods,
         "WPCLONE_WORDPRESS_IMAGE": images.ref("wordpress"),
         "WPCLONE_BLOCK_EXTERNAL_HTTP": "true",
+        "WPCLONE_ALLOWED_IMAGES": '["localhost/wpclone/*"]',
         "WPCLONE_BASE_DOMAIN": "localhost",
         "WPCLONE_TLS_ENABLED": "false",
         "WPCLONE_PUBLIC_PORT": str(router.port),
         "WPCLONE_INGRESS_CLASS": router.ingress_class,
         "WPCLONE_OBSERVE_SECONDS": "1",
         "WPCLONE_RETRY_DELAY_SECONDS": "1",
+        # The test sites are on loopback, and on the bridge's gateway for pods; nothing else is opened
+        # (not the pods, not the Services: clones are the operator's own endpoints, allowed anyway).
+        "WPCLONE_OUTBOUND_ALLOW": f"127.0.0.0/8,{network.GATEWAY}/32",
+        "WPCLONE_CLUSTER_CIDRS": f"{network.SERVICE_CIDR},{network.CLUSTER_CIDR}",
         **overrides,
     }

@@ -24,7 +24,9 @@ def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condi
 
 
 def credentials_secret(name: str, username: str = "admin", password: str = "Adm1n-Pass!") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+    """A site's admin login as a user writes it: labelled, as the operator reads no other Secret."""
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "labels": {"wpclone.dev/credentials": "true"}},
             "stringData": {"username": username, "password": password}}
 
 

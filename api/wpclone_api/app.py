@@ -8,27 +8,33 @@ import re
 import time
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kubernetes.client.exceptions import ApiException
 
-from wpclone_api import clones, jobs, metrics, restores
-from wpclone_api.auth import require_token
+from wpclone_api import clones, jobs, metrics, quotas, restores, tenants
+from wpclone_api.auth import AuthenticatedCaller
+from wpclone_api.rate_limit import RateLimiter
 from wpclone_api.schemas import CloneRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest
 from wpclone_api.settings import ApiSettings
 
 logger = logging.getLogger("wpclone.api")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+    401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody},
+    429: {"model": ErrorBody, "description": "Rate limit (with Retry-After) or tenant quota exceeded"}}
+RESTORE_ERRORS = {**ERRORS, 403: {"model": ErrorBody, "description": "The source login is not the clone's"}}
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app = FastAPI(title="wpclone", version="2", description=(
         "Temporary clones of production WordPress sites. Every route but /healthz needs "
-        "`Authorization: Bearer <token>`."))
-    app.state.settings = settings or ApiSettings()
+        "`Authorization: Bearer <token>`; a token sees only its tenant's jobs and clones."))
+    settings = settings or ApiSettings()
+    settings.token_table()  # a malformed tokens setting stops the start, rather than failing every request
+    app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     _install_error_handlers(app)
     metrics.instrument(app)
     _routes(app)
@@ -78,72 +84,81 @@ def _namespace(request: Request) -> str:
 
 
 def _routes(app: FastAPI) -> None:
-    authenticated = [Depends(require_token)]
-
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/api/v2/clone", status_code=202, response_model=JobAccepted, dependencies=authenticated,
-              responses=ERRORS, tags=["v2"], summary="Start cloning a site")
-    def clone_v2(body: CloneRequest, request: Request) -> JobAccepted:
-        job_id = _create_clone(request, body)
+    @app.post("/api/v2/clone", status_code=202, response_model=JobAccepted, responses=ERRORS, tags=["v2"],
+              summary="Start cloning a site")
+    def clone_v2(body: CloneRequest, request: Request, caller: AuthenticatedCaller) -> JobAccepted:
+        job_id = _create_clone(request, caller, body)
         return JobAccepted(job_id=job_id, status="pending", status_url=_status_url(request, job_id))
 
-    @app.get("/api/v2/job-status/{job_id}", response_model=JobStatus, dependencies=authenticated,
-             responses=ERRORS, tags=["v2"], summary="A clone or restore job's state")
-    def job_status(job_id: str, request: Request) -> JobStatus:
-        return _job_status(_namespace(request), job_id)
+    @app.get("/api/v2/job-status/{job_id}", response_model=JobStatus, responses=ERRORS, tags=["v2"],
+             summary="A clone or restore job's state")
+    def job_status(job_id: str, request: Request, caller: AuthenticatedCaller) -> JobStatus:
+        return _job_status(_namespace(request), caller, job_id)
 
-    @app.delete("/api/v2/delete/{clone_id}", status_code=202, response_model=JobStatus, dependencies=authenticated,
-                responses=ERRORS, tags=["v2"], summary="Delete a clone before its TTL")
-    def delete_v2(clone_id: str, request: Request) -> JobStatus:
+    @app.delete("/api/v2/delete/{clone_id}", status_code=202, response_model=JobStatus, responses=ERRORS,
+                tags=["v2"], summary="Delete a clone before its TTL")
+    def delete_v2(clone_id: str, request: Request, caller: AuthenticatedCaller) -> JobStatus:
         namespace = _namespace(request)
-        clone = clones.find_clone(namespace, clone_id) if _is_name(clone_id) else None
-        if clone is None and JOB_ID.fullmatch(clone_id):
-            clone = clones.find_clone_by_job(namespace, clone_id)
+        clone = _visible_clone(namespace, caller, clone_id)
         if clone is None:
             raise HTTPException(404, f"no clone {clone_id}")
         clones.delete_clone(namespace, clone)
         return clones.clone_status(namespace, clone).model_copy(update={"password": None})
 
-    @app.post("/clone", response_model=JobStatus, dependencies=authenticated, deprecated=True,
-              responses={**ERRORS, 504: {"model": ErrorBody}}, tags=["v1 (deprecated)"],
-              summary="Clone a site and wait until it is ready (use /api/v2/clone)")
-    def clone_v1(body: CloneRequest, request: Request) -> JobStatus:
-        return _wait_for_job(request.app.state.settings, _create_clone(request, body))
+    @app.post("/clone", response_model=JobStatus, deprecated=True, responses={**ERRORS, 504: {"model": ErrorBody}},
+              tags=["v1 (deprecated)"], summary="Clone a site and wait until it is ready (use /api/v2/clone)")
+    def clone_v1(body: CloneRequest, request: Request, caller: AuthenticatedCaller) -> JobStatus:
+        return _wait_for_job(request.app.state.settings, caller, _create_clone(request, caller, body))
 
-    @app.post("/api/v2/restore", status_code=202, response_model=JobAccepted, dependencies=authenticated,
-              responses=ERRORS, tags=["v2"], summary="Push a clone's content to production (backup first)")
-    def restore_v2(body: RestoreRequest, request: Request) -> JobAccepted:
-        job_id = restores.create_restore(_namespace(request), body)
+    @app.post("/api/v2/restore", status_code=202, response_model=JobAccepted, responses=RESTORE_ERRORS,
+              tags=["v2"], summary="Push a clone's content to production (backup first)")
+    def restore_v2(body: RestoreRequest, request: Request, caller: AuthenticatedCaller) -> JobAccepted:
+        job_id = _create_restore(request, caller, body)
         return JobAccepted(job_id=job_id, status="pending", status_url=_status_url(request, job_id))
 
-    @app.post("/restore", response_model=JobStatus, dependencies=authenticated, deprecated=True,
-              responses={**ERRORS, 504: {"model": ErrorBody}}, tags=["v1 (deprecated)"],
+    @app.post("/restore", response_model=JobStatus, deprecated=True,
+              responses={**RESTORE_ERRORS, 504: {"model": ErrorBody}}, tags=["v1 (deprecated)"],
               summary="Restore and wait until done (use /api/v2/restore)")
-    def restore_v1(body: RestoreRequest, request: Request) -> JobStatus:
-        return _wait_for_job(request.app.state.settings, restores.create_restore(_namespace(request), body))
+    def restore_v1(body: RestoreRequest, request: Request, caller: AuthenticatedCaller) -> JobStatus:
+        return _wait_for_job(request.app.state.settings, caller, _create_restore(request, caller, body))
 
 
-def _job_status(namespace: str, job_id: str) -> JobStatus:
+def _job_status(namespace: str, caller: tenants.Caller, job_id: str) -> JobStatus:
+    """Another tenant's job answers exactly like a missing one, after the same calls."""
     if not JOB_ID.fullmatch(job_id):
         raise HTTPException(404, f"no job {job_id}")  # no such id was ever handed out
-    clone = clones.find_clone_by_job(namespace, job_id)
+    clone = _visible(caller, clones.find_clone_by_job(namespace, job_id))
     if clone is not None:
         return clones.clone_status(namespace, clone)
-    restore = restores.find_restore_by_job(namespace, job_id)
+    restore = _visible(caller, restores.find_restore_by_job(namespace, job_id))
     if restore is not None:
         return jobs.restore_job_status(restore)
     raise HTTPException(404, f"no job {job_id}")
 
 
-def _wait_for_job(settings: ApiSettings, job_id: str) -> JobStatus:
+def _visible(caller: tenants.Caller, found: dict[str, Any] | None) -> dict[str, Any] | None:
+    return found if found is not None and tenants.can_see(caller, found) else None
+
+
+def _visible_clone(namespace: str, caller: tenants.Caller, clone_id: str) -> dict[str, Any] | None:
+    """The caller's clone by name or else by job id (a name may look like another's job id): another
+    tenant's is None, after the same calls."""
+    clone = _visible(caller, clones.find_clone(namespace, clone_id)) if _is_name(clone_id) else None
+    if clone is None and JOB_ID.fullmatch(clone_id):
+        clone = _visible(caller, clones.find_clone_by_job(namespace, clone_id))
+    return clone
+
+
+def _wait_for_job(settings: ApiSettings, caller: tenants.Caller, job_id: str) -> JobStatus:
     """The legacy v1 calls: block until the job ends, or answer 504 with the job to poll."""
     deadline = time.monotonic() + settings.v1_timeout_seconds
     while True:
         try:
-            current: JobStatus | None = _job_status(settings.namespace, job_id)
+            current: JobStatus | None = _job_status(settings.namespace, caller, job_id)
         except HTTPException:
             current = None  # not visible yet
         if current is not None and current.status in ("completed", "failed", "expired"):
@@ -157,11 +172,40 @@ def _is_name(value: str) -> bool:
     return 0 < len(value) <= 40 and value.replace("-", "").isalnum() and value.islower()
 
 
-def _create_clone(request: Request, body: CloneRequest) -> str:
+def _usage(namespace: str, tenant: str) -> quotas.Usage:
+    return quotas.usage(clones.tenant_clones(namespace, tenant), restores.tenant_restores(namespace, tenant))
+
+
+def _create_clone(request: Request, caller: tenants.Caller, body: CloneRequest) -> str:
+    namespace, limits = _namespace(request), request.app.state.settings.limits()
+    too_long = quotas.ttl_refusal(limits, body.ttl_minutes)
+    if too_long:
+        raise HTTPException(422, too_long)
     try:
-        return clones.create_clone(_namespace(request), body)
-    except clones.JobConflict as conflict:
-        raise HTTPException(409, {"message": f"a clone named {body.customer_id} already exists",
-                                  "job_id": conflict.job_id}) from None
+        clones.refuse_taken_name(namespace, body.customer_id)  # first: a retried request learns its job
+        over_quota = quotas.clone_refusal(limits, _usage(namespace, caller.tenant))
+        if over_quota:
+            raise HTTPException(429, over_quota)
+        return clones.create_clone(namespace, body, caller.tenant)
+    except clones.NameTaken as taken:
+        raise _name_taken(caller, body.customer_id, taken.clone) from None
 
 
+def _name_taken(caller: tenants.Caller, customer_id: str, clone: dict[str, Any] | None) -> HTTPException:
+    if clone is not None and tenants.can_see(caller, clone):
+        return HTTPException(409, {"message": f"a clone named {customer_id} already exists",
+                                   "job_id": clones.existing_job_id(clone)})
+    # Clone names are unique per namespace, not per tenant: that the name is taken cannot be hidden,
+    # whose clone holds it and its job can.
+    return HTTPException(409, f"the customer_id {customer_id} is not available; choose another")
+
+
+def _create_restore(request: Request, caller: tenants.Caller, body: RestoreRequest) -> str:
+    namespace = _namespace(request)
+    over_quota = quotas.job_refusal(request.app.state.settings.limits(), _usage(namespace, caller.tenant))
+    if over_quota:
+        raise HTTPException(429, over_quota)
+    try:
+        return restores.create_restore(namespace, caller, body)
+    except restores.SourceRefused as refused:
+        raise HTTPException(refused.status_code, refused.message) from None

@@ -7,15 +7,17 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from wpclone_api import jobs
+from wpclone_api import jobs, tenants
 from wpclone_api.schemas import CloneRequest, JobStatus
 from wpclone_operator import constants, kube
 
 
-class JobConflict(Exception):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(job_id)
-        self.job_id = job_id
+class NameTaken(Exception):
+    """customer_id names a clone that exists (maybe another tenant's, maybe gone again: None)."""
+
+    def __init__(self, clone: dict[str, Any] | None) -> None:
+        super().__init__("name taken")
+        self.clone = clone
 
 
 def find_clone(namespace: str, clone_id: str) -> dict[str, Any] | None:
@@ -28,34 +30,40 @@ def find_clone_by_job(namespace: str, job_id: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def tenant_clones(namespace: str, tenant: str) -> list[dict[str, Any]]:
+    return kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace,
+                             f"{tenants.LABEL_TENANT}={tenant}")
+
+
+def all_clones(namespace: str) -> list[dict[str, Any]]:
+    return kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace, "")
+
+
 def existing_job_id(clone: dict[str, Any]) -> str:
     return str((clone["metadata"].get("labels") or {}).get(constants.LABEL_JOB_ID, clone["metadata"]["name"]))
 
 
-def create_clone(namespace: str, request: CloneRequest) -> str:
-    """Record the job as a WordPressClone whose source login is in a Secret (the operator makes the
-    clone own it): two calls to the Kubernetes API, the Secret first so the operator finds it."""
+def refuse_taken_name(namespace: str, customer_id: str) -> None:
+    clone = find_clone(namespace, customer_id)
+    if clone is not None:
+        raise NameTaken(clone)
+
+
+def create_clone(namespace: str, request: CloneRequest, tenant: str) -> str:
+    """Record the job as a WordPressClone whose source login is in a Secret of its own (the operator
+    makes the clone own it): the Secret first, so that the operator finds it."""
     job_id = uuid.uuid4().hex
-    secret = jobs.source_secret(request, job_id)
+    secret = jobs.source_secret(request, job_id, tenant)
     secret["metadata"]["namespace"] = namespace
-    try:
-        kube.create(secret)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-        existing = find_clone(namespace, request.customer_id)
-        if existing is not None:
-            raise JobConflict(existing_job_id(existing)) from None
-        kube.apply(secret)  # left by an earlier attempt that died before creating its clone
-    resource = jobs.clone_resource(request, job_id)
+    kube.create(secret)
+    resource = jobs.clone_resource(request, job_id, tenant)
     resource["metadata"]["namespace"] = namespace
     try:
         kube.create(resource)
     except ApiException as error:
-        if error.status == 409:  # a concurrent request for the same customer won
-            clone = find_clone(namespace, request.customer_id)
-            raise JobConflict(existing_job_id(clone) if clone else "") from None
         kube.delete("v1", "Secret", namespace, secret["metadata"]["name"])
+        if error.status == 409:  # a concurrent request for the same name won
+            raise NameTaken(find_clone(namespace, request.customer_id)) from None
         raise
     return job_id
 

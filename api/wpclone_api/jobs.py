@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wpclone_api import tenants
 from wpclone_api.schemas import CloneRequest, JobState, JobStatus, Progress, RestoreRequest, SiteLogin
 from wpclone_operator import constants
 
@@ -15,27 +16,28 @@ PHASE_TO_STATE: dict[str | None, JobState] = {
 }
 
 
-def source_secret_name(customer_id: str) -> str:
-    return f"{customer_id}-source-login"
+def source_secret_name(customer_id: str, job_id: str) -> str:
+    """One per job: a request never touches a Secret of another job (maybe another tenant's) that
+    names the same customer_id."""
+    return f"{customer_id}-source-login-{job_id[:8]}"
 
 
-def source_secret(request: CloneRequest, job_id: str) -> dict[str, Any]:
+def source_secret(request: CloneRequest, job_id: str, tenant: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": source_secret_name(request.customer_id),
-                         "labels": {constants.LABEL_JOB_ID: job_id, constants.LABEL_MANAGED_BY: "wpclone-api"}},
+            "metadata": {"name": source_secret_name(request.customer_id, job_id),
+                         "labels": tenants.credentials_labels(tenant, job_id)},
             "stringData": {"username": request.source_username,
                            "password": request.source_password.get_secret_value()}}
 
 
-def clone_resource(request: CloneRequest, job_id: str) -> dict[str, Any]:
-    spec: dict[str, Any] = {"source": {"url": request.source_url,
-                                       "credentialsSecretRef": {"name": source_secret_name(request.customer_id)}}}
+def clone_resource(request: CloneRequest, job_id: str, tenant: str) -> dict[str, Any]:
+    login = source_secret_name(request.customer_id, job_id)
+    spec: dict[str, Any] = {"source": {"url": request.source_url, "credentialsSecretRef": {"name": login}}}
     if request.ttl_minutes is not None:
         spec["ttlMinutes"] = request.ttl_minutes
     return {"apiVersion": constants.API_VERSION, "kind": constants.CLONE_KIND,
             "metadata": {"name": request.customer_id,
-                         "labels": {constants.LABEL_JOB_ID: job_id, constants.LABEL_CUSTOMER: request.customer_id,
-                                    constants.LABEL_MANAGED_BY: "wpclone-api"}},
+                         "labels": {**tenants.labels(tenant, job_id), constants.LABEL_CUSTOMER: request.customer_id}},
             "spec": spec}
 
 
@@ -79,10 +81,9 @@ RESTORE_PHASE_TO_STATE: dict[str | None, JobState] = {
 }
 
 
-def login_secret(name: str, login: SiteLogin, job_id: str) -> dict[str, Any]:
+def login_secret(name: str, login: SiteLogin, job_id: str, tenant: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": name, "labels": {constants.LABEL_JOB_ID: job_id,
-                                                  constants.LABEL_MANAGED_BY: "wpclone-api"}},
+            "metadata": {"name": name, "labels": tenants.credentials_labels(tenant, job_id)},
             "stringData": {"username": login.username, "password": login.password.get_secret_value()}}
 
 
@@ -90,8 +91,8 @@ def restore_name(job_id: str) -> str:
     return f"restore-{job_id[:16]}"
 
 
-def restore_resource(request: RestoreRequest, job_id: str, clone_name: str | None) -> dict[str, Any]:
-    """A CloneRestore; a source that is one of our clones is named by cloneRef (conflict checks, no login)."""
+def restore_resource(request: RestoreRequest, job_id: str, tenant: str, clone_name: str | None) -> dict[str, Any]:
+    """A CloneRestore; a source that is the caller's clone is named by cloneRef (conflict checks)."""
     name = restore_name(job_id)
     source: dict[str, Any] = {"cloneRef": {"name": clone_name}} if clone_name else {
         "url": request.source.url, "credentialsSecretRef": {"name": f"{name}-source-login"}}
@@ -99,8 +100,7 @@ def restore_resource(request: RestoreRequest, job_id: str, clone_name: str | Non
     if not include["tables"]:
         del include["tables"]
     return {"apiVersion": constants.API_VERSION, "kind": constants.RESTORE_KIND,
-            "metadata": {"name": name, "labels": {constants.LABEL_JOB_ID: job_id,
-                                                  constants.LABEL_MANAGED_BY: "wpclone-api"}},
+            "metadata": {"name": name, "labels": tenants.labels(tenant, job_id)},
             "spec": {"source": source,
                      "target": {"url": request.target.url, "credentialsSecretRef": {"name": f"{name}-target-login"}},
                      "include": include, "dryRun": request.dry_run, "backup": request.backup,

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Any
 
-from wpclone_api import jobs
-from wpclone_api.schemas import RestoreRequest
+from wpclone_api import clones, jobs, tenants
+from wpclone_api.schemas import RestoreRequest, SiteLogin
 from wpclone_operator import constants, kube
+
+
+class SourceRefused(Exception):
+    """The restore's source is a clone the caller may not restore from."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code, self.message = status_code, message
 
 
 def find_restore_by_job(namespace: str, job_id: str) -> dict[str, Any] | None:
@@ -16,27 +25,57 @@ def find_restore_by_job(namespace: str, job_id: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def clone_serving(namespace: str, url: str) -> str | None:
-    """The name of our Ready clone at `url`, if the restore's source is one."""
-    for clone in kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace,
-                                   f"{constants.LABEL_MANAGED_BY}=wpclone-api"):
-        status = clone.get("status") or {}
-        if status.get("phase") == constants.PHASE_READY and (status.get("url") or "").rstrip("/") == url.rstrip("/"):
-            return str(clone["metadata"]["name"])
-    return None
+def tenant_restores(namespace: str, tenant: str) -> list[dict[str, Any]]:
+    return kube.list_objects(constants.API_VERSION, constants.RESTORE_KIND, namespace,
+                             f"{tenants.LABEL_TENANT}={tenant}")
 
 
-def create_restore(namespace: str, request: RestoreRequest) -> str:
+def same_site(url: str, other: str) -> bool:
+    return url.rstrip("/").lower() == other.rstrip("/").lower()
+
+
+def serving(clone_list: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
+    """The clones that serve at `url` (their status.url, set once they were Ready)."""
+    return [clone for clone in clone_list if same_site((clone.get("status") or {}).get("url") or "", url)]
+
+
+def is_admin_login(login: SiteLogin, admin: dict[str, str] | None) -> bool:
+    """Whether `login` is the clone's own admin login, compared in constant time (both fields, always)."""
+    if admin is None:
+        return False
+    username = hmac.compare_digest(login.username.encode(), admin.get("username", "").encode())
+    password = hmac.compare_digest(login.password.get_secret_value().encode(), admin.get("password", "").encode())
+    return username and password
+
+
+def clone_source(namespace: str, caller: tenants.Caller, source: SiteLogin) -> str | None:
+    """The name of the caller's clone the restore reads from, once the given login proved to be that
+    clone's admin login; None when the source is no clone (a site whose login the operator checks)."""
+    at_url = serving(clones.all_clones(namespace), source.url)
+    if not at_url:
+        return None
+    clone = next((clone for clone in at_url if tenants.can_see(caller, clone)), None)
+    if clone is None:  # another tenant's clone is never a source, by ref or by URL
+        raise SourceRefused(404, f"no clone of yours serves {source.url}")
+    name = str(clone["metadata"]["name"])
+    admin_ref = ((clone.get("status") or {}).get("adminSecretRef") or {}).get("name")
+    if not is_admin_login(source, kube.read_secret(namespace, admin_ref) if admin_ref else None):
+        raise SourceRefused(403, f"the source login is not the admin login of the clone {name} "
+                                 "(the username and password its clone job returned)")
+    return name
+
+
+def create_restore(namespace: str, caller: tenants.Caller, request: RestoreRequest) -> str:
     job_id = uuid.uuid4().hex
-    clone_name = clone_serving(namespace, request.source.url)
-    resource = jobs.restore_resource(request, job_id, clone_name)
+    clone_name = clone_source(namespace, caller, request.source)
+    resource = jobs.restore_resource(request, job_id, caller.tenant, clone_name)
     resource["metadata"]["namespace"] = namespace
     name = resource["metadata"]["name"]
     logins = [(f"{name}-target-login", request.target)]
     if clone_name is None:
         logins.append((f"{name}-source-login", request.source))
     for secret_name, login in logins:
-        secret = jobs.login_secret(secret_name, login, job_id)
+        secret = jobs.login_secret(secret_name, login, job_id, caller.tenant)
         secret["metadata"]["namespace"] = namespace
         kube.apply(secret)
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import re
 from typing import Any
 
@@ -15,7 +17,9 @@ WP_CONTENT_PATH = "/var/www/html/wp-content"
 # Outside wp-content, so that the source's own mu-plugins (copied into the clone's wp-content) stay visible.
 MU_PLUGINS_PATH = "/opt/wpclone/mu-plugins"
 TABLE_PREFIX = "wp_"
-DEFAULT_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+# Limits by default: a clone runs code its admins upload, and one busy clone must not starve its node.
+DEFAULT_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+                     "limits": {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "1Gi"}}
 WWW_DATA = 33  # Debian's www-data, whom both the official image and Debian's WordPress run Apache as
 
 # Loaded by every clone beside the migrator (see mu_plugins_loader): a clone never gets indexed, never
@@ -94,6 +98,12 @@ def label_selector(clone: WordPressClone) -> str:
 def owner_reference(clone: WordPressClone) -> dict[str, Any]:
     return {"apiVersion": constants.API_VERSION, "kind": constants.CLONE_KIND, "name": clone.name,
             "uid": clone.uid, "controller": True, "blockOwnerDeletion": True}
+
+
+def owned_by(existing: dict[str, Any], clone: WordPressClone) -> bool:
+    """Whether an object found in the cluster is this clone's (else the operator must leave it alone)."""
+    references = (existing.get("metadata") or {}).get("ownerReferences") or []
+    return any(reference.get("uid") == clone.uid for reference in references)
 
 
 def _metadata(clone: WordPressClone, name: str, component: str) -> dict[str, Any]:
@@ -265,8 +275,35 @@ def ingress(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": spec}
 
 
+def _mysql_peer(settings: Settings) -> dict[str, Any]:
+    """Where the clone's database is: one address when it is an IP, else any address on its port."""
+    address = settings.clone_db_host
+    host, port = address.rsplit(":", 1) if address.rsplit(":", 1)[-1].isdigit() else (address, "3306")
+    rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": int(port)}]}
+    # A DNS name cannot be named in a NetworkPolicy: then the port alone narrows the rule.
+    with contextlib.suppress(ValueError):
+        rule["to"] = [{"ipBlock": {"cidr": str(ipaddress.ip_network(host.strip("[]")))}}]
+    return rule
+
+
+def network_policy(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
+    """A clone runs code its admins upload: it answers only the ingress controller, the operator and
+    the node, and reaches only DNS, its own database and (if allowed) public addresses: never another
+    clone, the shared database's other port, the cluster's services or the cloud's metadata."""
+    dns = {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+    egress = [dns, _mysql_peer(settings)]
+    if settings.clone_internet:
+        egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(settings.clone_denied_cidrs)}}]})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _metadata(clone, clone.name, "wordpress"),
+            "spec": {"podSelector": {"matchLabels": selector(clone)}, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [{"from": list(settings.clone_ingress_from),
+                                  "ports": [{"protocol": "TCP", "port": WORDPRESS_PORT}]}],
+                     "egress": egress}}
+
+
 def workload_objects(clone: WordPressClone, settings: Settings, mu_plugins: dict[str, str]) -> list[dict[str, Any]]:
     """Objects applied as a whole on every reconcile (the Secrets and the wp-content claim are created
-    once, never rewritten)."""
-    return [mu_plugins_config_map(clone, mu_plugins), deployment(clone, settings), service(clone),
-            ingress(clone, settings)]
+    once, never rewritten). The NetworkPolicy comes before the pod it guards."""
+    return [network_policy(clone, settings), mu_plugins_config_map(clone, mu_plugins), deployment(clone, settings),
+            service(clone), ingress(clone, settings)]

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from wpclone_operator import children, constants, kube
+from wpclone_operator import children, constants, credentials, kube, outbound
 from wpclone_operator.database_import import DatabaseTarget
 from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
@@ -20,7 +20,9 @@ from wpclone_operator.wordpress import Migrator, ensure_migrator
 
 # A copy failing for these reasons will not succeed by trying again: the user must act.
 PERMANENT_REASONS = {"LoginFailed", "Forbidden", "CannotInstall", "SameSite", "AdminNotFound", "UnknownTable",
-                     "SourceCredentialsMissing", "GaveUp"}
+                     constants.CREDENTIALS_MISSING, constants.CREDENTIALS_NOT_OPTED_IN, constants.CREDENTIALS_INVALID,
+                     constants.DESTINATION_NOT_ALLOWED, constants.MALFORMED_STREAM, constants.BAD_TABLE_DEFINITION,
+                     "GaveUp"}
 ProgressReport = Callable[[Progress], Awaitable[None]]
 # Two clones of one source must not install the migrator on it at the same time (one would replace
 # the plugin's files under the other's requests).
@@ -28,28 +30,34 @@ _SOURCE_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def _secret(namespace: str, name: str) -> dict[str, str]:
+    """One of the clone's own Secrets (made by the operator)."""
     data = kube.read_secret(namespace, name)
     if data is None:
-        raise TransferError("SourceCredentialsMissing", f"Secret {name} does not exist")
+        raise TransferError(constants.CREDENTIALS_MISSING, f"Secret {name} does not exist")
     return data
 
 
 async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: ProgressReport,
                           timeout: httpx.Timeout | None = None) -> CopyResult:
-    source_login = await asyncio.to_thread(_secret, clone.namespace, clone.spec.source.credentialsSecretRef.name)
+    source_login = await asyncio.to_thread(credentials.read_login, clone.namespace,
+                                           clone.spec.source.credentialsSecretRef.name)
     database = await asyncio.to_thread(_secret, clone.namespace, children.db_secret_name(clone))
     admin = await asyncio.to_thread(_secret, clone.namespace, children.admin_secret_name(clone))
     mysql = settings.mysql_admin  # the operator reaches the clone's database where it reaches the server
-    async with httpx.AsyncClient(timeout=timeout or httpx.Timeout(120.0, connect=15.0)) as http:
+    # The source is the user's URL and passes the outbound policy; the clone's endpoint is the operator's own.
+    endpoint = children.endpoint(clone, settings)
+    policy = outbound.Policy.of(settings)
+    timeout = timeout or httpx.Timeout(120.0, connect=15.0)
+    async with outbound.client(policy.allowing(endpoint), timeout=timeout) as http:
         async with _SOURCE_LOCKS.setdefault(clone.spec.source.url, asyncio.Lock()):
             source = await ensure_migrator(http, clone.spec.source.url, source_login["username"],
-                                           source_login["password"], role="source")
+                                           source_login["password"], role="source", policy=policy)
         destination = DatabaseDestination(
             database=DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"],
                                     password=database["password"], database=database["database"],
                                     table_prefix=children.TABLE_PREFIX),
             url=children.url(clone, settings),
-            files=Migrator(http, children.endpoint(clone, settings), token=admin["migrator-token"], role="clone"))
+            files=Migrator(http, endpoint, token=admin["migrator-token"], role="clone"))
         # A clone runs the source's must-use plugins too (its own stay outside wp-content).
         return await copy_site(source, destination, include=Include(mu_plugins=True),
                                admin_password=AdminPassword(admin["username"], admin["password"]), progress=progress)

@@ -19,6 +19,9 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_CLONE = f"{GROUP}/clone"
 LABEL_JOB_ID = f"{GROUP}/job-id"
 LABEL_CUSTOMER = f"{GROUP}/customer-id"
+# On a Secret: it holds a site's admin login (username, password) that the operator may read and send
+# to that site. The API sets it on the Secrets it writes; users set it on theirs.
+LABEL_CREDENTIALS = f"{GROUP}/credentials"
 
 # Condition types.
 READY = "Ready"
@@ -38,6 +41,29 @@ PHASE_READY = "Ready"
 FAILED = "Failed"
 EXPIRING = "Expiring"
 EXPIRED = "Expired"
+
+# Reasons of a login Secret the operator cannot use (permanent: the user must fix the Secret).
+CREDENTIALS_MISSING = "CredentialsMissing"
+CREDENTIALS_NOT_OPTED_IN = "CredentialsNotOptedIn"
+CREDENTIALS_INVALID = "CredentialsInvalid"
+# Reasons of what a clone may not ask for, or may not take over (permanent).
+IMAGE_NOT_ALLOWED = "ImageNotAllowed"
+HOST_NOT_ALLOWED = "HostNotAllowed"
+NAME_CONFLICT = "NameConflict"
+
+# Reasons of a copy refused for what the source sent (everything a source sends is hostile until parsed).
+# The stream broke off, or the exporter reported a failure: trying again may succeed.
+BAD_STREAM = "BadStream"
+# Not what a migrator sends (unknown or oversized frames, lying counts, malformed records, JSON or numbers):
+# the same source sends it again, so trying again will not help.
+MALFORMED_STREAM = "MalformedStream"
+# A table definition that would do more than create a table (a SELECT, an engine or option outside the
+# allowed ones, comments, a second statement): refused before it reaches any database.
+BAD_TABLE_DEFINITION = "BadTableDefinition"
+
+# A source or target URL the outbound policy refuses (outbound.py): its host is or resolves to a loopback,
+# private, link-local, cluster or metadata address, or the URL is not plain http(s). Permanent.
+DESTINATION_NOT_ALLOWED = "DestinationNotAllowed"
 
 # Reasons of the WorkloadReady (and then Ready) condition: the clone's pod.
 POD_READY = "PodReady"

@@ -5,6 +5,10 @@ The same discipline as the migrator's own import: tables are created under a sta
 (wpci_<job>_<n>), filled, and swapped in with ONE multi-table RENAME TABLE, the live tables moving
 aside to wpcb_<job>_<n> until the copy as a whole has succeeded. Values travel as raw bytes
 (`SET NAMES binary`), as the migrator exports them.
+
+What the source sent reaches the database in two ways only: values, as escaped literals, and table
+definitions, rebuilt from what site_move.table_definition checked. The connection does not let the
+server take a query for more than one statement, so neither can carry a second one.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomysql
+from pymysql.constants import CLIENT
 
 from wpclone_operator import frames
-from wpclone_operator.site_move import PRESERVED_OPTIONS
+from wpclone_operator.site_move import PRESERVED_OPTIONS, table_definition
 
 _OWN_TABLE = re.compile(r"^wpc[ibr]_[0-9a-f]{12}_[0-9]+$")
 _SPECIAL = re.compile(rb"[\0\n\r\\'\"\x1a]")
@@ -74,10 +80,8 @@ def insert_statements(table: str, columns: Sequence[str], payload: bytes,
 
 
 def staging_create(create: str, table: str, staging: str) -> bytes:
-    head = "CREATE TABLE " + name(table).decode() + " ("
-    if not create.startswith(head):
-        raise frames.StreamError(f"the definition of {table} does not begin with {head!r}")
-    return b"CREATE TABLE " + name(staging) + b" (" + create[len(head):].encode()
+    """The checked definition of `table`, rebuilt under its staging name."""
+    return table_definition(create, table).statement(staging).encode()
 
 
 def rename_statement(renames: Sequence[tuple[str, str]]) -> bytes:
@@ -99,6 +103,15 @@ def is_own_table(table: str) -> bool:
 
 # --- the import ---------------------------------------------------------------------------------
 
+class _OneStatementConnection(aiomysql.Connection):
+    """aiomysql always asks the server to run several statements per query (CLIENT.MULTI_STATEMENTS);
+    without that capability the server refuses `...; DROP ...` as a syntax error."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.client_flag &= ~CLIENT.MULTI_STATEMENTS
+
+
 class DatabaseImport:
     """One import into a database: stage, swap in (keeping the old tables aside), then finish or revert."""
 
@@ -107,15 +120,15 @@ class DatabaseImport:
         self._target = target
         self.job = secrets.token_hex(6)
         self._staged: dict[str, str] = {}
-        self._open: tuple[str, list[str]] | None = None
-        self._rows = 0
+        self._order = frames.TableOrder()
         self._swap: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
 
     @classmethod
     async def open(cls, target: DatabaseTarget) -> DatabaseImport:
-        connection = await aiomysql.connect(host=target.host, port=target.port, user=target.user,
-                                            password=target.password, db=target.database, charset="utf8mb4",
-                                            use_unicode=False, autocommit=True)
+        connection = _OneStatementConnection(host=target.host, port=target.port, user=target.user,
+                                             password=target.password, db=target.database, charset="utf8mb4",
+                                             use_unicode=False, autocommit=True)
+        await connection._connect()  # what aiomysql.connect() does, for a connection it cannot make
         importer = cls(connection, target)
         try:
             for statement in _SESSION:
@@ -139,33 +152,27 @@ class DatabaseImport:
         return {row[0].decode(): row[1] for row in rows}
 
     async def begin_table(self, table: str, create: str, columns: list[str]) -> None:
-        if self._open is not None:
-            raise frames.StreamError(f"table {self._open[0]} was not ended")
         if not table.startswith(self._target.table_prefix) or table in self._staged:
             raise frames.StreamError(f"refusing table {table}")
+        self._order.begin(table, columns)
         staging = f"wpci_{self.job}_{len(self._staged)}"
+        statement = staging_create(create, table, staging)
         self._staged[table] = staging
-        self._open, self._rows = (table, columns), 0
-        await self._execute(staging_create(create, table, staging))
+        await self._execute(statement)
 
     async def rows(self, payload: bytes) -> None:
-        if self._open is None:
-            raise frames.StreamError("rows outside a table")
-        for statement, count in insert_statements(self._staged[self._open[0]], self._open[1], payload):
+        table = self._order.open_table()
+        for statement, count in insert_statements(self._staged[table], self._order.columns, payload):
             await self._execute(statement)
-            self._rows += count
+            self._order.rows += count
 
     async def end_table(self, table: str, rows: int) -> None:
-        if self._open is None or self._open[0] != table:
-            raise frames.StreamError(f"end of {table}, which is not the open table")
-        if rows != self._rows:
-            raise frames.StreamError(f"table {table}: the stream announced {rows} rows, {self._rows} arrived")
-        self._open = None
+        self._order.end(table, rows)
 
     async def swap(self, replace_all: bool) -> None:
         """Swaps the staged tables in, in one statement; the live ones wait aside for finish() or revert()."""
-        if self._open is not None:
-            raise frames.StreamError(f"table {self._open[0]} was not received completely")
+        if self._order.table is not None:
+            raise frames.StreamError(f"table {self._order.table} was not received completely")
         live = [table for table in await self._tables(self._target.table_prefix) if not is_own_table(table)]
         self._swap = swap_renames(live, self._staged, replace_all, f"wpcb_{self.job}_")
         await self._execute(rename_statement(self._swap[0] + self._swap[1]))

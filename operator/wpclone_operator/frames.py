@@ -11,15 +11,22 @@ A stream is a sequence of frames: one byte of kind, a 4-byte big-endian payload 
 
 A record is the 4-byte big-endian lengths of its values (0xFFFFFFFF for NULL), then the values.
 Values are raw bytes: the migrator reads and writes the database with `SET NAMES binary`.
+
+A stream comes from a site the operator does not trust (a source, or a clone's admin during a restore):
+anything that is not exactly the above is refused with a StreamError, in time and memory bounded by
+the frame limit, before it reaches a database.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from wpclone_operator import constants
 
 HEADER = b"H"
 TABLE = b"T"
@@ -30,18 +37,35 @@ DATA = b"D"
 PIECE = b"P"
 END = b"Z"
 ERROR = b"X"
+KINDS = frozenset({HEADER, TABLE, ROWS, TABLE_END, FILE, DATA, PIECE, END, ERROR})
 
 NULL_LENGTH = 0xFFFFFFFF
 _FRAME_HEAD = struct.Struct(">cI")
 # A frame is at most one slice of rows or file data; a longer one is not from a migrator.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+# MySQL's own limits: columns in a table (the width of a record), characters in a table's or column's name.
+MAX_COLUMNS = 4096
+MAX_NAME_CHARS = 64
+# A file's path in wp-content (PATH_MAX; the migrator refuses longer ones too).
+MAX_PATH_BYTES = 4096
+# Row counts, sizes, offsets, times and modes: 18 digits are below 2**63 (PHP_INT_MAX), so both ends
+# read them as the same integer; more would be a number no site has.
+MAX_NUMBER_DIGITS = 18
+_NUMBER = re.compile(rb"[0-9]{1,%d}" % MAX_NUMBER_DIGITS)
+# How much of an exporter's failure message a condition carries.
+MAX_MESSAGE_CHARS = 500
 
 Value = bytes | None
 Record = list[Value]
 
 
 class StreamError(Exception):
-    """The stream is not what a migrator sends: truncated, oversized, malformed or reporting failure."""
+    """The stream is not what a migrator sends (`reason` MalformedStream or BadTableDefinition), or it
+    broke off or reported a failure (BadStream)."""
+
+    def __init__(self, message: str, reason: str = constants.MALFORMED_STREAM) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +74,58 @@ class Frame:
     payload: bytes
 
     def json(self) -> dict[str, Any]:
+        """The frame's JSON object; a T or E frame's has the fields it must have, of the right types."""
         try:
             data = json.loads(self.payload)
-        except ValueError as error:
+        except ValueError as error:  # also integers of more digits than Python converts
             raise StreamError(f"frame {self.kind!r} does not hold JSON: {error}") from None
+        except RecursionError:
+            raise StreamError(f"frame {self.kind!r} holds JSON nested too deeply") from None
         if not isinstance(data, dict):
             raise StreamError(f"frame {self.kind!r} does not hold a JSON object")
+        if self.kind == TABLE and not _is_table(data):
+            raise StreamError(f"a table frame needs a name, a definition and 1 to {MAX_COLUMNS} distinct "
+                              f"column names (names of 1 to {MAX_NAME_CHARS} characters)")
+        if self.kind == TABLE_END and not (_is_name(data.get("name")) and _is_count(data.get("rows"))):
+            raise StreamError("a table's end frame needs its name and its row count")
         return data
 
     def encode(self) -> bytes:
         return encode_frame(self.kind, self.payload)
+
+
+def _is_table(data: dict[str, Any]) -> bool:
+    columns = data.get("columns")
+    return (_is_name(data.get("name")) and _is_text(data.get("create"))
+            and isinstance(columns, list) and 0 < len(columns) <= MAX_COLUMNS
+            and all(_is_name(column) for column in columns) and len(set(columns)) == len(columns))
+
+
+def _is_name(value: object) -> bool:
+    return _is_text(value) and 0 < len(str(value)) <= MAX_NAME_CHARS
+
+
+def _is_text(value: object) -> bool:
+    """A JSON string that is text: JSON can escape half a surrogate pair, which UTF-8 cannot hold."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_count(value: object) -> bool:
+    return type(value) is int and 0 <= value < 10 ** MAX_NUMBER_DIGITS
+
+
+def number(value: Value) -> int:
+    """A record's value that must be a non-negative integer (a size, an offset, a time, a mode)."""
+    if value is None or _NUMBER.fullmatch(value) is None:
+        raise StreamError(f"{value if value is None else value[:40]!r} is not a number of at most "
+                          f"{MAX_NUMBER_DIGITS} digits")
+    return int(value)
 
 
 def encode_frame(kind: bytes, payload: bytes) -> bytes:
@@ -77,6 +143,8 @@ def encode_record(values: Sequence[Value]) -> bytes:
 
 def record_spans(payload: bytes, width: int) -> Iterator[tuple[int, int, tuple[int, ...]]]:
     """Where each record of a payload of `width`-value records begins and ends, and its value lengths."""
+    if not 0 < width <= MAX_COLUMNS:  # a record of no values takes no bytes: reading them would never end
+        raise StreamError(f"records of {width} values (a table has 1 to {MAX_COLUMNS} columns)")
     head = struct.Struct(f">{width}I")
     size, at = len(payload), 0
     while at < size:
@@ -117,17 +185,44 @@ def decode_single_record(payload: bytes, width: int) -> Record:
     return records[0]
 
 
-def split_records(payload: bytes, width: int, max_bytes: int) -> Iterator[bytes]:
-    """The payload cut at record boundaries into pieces of at most `max_bytes` (a larger record alone)."""
-    if len(payload) <= max_bytes:
-        yield payload
-        return
-    start = 0
+def split_records(payload: bytes, width: int, max_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """The payload cut at record boundaries into pieces of at most `max_bytes` (a larger record alone),
+    each with its number of records; every record is read, so a malformed one is found here."""
+    start, count = 0, 0
     for at, end, _ in record_spans(payload, width):
         if end - start > max_bytes and at > start:
-            yield payload[start:at]
-            start = at
-    yield payload[start:]
+            yield payload[start:at], count
+            start, count = at, 0
+        count += 1
+    if count:
+        yield payload[start:], count
+
+
+class TableOrder:
+    """The order a database stream keeps (T, then R frames, then E, table after table) and the truth of
+    the row count each E frame announces."""
+
+    def __init__(self) -> None:
+        self.table: str | None = None
+        self.columns: list[str] = []
+        self.rows = 0
+
+    def begin(self, table: str, columns: list[str]) -> None:
+        if self.table is not None:
+            raise StreamError(f"table {self.table} was not ended")
+        self.table, self.columns, self.rows = table, columns, 0
+
+    def open_table(self) -> str:
+        if self.table is None:
+            raise StreamError("rows outside a table")
+        return self.table
+
+    def end(self, table: str, rows: int) -> None:
+        if self.table != table:
+            raise StreamError(f"end of {table}, which is not the open table")
+        if rows != self.rows:
+            raise StreamError(f"table {table}: the stream announced {rows} rows, {self.rows} arrived")
+        self.table = None
 
 
 class FrameReader:
@@ -143,6 +238,8 @@ class FrameReader:
         at = 0
         while len(self._buffer) - at >= _FRAME_HEAD.size:
             kind, length = _FRAME_HEAD.unpack_from(self._buffer, at)
+            if kind not in KINDS:
+                raise StreamError(f"unknown frame kind {kind!r}")
             if length > self._max:
                 raise StreamError(f"frame {kind!r} announces {length} bytes, more than {self._max}")
             end = at + _FRAME_HEAD.size + length
@@ -156,7 +253,7 @@ class FrameReader:
     def close(self) -> None:
         if self._buffer:
             raise StreamError(f"the stream ended in the middle of a frame ({len(self._buffer)} bytes left over): "
-                              "connection lost or exporter killed")
+                              "connection lost or exporter killed", constants.BAD_STREAM)
 
 
 async def read_frames(chunks: AsyncIterator[bytes], max_frame_bytes: int = MAX_FRAME_BYTES,
@@ -166,9 +263,11 @@ async def read_frames(chunks: AsyncIterator[bytes], max_frame_bytes: int = MAX_F
     async for chunk in chunks:
         for frame in reader.feed(chunk):
             if frame.kind == ERROR:
-                raise StreamError(f"the exporter failed: {frame.json().get('message', 'no reason given')}")
+                message = str(frame.json().get("message", "no reason given"))[:MAX_MESSAGE_CHARS]
+                raise StreamError(f"the exporter failed: {message}", constants.BAD_STREAM)
             yield frame
             if frame.kind == END:
                 return
     reader.close()
-    raise StreamError("the stream ended before its end frame (connection lost or exporter killed)")
+    raise StreamError("the stream ended before its end frame (connection lost or exporter killed)",
+                      constants.BAD_STREAM)

@@ -65,21 +65,25 @@ class ChunkedImport:
 
 
 class TablesImport:
-    """Tables into a migrator's import (a DatabaseSink)."""
+    """Tables into a migrator's import (a DatabaseSink). The order of the frames and the row counts are
+    checked here already, so a stream that lies is refused before anything is sent."""
 
     def __init__(self, chunks: ChunkedImport) -> None:
         self.chunks = chunks
-        self._width = 0
+        self._order = frames.TableOrder()
 
     async def begin_table(self, table: str, create: str, columns: list[str]) -> None:
-        self._width = len(columns)
+        self._order.begin(table, columns)
         await self.chunks.add(frames.encode_json(frames.TABLE, {"name": table, "create": create, "columns": columns}))
 
     async def rows(self, payload: bytes) -> None:
-        for part in frames.split_records(payload, self._width, self.chunks.max_frame_bytes - 5):
+        self._order.open_table()
+        for part, count in frames.split_records(payload, len(self._order.columns), self.chunks.max_frame_bytes - 5):
+            self._order.rows += count
             await self.chunks.add(frames.encode_frame(frames.ROWS, part))
 
     async def end_table(self, table: str, rows: int) -> None:
+        self._order.end(table, rows)
         await self.chunks.add(frames.encode_json(frames.TABLE_END, {"name": table, "rows": rows}))
 
 
@@ -94,10 +98,11 @@ class FilesImport:
     async def begin_file(self, header: bytes) -> None:
         self._require_complete()
         path, size, mtime, mode = frames.decode_single_record(header, 4)
-        if path is None or not all(value and value.isdigit() for value in (size, mtime, mode)):
-            raise frames.StreamError("a file header without a path or with a size that is not a number")
-        self._file, self._offset = [path, size or b"0", mtime or b"0", mode or b"0"], 0
-        if int(size or 0) == 0:
+        if path is None or not 0 < len(path) <= frames.MAX_PATH_BYTES:
+            raise frames.StreamError(f"a file header without a path of 1 to {frames.MAX_PATH_BYTES} bytes")
+        numbers = [str(frames.number(value)).encode() for value in (size, mtime, mode)]
+        self._file, self._offset = [path, *numbers], 0
+        if numbers[0] == b"0":
             await self._piece(b"")
 
     async def data(self, data: bytes) -> None:

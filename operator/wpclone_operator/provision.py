@@ -9,10 +9,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from wpclone_operator import children, constants, kube, mysql, status
+from wpclone_operator import admission, children, constants, credentials, kube, mysql, status
 from wpclone_operator.migrator import mu_plugins
 from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
+from wpclone_operator.transfer import TransferError
 
 
 @dataclass
@@ -45,25 +46,33 @@ def adopt_api_login(clone: WordPressClone) -> None:
 
 
 def source_username(clone: WordPressClone) -> str:
-    name = clone.spec.source.credentialsSecretRef.name
-    credentials = kube.read_secret(clone.namespace, name)
-    if credentials is None:
-        raise ProvisionFailure(constants.READY, "SourceCredentialsMissing",
-                               f"Secret {name} with the source's admin login does not exist")
-    missing = [key for key in ("username", "password") if not credentials.get(key)]
-    if missing:
-        raise ProvisionFailure(constants.READY, "SourceCredentialsInvalid",
-                               f"Secret {name} lacks the key(s) {', '.join(missing)}", permanent=True)
-    return credentials["username"]
+    try:
+        return credentials.read_login(clone.namespace, clone.spec.source.credentialsSecretRef.name)["username"]
+    except TransferError as error:
+        # A missing or unlabelled Secret may come later (GitOps applies in any order): retried.
+        raise ProvisionFailure(constants.READY, error.reason, str(error),
+                               permanent=error.reason == constants.CREDENTIALS_INVALID) from None
+
+
+def refuse_foreign(manifest: dict[str, Any], clone: WordPressClone) -> None:
+    """The operator never takes over an object it did not make: a Secret, Service or Ingress of the
+    same name that someone else owns stays theirs, and the clone says why it cannot go on."""
+    kind, name = manifest["kind"], manifest["metadata"]["name"]
+    existing = kube.get(manifest["apiVersion"], kind, clone.namespace, name)
+    if existing is not None and not children.owned_by(existing, clone):
+        raise ProvisionFailure(constants.OBJECTS_READY, constants.NAME_CONFLICT,
+                               f"{kind} {name} already exists and does not belong to this clone: "
+                               "remove it or give the clone another name", permanent=True)
 
 
 def ensure_secrets(clone: WordPressClone, settings: Settings) -> str:
     """Create the clone's Secrets once; later runs reuse them. Returns the database password."""
     admin_username = source_username(clone)
     adopt_api_login(clone)
-    kube.create_if_missing(children.db_secret(clone, settings, generate_password()))
-    kube.create_if_missing(children.admin_secret(clone, admin_username, generate_password(),
-                                                 generate_password()))
+    for secret in (children.db_secret(clone, settings, generate_password()),
+                   children.admin_secret(clone, admin_username, generate_password(), generate_password())):
+        refuse_foreign(secret, clone)
+        kube.create_if_missing(secret)
     # Read back: if another run created the Secret first, its password is the one that counts.
     database = kube.read_secret(clone.namespace, children.db_secret_name(clone))
     if database is None or not database.get("password"):
@@ -81,15 +90,22 @@ async def ensure_database(clone: WordPressClone, settings: Settings, password: s
 
 
 def apply_objects(clone: WordPressClone, settings: Settings) -> None:
+    claim = children.wp_content_claim(clone, settings)
+    workload = children.workload_objects(clone, settings, mu_plugins())
+    for manifest in (claim, *workload):
+        refuse_foreign(manifest, clone)
     # Created once: applying it again would try to change a claim's (immutable) spec.
-    kube.create_if_missing(children.wp_content_claim(clone, settings))
-    for manifest in children.workload_objects(clone, settings, mu_plugins()):
+    kube.create_if_missing(claim)
+    for manifest in workload:
         kube.apply(manifest)
 
 
 async def provision(clone: WordPressClone, settings: Settings) -> list[dict[str, Any]]:
     """Run every step; return the conditions they earned. Raises ProvisionFailure."""
     at, generation = status.now(), clone.generation
+    refused = admission.refusal(clone, settings)
+    if refused is not None:
+        raise ProvisionFailure(constants.READY, *refused, permanent=True)
     try:
         password = await asyncio.to_thread(ensure_secrets, clone, settings)
         await ensure_database(clone, settings, password)
@@ -101,13 +117,15 @@ async def provision(clone: WordPressClone, settings: Settings) -> list[dict[str,
                                f"the Kubernetes API refused a child object: {error.status} {error.reason}",
                                permanent=error.status in (400, 403, 422)) from None
     objects_ready = status.condition(constants.OBJECTS_READY, True, "ObjectsApplied",
-                                     "Secrets, wp-content claim, ConfigMap, Deployment, Service and Ingress "
-                                     "are applied", generation, at)
+                                     "Secrets, wp-content claim, NetworkPolicy, ConfigMap, Deployment, "
+                                     "Service and Ingress are applied", generation, at)
     return [database_ready, objects_ready]
 
 
 def delete_children(clone: WordPressClone) -> None:
+    """Delete what the clone owns (an object of the same name that it does not own stays)."""
     for api_version, kind, name in (
+        ("networking.k8s.io/v1", "NetworkPolicy", clone.name),
         ("networking.k8s.io/v1", "Ingress", clone.name),
         ("v1", "Service", clone.name),
         ("apps/v1", "Deployment", clone.name),
@@ -117,7 +135,9 @@ def delete_children(clone: WordPressClone) -> None:
         ("v1", "Secret", children.db_secret_name(clone)),
         ("v1", "Secret", children.admin_secret_name(clone)),
     ):
-        kube.delete(api_version, kind, clone.namespace, name)
+        existing = kube.get(api_version, kind, clone.namespace, name)
+        if existing is not None and children.owned_by(existing, clone):
+            kube.delete(api_version, kind, clone.namespace, name)
 
 
 async def drop_database(clone: WordPressClone, settings: Settings) -> None:

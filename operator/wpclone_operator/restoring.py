@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from wpclone_operator import children, constants, kube
+from wpclone_operator import children, constants, credentials, kube, outbound
 from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport
 from wpclone_operator.resources import CloneRestoreSpec, RestoreInclude, WordPressClone
 from wpclone_operator.settings import Settings
@@ -18,7 +18,7 @@ from wpclone_operator.site_move import AdminPassword
 from wpclone_operator.transfer import CopyResult, Include, TransferError, copy_site
 from wpclone_operator.wordpress import Migrator, SiteInfo, ensure_migrator
 
-RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "CredentialsMissing", "UnknownBackup"}
+RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "UnknownBackup"}
 
 
 @dataclass
@@ -34,29 +34,28 @@ class Outcome:
     conflicts: list[str] = field(default_factory=list)
 
 
-def _secret(namespace: str, name: str) -> dict[str, str]:
-    data = kube.read_secret(namespace, name)
-    if data is None or not data.get("username") or not data.get("password"):
-        raise TransferError("CredentialsMissing", f"Secret {name} with keys username and password is missing")
-    return data
+async def _site(http: httpx.AsyncClient, policy: outbound.Policy, namespace: str, url: str, secret: str,
+                role: str) -> Migrator:
+    login = await asyncio.to_thread(credentials.read_login, namespace, secret)
+    return await ensure_migrator(http, url, login["username"], login["password"], role=role, policy=policy)
 
 
-async def _site(http: httpx.AsyncClient, namespace: str, url: str, secret: str, role: str) -> Migrator:
-    login = await asyncio.to_thread(_secret, namespace, secret)
-    return await ensure_migrator(http, url, login["username"], login["password"], role=role)
-
-
-async def _clone_source(http: httpx.AsyncClient, namespace: str, name: str, settings: Settings) -> RestoreSource:
+async def _ready_clone(namespace: str, name: str) -> WordPressClone:
     body = await asyncio.to_thread(kube.get, constants.API_VERSION, constants.CLONE_KIND, namespace, name)
     if body is None:
         raise TransferError("CloneNotFound", f"WordPressClone {name} does not exist")
     clone = WordPressClone.from_body(body)
     if clone.status.phase != constants.PHASE_READY:
         raise TransferError("CloneNotReady", f"WordPressClone {name} is {clone.status.phase or 'Pending'}, not Ready")
+    return clone
+
+
+async def _clone_source(http: httpx.AsyncClient, clone: WordPressClone, settings: Settings) -> RestoreSource:
+    namespace = clone.namespace
     admin = await asyncio.to_thread(kube.read_secret, namespace, children.admin_secret_name(clone))
     checksums = await asyncio.to_thread(kube.get, "v1", "ConfigMap", namespace, children.source_checksums_name(clone))
     if admin is None:
-        raise TransferError("CloneNotReady", f"WordPressClone {name} has no admin Secret")
+        raise TransferError("CloneNotReady", f"WordPressClone {clone.name} has no admin Secret")
     migrator = Migrator(http, children.endpoint(clone, settings), token=admin["migrator-token"], role="clone")
     return RestoreSource(migrator, dict((checksums or {}).get("data") or {}))
 
@@ -102,14 +101,21 @@ def planned_changes(source: SiteInfo, target: SiteInfo, include: Include) -> lis
 
 
 @asynccontextmanager
-async def _http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=15.0)) as http:
+async def _http(policy: outbound.Policy) -> AsyncIterator[httpx.AsyncClient]:
+    async with outbound.client(policy, timeout=httpx.Timeout(300.0, connect=15.0)) as http:
         yield http
 
 
 async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, progress: ProgressReport) -> Outcome:
-    async with _http() as http:
-        target = await _site(http, namespace, spec.target.url, spec.target.credentialsSecretRef.name, "target")
+    # Target and source URLs are the user's and pass the outbound policy; a cloneRef's endpoint is the
+    # operator's own: its clone is read first, so that the client allows that endpoint as well.
+    clone = None
+    if not spec.rollbackTo and spec.source is not None and spec.source.cloneRef is not None:
+        clone = await _ready_clone(namespace, spec.source.cloneRef.name)
+    policy = outbound.Policy.of(settings)
+    async with _http(policy if clone is None else policy.allowing(children.endpoint(clone, settings))) as http:
+        target = await _site(http, policy, namespace, spec.target.url, spec.target.credentialsSecretRef.name,
+                             "target")
         if spec.rollbackTo:
             target_info = await target.info()
             if not any(backup.get("id") == spec.rollbackTo for backup in target_info.backups):
@@ -117,11 +123,11 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
             await target.rollback(spec.rollbackTo)
             return Outcome(changes=[f"rolled back to backup {spec.rollbackTo}"])
         assert spec.source is not None  # the CRD requires source or rollbackTo
-        if spec.source.cloneRef is not None:
-            source = await _clone_source(http, namespace, spec.source.cloneRef.name, settings)
+        if clone is not None:
+            source = await _clone_source(http, clone, settings)
         else:
             assert spec.source.url is not None and spec.source.credentialsSecretRef is not None
-            source = RestoreSource(await _site(http, namespace, spec.source.url,
+            source = RestoreSource(await _site(http, policy, namespace, spec.source.url,
                                                spec.source.credentialsSecretRef.name, "source"))
         source_info = await source.migrator.info(content=True)
         include = include_for(spec.include, source_info.table_prefix)

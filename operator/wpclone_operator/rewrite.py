@@ -11,8 +11,9 @@ Every value of every table goes through `UrlRewrite.value`:
   strings that hold serialized data themselves) is rewritten and its `s:N:` prefix set to its new
   length in bytes. Everything else (numbers, floats, keys, property names, references, `C:` payloads)
   is copied byte for byte.
-- A value that looks serialized but does not parse (already corrupt, or truncated) is left untouched:
-  rewriting it as text would not repair its lengths, only move the damage. Such values are reported
+- A value that looks serialized but does not parse (already corrupt, or truncated), or nests deeper
+  than MAX_DEPTH and MAX_STRING_DEPTH (a hostile source's), is left untouched: rewriting it as text
+  would not repair its lengths, only move the damage. Such values are reported
   (`Outcome.UNPARSEABLE`) so a copy can say how many it left.
 
 What counts as an occurrence of the old URL `http://a.test/blog`: the exact host and port (compared
@@ -36,16 +37,23 @@ from urllib.parse import urlsplit
 
 # PHP's trim(), as maybe_unserialize() applies it before unserialize().
 _PHP_WHITESPACE = b" \t\n\r\0\x0b"
-# Deeper than this, a value is taken for hostile and left alone (PHP's own default limit is 4096).
+# Values are hostile until parsed: deeper than these, a value is left alone (and counted as unparseable).
+# Arrays and objects in arrays and objects (read in one pass; PHP's own default limit is 4096).
 MAX_DEPTH = 200
+# Serialized data in a string of serialized data: each level is read again, so the time a value takes
+# grows with this depth times its size. Real sites go two or three deep.
+MAX_STRING_DEPTH = 8
 
-_SCALAR = re.compile(rb"(?:i:[+-]?[0-9]+|b:[01]|d:(?:[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-                     rb"|-?INF|NAN)|[rR]:[0-9]+|N);")
-_INTEGER_KEY = re.compile(rb"i:[+-]?[0-9]+;")
-_STRING = re.compile(rb's:([0-9]+):"')
-_ARRAY = re.compile(rb"a:([0-9]+):\{")
-_NAMED = re.compile(rb'[OCE]:([0-9]+):"')  # an object's, Serializable's or enum's class name follows
-_MEMBERS = re.compile(rb'":([0-9]+):\{')
+# Lengths and counts of at most 10 digits (a value is shorter than 4 GiB), so that converting one never
+# meets Python's limit of 4300 digits. Quantifiers are possessive (++): a hostile value must not make a
+# pattern backtrack over a long run of digits (quadratic time).
+_SCALAR = re.compile(rb"(?:i:[+-]?[0-9]++|b:[01]|d:(?:[+-]?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?"
+                     rb"|-?INF|NAN)|[rR]:[0-9]++|N);")
+_INTEGER_KEY = re.compile(rb"i:[+-]?[0-9]++;")
+_STRING = re.compile(rb's:([0-9]{1,10}):"')
+_ARRAY = re.compile(rb"a:([0-9]{1,10}):\{")
+_NAMED = re.compile(rb'[OCE]:([0-9]{1,10}):"')  # an object's, Serializable's or enum's class name follows
+_MEMBERS = re.compile(rb'":([0-9]{1,10}):\{')
 _LOOKS_SERIALIZED = re.compile(rb"(?:[aOEC]:[0-9]+:|[bid]:[0-9.E+-]+;$)", re.DOTALL)
 
 
@@ -160,7 +168,7 @@ class _SerializedWalk:
 
     def top(self, data: bytes, depth: int) -> bytes | None:
         """The rewritten value, or None when it does not parse (then it must stay as it is)."""
-        if depth > MAX_DEPTH:
+        if depth > MAX_STRING_DEPTH:
             return None
         start = len(data) - len(data.lstrip(_PHP_WHITESPACE))
         end = len(data.rstrip(_PHP_WHITESPACE))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wpclone_operator import outbound
 from wpclone_operator.resources import STORAGE_SIZE
 
 
@@ -42,6 +43,12 @@ class Settings(BaseSettings):
     # How the operator reaches a clone's WordPress: in-cluster Service DNS by default; an operator run
     # outside the cluster uses e.g. "{url}" (through the ingress). Fields: name, namespace, host, url.
     endpoint_template: str = "http://{name}.{namespace}.svc.cluster.local"
+    # Source and target URLs may reach only public addresses (outbound.py), and what this opens: CIDRs and
+    # host names ("shop.example.com", "*.example.com"), a JSON list or comma-separated. The clone endpoints
+    # above are the operator's own and always allowed; metadata addresses open only when named exactly.
+    outbound_allow: outbound.AllowList = Field(default_factory=list)
+    # The cluster's Service and pod ranges, refused like private ones (named so in a refusal) unless allowed.
+    cluster_cidrs: outbound.CIDRList = Field(default_factory=lambda: ["10.96.0.0/12", "10.244.0.0/16"])
     ingress_annotations: dict[str, str] = Field(default_factory=dict)
     wordpress_image: str = "wordpress:6.6-php8.2-apache"
     # Unset: Kubernetes' default (IfNotPresent for a tagged image, Always for :latest or no tag).
@@ -51,6 +58,24 @@ class Settings(BaseSettings):
     storage_class: str = ""
     # WP_HTTP_BLOCK_EXTERNAL in every clone: WordPress makes no HTTP requests but to itself (no update checks).
     block_external_http: bool = False
+    # What a WordPressClone may ask for (fnmatch patterns): spec.image, and spec.host besides
+    # {name}.{base_domain}. Empty image list: only wordpress_image.
+    allowed_images: list[str] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # The clone's NetworkPolicy. Ingress from these peers (NetworkPolicyPeer objects: the ingress
+    # controller's and the operator's pods) and, always, from the node (probes); egress to DNS, the
+    # clone's MySQL host:port and, when clone_internet is on, public addresses only.
+    clone_ingress_from: list[dict[str, Any]] = Field(default_factory=lambda: [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}},
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "wpclone",
+                                                                   "app.kubernetes.io/component": "operator"}}},
+    ])
+    clone_internet: bool = True
+    # Never reachable from a clone, even with clone_internet: private, shared, link-local (cloud
+    # metadata), loopback ranges, and the cluster's own ranges.
+    clone_denied_cidrs: list[str] = Field(default_factory=lambda: [
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8",
+        "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4"])
     default_ttl_minutes: int = Field(30, ge=1)
     max_ttl_minutes: int = Field(1440, ge=1)
     concurrency: int = Field(4, ge=1, description="clones provisioned or copied at the same time")

@@ -7,6 +7,9 @@
 - Optionally one administrator's password, replaced by a hash made here (passwords.py).
 - Foreign keys are dropped from table definitions: their constraint names are unique per database,
   so a staged copy cannot carry them next to the live table (WordPress core defines none).
+
+A table definition comes from the source as text, and a database runs it: it is taken apart and
+checked (table_definition) and only what was checked is rebuilt into the statement a database runs.
 """
 
 from __future__ import annotations
@@ -15,12 +18,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from wpclone_operator import frames
+from wpclone_operator import constants, frames
 from wpclone_operator.rewrite import Outcome, UrlRewrite
 
 PRESERVED_OPTIONS = ("siteurl", "home", "blog_public")
-
-_FOREIGN_KEY = re.compile(r",\n\s*CONSTRAINT\s+`(?:[^`]|``)+`\s+FOREIGN KEY[^\n]*")
 
 RowChange = Callable[[frames.Record, "RowCounts"], frames.Record]
 
@@ -57,14 +58,11 @@ class SiteMove:
 
     def table_name(self, source_table: str) -> str:
         if not source_table.startswith(self.source_prefix):
-            raise ValueError(f"{source_table} is not a table of the source site (prefix {self.source_prefix})")
+            raise frames.StreamError(f"{source_table} is not a table of the source site (prefix {self.source_prefix})")
         return self.destination_prefix + source_table[len(self.source_prefix):]
 
     def create_statement(self, create: str, source_table: str) -> str:
-        head = f"CREATE TABLE {_name(source_table)} ("
-        if not create.startswith(head):
-            raise frames.StreamError(f"the definition of {source_table} does not begin with {head!r}")
-        return f"CREATE TABLE {_name(self.table_name(source_table))} (" + _FOREIGN_KEY.sub("", create[len(head):])
+        return table_definition(create, source_table).statement(self.table_name(source_table), foreign_keys=False)
 
     def table_rows(self, source_table: str, columns: list[str]) -> TableRows:
         """How the rows of one table change; `columns` in the order of the stream's records."""
@@ -79,7 +77,7 @@ class SiteMove:
         return TableRows(self.rewrite, len(columns), tuple(changes))
 
     def _options(self, columns: list[str]) -> RowChange:
-        name, value = columns.index("option_name"), columns.index("option_value")
+        name, value = _position(columns, "option_name"), _position(columns, "option_value")
         preserved = {key.encode(): self.preserved_options[key] for key in PRESERVED_OPTIONS
                      if key in self.preserved_options}
         old_roles = f"{self.source_prefix}user_roles".encode()
@@ -94,7 +92,7 @@ class SiteMove:
         return change
 
     def _usermeta(self, columns: list[str]) -> RowChange:
-        key = columns.index("meta_key")
+        key = _position(columns, "meta_key")
         old, new = self.source_prefix.encode(), self.destination_prefix.encode()
 
         def change(row: frames.Record, counts: RowCounts) -> frames.Record:
@@ -105,7 +103,7 @@ class SiteMove:
         return change
 
     def _users(self, columns: list[str]) -> RowChange:
-        login, password, activation = (columns.index(column) for column in
+        login, password, activation = (_position(columns, column) for column in
                                        ("user_login", "user_pass", "user_activation_key"))
         admin = (self.admin_login or "").encode()
         hashed = (self.admin_hash or "").encode()
@@ -153,5 +151,158 @@ class TableRows:
         return b"".join(out), counts
 
 
+def _position(columns: list[str], column: str) -> int:
+    if column not in columns:
+        raise frames.StreamError(f"a WordPress table without its column {column}")
+    return columns.index(column)
+
+
 def _name(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
+
+
+# --- table definitions ---------------------------------------------------------------------------
+
+# Far above any real table's definition (InnoDB allows 1017 columns, each commented in at most 1024 characters).
+MAX_TABLE_DEFINITION_BYTES = 1024 * 1024
+# Storage engines that keep a table in the database's own files: never FEDERATED or CONNECT (which reach
+# other servers or files), MERGE (other tables), BLACKHOLE, ARCHIVE or SEQUENCE.
+ENGINES = frozenset({"innodb", "myisam", "aria", "memory"})
+# Table options that only say how the table is stored: never DATA or INDEX DIRECTORY, CONNECTION, UNION,
+# INSERT_METHOD, TABLESPACE, PARTITION BY, WITH SYSTEM VERSIONING, nor anything after them (a SELECT).
+TABLE_OPTIONS = frozenset({
+    "engine", "auto_increment", "charset", "character set", "collate", "comment", "row_format", "checksum",
+    "page_checksum", "transactional", "pack_keys", "delay_key_write", "key_block_size", "avg_row_length",
+    "max_rows", "min_rows", "stats_persistent", "stats_auto_recalc", "stats_sample_pages", "page_compressed",
+    "page_compression_level", "encrypted", "encryption_key_id", "compression",
+})
+# How each part inside the parentheses begins: a column's name, or a key or constraint.
+_KEY_WORDS = frozenset({"primary", "unique", "key", "index", "fulltext", "spatial", "constraint", "check", "foreign"})
+
+# MySQL's tokens as the importing sessions read them (sql_mode without ANSI_QUOTES or NO_BACKSLASH_ESCAPES).
+# Anything else is refused: `;` (a second statement), `"`, `@`, `?`, and comments, which can hide
+# anything and of which /*! ... */ even runs.
+_TOKEN = re.compile(r"""
+    (?P<space>[ \t\r\n]+)
+  | (?P<comment>--|/\*|\*/|\#)
+  | (?P<name>`(?:[^`]++|``)*+`)
+  | (?P<string>'(?:[^'\\]++|\\.|'')*+')
+  | (?P<number>[0-9]++(?:\.[0-9]*+)?(?:[eE][+-]?[0-9]++)?)
+  | (?P<word>[A-Za-z_$][A-Za-z0-9_$]*+)
+  | (?P<symbol>[(),.=+\-*/%<>!&|^~:])
+""", re.VERBOSE | re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # name, string, number, word or symbol
+    text: str
+    start: int
+    end: int
+
+    def is_word(self, *words: str) -> bool:
+        return self.kind == "word" and self.text.lower() in words
+
+
+@dataclass(frozen=True)
+class TableDefinition:
+    """A CREATE TABLE taken apart and checked: its columns, keys and constraints, which of them are
+    foreign keys, and its options (each as written). statement() puts them back together, and nothing
+    else, under a given name: as SHOW CREATE TABLE writes them."""
+
+    parts: tuple[str, ...]
+    foreign_keys: tuple[str, ...]
+    options: str
+
+    def statement(self, table: str, *, foreign_keys: bool = True) -> str:
+        body = ",\n  ".join(part for part in self.parts if foreign_keys or part not in self.foreign_keys)
+        return f"CREATE TABLE {_name(table)} (\n  {body}\n)" + (f" {self.options}" if self.options else "")
+
+
+class _Refused(Exception):
+    pass
+
+
+def table_definition(create: str, table: str) -> TableDefinition:
+    """`create` (SHOW CREATE TABLE of `table`) taken apart; a StreamError (BadTableDefinition) says why not."""
+    try:
+        return _parse(create, table)
+    except _Refused as refusal:
+        raise frames.StreamError(f"the definition of {table} is refused: {refusal}",
+                                 constants.BAD_TABLE_DEFINITION) from None
+
+
+def _parse(create: str, table: str) -> TableDefinition:
+    if len(create.encode()) > MAX_TABLE_DEFINITION_BYTES:
+        raise _Refused(f"it is longer than {MAX_TABLE_DEFINITION_BYTES} bytes")
+    tokens = _tokens(create)
+    head = tokens[:4]
+    if (len(head) < 4 or not head[0].is_word("create") or not head[1].is_word("table")
+            or head[2].text != _name(table) or head[3].text != "("):
+        raise _Refused(f"it does not begin with CREATE TABLE {_name(table)} (")
+    parts: list[list[Token]] = []
+    depth, start = 1, 4
+    for at in range(4, len(tokens)):
+        text = tokens[at].text if tokens[at].kind == "symbol" else ""
+        depth += (text == "(") - (text == ")")
+        if (depth == 1 and text == ",") or depth == 0:
+            parts.append(tokens[start:at])
+            start = at + 1
+        if depth == 0:
+            break
+    if depth != 0:
+        raise _Refused("its parentheses do not close")
+    foreign = [_is_foreign_key(part) for part in parts]  # refuses what is no column, key or constraint
+    texts = [create[part[0].start:part[-1].end] for part in parts]
+    _check_options(tokens[start:])
+    options = create[tokens[start].start:].strip() if start < len(tokens) else ""
+    return TableDefinition(tuple(texts), tuple(text for text, is_key in zip(texts, foreign, strict=True) if is_key),
+                           options)
+
+
+def _tokens(create: str) -> list[Token]:
+    tokens, at = [], 0
+    while at < len(create):
+        match = _TOKEN.match(create, at)
+        if match is None or match.lastgroup == "comment":
+            raise _Refused(f"{create[at:at + 20]!r} at character {at} is not part of a table definition")
+        if match.lastgroup != "space":
+            tokens.append(Token(match.lastgroup or "", match.group(), at, match.end()))
+        at = match.end()
+    return tokens
+
+
+def _is_foreign_key(part: list[Token]) -> bool:
+    """Whether a part is a foreign key; refuses what is neither a column nor a key nor a constraint."""
+    if len(part) < 2:
+        raise _Refused("an empty column or key")
+    if part[0].kind == "name" and part[1].kind == "word":
+        if any(token.is_word("references") for token in part):
+            raise _Refused(f"column {part[0].text[:80]} refers to another table")
+        return False
+    if not part[0].is_word(*_KEY_WORDS):
+        raise _Refused(f"{part[0].text[:40]} {part[1].text[:40]} is neither a column nor a key")
+    at = 0
+    if part[0].is_word("constraint"):
+        at = 2 if part[1].kind == "name" else 1  # CONSTRAINT [`name`] FOREIGN KEY ...
+    return at < len(part) and part[at].is_word("foreign")
+
+
+def _check_options(tokens: list[Token]) -> None:
+    """Only table options may follow the closing parenthesis, from the allowed ones, with allowed engines."""
+    at = 0
+    while at < len(tokens):
+        words = [token.text.lower() if token.kind == "word" else "" for token in tokens[at:at + 3]]
+        if words[0] == "default" and len(words) > 1:  # DEFAULT CHARSET, DEFAULT COLLATE
+            at, words = at + 1, words[1:]
+        option = "character set" if words[:2] == ["character", "set"] else words[0]
+        if option not in TABLE_OPTIONS:
+            raise _Refused(f"{tokens[at].text[:40]} after its closing parenthesis, where only the allowed table "
+                           "options may follow")
+        at += len(option.split())
+        at += at < len(tokens) and tokens[at].text == "="
+        if at >= len(tokens) or tokens[at].kind not in ("word", "number", "string"):
+            raise _Refused(f"table option {option} without a value")
+        if option == "engine" and tokens[at].text.lower() not in ENGINES:
+            raise _Refused(f"ENGINE={tokens[at].text[:40]} (allowed: {', '.join(sorted(ENGINES))})")
+        at += 1

@@ -108,7 +108,7 @@ async def copy_site(source: Migrator, destination: Migrator | DatabaseDestinatio
     except WordPressError as error:
         raise TransferError(error.reason, str(error)) from error
     except frames.StreamError as error:
-        raise TransferError("BadStream", str(error)) from error
+        raise TransferError(error.reason, str(error)) from error
     except pymysql.MySQLError as error:
         raise TransferError("DatabaseError", f"the clone's database failed: {error}") from error
 

@@ -2,7 +2,8 @@
 
 `Migrator` wraps the plugin's REST routes; `ensure_migrator` installs the plugin where it is missing,
 with nothing but the site's administrator login (wp-login.php, upload, activate). Errors say which
-site and which login failed and why; they never contain a password or a token.
+site and which login failed and why; they never contain a password or a token, and what a site sent
+reaches them only as a short, plain reason (_brief): never a response body.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from wpclone_operator import migrator
+from wpclone_operator import constants, migrator, outbound
 
 MIGRATOR_SLUG = "wpclone-migrator"
 NAMESPACE = "wpclone/v1"
@@ -96,6 +97,10 @@ class Migrator:
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
+        try:  # before the URL appears in any message: it must not hold a password
+            outbound.check_url(self.url)
+        except outbound.DestinationNotAllowed as refused:
+            raise WordPressError(constants.DESTINATION_NOT_ALLOWED, f"{self.role} URL refused: {refused}") from None
         if self.token is None and (self.login is None or self.password is None):
             raise ValueError("a migrator needs a login and password, or a token")
 
@@ -108,7 +113,8 @@ class Migrator:
         try:
             return SiteInfo.from_report(report)
         except (KeyError, TypeError, ValueError) as error:
-            raise WordPressError("MigratorError", f"{self.role} {self.url}: unexpected info report ({error})") from None
+            raise WordPressError("MigratorError", f"{self.role} {self.url}: unexpected info report "
+                                 f"({_brief(str(error))})") from None
 
     @asynccontextmanager
     async def export_database(self, tables: list[str] | None, slice_bytes: int) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -183,9 +189,10 @@ class Migrator:
             answer = response.json()
         except ValueError:
             raise WordPressError("MigratorError", f"{self.role} {self.url}: {route} answered something "
-                                 f"other than JSON ({response.headers.get('content-type')})") from None
+                                 f"other than JSON ({_brief(response.headers.get('content-type', ''), 60)})") from None
         if not isinstance(answer, dict):
-            raise WordPressError("MigratorError", f"{self.role} {self.url}: {route} answered {answer!r}")
+            raise WordPressError("MigratorError", f"{self.role} {self.url}: {route} answered a JSON "
+                                 f"{type(answer).__name__}, not an object")
         return answer
 
     @asynccontextmanager
@@ -210,8 +217,10 @@ class Migrator:
             raise self._unreachable(route, error) from None
 
     def _unreachable(self, route: str, error: httpx.TransportError) -> WordPressError:
+        if isinstance(error, outbound.DestinationNotAllowed):
+            return WordPressError(constants.DESTINATION_NOT_ALLOWED, f"{self.role} {self.url}: {error}")
         return WordPressError("Unreachable", f"{self.role} {self.url}: {route} failed: "
-                              f"{type(error).__name__} {str(error)[:200]}".rstrip())
+                              f"{type(error).__name__} {_brief(str(error))}".rstrip())
 
     def _refusal(self, route: str, status: int, body: bytes) -> WordPressError:
         code, message = _rest_error(body)
@@ -221,7 +230,8 @@ class Migrator:
             return WordPressError("LoginFailed", f"{self.role} login failed for {self.who}: 401 {message}".rstrip())
         if status == 403:
             return WordPressError("Forbidden", f"{self.role} login {self.who} may not migrate: 403 {message}".rstrip())
-        return WordPressError("MigratorError", f"{self.role} {self.url}: {route} failed: {status} {code} {message}")
+        detail = " ".join(part for part in (str(status), code, message) if part)
+        return WordPressError("MigratorError", f"{self.role} {self.url}: {route} failed: {detail}")
 
 
 async def _parts(parts: list[bytes]) -> AsyncIterator[bytes]:
@@ -230,11 +240,13 @@ async def _parts(parts: list[bytes]) -> AsyncIterator[bytes]:
 
 
 def _rest_error(body: bytes) -> tuple[str, str]:
+    """The code and message of a WordPress REST error, made brief; nothing of any other body (which
+    could be anything the URL reaches, such as an internal service's page)."""
     try:
         error = json.loads(body)
-        return str(error.get("code", "")), str(error.get("message", ""))[:500]
+        return _brief(str(error.get("code", "")), 60), _brief(str(error.get("message", "")))
     except (ValueError, AttributeError):
-        return "", _text_of(body.decode(errors="replace"))[:300]
+        return "", ""
 
 
 # --- the plugin itself --------------------------------------------------------------------------
@@ -253,25 +265,30 @@ def migrator_zip(source: Path | None = None) -> bytes:
 
 
 async def ensure_migrator(http: httpx.AsyncClient, url: str, login: str, password: str, *,
-                          role: str = "site") -> Migrator:
-    """The site's migrator, installed and activated first if the site does not have it."""
+                          role: str = "site", policy: outbound.Policy | None = None) -> Migrator:
+    """The site's migrator, installed and activated first if the site does not have it. `policy`: where
+    the installer may connect (the operator passes its outbound policy, as it does to `http`)."""
     migrator = Migrator(http, url, login=login, password=password, role=role)
     try:
         await migrator.info()
     except WordPressError as error:
         if error.reason != "MigratorMissing":
             raise
-        await install_migrator(url, login, password, role=role)
+        await install_migrator(url, login, password, role=role, policy=policy)
         await migrator.info()
     return migrator
 
 
 async def install_migrator(url: str, login: str, password: str, *, role: str = "site",
-                           verify: bool | str = True) -> None:
-    """Logs in to wp-admin as `login`, uploads the plugin zip (replacing an older copy) and activates it."""
+                           verify: bool | str = True, policy: outbound.Policy | None = None) -> None:
+    """Logs in to wp-admin as `login`, uploads the plugin zip (replacing an older copy) and activates it.
+    It follows only links to the site itself. No `policy`: anywhere (tools and tests; not the operator)."""
     admin = url.rstrip("/") + "/wp-admin/"
     who = f"{login}@{url.rstrip('/')}"
-    async with httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=15.0), verify=verify) as browser:
+    timeout = httpx.Timeout(120.0, connect=15.0)
+    browser = (httpx.AsyncClient(timeout=timeout, verify=verify) if policy is None
+               else outbound.client(policy, timeout=timeout, verify=verify))
+    async with browser:
         try:
             await _log_in(browser, url.rstrip("/"), login, password, role, who)
             page = await browser.get(admin + "plugin-install.php?tab=upload")
@@ -284,15 +301,17 @@ async def install_migrator(url: str, login: str, password: str, *, role: str = "
                 admin + "update.php?action=upload-plugin",
                 data={"_wpnonce": nonce.group(1), "install-plugin-submit": "Install Now"},
                 files={"pluginzip": (f"{MIGRATOR_SLUG}.zip", migrator_zip(), "application/zip")})
-            replace = _link(result.text, r"overwrite=(?:update|downgrade)-plugin")
+            replace = _link(result.text, r"overwrite=(?:update|downgrade)-plugin", admin)
             if replace is not None:  # an older copy is there: take WordPress's "Replace current" link
-                result = await browser.get(urljoin(admin, replace))
-            activate = _link(result.text, r"action=activate&(?:amp;)?plugin=" + MIGRATOR_SLUG)
+                result = await browser.get(replace)
+            activate = _link(result.text, r"action=activate&(?:amp;)?plugin=" + MIGRATOR_SLUG, admin)
             if activate is not None:
-                result = await browser.get(urljoin(admin, activate))
+                result = await browser.get(activate)
             elif not re.search(r"Plugin (?:installed|updated) successfully", result.text):
                 raise WordPressError("CannotInstall", f"{role} {url}: the plugin upload failed: "
-                                     f"{_text_of(result.text)[-300:]}")
+                                     f"{_brief(_text_of(result.text)[-200:])}")
+        except outbound.DestinationNotAllowed as refused:
+            raise WordPressError(constants.DESTINATION_NOT_ALLOWED, f"{role} {url}: {refused}") from None
         except httpx.TransportError as error:
             raise WordPressError("Unreachable", f"{role} {url}: installing the migrator as {who} failed: "
                                  f"{type(error).__name__}") from None
@@ -304,17 +323,38 @@ async def _log_in(browser: httpx.AsyncClient, url: str, login: str, password: st
         "log": login, "pwd": password, "wp-submit": "Log In", "redirect_to": url + "/wp-admin/", "testcookie": "1"})
     if not any(name.startswith("wordpress_logged_in_") for name in browser.cookies):
         detail = re.search(r'<div id="login_error"[^>]*>(.*?)</div>', answer.text, re.S)
-        reason = _text_of(detail.group(1)) if detail else f"HTTP {answer.status_code}"
-        raise WordPressError("LoginFailed", f"{role} login failed for {who}: {reason}"[:400])
+        reason = _brief(detail.group(1)) if detail else f"HTTP {answer.status_code}"
+        raise WordPressError("LoginFailed", f"{role} login failed for {who}: {reason}")
 
 
-def _link(page: str, pattern: str) -> str | None:
+def _link(page: str, pattern: str, base: str) -> str | None:
+    """The first link on `page` matching `pattern`, made absolute, that stays on the site of `base`
+    (scheme, host and port): a page never sends the installer, and the admin's cookies, elsewhere."""
     for href in re.findall(r'href="([^"]+)"', page):
         if re.search(pattern, href):
-            return html.unescape(href)
+            link = urljoin(base, html.unescape(href))
+            origin = _origin(link)
+            if origin is not None and origin == _origin(base):
+                return link
     return None
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None] | None:
+    parts = urlsplit(url)
+    try:
+        return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a port that is not a number
+        return None
 
 
 def _text_of(page: str) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style).*?</\1>", "", page, flags=re.S)))
                     .split())
+
+
+def _brief(text: str, limit: int = 200) -> str:
+    """Text a site sent, as it may appear in a status or an event: no markup, no control or format
+    characters (terminal escapes, bidirectional overrides), at most `limit` characters."""
+    visible = "".join(char if char.isprintable() else " " for char in _text_of(text))
+    plain = " ".join(visible.split())
+    return plain if len(plain) <= limit else plain[:limit - 1] + "…"

@@ -111,7 +111,9 @@ def install(stack: Stack, name: str, namespace: str, *values: str) -> Release:
     local_node = [{"name": "WPCLONE_PUBLIC_PORT", "value": str(stack.ingress.port)},
                   {"name": "WPCLONE_BLOCK_EXTERNAL_HTTP", "value": "true"},
                   {"name": "WPCLONE_OBSERVE_SECONDS", "value": "1"},
-                  {"name": "WPCLONE_RETRY_DELAY_SECONDS", "value": "1"}]
+                  {"name": "WPCLONE_RETRY_DELAY_SECONDS", "value": "1"},
+                  # The test sources live on the bridge's gateway, a private address refused by default.
+                  {"name": "WPCLONE_OUTBOUND_ALLOW", "value": f"{network.GATEWAY}/32"}]
     notes = helm(plane, "install", name, str(CHART), "-n", namespace, "--wait", "--timeout=3m",
                  "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
                  "--set", "image.pullPolicy=Never",

@@ -128,8 +128,8 @@ def test_missing_source_secret_is_reported_then_recovered(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, site: WordPressSite) -> None:
     apply(control_plane, namespace, clone_manifest("waiting", site.url, secret="late-login"))
     clone = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "waiting"))
-                       and (condition(c, "Ready") or {}).get("reason") == "SourceCredentialsMissing" and c,
-                       what="the SourceCredentialsMissing reason")
+                       and (condition(c, "Ready") or {}).get("reason") == "CredentialsMissing" and c,
+                       what="the CredentialsMissing reason")
     assert "late-login" in condition(clone, "Ready")["message"]
     apply(control_plane, namespace, login(site, "late-login"))
     wait_ready(control_plane, namespace, "waiting")

@@ -2,8 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from wpclone_api import jobs
-from wpclone_api.auth import token_is_accepted
-from wpclone_api.schemas import CloneRequest
+from wpclone_api.schemas import CloneRequest, RestoreRequest
 
 
 def request(**overrides: object) -> CloneRequest:
@@ -13,14 +12,29 @@ def request(**overrides: object) -> CloneRequest:
 
 
 def test_the_clone_resource_references_the_login_and_holds_no_password() -> None:
-    resource = jobs.clone_resource(request(), "job1")
+    resource = jobs.clone_resource(request(), "0123456789abcdef", "acme")
     assert resource["metadata"]["name"] == "acme-shop"
-    assert resource["metadata"]["labels"]["wpclone.dev/job-id"] == "job1"
+    assert resource["metadata"]["labels"]["wpclone.dev/job-id"] == "0123456789abcdef"
     assert resource["spec"] == {"source": {"url": "https://shop.example.com",
-                                           "credentialsSecretRef": {"name": "acme-shop-source-login"}},
+                                           "credentialsSecretRef": {"name": "acme-shop-source-login-01234567"}},
                                 "ttlMinutes": 45}
     assert "pw-123" not in str(resource)
-    assert jobs.source_secret(request(), "job1")["stringData"] == {"username": "admin", "password": "pw-123"}
+    secret = jobs.source_secret(request(), "0123456789abcdef", "acme")
+    assert secret["metadata"]["name"] == "acme-shop-source-login-01234567"
+    assert secret["stringData"] == {"username": "admin", "password": "pw-123"}
+
+
+def test_everything_the_api_creates_carries_the_tenant_and_logins_opt_in_to_the_operator() -> None:
+    restore = RestoreRequest.model_validate({
+        "source": {"url": "https://shop.example.com", "username": "a", "password": "b"},
+        "target": {"url": "https://prod.example.com", "username": "c", "password": "d"}})
+    made = [jobs.clone_resource(request(), "job1", "acme"), jobs.restore_resource(restore, "job1", "acme", None)]
+    logins = [jobs.source_secret(request(), "job1", "acme"), jobs.login_secret("x", restore.target, "job1", "acme")]
+    for resource in made + logins:
+        assert resource["metadata"]["labels"]["wpclone.dev/tenant"] == "acme"
+        assert resource["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "wpclone-api"
+    assert [login["metadata"]["labels"]["wpclone.dev/credentials"] for login in logins] == ["true", "true"]
+    assert all("wpclone.dev/credentials" not in resource["metadata"]["labels"] for resource in made)
 
 
 def test_the_password_never_prints() -> None:
@@ -62,10 +76,3 @@ def test_a_running_job_hides_the_login_and_explains_a_retry() -> None:
 def test_a_failed_job_explains_why() -> None:
     failed = clone("Failed", conditions=[{"type": "Ready", "status": "False", "message": "source login failed"}])
     assert jobs.clone_job_status(failed, None).error == "source login failed"
-
-
-def test_tokens_compare_exactly() -> None:
-    assert token_is_accepted("abc", ["x", "abc"])
-    assert not token_is_accepted("ab", ["abc"])
-    assert not token_is_accepted("", ["abc"])
-    assert not token_is_accepted("abc", [])

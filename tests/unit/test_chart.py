@@ -39,11 +39,12 @@ OPERATOR_RULES = {
     ("wpclone.dev", "wordpressclones/finalizers"): {"update"},
     ("", "secrets"): {"get", "create", "patch", "delete"},
     ("", "configmaps"): {"get", "create", "patch", "delete"},
-    ("", "services"): {"create", "patch", "delete"},
-    ("networking.k8s.io", "ingresses"): {"create", "patch", "delete"},
+    ("", "services"): {"get", "create", "patch", "delete"},
+    ("networking.k8s.io", "ingresses"): {"get", "create", "patch", "delete"},
+    ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch", "delete"},
     ("apps", "deployments"): {"get", "create", "patch", "delete"},
     ("", "pods"): {"list"},
-    ("", "persistentvolumeclaims"): {"create", "delete"},
+    ("", "persistentvolumeclaims"): {"get", "create", "delete"},
     ("", "events"): {"create"},
 }
 CLUSTER_WIDE_EXTRA = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}

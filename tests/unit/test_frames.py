@@ -43,9 +43,10 @@ def test_split_records_cuts_only_between_records_and_keeps_pieces_small(rows: li
                                                                         limit: int) -> None:
     encoded = [frames.encode_record(row) for row in rows]
     pieces = list(frames.split_records(b"".join(encoded), 3, limit))
-    assert b"".join(pieces) == b"".join(encoded)
-    assert [row for piece in pieces for row in frames.decode_records(piece, 3)] == rows
-    assert all(len(piece) <= limit or len(list(frames.decode_records(piece, 3))) == 1 for piece in pieces)
+    assert b"".join(piece for piece, _ in pieces) == b"".join(encoded)
+    assert [row for piece, _ in pieces for row in frames.decode_records(piece, 3)] == rows
+    assert all(count == len(list(frames.decode_records(piece, 3))) for piece, count in pieces)
+    assert all(len(piece) <= limit or count == 1 for piece, count in pieces)
 
 
 def test_a_frame_longer_than_allowed_is_refused_before_it_is_buffered() -> None:

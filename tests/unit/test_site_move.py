@@ -24,7 +24,7 @@ def rows_of(data: bytes, width: int) -> list[list[bytes | None]]:
 def test_tables_take_the_destination_prefix() -> None:
     assert MOVE.table_name("wp_posts") == "clone_posts"
     assert MOVE.table_name("wp_wc_orders") == "clone_wc_orders"
-    with pytest.raises(ValueError, match="not a table of the source"):
+    with pytest.raises(frames.StreamError, match="not a table of the source"):
         MOVE.table_name("other_posts")
 
 

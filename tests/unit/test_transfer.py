@@ -111,6 +111,7 @@ async def test_a_clone_copies_the_sources_mu_plugins_and_a_restore_leaves_produc
 
     secret = {"username": "admin", "password": "pw", "database": "db", "migrator-token": "t"}
     monkeypatch.setattr(cloning.kube, "read_secret", lambda namespace, name: secret)
+    monkeypatch.setattr(cloning.credentials, "read_login", lambda namespace, name: secret)
     monkeypatch.setattr(cloning, "ensure_migrator", ensure_migrator)
     monkeypatch.setattr(cloning, "copy_site", copy_site)
     settings = Settings(mysql_admin_dsn="mysql://admin:pw@db:3306/")  # type: ignore[arg-type]

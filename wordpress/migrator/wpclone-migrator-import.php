@@ -356,7 +356,7 @@ final class WPClone_Import
 /** Database chunks: T creates a staging table, R inserts rows into it, E checks the count. */
 final class WPClone_Import_Tables
 {
-    const NAME = '/^[0-9A-Za-z_$-]{1,64}$/';
+    const NAME = '/^[0-9A-Za-z_$-]{1,64}\z/';
 
     public static function apply(WPClone_Db $db, WPClone_Job $job, Generator $frames): int
     {
@@ -406,15 +406,20 @@ final class WPClone_Import_Tables
         if (in_array($name, array_column($job->data['staged'], 'name'), true)) {
             throw new WPClone_Error('bad_table', "table $name was sent twice");
         }
-        if (!is_array($columns) || !$columns || array_filter($columns, 'is_string') !== $columns) {
-            throw new WPClone_Error('bad_table', "table $name has no column list");
+        $is_column = function ($column) {
+            return is_string($column) && preg_match('/^.{1,64}\z/us', $column) === 1;
+        };
+        if (!is_array($columns) || !$columns || count($columns) > WPClone_Frames::MAX_COLUMNS
+            || array_values(array_filter($columns, $is_column)) !== $columns
+            || count(array_unique($columns)) !== count($columns)) {
+            throw new WPClone_Error('bad_table', "table $name needs a list of 1 to " . WPClone_Frames::MAX_COLUMNS
+                . ' distinct column names (of 1 to 64 characters)');
         }
-        $head = 'CREATE TABLE ' . WPClone_Db::name($name) . ' (';
-        if (!is_string($create) || strpos($create, $head) !== 0) {
-            throw new WPClone_Error('bad_table', "the definition of $name does not begin with: $head");
+        if (!is_string($create)) {
+            throw new WPClone_Error('bad_table', "table $name has no definition");
         }
         $staging = 'wpci_' . $job->id() . '_' . count($job->data['staged']);
-        $db->query('CREATE TABLE ' . WPClone_Db::name($staging) . ' (' . substr($create, strlen($head)));
+        $db->query(WPClone_Table_Definition::statement($create, $name, $staging));
         $job->data['staged'][] = ['name' => $name, 'staging' => $staging, 'columns' => $columns, 'rows' => 0, 'done' => false];
         $job->data['open_table'] = count($job->data['staged']) - 1;
     }
@@ -462,6 +467,160 @@ final class WPClone_Import_Tables
 }
 
 /**
+ * A table definition from a stream, taken apart and checked before any database sees it, by the rules of
+ * table_definition() in operator/wpclone_operator/site_move.py (which the operator applies first):
+ * CREATE TABLE `name` ( columns, keys and constraints ) and then only allowed table options. Only what
+ * was checked is rebuilt into the statement that runs. (One statement in any case: mysqli never lets
+ * the server run several per query; see WPClone_Db.)
+ */
+final class WPClone_Table_Definition
+{
+    /** Far above any real table's definition (InnoDB allows 1017 columns, each commented in 1024 characters). */
+    const MAX_BYTES = 1048576;
+    /** Engines that keep a table in the database's own files: never FEDERATED, CONNECT, MERGE, ... */
+    const ENGINES = ['aria', 'innodb', 'memory', 'myisam'];
+    /** Options that only say how a table is stored: never DATA/INDEX DIRECTORY, CONNECTION, UNION, SELECT, ... */
+    const OPTIONS = [
+        'engine', 'auto_increment', 'charset', 'character set', 'collate', 'comment', 'row_format', 'checksum',
+        'page_checksum', 'transactional', 'pack_keys', 'delay_key_write', 'key_block_size', 'avg_row_length',
+        'max_rows', 'min_rows', 'stats_persistent', 'stats_auto_recalc', 'stats_sample_pages', 'page_compressed',
+        'page_compression_level', 'encrypted', 'encryption_key_id', 'compression',
+    ];
+    /** How a part that is not a column begins. */
+    const KEY_WORDS = ['primary', 'unique', 'key', 'index', 'fulltext', 'spatial', 'constraint', 'check', 'foreign'];
+    /**
+     * MySQL's tokens as this session reads them (no ANSI_QUOTES, no NO_BACKSLASH_ESCAPES), one group per
+     * kind. Anything else is refused: ';' (a second statement), '"', '@', '?', and comments, which can
+     * hide anything and of which /*! ... *\/ even runs.
+     */
+    const TOKEN = <<<'REGEX'
+/\G(?:([ \t\r\n]++)|(--|\/\*|\*\/|#)|(`(?:[^`]++|``)*+`)|('(?:[^'\\]++|\\.|'')*+')|([0-9]++(?:\.[0-9]*+)?(?:[eE][+-]?[0-9]++)?)|([A-Za-z_$][A-Za-z0-9_$]*+)|([(),.=+\-*\/%<>!&|^~:]))/s
+REGEX;
+    const KINDS = [1 => 'space', 2 => 'comment', 3 => 'name', 4 => 'string', 5 => 'number', 6 => 'word', 7 => 'symbol'];
+
+    /** The CREATE TABLE of $staging with $name's checked definition; a bad_table_definition error says why not. */
+    public static function statement(string $create, string $name, string $staging): string
+    {
+        if (strlen($create) > self::MAX_BYTES) {
+            throw self::refused($name, 'it is longer than ' . self::MAX_BYTES . ' bytes');
+        }
+        $tokens = self::tokens($create, $name);
+        if (count($tokens) < 4 || !self::is_word($tokens[0], 'create') || !self::is_word($tokens[1], 'table')
+            || $tokens[2][1] !== WPClone_Db::name($name) || $tokens[3][1] !== '(') {
+            throw self::refused($name, 'it does not begin with CREATE TABLE ' . WPClone_Db::name($name) . ' (');
+        }
+        $parts = [];
+        $depth = 1;
+        $start = 4;
+        for ($at = 4; $at < count($tokens) && $depth > 0; $at++) {
+            $text = $tokens[$at][0] === 'symbol' ? $tokens[$at][1] : '';
+            $depth += ($text === '(' ? 1 : 0) - ($text === ')' ? 1 : 0);
+            if (($depth === 1 && $text === ',') || $depth === 0) {
+                $parts[] = array_slice($tokens, $start, $at - $start);
+                $start = $at + 1;
+            }
+        }
+        if ($depth !== 0) {
+            throw self::refused($name, 'its parentheses do not close');
+        }
+        $kept = [];
+        foreach ($parts as $part) {
+            self::check_part($part, $name);
+            $last = $part[count($part) - 1];
+            $kept[] = substr($create, $part[0][2], $last[3] - $part[0][2]);
+        }
+        $options = array_slice($tokens, $start);
+        self::check_options($options, $name);
+        return 'CREATE TABLE ' . WPClone_Db::name($staging) . " (\n  " . implode(",\n  ", $kept) . "\n)"
+            . ($options ? ' ' . trim(substr($create, $options[0][2])) : '');
+    }
+
+    /** @return array<int, array{0: string, 1: string, 2: int, 3: int}> kind, text, start, end of each token */
+    private static function tokens(string $create, string $name): array
+    {
+        $tokens = [];
+        $at = 0;
+        while ($at < strlen($create)) {
+            if (preg_match(self::TOKEN, $create, $match, PREG_UNMATCHED_AS_NULL, $at) !== 1 || isset($match[2])) {
+                throw self::refused($name, wp_json_encode(substr($create, $at, 20))
+                    . " at byte $at is not part of a table definition");
+            }
+            $kind = 'space';
+            foreach (self::KINDS as $group => $candidate) {
+                if (isset($match[$group])) {
+                    $kind = $candidate;
+                    break;
+                }
+            }
+            $end = $at + strlen($match[0]);
+            if ($kind !== 'space') {
+                $tokens[] = [$kind, $match[0], $at, $end];
+            }
+            $at = $end;
+        }
+        return $tokens;
+    }
+
+    /** A column (its name, then its type), or a key or constraint; never a column that refers to another table. */
+    private static function check_part(array $part, string $name): void
+    {
+        if (count($part) < 2) {
+            throw self::refused($name, 'an empty column or key');
+        }
+        if ($part[0][0] === 'name' && $part[1][0] === 'word') {
+            foreach ($part as $token) {
+                if (self::is_word($token, 'references')) {
+                    throw self::refused($name, 'column ' . substr($part[0][1], 0, 80) . ' refers to another table');
+                }
+            }
+        } elseif (!self::is_word($part[0], ...self::KEY_WORDS)) {
+            throw self::refused($name, substr($part[0][1], 0, 40) . ' ' . substr($part[1][1], 0, 40)
+                . ' is neither a column nor a key');
+        }
+    }
+
+    /** What follows the closing parenthesis: allowed table options only, ENGINE among the allowed engines. */
+    private static function check_options(array $tokens, string $name): void
+    {
+        for ($at = 0; $at < count($tokens); $at++) {
+            if (self::is_word($tokens[$at], 'default') && $at + 1 < count($tokens)) {  // DEFAULT CHARSET, COLLATE
+                $at++;
+            }
+            $option = $tokens[$at][0] === 'word' ? strtolower($tokens[$at][1]) : '';
+            if ($option === 'character' && $at + 1 < count($tokens) && self::is_word($tokens[$at + 1], 'set')) {
+                $option = 'character set';
+                $at++;
+            }
+            if (!in_array($option, self::OPTIONS, true)) {
+                throw self::refused($name, substr($tokens[$at][1], 0, 40)
+                    . ' after its closing parenthesis, where only the allowed table options may follow');
+            }
+            $at++;
+            if ($at < count($tokens) && $tokens[$at][1] === '=') {
+                $at++;
+            }
+            if ($at >= count($tokens) || !in_array($tokens[$at][0], ['word', 'number', 'string'], true)) {
+                throw self::refused($name, "table option $option without a value");
+            }
+            if ($option === 'engine' && !in_array(strtolower($tokens[$at][1]), self::ENGINES, true)) {
+                throw self::refused($name, 'ENGINE=' . substr($tokens[$at][1], 0, 40) . ' (allowed: '
+                    . implode(', ', self::ENGINES) . ')');
+            }
+        }
+    }
+
+    private static function is_word(array $token, string ...$words): bool
+    {
+        return $token[0] === 'word' && in_array(strtolower($token[1]), $words, true);
+    }
+
+    private static function refused(string $name, string $why): WPClone_Error
+    {
+        return new WPClone_Error('bad_table_definition', "the definition of $name is refused: $why");
+    }
+}
+
+/**
  * File chunks: each P frame is a record [path, offset, size, mtime, mode, data], a piece of a file
  * written at its offset in the staging folder. Writing a piece again writes the same bytes.
  */
@@ -478,7 +637,7 @@ final class WPClone_Import_Files
             }
             [$path, $offset, $size, $mtime, $mode, $data] = WPClone_Frames::single_record($payload, 6);
             foreach ([$offset, $size, $mtime, $mode] as $number) {
-                if (!ctype_digit((string) $number)) {
+                if (!WPClone_Frames::is_number($number)) {
                     throw new WPClone_Error('malformed_stream', 'the header of a file piece is not numeric');
                 }
             }

@@ -14,6 +14,8 @@
  *   X  the exporter failed after the stream had begun, JSON {message}
  *   P  a piece of a file, in imports: a record [path, offset, size, mtime, mode, data]
  * A record is the 4-byte big-endian lengths of its values (0xFFFFFFFF for NULL), then the values.
+ * A stream is hostile until parsed (it comes from another site, through the operator): what is not
+ * exactly this is refused with a WPClone_Error, and every loop here consumes input.
  *
  * Like every helper file it only declares classes: as a must-use plugin WordPress includes it on its own,
  * and wpclone-migrator.php's require_once then finds it already loaded.
@@ -48,6 +50,10 @@ final class WPClone_Frames
 {
     const NULL_LENGTH = 4294967295;
     const HEADER_BYTES = 5;
+    /** MySQL's own limit of columns in a table: the width of a record. */
+    const MAX_COLUMNS = 4096;
+    /** Sizes, offsets, times, modes: 18 digits stay below PHP_INT_MAX, so (int) never saturates. */
+    const NUMBER = '/^[0-9]{1,18}\z/';
 
     public static function frame(string $kind, string $payload): string
     {
@@ -117,6 +123,10 @@ final class WPClone_Frames
      */
     public static function records(string $payload, int $width): Generator
     {
+        if ($width < 1 || $width > self::MAX_COLUMNS) {  // a record of no values takes no bytes: no end
+            throw new WPClone_Error('malformed_rows', "records of $width values (a table has 1 to "
+                . self::MAX_COLUMNS . ' columns)');
+        }
         $size = strlen($payload);
         $head = 4 * $width;
         $format = 'N' . $width;
@@ -141,6 +151,12 @@ final class WPClone_Frames
             }
             yield $values;
         }
+    }
+
+    /** Whether a record's value is a non-negative integer PHP holds exactly. */
+    public static function is_number($value): bool
+    {
+        return is_string($value) && preg_match(self::NUMBER, $value) === 1;
     }
 
     /** @return array<int, string|null> */
@@ -198,6 +214,8 @@ final class WPClone_Stream
 /**
  * The migrator's own connection to the site's database, separate from $wpdb: values travel as raw
  * bytes (SET NAMES binary), so nothing is converted between character sets on the way out or in.
+ * Each query() is one statement: mysqli removes CLIENT_MULTI_STATEMENTS from the flags of real_connect
+ * (MYSQL_CLIENT_FLAGS included), so the server refuses `...; DROP ...`, and multi_query() is never used.
  */
 final class WPClone_Db
 {

@@ -61,12 +61,14 @@ app.kubernetes.io/component: {{ index . 1 }}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, create, patch, delete]
+# Every child is read first: the operator never takes over an object of the same name it did not make.
 - apiGroups: [""]
   resources: [services]
-  verbs: [create, patch, delete]
+  verbs: [get, create, patch, delete]
+# Each clone's Ingress, and the NetworkPolicy that fences its pod in.
 - apiGroups: [networking.k8s.io]
-  resources: [ingresses]
-  verbs: [create, patch, delete]
+  resources: [ingresses, networkpolicies]
+  verbs: [get, create, patch, delete]
 # As above, and read to see whether the clone's WordPress pod is available.
 - apiGroups: [apps]
   resources: [deployments]
@@ -78,7 +80,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 # Each clone's wp-content claim is created once (never rewritten: its spec is immutable), deleted on expiry.
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
-  verbs: [create, delete]
+  verbs: [get, create, delete]
 # kopf posts events about handlers and the operator's warnings (core/v1 Events, always new ones).
 - apiGroups: [""]
   resources: [events]

@@ -1,0 +1,282 @@
+"""The API's routes over an in-memory Kubernetes: what each tenant may see, change and restore from."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from kubernetes.client.exceptions import ApiException
+
+from wpclone_api.app import create_app
+from wpclone_api.settings import ApiSettings
+from wpclone_operator import kube
+
+TOKENS = {"acme": "token-acme", "globex": "token-globex"}
+
+
+class FakeKube:
+    """The few calls the API makes, on a dict; every call is recorded (verb, kind) to compare paths."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("create", manifest["kind"]))
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        if key in self.objects:
+            raise ApiException(status=409, reason="AlreadyExists")
+        stored = copy.deepcopy(manifest)
+        stored["metadata"]["uid"] = uuid.uuid4().hex
+        self.objects[key] = stored
+        return copy.deepcopy(stored)
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("apply", manifest["kind"]))
+        self.objects[(manifest["kind"], manifest["metadata"]["name"])] = copy.deepcopy(manifest)
+        return manifest
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get", kind))
+        return copy.deepcopy(self.objects.get((kind, name)))
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        self.calls.append(("get", "Secret"))
+        secret = self.objects.get(("Secret", name))
+        return dict(secret["stringData"]) if secret else None
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        self.calls.append(("delete", kind))
+        return self.objects.pop((kind, name), None) is not None
+
+    def list_objects(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        self.calls.append(("list", kind))
+        wanted = dict(term.split("=", 1) for term in label_selector.split(",") if term)
+        return [copy.deepcopy(item) for (item_kind, _), item in self.objects.items() if item_kind == kind
+                and wanted.items() <= (item["metadata"].get("labels") or {}).items()]
+
+    def patch_metadata(self, api_version: str, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+        self.calls.append(("patch", kind))
+        self.objects[(kind, name)]["metadata"].update(metadata)
+
+    def of_kind(self, kind: str) -> list[str]:
+        return sorted(name for item_kind, name in self.objects if item_kind == kind)
+
+    def make_ready(self, name: str) -> str:
+        """What the operator does: the clone serves, its admin login is in its Secret."""
+        clone = self.objects[("WordPressClone", name)]
+        clone["status"] = {"phase": "Ready", "url": f"https://{name}.clones.example",
+                           "adminSecretRef": {"name": f"{name}-admin"}}
+        self.objects[("Secret", f"{name}-admin")] = {
+            "kind": "Secret", "metadata": {"name": f"{name}-admin"},
+            "stringData": {"username": "admin", "password": f"generated-for-{name}", "migrator-token": "m"}}
+        return str(clone["status"]["url"])
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
+    fake = FakeKube()
+    for name in ("create", "apply", "get", "read_secret", "delete", "list_objects", "patch_metadata"):
+        monkeypatch.setattr(kube, name, getattr(fake, name))
+    return fake
+
+
+def settings(**overrides: Any) -> ApiSettings:
+    values: dict[str, Any] = {"tokens": ",".join(f"{tenant}:{token}" for tenant, token in TOKENS.items()),
+                              "admin_tokens": "ops:token-admin", "namespace": "jobs",
+                              "rate_limit_per_second": 1000, "rate_limit_burst": 1000, **overrides}
+    return ApiSettings(**values)
+
+
+@pytest.fixture
+def api(cluster: FakeKube) -> Iterator[TestClient]:
+    with TestClient(create_app(settings(max_clones_per_tenant=2, max_ttl_minutes=120))) as client:
+        yield client
+
+
+def as_(tenant: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS.get(tenant, 'token-admin')}"}
+
+
+def clone_body(customer_id: str, **overrides: Any) -> dict[str, Any]:
+    return {"source_url": "https://shop.example.com", "source_username": "shopadmin", "source_password": "pw",
+            "customer_id": customer_id, "ttl_minutes": 60, **overrides}
+
+
+def restore_body(source_url: str, password: str) -> dict[str, Any]:
+    return {"source": {"url": source_url, "username": "admin", "password": password},
+            "target": {"url": "https://shop.example.com", "username": "shopadmin", "password": "prod-pw"}}
+
+
+def start_clone(api: TestClient, tenant: str, customer_id: str) -> str:
+    accepted = api.post("/api/v2/clone", json=clone_body(customer_id), headers=as_(tenant))
+    assert accepted.status_code == 202, accepted.text
+    return str(accepted.json()["job_id"])
+
+
+def test_what_the_api_creates_is_labelled_with_the_callers_tenant(api: TestClient, cluster: FakeKube) -> None:
+    start_clone(api, "acme", "acme-shop")
+    (clone,) = cluster.list_objects("", "WordPressClone", "jobs", "wpclone.dev/tenant=acme")
+    (login,) = cluster.list_objects("", "Secret", "jobs", "wpclone.dev/tenant=acme,wpclone.dev/credentials=true")
+    assert clone["spec"]["source"]["credentialsSecretRef"]["name"] == login["metadata"]["name"]
+
+
+def test_another_tenants_job_answers_like_a_missing_one_after_the_same_calls(api: TestClient,
+                                                                             cluster: FakeKube) -> None:
+    job_id = start_clone(api, "acme", "acme-shop")
+    cluster.make_ready("acme-shop")
+    mine = api.get(f"/api/v2/job-status/{job_id}", headers=as_("acme")).json()
+    assert mine["password"] == "generated-for-acme-shop"
+
+    cluster.calls.clear()
+    theirs = api.get(f"/api/v2/job-status/{job_id}", headers=as_("globex"))
+    calls_for_theirs, missing_id = list(cluster.calls), uuid.uuid4().hex
+    cluster.calls.clear()
+    missing = api.get(f"/api/v2/job-status/{missing_id}", headers=as_("globex"))
+    assert (theirs.status_code, missing.status_code) == (404, 404)
+    assert theirs.json() == {"message": f"no job {job_id}"}
+    assert missing.json() == {"message": f"no job {missing_id}"}
+    assert "generated-for" not in theirs.text
+    assert calls_for_theirs == cluster.calls
+
+
+def test_an_admin_sees_every_tenants_job(api: TestClient, cluster: FakeKube) -> None:
+    job_id = start_clone(api, "acme", "acme-shop")
+    assert api.get(f"/api/v2/job-status/{job_id}", headers=as_("ops")).status_code == 200
+
+
+def test_another_tenants_clone_cannot_be_deleted_by_name_or_job(api: TestClient, cluster: FakeKube) -> None:
+    job_id = start_clone(api, "acme", "acme-shop")
+    for clone_id, missing_id in [("acme-shop", "nope-shop"), (job_id, uuid.uuid4().hex)]:
+        cluster.calls.clear()
+        answer = api.delete(f"/api/v2/delete/{clone_id}", headers=as_("globex"))
+        calls_for_theirs = list(cluster.calls)
+        assert answer.status_code == 404 and answer.json() == {"message": f"no clone {clone_id}"}
+        cluster.calls.clear()
+        assert api.delete(f"/api/v2/delete/{missing_id}", headers=as_("globex")).status_code == 404
+        assert calls_for_theirs == cluster.calls
+    assert cluster.of_kind("WordPressClone") == ["acme-shop"]
+    assert api.delete(f"/api/v2/delete/{job_id}", headers=as_("acme")).status_code == 202
+    assert cluster.of_kind("WordPressClone") == []
+
+
+def test_a_name_held_by_another_tenant_is_a_409_without_its_job(api: TestClient, cluster: FakeKube) -> None:
+    job_id = start_clone(api, "acme", "shop")
+    again = api.post("/api/v2/clone", json=clone_body("shop"), headers=as_("acme"))
+    assert again.status_code == 409
+    assert again.json() == {"message": "a clone named shop already exists", "job_id": job_id}
+    taken = api.post("/api/v2/clone", json=clone_body("shop"), headers=as_("globex"))
+    assert taken.status_code == 409
+    assert taken.json() == {"message": "the customer_id shop is not available; choose another"}
+    assert len(cluster.of_kind("Secret")) == 1  # only acme's source login
+
+
+def test_a_name_lost_in_a_race_to_another_tenant_leaves_nothing_behind(api: TestClient, cluster: FakeKube,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    start_clone(api, "acme", "shop")
+    monkeypatch.setattr("wpclone_api.clones.refuse_taken_name", lambda namespace, customer_id: None)
+    taken = api.post("/api/v2/clone", json=clone_body("shop"), headers=as_("globex"))
+    assert taken.status_code == 409 and "job_id" not in taken.json()
+    assert len(cluster.of_kind("Secret")) == 1
+
+
+def test_a_restore_from_another_tenants_clone_is_refused_and_creates_nothing(api: TestClient,
+                                                                            cluster: FakeKube) -> None:
+    start_clone(api, "acme", "acme-shop")
+    url = cluster.make_ready("acme-shop")
+    before = dict(cluster.objects)
+    answer = api.post("/api/v2/restore", json=restore_body(url, "generated-for-acme-shop"), headers=as_("globex"))
+    assert answer.status_code == 404
+    assert answer.json() == {"message": f"no clone of yours serves {url}"}
+    assert cluster.objects == before
+
+
+def test_a_restore_from_ones_own_clone_needs_its_admin_login(api: TestClient, cluster: FakeKube) -> None:
+    start_clone(api, "acme", "acme-shop")
+    url = cluster.make_ready("acme-shop")
+    before = dict(cluster.objects)
+    wrong = api.post("/api/v2/restore", json=restore_body(url + "/", "guess"), headers=as_("acme"))
+    assert wrong.status_code == 403
+    assert wrong.json()["message"].startswith("the source login is not the admin login of the clone acme-shop")
+    assert "generated-for" not in wrong.text and cluster.objects == before
+
+    right = api.post("/api/v2/restore", json=restore_body(url, "generated-for-acme-shop"), headers=as_("acme"))
+    assert right.status_code == 202, right.text
+    (restore,) = cluster.list_objects("", "CloneRestore", "jobs", "wpclone.dev/tenant=acme")
+    assert restore["spec"]["source"] == {"cloneRef": {"name": "acme-shop"}}
+    target = cluster.objects[("Secret", restore["spec"]["target"]["credentialsSecretRef"]["name"])]
+    assert target["metadata"]["labels"]["wpclone.dev/credentials"] == "true"
+    assert api.get(right.json()["status_url"], headers=as_("globex")).status_code == 404
+
+
+def test_a_restore_from_a_site_that_is_no_clone_keeps_its_login(api: TestClient, cluster: FakeKube) -> None:
+    answer = api.post("/api/v2/restore", json=restore_body("https://staging.example.com", "pw"), headers=as_("globex"))
+    assert answer.status_code == 202
+    (restore,) = cluster.list_objects("", "CloneRestore", "jobs", "wpclone.dev/tenant=globex")
+    source = cluster.objects[("Secret", restore["spec"]["source"]["credentialsSecretRef"]["name"])]
+    assert source["stringData"]["password"] == "pw"
+
+
+def test_quotas_count_per_tenant(api: TestClient, cluster: FakeKube) -> None:
+    start_clone(api, "acme", "one")
+    start_clone(api, "acme", "two")
+    third = api.post("/api/v2/clone", json=clone_body("three"), headers=as_("acme"))
+    assert third.status_code == 429
+    assert third.json() == {"message": "quota exceeded: your tenant has 2 clones, at most 2; "
+                                       "delete one or wait until one expires"}
+    assert "three" not in cluster.of_kind("WordPressClone")
+    start_clone(api, "globex", "three")  # another tenant's quota is its own
+
+
+def test_running_jobs_count_clones_at_work_and_restores(cluster: FakeKube) -> None:
+    with TestClient(create_app(settings(max_running_jobs_per_tenant=1))) as api:
+        start_clone(api, "acme", "one")
+        busy = api.post("/api/v2/restore", json=restore_body("https://staging.example.com", "pw"), headers=as_("acme"))
+        assert busy.status_code == 429 and "at most 1 may run at once" in busy.json()["message"]
+        cluster.make_ready("one")
+        assert api.post("/api/v2/restore", json=restore_body("https://staging.example.com", "pw"),
+                        headers=as_("acme")).status_code == 202
+
+
+def test_a_ttl_over_the_maximum_is_a_422(api: TestClient, cluster: FakeKube) -> None:
+    answer = api.post("/api/v2/clone", json=clone_body("long", ttl_minutes=121), headers=as_("acme"))
+    assert answer.status_code == 422
+    assert answer.json() == {"message": "invalid request: ttl_minutes: a clone may live at most 120 minutes here"}
+    assert cluster.objects == {}
+
+
+def test_a_token_over_its_rate_gets_429_with_retry_after(cluster: FakeKube) -> None:
+    with TestClient(create_app(settings(rate_limit_per_second=0.5, rate_limit_burst=2))) as api:
+        answers = [api.get("/api/v2/job-status/x", headers=as_("acme")) for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [404, 404, 429]
+        assert answers[2].headers["Retry-After"] == "2"
+        assert answers[2].json()["message"].startswith("rate limit exceeded: at most 0.5 requests a second")
+        assert api.get("/api/v2/job-status/x", headers=as_("globex")).status_code == 404  # its own bucket
+
+
+def test_a_bare_token_of_an_earlier_install_is_the_default_tenant(cluster: FakeKube) -> None:
+    cluster.objects[("WordPressClone", "legacy")] = {
+        "kind": "WordPressClone", "metadata": {"name": "legacy", "labels": {
+            "wpclone.dev/job-id": "a" * 32, "app.kubernetes.io/managed-by": "wpclone-api"}}}
+    with TestClient(create_app(ApiSettings(tokens="old-token", namespace="jobs"))) as api:
+        legacy = {"Authorization": "Bearer old-token"}
+        assert api.get(f"/api/v2/job-status/{'a' * 32}", headers=legacy).status_code == 200
+        start_clone_as_default = api.post("/api/v2/clone", json=clone_body("new"), headers=legacy)
+        assert start_clone_as_default.status_code == 202
+    assert cluster.objects[("WordPressClone", "new")]["metadata"]["labels"]["wpclone.dev/tenant"] == "default"
+
+
+def test_a_malformed_tokens_setting_stops_the_start() -> None:
+    with pytest.raises(ValueError, match="token entry 2"):
+        create_app(ApiSettings(tokens="acme:t1,Bad Tenant:t2"))
+
+
+def test_the_contract_documents_the_refusals(api: TestClient) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    assert "429" in paths["/api/v2/clone"]["post"]["responses"]
+    assert "429" in paths["/api/v2/job-status/{job_id}"]["get"]["responses"]
+    assert "403" in paths["/api/v2/restore"]["post"]["responses"]
