@@ -7,7 +7,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from wpclone_api import jobs, tenants
+from wpclone_api import jobs
 from wpclone_api.schemas import CloneRequest, JobStatus
 from wpclone_operator import constants, kube
 
@@ -32,7 +32,7 @@ def find_clone_by_job(namespace: str, job_id: str) -> dict[str, Any] | None:
 
 def tenant_clones(namespace: str, tenant: str) -> list[dict[str, Any]]:
     return kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace,
-                             f"{tenants.LABEL_TENANT}={tenant}")
+                             f"{constants.LABEL_TENANT}={tenant}")
 
 
 def all_clones(namespace: str) -> list[dict[str, Any]]:

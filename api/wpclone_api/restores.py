@@ -27,7 +27,7 @@ def find_restore_by_job(namespace: str, job_id: str) -> dict[str, Any] | None:
 
 def tenant_restores(namespace: str, tenant: str) -> list[dict[str, Any]]:
     return kube.list_objects(constants.API_VERSION, constants.RESTORE_KIND, namespace,
-                             f"{tenants.LABEL_TENANT}={tenant}")
+                             f"{constants.LABEL_TENANT}={tenant}")
 
 
 def same_site(url: str, other: str) -> bool:

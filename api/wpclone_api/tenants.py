@@ -10,9 +10,6 @@ from typing import Any
 
 from wpclone_operator import constants
 
-# On every object the API creates. The API's own until the operator reads it too (then it moves to
-# wpclone_operator.constants, the one place for label keys).
-LABEL_TENANT = f"{constants.GROUP}/tenant"
 MANAGED_BY_API = "wpclone-api"
 # The tenant of a bare token line, and of what the API made before tenants existed: installs whose
 # tokens file has no `tenant:` prefixes keep working as one tenant.
@@ -72,8 +69,8 @@ def match_token(presented: str, table: list[ApiToken]) -> ApiToken | None:
 
 def tenant_of(resource: dict[str, Any]) -> str | None:
     labels = resource["metadata"].get("labels") or {}
-    if LABEL_TENANT in labels:
-        return str(labels[LABEL_TENANT])
+    if constants.LABEL_TENANT in labels:
+        return str(labels[constants.LABEL_TENANT])
     if labels.get(constants.LABEL_MANAGED_BY) == MANAGED_BY_API:
         return DEFAULT_TENANT  # made by the API before tenants existed, when all tokens were one tenant
     return None  # made with kubectl or GitOps: no tenant's, only admins see it
@@ -85,7 +82,8 @@ def can_see(caller: Caller, resource: dict[str, Any]) -> bool:
 
 def labels(tenant: str, job_id: str) -> dict[str, str]:
     """The labels of every object the API creates for a job."""
-    return {constants.LABEL_JOB_ID: job_id, constants.LABEL_MANAGED_BY: MANAGED_BY_API, LABEL_TENANT: tenant}
+    return {constants.LABEL_JOB_ID: job_id, constants.LABEL_MANAGED_BY: MANAGED_BY_API,
+            constants.LABEL_TENANT: tenant}
 
 
 def credentials_labels(tenant: str, job_id: str) -> dict[str, str]:

@@ -22,6 +22,8 @@ LABEL_CUSTOMER = f"{GROUP}/customer-id"
 # On a Secret: it holds a site's admin login (username, password) that the operator may read and send
 # to that site. The API sets it on the Secrets it writes; users set it on theirs.
 LABEL_CREDENTIALS = f"{GROUP}/credentials"
+# On what the API makes (resources, Secrets): the tenant whose token made it.
+LABEL_TENANT = f"{GROUP}/tenant"
 
 # Condition types.
 READY = "Ready"
