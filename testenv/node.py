@@ -96,7 +96,10 @@ class Node:
 
 
 def delete_all_pods(kubectl: Kubectl) -> None:
-    """Delete every pod and wait (bounded) until the kubelet has stopped their containers."""
+    """Delete every pod and wait (bounded) until the kubelet has stopped their containers. Their
+    controllers go first, or a Deployment would start a new pod for each one deleted."""
+    kubectl("delete", "deployments,replicasets,statefulsets,daemonsets,jobs", "--all-namespaces", "--all",
+            "--wait=false", check=False)
     kubectl("delete", "pods", "--all-namespaces", "--all", "--grace-period=0", "--force", "--wait=false",
             check=False)
     deadline = time.monotonic() + 30

@@ -125,7 +125,9 @@ def stop_detached(base: Path) -> list[str]:
         if group_alive(pgid):
             os.killpg(pgid, signal.SIGTERM)
             stopped.append(name)
-    deadline = time.monotonic() + 30
+    # As Server.stop does: a graceful stop of a few seconds, then a kill (the apiserver alone would drain
+    # its watches for ~20 s, which a throwaway local cluster does not need).
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(group_alive(pgid) for pgid in groups.values()):
         time.sleep(0.2)
     for pgid in groups.values():

@@ -63,6 +63,11 @@ MALFORMED_STREAM = "MalformedStream"
 # allowed ones, comments, a second statement): refused before it reaches any database.
 BAD_TABLE_DEFINITION = "BadTableDefinition"
 
+# A restore whose uploads hold a file a web server may run or read as configuration (PHP in any part of
+# the name, CGI and other scripts, .htaccess, .user.ini, web.config, ...): the target's migrator refuses
+# it (reason forbidden_file) and nothing is written. Permanent: the clone's uploads must be cleaned.
+FORBIDDEN_FILE = "ForbiddenFile"
+
 # A source or target URL the outbound policy refuses (outbound.py): its host is or resolves to a loopback,
 # private, link-local, cluster or metadata address, or the URL is not plain http(s). Permanent.
 DESTINATION_NOT_ALLOWED = "DestinationNotAllowed"
@@ -81,3 +86,7 @@ POD_PROBLEMS = {
     "CreateContainerConfigError": POD_CONFIG_ERROR,
     "CrashLoopBackOff": POD_CRASH_LOOPING,
 }
+
+# The migrator's refusal codes (its REST error codes) that have a reason of their own; the others
+# are MigratorError, the code in the message.
+MIGRATOR_CODES = {"wpclone_forbidden_file": FORBIDDEN_FILE}

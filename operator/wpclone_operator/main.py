@@ -44,6 +44,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    # A clone being deleted waits for its timers to stop before its finalizer goes; kopf looks again
+    # only every 60 s by default, which would hold a deleted clone (and its namespace) that long.
+    settings.background.cancellation_polling = 2
 
 
 @kopf.on.create(*CLONES, id="provision")

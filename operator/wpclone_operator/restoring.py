@@ -4,9 +4,11 @@ the target (the replaced tables and files, swapped aside atomically), and rollba
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -16,9 +18,11 @@ from wpclone_operator.resources import CloneRestoreSpec, RestoreInclude, WordPre
 from wpclone_operator.settings import Settings
 from wpclone_operator.site_move import AdminPassword
 from wpclone_operator.transfer import CopyResult, Include, TransferError, copy_site
-from wpclone_operator.wordpress import Migrator, SiteInfo, ensure_migrator
+from wpclone_operator.wordpress import Migrator, SiteInfo, WordPressError, ensure_migrator
 
-RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "UnknownBackup"}
+RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "UnknownBackup",
+                                                  constants.FORBIDDEN_FILE}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,6 +104,36 @@ def planned_changes(source: SiteInfo, target: SiteInfo, include: Include) -> lis
     return changes
 
 
+def backups_to_delete(backups: list[dict[str, Any]], keep: int, *, made: str | None = None) -> list[str]:
+    """The ids of the backups (a target's info report: {id, created, ...}) beyond the newest `keep`,
+    oldest last; none when `keep` is 0 (keep all). The backup just `made` is never among them."""
+    if keep <= 0:
+        return []
+    listed = [backup for backup in backups if isinstance(backup, dict) and isinstance(backup.get("id"), str)]
+
+    def created(backup: dict[str, Any]) -> float:
+        value = backup.get("created")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+    newest_first = sorted(listed, key=lambda backup: (backup["id"] == made, created(backup)), reverse=True)
+    return [backup["id"] for backup in newest_first[keep:] if backup["id"] != made]
+
+
+async def prune_backups(target: Migrator, keep: int, made: str | None) -> list[str]:
+    """Deletes the target's backups beyond the newest `keep`; a failure is logged, never raised (the
+    restore itself succeeded). Returns the ids deleted."""
+    if keep <= 0:
+        return []
+    deleted = []
+    try:
+        for backup in backups_to_delete((await target.info()).backups, keep, made=made):
+            await target.delete_backup(backup)
+            deleted.append(backup)
+    except WordPressError as error:
+        log.warning("pruning the backups of %s failed: %s", target.url, error)
+    return deleted
+
+
 @asynccontextmanager
 async def _http(policy: outbound.Policy) -> AsyncIterator[httpx.AsyncClient]:
     async with outbound.client(policy, timeout=httpx.Timeout(300.0, connect=15.0)) as http:
@@ -147,4 +181,6 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
         keep_login = AdminPassword(target.login, target.password) if users_restored else None
         result = await copy_site(source.migrator, target, include=include, backup=spec.backup,
                                  admin_password=keep_login, progress=progress)
+        if result.backup is not None:
+            await prune_backups(target, settings.backup_retention, result.backup)
         return Outcome(result=result, changes=changes, conflicts=found)

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     observe_seconds: float = Field(5.0, gt=0, description="how often TTL and pod readiness are checked")
     retry_delay_seconds: float = Field(5.0, gt=0)
     copy_retry_seconds: float = Field(600.0, gt=0, description="how long an unreachable source is retried")
+    # After a restore that kept a backup, the target keeps only its newest N backups (0: keeps them all).
+    backup_retention: int = Field(3, ge=0, description="backups a restore target keeps; 0 keeps all")
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
     metrics_port: int = Field(9090, ge=0, le=65535, description="Prometheus /metrics; 0 turns it off")
 

@@ -96,6 +96,8 @@ class CopyResult:
     backup: str | None = None  # the destination's backup of what the copy replaced, if one was asked for
 
 
+# The migrator's own error codes (WPClone_Error reasons, "wpclone_" + reason in a REST error) that get
+# a reason of their own; any other refusal stays a MigratorError.
 async def copy_site(source: Migrator, destination: Migrator | DatabaseDestination, *,
                     include: Include = Include(), rewrite_to: str | None = None,
                     admin_password: AdminPassword | None = None, backup: bool = False,

@@ -231,7 +231,8 @@ class Migrator:
         if status == 403:
             return WordPressError("Forbidden", f"{self.role} login {self.who} may not migrate: 403 {message}".rstrip())
         detail = " ".join(part for part in (str(status), code, message) if part)
-        return WordPressError("MigratorError", f"{self.role} {self.url}: {route} failed: {detail}")
+        reason = constants.MIGRATOR_CODES.get(code, "MigratorError")
+        return WordPressError(reason, f"{self.role} {self.url}: {route} failed: {detail}")
 
 
 async def _parts(parts: list[bytes]) -> AsyncIterator[bytes]:

@@ -5,7 +5,7 @@
  * Commit moves the live entries of each imported folder aside and the staged ones in (renames only,
  * undone on failure), then swaps the tables with ONE multi-table RENAME TABLE, which MariaDB >= 10.6
  * and MySQL 8 run atomically. What was live becomes the backup (tables wpcb_<id>_<n>, folders
- * .wpclone-backup-<id>): kept when asked, so the import can be rolled back, or dropped.
+ * .wpclone-backup-<id>/site beside deny files): kept when asked, so the import can be rolled back, or dropped.
  */
 
 if (!defined('ABSPATH')) {
@@ -14,6 +14,34 @@ if (!defined('ABSPATH')) {
 
 final class WPClone_Backups
 {
+    /**
+     * A backup's folder (.wpclone-backup-<id>, beside the live entries it replaced, so that swapping
+     * is a rename on one filesystem) holds the kept entries in KEPT and, beside them, files that deny
+     * the web any access to it: DENY_FILES. A rollback moves only KEPT's entries back, never these.
+     *
+     * Apache 2.4 honours .htaccess (Require all denied; PHP off where mod_php allows php_flag; where
+     * AllowOverride forbids a directive Apache answers 500, which serves nothing either), IIS honours
+     * web.config, and index.php answers 404 to a request for the folder itself. nginx reads none of
+     * these: its configuration must deny the folder, e.g. `location ~ /\.wpclone- { deny all; }` (most
+     * hardened configurations deny every leading-dot path, `location ~ /\. { deny all; }`, but nginx's
+     * default does not). The entries kept are production's own, as production served them.
+     */
+    const KEPT = 'site';
+    const DENY_FILES = [
+        '.htaccess' => "# wpclone backup: never served\n"
+            . "<IfModule mod_authz_core.c>\n\tRequire all denied\n</IfModule>\n"
+            . "<IfModule !mod_authz_core.c>\n\tOrder allow,deny\n\tDeny from all\n</IfModule>\n"
+            . "<IfModule mod_php.c>\n\tphp_flag engine off\n</IfModule>\n"
+            . "<IfModule mod_php7.c>\n\tphp_flag engine off\n</IfModule>\n"
+            . "<IfModule mod_php5.c>\n\tphp_flag engine off\n</IfModule>\n",
+        'web.config' => "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- wpclone backup: never served -->\n"
+            . "<configuration>\n  <system.webServer>\n    <security>\n      <authorization>\n"
+            . "        <remove users=\"*\" roles=\"\" verbs=\"\" />\n"
+            . "        <add accessType=\"Deny\" users=\"*\" />\n"
+            . "      </authorization>\n    </security>\n  </system.webServer>\n</configuration>\n",
+        'index.php' => "<?php\n// wpclone backup: never served.\nhttp_response_code(404);\nexit;\n",
+    ];
+
     /** Swaps a complete job in; returns the backup record of what it replaced. */
     public static function swap_in(WPClone_Db $db, WPClone_Job $job): array
     {
@@ -38,8 +66,9 @@ final class WPClone_Backups
         $moves = [];
         try {
             foreach (WPClone_Site::roots($job->data['roots']) as $root => $folder) {
+                self::deny_web("$folder/.wpclone-backup-$id");
                 $backup['folders'][$root] = self::swap_folder($folder, $root, '.wpclone-' . $job->id(),
-                    ".wpclone-backup-$id", $moves);
+                    ".wpclone-backup-$id/" . self::KEPT, $moves) + ['backup' => ".wpclone-backup-$id"];
             }
             if ($renames) {
                 self::rename_tables($db, $renames);
@@ -47,7 +76,7 @@ final class WPClone_Backups
         } catch (Throwable $error) {
             self::undo($moves);
             foreach (WPClone_Site::roots($job->data['roots']) as $folder) {
-                @rmdir("$folder/.wpclone-backup-$id");
+                self::remove_deny_web("$folder/.wpclone-backup-$id");  // never its content, were undo to fail
             }
             throw $error;
         }
@@ -94,6 +123,7 @@ final class WPClone_Backups
         foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
             self::remove_folder("$folder/.wpclone-trash-$id");
             @rmdir($folder . '/' . $backup['folders'][$root]['kept']);
+            self::remove_deny_web($folder . '/' . self::outer($backup['folders'][$root]));
         }
         @unlink(self::path($id));
         wp_cache_flush();
@@ -120,7 +150,7 @@ final class WPClone_Backups
             $db->query('DROP TABLE IF EXISTS ' . WPClone_Db::name($kept));
         }
         foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
-            self::remove_folder($folder . '/' . $backup['folders'][$root]['kept']);
+            self::remove_folder($folder . '/' . self::outer($backup['folders'][$root]));
         }
         @unlink(self::path($backup['id']));
     }
@@ -154,6 +184,39 @@ final class WPClone_Backups
             }
         }
         @rmdir($path);
+    }
+
+    /** Creates a backup's folder with the files that keep the web out of it, before anything moves in. */
+    private static function deny_web(string $outer): void
+    {
+        if (!is_dir($outer) && !mkdir($outer, 0755)) {
+            throw new WPClone_Error('unwritable', "cannot create $outer", 500);
+        }
+        foreach (self::DENY_FILES as $name => $content) {
+            if (file_put_contents("$outer/$name", $content) !== strlen($content)) {
+                throw new WPClone_Error('unwritable', "cannot write $outer/$name", 500);
+            }
+            @chmod("$outer/$name", 0644);
+        }
+    }
+
+    /** Removes a backup's folder if nothing but its deny files is left in it. */
+    private static function remove_deny_web(string $outer): void
+    {
+        @rmdir($outer . '/' . self::KEPT);
+        if (file_exists($outer . '/' . self::KEPT)) {
+            return;  // something is still kept there: it stays denied
+        }
+        foreach (array_keys(self::DENY_FILES) as $name) {
+            @unlink("$outer/$name");
+        }
+        @rmdir($outer);
+    }
+
+    /** The folder a backup keeps (older backups kept the entries directly in .wpclone-backup-<id>). */
+    private static function outer(array $folder): string
+    {
+        return $folder['backup'] ?? $folder['kept'];
     }
 
     private static function load($id): array

@@ -641,10 +641,12 @@ final class WPClone_Import_Files
                     throw new WPClone_Error('malformed_stream', 'the header of a file piece is not numeric');
                 }
             }
+            $staged = self::staged_path($job, (string) $path);  // a path that escapes is refused as such first
+            self::refuse_forbidden((string) $path);
             if ($offset + strlen((string) $data) > $size) {
                 throw new WPClone_Error('too_much_data', sprintf('%s: more than the %d bytes announced', $path, $size));
             }
-            $handle = @fopen(self::staged_path($job, (string) $path), 'cb');
+            $handle = @fopen($staged, 'cb');
             if ($handle === false || fseek($handle, (int) $offset) !== 0
                 || fwrite($handle, (string) $data) !== strlen((string) $data) || !fclose($handle)) {
                 throw new WPClone_Error('unwritable', "cannot write $path (a folder of that name, or the disk is full)", 507);
@@ -667,6 +669,7 @@ final class WPClone_Import_Files
             throw new WPClone_Error('incomplete', sprintf('%d file chunks were sent, %d arrived', $chunks, count($numbers)), 409);
         }
         $files = [];
+        $folders = [];
         foreach ($numbers as $seq) {
             foreach ($job->manifest($seq)['pieces'] as [$path, $offset, $length, $size, $mtime, $mode]) {
                 if (isset($files[$path]) && $files[$path]['size'] !== $size) {
@@ -692,10 +695,62 @@ final class WPClone_Import_Files
             if ($covered !== $file['size'] || filesize($target) !== $file['size']) {
                 throw new WPClone_Error('incomplete', sprintf('%s: %d of its %d bytes arrived', $path, $covered, $file['size']), 409);
             }
-            @chmod($target, $file['meta'][1] | 0600);
+            // Whatever mode the stream announces, a file is 0644 and its folders 0755: never
+            // executable, never writable by others, never unreadable by the web server.
+            @chmod($target, 0644);
             @touch($target, $file['meta'][0]);
+            $segments = explode('/', (string) $path);
+            for ($depth = count($segments) - 1; $depth > 1; $depth--) {
+                $folders[self::staged_folder($job, array_slice($segments, 0, $depth))] = true;
+            }
+        }
+        foreach (array_keys($folders) as $folder) {
+            @chmod($folder, 0755);
         }
         return count($files);
+    }
+
+    /**
+     * Names in uploads/ that a web server may run or read as its configuration: PHP anywhere in the
+     * name (Apache's AddHandler runs x.php.jpg), CGI and other scripts, and server configuration files.
+     * Themes and plugins hold PHP by nature and are left alone.
+     */
+    const FORBIDDEN_EXTENSION = '/\.(php[0-9]*|phtml|phar|pht|phps|cgi|pl|py|sh|shtml|asp|aspx|jsp)$/i';
+    const FORBIDDEN_SEGMENT = '/\.(php[0-9]*|phtml|phar|pht|phps)(\.|$)/i';
+    const FORBIDDEN_NAMES = ['.htaccess', '.htpasswd', '.user.ini', 'php.ini', 'web.config'];
+
+    /** Whether a stream path ("uploads/2024/05/a.jpg") is refused in a restore. */
+    public static function forbidden(string $path): bool
+    {
+        $segments = explode('/', $path);
+        if ($segments[0] !== 'uploads' || count($segments) < 2) {
+            return false;
+        }
+        $name = (string) end($segments);
+        return in_array(strtolower($name), self::FORBIDDEN_NAMES, true)
+            || preg_match(self::FORBIDDEN_EXTENSION, $name) === 1 || preg_match(self::FORBIDDEN_SEGMENT, $name) === 1;
+    }
+
+    /**
+     * Refuses a forbidden upload in an import into a site that is not a wpclone clone: a restore's target,
+     * production. A clone (its configuration defines WPCLONE_MIGRATOR_TOKEN) receives production's
+     * uploads as they are, .htaccess files of security plugins and all, and they are refused only on
+     * their way back.
+     */
+    private static function refuse_forbidden(string $path): void
+    {
+        $clone = defined('WPCLONE_MIGRATOR_TOKEN') && (string) constant('WPCLONE_MIGRATOR_TOKEN') !== '';
+        if (!$clone && self::forbidden($path)) {
+            throw new WPClone_Error('forbidden_file', 'refusing ' . wp_json_encode($path, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE)
+                . ': uploads may not hold executable or server configuration files; nothing was changed', 422);
+        }
+    }
+
+    /** The staging folder of the stream folder $segments (the root first): ["uploads", "2024"]. */
+    private static function staged_folder(WPClone_Job $job, array $segments): string
+    {
+        $root = array_shift($segments);
+        return WPClone_Site::roots([$root])[$root] . '/.wpclone-' . $job->id() . '/' . implode('/', $segments);
     }
 
     /**
