@@ -24,6 +24,7 @@ import httpx
 
 from bench.bench_transfer import FOLDERS, MIB, build_reference_site, floor_round, folder_bytes, options, table_bytes
 from testenv import stack, wordpress
+from tests.helpers import credentials_secret
 from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
 
 NAMESPACE = "bench"
@@ -64,10 +65,9 @@ def main() -> int:
               f"{folder_bytes(source.docroot) / MIB:.0f} MiB in {', '.join(FOLDERS)}")
         plane = running.control_plane
         plane.kubectl("create", "namespace", NAMESPACE)
-        plane.kubectl("create", "secret", "generic", "source-login", "-n", NAMESPACE,
-                      f"--from-literal=username={source.admin_user}",
-                      f"--from-literal=password={source.admin_password}")
-        plane.kubectl("label", "secret", "source-login", "-n", NAMESPACE, "wpclone.dev/credentials=true")
+        # On stdin, never on a command line (where any process listing shows it).
+        plane.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(
+            credentials_secret("source-login", source.admin_user, source.admin_password)))
         engine, floor, ready = [], [], []
         for number in range(1, chosen.rounds + 1):
             copying, until_ready = clone_round(running, source, number)

@@ -35,6 +35,7 @@ ROOT = Path("/var/lib/wpclone-node")       # containerd's images and the kubelet
 CONTAINERD_SOCKET = STATE / "containerd.sock"
 KUBELET_ROOT = ROOT / "kubelet"
 VOLUMES = ROOT / "volumes"                 # where local-path-provisioner puts each PVC's folder
+NODE_MOUNT_ROOTS = (KUBELET_ROOT, STATE, ROOT / "containerd")  # where the node mounts, and nothing else
 CNI_NETWORK = "wpclone"
 NODE_IMAGES = ("pause", "busybox", "wordpress")
 STORAGE_CLASS = "local-path"
@@ -118,25 +119,32 @@ def _pids_in_pod_cgroups() -> list[int]:
     return pids
 
 
+def _shim_pids() -> list[int]:
+    """The containerd shims of this node's containerd (they name its socket on their command line)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ") if proc.name.isdigit() else b""
+            if b"containerd-shim" in cmdline and str(CONTAINERD_SOCKET).encode() in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+def _mounts_under(*roots: Path) -> list[str]:
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    return [m for m in mounts if any(m == str(root) or m.startswith(f"{root}/") for root in roots)]
+
+
 def _kill_strays() -> None:
     """Pods' processes and containerd shims of this node that outlived their parents."""
-    for pid in _pids_in_pod_cgroups():
+    for pid in [*_pids_in_pod_cgroups(), *_shim_pids()]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
-            if b"containerd-shim" in cmdline and str(CONTAINERD_SOCKET).encode() in cmdline:
-                os.kill(int(proc.name), signal.SIGKILL)
     time.sleep(0.2)
 
 
 def _unmount_under(*roots: Path) -> None:
-    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    inside = [m for m in mounts if any(m == str(root) or m.startswith(f"{root}/") for root in roots)]
-    for mount in sorted(inside, key=len, reverse=True):
+    for mount in sorted(_mounts_under(*roots), key=len, reverse=True):
         subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
 
 
@@ -180,7 +188,7 @@ def clean_up() -> None:
     may precede it).
     """
     _kill_strays()
-    _unmount_under(KUBELET_ROOT, STATE, ROOT / "containerd")
+    _unmount_under(*NODE_MOUNT_ROOTS)
     _remove_netns()
     _remove_pod_cgroups()
     # Trap 8: the kubelet, kube-proxy and kube-router leave iptables chains behind.
@@ -195,12 +203,8 @@ def clean_up() -> None:
 def leftovers() -> list[str]:
     """What a stopped node must not leave behind: pod processes, shims, mounts, netns, chains, the bridge."""
     found = [f"pod process {pid}" for pid in _pids_in_pod_cgroups()]
-    for proc in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if proc.name.isdigit() and b"containerd-shim" in (proc / "cmdline").read_bytes():
-                found.append(f"containerd shim {proc.name}")
-    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    found += [f"mount {m}" for m in mounts if m.startswith((str(KUBELET_ROOT), str(STATE), str(ROOT / "containerd")))]
+    found += [f"containerd shim {pid}" for pid in _shim_pids()]
+    found += [f"mount {m}" for m in _mounts_under(*NODE_MOUNT_ROOTS)]
     found += [f"network namespace {netns.name}" for netns in Path("/var/run/netns").glob("cni-*")]
     rules = network.run("iptables-save", check=False).stdout
     found += [f"iptables chain {line.split()[0][1:]}" for line in rules.splitlines()

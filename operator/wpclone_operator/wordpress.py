@@ -266,7 +266,7 @@ def migrator_zip(source: Path | None = None) -> bytes:
 
 
 async def ensure_migrator(http: httpx.AsyncClient, url: str, login: str, password: str, *,
-                          role: str = "site", policy: outbound.Policy | None = None) -> Migrator:
+                          policy: outbound.Policy, role: str = "site") -> Migrator:
     """The site's migrator, installed and activated first if the site does not have it. `policy`: where
     the installer may connect (the operator passes its outbound policy, as it does to `http`)."""
     migrator = Migrator(http, url, login=login, password=password, role=role)
@@ -280,16 +280,14 @@ async def ensure_migrator(http: httpx.AsyncClient, url: str, login: str, passwor
     return migrator
 
 
-async def install_migrator(url: str, login: str, password: str, *, role: str = "site",
-                           verify: bool | str = True, policy: outbound.Policy | None = None) -> None:
+async def install_migrator(url: str, login: str, password: str, *, policy: outbound.Policy, role: str = "site",
+                           verify: bool | str = True) -> None:
     """Logs in to wp-admin as `login`, uploads the plugin zip (replacing an older copy) and activates it.
-    It follows only links to the site itself. No `policy`: anywhere (tools and tests; not the operator)."""
+    It connects only where `policy` allows, and follows only links to the site itself."""
     admin = url.rstrip("/") + "/wp-admin/"
     who = f"{login}@{url.rstrip('/')}"
     timeout = httpx.Timeout(120.0, connect=15.0)
-    browser = (httpx.AsyncClient(timeout=timeout, verify=verify) if policy is None
-               else outbound.client(policy, timeout=timeout, verify=verify))
-    async with browser:
+    async with outbound.client(policy, timeout=timeout, verify=verify) as browser:
         try:
             await _log_in(browser, url.rstrip("/"), login, password, role, who)
             page = await browser.get(admin + "plugin-install.php?tab=upload")

@@ -105,8 +105,9 @@ def install(stack: Stack, name: str, namespace: str, *values: str) -> Release:
     plane.kubectl("create", "namespace", namespace)
     dsn = f"mysql://{database.admin_user}:{database.admin_password}@{database.address_for_pods}/"
     token = secrets.token_urlsafe(24)
-    plane.kubectl("-n", namespace, "create", "secret", "generic", "mysql-admin", f"--from-literal=dsn={dsn}")
-    plane.kubectl("-n", namespace, "create", "secret", "generic", "api-tokens", f"--from-literal=tokens={token}")
+    # On stdin, never on a command line (where any process listing shows them).
+    apply(plane, namespace, *({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+                              for name, data in (("mysql-admin", {"dsn": dsn}), ("api-tokens", {"tokens": token}))))
     repository, tag = images.ref("wpclone").rsplit(":", 1)
     local_node = [{"name": "WPCLONE_PUBLIC_PORT", "value": str(stack.ingress.port)},
                   {"name": "WPCLONE_BLOCK_EXTERNAL_HTTP", "value": "true"},

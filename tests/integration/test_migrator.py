@@ -11,7 +11,7 @@ from testenv.mariadb import MariaDB
 from testenv.wordpress import WordPressSite
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker, leftovers, snapshot, wp_php
-from wpclone_operator import frames
+from wpclone_operator import frames, outbound
 from wpclone_operator.transfer import copy_site
 from wpclone_operator.wordpress import Migrator, WordPressError, ensure_migrator, install_migrator
 
@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 make_site, source_site = transfer_fixtures.make_site, transfer_fixtures.source_site
 
+LOOPBACK = outbound.Policy.parse(["127.0.0.1/32"])  # the test sites, and nothing else
 ROUTES = ["info", "export/database", "export/files", "import/begin", "import/database", "import/files",
           "import/commit", "import/abort", "import/status", "backup/rollback", "backup/delete"]
 
@@ -107,9 +108,10 @@ async def test_the_migrator_is_installed_where_it_is_missing_and_survives_a_copy
     async with httpx.AsyncClient() as http:
         with pytest.raises(WordPressError) as missing:
             await migrator(http, site).info()
-        installed = await ensure_migrator(http, site.url, site.admin_user, site.admin_password, role="target")
+        installed = await ensure_migrator(http, site.url, site.admin_user, site.admin_password, role="target",
+                                          policy=LOOPBACK)
         first = await installed.info()
-        await install_migrator(site.url, site.admin_user, site.admin_password)  # again: replaces the copy
+        await install_migrator(site.url, site.admin_user, site.admin_password, policy=LOOPBACK)  # replaces the copy
         await copy_site(migrator(http, source_site, "source"), installed)
         after_copy = await installed.info()
     assert missing.value.reason == "MigratorMissing"
@@ -123,7 +125,7 @@ async def test_installing_with_a_wrong_password_fails_clearly(make_site: SiteMak
     site = make_site(migrator=False)
     async with httpx.AsyncClient() as http:
         with pytest.raises(WordPressError) as failure:
-            await ensure_migrator(http, site.url, "admin", "Wrong-Pass-42", role="source")
+            await ensure_migrator(http, site.url, "admin", "Wrong-Pass-42", role="source", policy=LOOPBACK)
     assert failure.value.reason == "LoginFailed"
     assert f"admin@{site.url}" in str(failure.value) and "Wrong-Pass-42" not in str(failure.value)
 

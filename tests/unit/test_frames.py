@@ -109,7 +109,8 @@ def test_python_reads_the_frames_and_records_php_writes() -> None:
     assert received[1].json() == {"name": "wp_posts", "rows": 1}
 
 
-@settings(max_examples=25)
+# No deadline: each example starts a php process, whose start-up on a loaded machine is not under test.
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.lists(values, min_size=2, max_size=2), min_size=1, max_size=5))
 def test_php_reads_the_frames_and_records_python_writes(rows: list[list[bytes | None]]) -> None:
     body = frames.encode_json(frames.HEADER, {"job": "abc", "seq": 1}) + frames.encode_frame(

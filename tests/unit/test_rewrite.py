@@ -177,7 +177,7 @@ def _rewritten(value: Any, rewrite: UrlRewrite) -> Any:
     return value
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)  # PHP checks each
 @given(value=php_values)
 def test_serialized_values_keep_their_structure_and_php_unserializes_them(
         value: Any, php_unserialize: PhpUnserialize) -> None:
@@ -203,7 +203,7 @@ def test_moving_there_and_back_restores_values_that_use_one_form_of_the_url(valu
     assert back.value(there.value(canonical).value).value == canonical
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)  # PHP checks each
 @given(value=php_values, where=st.integers(0, 10_000), delta=st.sampled_from([-1, 1]))
 def test_a_value_php_rejects_is_left_as_it_is_and_one_php_accepts_stays_acceptable(
         value: Any, where: int, delta: int, php_unserialize: PhpUnserialize) -> None:
