@@ -16,17 +16,15 @@ from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
 from wpclone_operator.site_move import AdminPassword
 from wpclone_operator.transfer import CopyResult, DatabaseDestination, Include, Progress, TransferError, copy_site
-from wpclone_operator.wordpress import Migrator, ensure_migrator
+from wpclone_operator.wordpress import Migrator, site_session
 
 # A copy failing for these reasons will not succeed by trying again: the user must act.
-PERMANENT_REASONS = {"LoginFailed", "Forbidden", "CannotInstall", "SameSite", "AdminNotFound", "UnknownTable",
+PERMANENT_REASONS = {"LoginFailed", constants.LOGIN_THROTTLED, "Forbidden", "CannotInstall", "SameSite",
+                     "AdminNotFound", "UnknownTable",
                      constants.CREDENTIALS_MISSING, constants.CREDENTIALS_NOT_OPTED_IN, constants.CREDENTIALS_INVALID,
                      constants.DESTINATION_NOT_ALLOWED, constants.MALFORMED_STREAM, constants.BAD_TABLE_DEFINITION,
                      "GaveUp"}
 ProgressReport = Callable[[Progress], Awaitable[None]]
-# Two clones of one source must not install the migrator on it at the same time (one would replace
-# the plugin's files under the other's requests).
-_SOURCE_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def _secret(namespace: str, name: str) -> dict[str, str]:
@@ -48,10 +46,9 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
     endpoint = children.endpoint(clone, settings)
     policy = outbound.Policy.of(settings)
     timeout = timeout or httpx.Timeout(120.0, connect=15.0)
-    async with outbound.client(policy.allowing(endpoint), timeout=timeout) as http:
-        async with _SOURCE_LOCKS.setdefault(clone.spec.source.url, asyncio.Lock()):
-            source = await ensure_migrator(http, clone.spec.source.url, source_login["username"],
-                                           source_login["password"], role="source", policy=policy)
+    async with (outbound.client(policy.allowing(endpoint), timeout=timeout) as http,
+                site_session(http, clone.spec.source.url, source_login["username"], source_login["password"],
+                             policy=policy, role="source", keep_migrator=settings.keep_migrator) as source):
         destination = DatabaseDestination(
             database=DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"],
                                     password=database["password"], database=database["database"],

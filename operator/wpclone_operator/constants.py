@@ -72,6 +72,10 @@ FORBIDDEN_FILE = "ForbiddenFile"
 # private, link-local, cluster or metadata address, or the URL is not plain http(s). Permanent.
 DESTINATION_NOT_ALLOWED = "DestinationNotAllowed"
 
+# The site's migrator refused its administrator's login after too many failed ones (429): it takes
+# logins again after its window (15 minutes). Permanent for the job: trying again would only lengthen it.
+LOGIN_THROTTLED = "LoginThrottled"
+
 # Reasons of the WorkloadReady (and then Ready) condition: the clone's pod.
 POD_READY = "PodReady"
 POD_NOT_READY = "PodNotReady"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from wpclone_operator.resources import CloneRestoreSpec, RestoreInclude, WordPre
 from wpclone_operator.settings import Settings
 from wpclone_operator.site_move import AdminPassword
 from wpclone_operator.transfer import CopyResult, Include, TransferError, copy_site
-from wpclone_operator.wordpress import Migrator, SiteInfo, WordPressError, ensure_migrator
+from wpclone_operator.wordpress import Migrator, SiteInfo, WordPressError, site_session
 
 RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "UnknownBackup",
                                                   constants.FORBIDDEN_FILE}
@@ -38,10 +38,13 @@ class Outcome:
     conflicts: list[str] = field(default_factory=list)
 
 
-async def _site(http: httpx.AsyncClient, policy: outbound.Policy, namespace: str, url: str, secret: str,
-                role: str) -> Migrator:
+async def _site(jobs: AsyncExitStack, http: httpx.AsyncClient, settings: Settings, namespace: str, url: str,
+                secret: str, role: str) -> Migrator:
+    """The site's migrator in a session that ends (and the plugin leaves, unless kept) with `jobs`."""
     login = await asyncio.to_thread(credentials.read_login, namespace, secret)
-    return await ensure_migrator(http, url, login["username"], login["password"], role=role, policy=policy)
+    return await jobs.enter_async_context(site_session(
+        http, url, login["username"], login["password"], policy=outbound.Policy.of(settings), role=role,
+        keep_migrator=settings.keep_migrator))
 
 
 async def _ready_clone(namespace: str, name: str) -> WordPressClone:
@@ -147,8 +150,9 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
     if not spec.rollbackTo and spec.source is not None and spec.source.cloneRef is not None:
         clone = await _ready_clone(namespace, spec.source.cloneRef.name)
     policy = outbound.Policy.of(settings)
-    async with _http(policy if clone is None else policy.allowing(children.endpoint(clone, settings))) as http:
-        target = await _site(http, policy, namespace, spec.target.url, spec.target.credentialsSecretRef.name,
+    async with (_http(policy if clone is None else policy.allowing(children.endpoint(clone, settings))) as http,
+                AsyncExitStack() as jobs):
+        target = await _site(jobs, http, settings, namespace, spec.target.url, spec.target.credentialsSecretRef.name,
                              "target")
         if spec.rollbackTo:
             target_info = await target.info()
@@ -161,7 +165,7 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
             source = await _clone_source(http, clone, settings)
         else:
             assert spec.source.url is not None and spec.source.credentialsSecretRef is not None
-            source = RestoreSource(await _site(http, policy, namespace, spec.source.url,
+            source = RestoreSource(await _site(jobs, http, settings, namespace, spec.source.url,
                                                spec.source.credentialsSecretRef.name, "source"))
         source_info = await source.migrator.info(content=True)
         include = include_for(spec.include, source_info.table_prefix)

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     copy_retry_seconds: float = Field(600.0, gt=0, description="how long an unreachable source is retried")
     # After a restore that kept a backup, the target keeps only its newest N backups (0: keeps them all).
     backup_retention: int = Field(3, ge=0, description="backups a restore target keeps; 0 keeps all")
+    # The migrator plugin leaves a source or target at the end of each job (a must-use copy stays).
+    keep_migrator: bool = Field(False, description="leave the migrator plugin installed on sites after a job")
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
     metrics_port: int = Field(9090, ge=0, le=65535, description="Prometheus /metrics; 0 turns it off")
 

@@ -1,7 +1,10 @@
 """A WordPress site, seen through its migrator plugin (wordpress/migrator/), over httpx.
 
-`Migrator` wraps the plugin's REST routes; `ensure_migrator` installs the plugin where it is missing,
-with nothing but the site's administrator login (wp-login.php, upload, activate). Errors say which
+`Migrator` wraps the plugin's REST routes. With a login it opens a session first (the password crosses
+the network once; every later call carries the session's token) and opens it again if it expired;
+a clone's migrator takes the clone's own token. `site_session` is one job on a site: the migrator
+installed where it is missing, with nothing but the site's administrator login (wp-login.php, upload,
+activate), and at the end the session closed and, unless kept, the plugin removed. Errors say which
 site and which login failed and why; they never contain a password or a token, and what a site sent
 reaches them only as a short, plain reason (_brief): never a response body.
 """
@@ -12,6 +15,7 @@ import asyncio
 import html
 import io
 import json
+import logging
 import re
 import zipfile
 from collections.abc import AsyncIterator
@@ -27,6 +31,11 @@ from wpclone_operator import constants, migrator, outbound
 
 MIGRATOR_SLUG = "wpclone-migrator"
 NAMESPACE = "wpclone/v1"
+TOKEN_HEADER = "X-WPClone-Token"
+log = logging.getLogger(__name__)
+# Jobs on one site take turns to install the migrator and to close their session (so that one job's
+# removal of the plugin never races another's installation).
+_SITE_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 class WordPressError(Exception):
@@ -83,13 +92,14 @@ class ImportJob:
 
 @dataclass
 class Migrator:
-    """The migrator's routes on one site, reached as `login` (HTTP Basic) or with a clone's `token`."""
+    """The migrator's routes on one site, reached in a session opened as `login` or with a clone's `token`."""
 
     http: httpx.AsyncClient
     url: str
     login: str | None = None
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    session: str | None = field(default=None, repr=False)  # the open session's token
     role: str = "site"  # "source", "target", "clone": names the site in errors
     # A chunk whose reply was lost is sent again, with the same number, after each of these delays:
     # the migrator answers a repeated chunk without applying it twice.
@@ -107,6 +117,31 @@ class Migrator:
     @property
     def who(self) -> str:
         return f"{self.login}@{self.url}" if self.token is None else f"token@{self.url}"
+
+    async def open_session(self) -> None:
+        """Sends the login once, for a token that every later call carries instead."""
+        if self.token is not None:
+            return
+        self.session = None
+        answer = await self._call("session", basic=True)
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise WordPressError("MigratorError", f"{self.role} {self.url}: session answered no token")
+        self.session = token
+
+    async def close_session(self, *, remove: bool) -> bool:
+        """Ends the session; with `remove` the plugin leaves the site once no other job's session is
+        live. Returns whether it left now. A failure is logged, never raised (the job is done)."""
+        if self.session is None:
+            return False
+        try:
+            answer = await self._call("session/close", {"remove": remove})
+        except WordPressError as error:
+            log.warning("closing the migrator session on %s %s failed: %s", self.role, self.url, error)
+            return False
+        finally:
+            self.session = None
+        return answer.get("removed") is True
 
     async def info(self, *, checksums: bool = False, content: bool = False) -> SiteInfo:
         report = await self._call("info", {"checksums": checksums, "content": content})
@@ -162,8 +197,8 @@ class Migrator:
     def _request(self, route: str, params: dict[str, Any] | None, content: list[bytes] | None,
                  timeout: float) -> httpx.Request:
         headers = {"Accept": "application/json"}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token}"
+        if (token := self.token or self.session) is not None:
+            headers[TOKEN_HEADER] = token
         if content is None:
             return self.http.build_request("POST", f"{self.url}/wp-json/{NAMESPACE}/{route}", headers=headers,
                                            json=params, timeout=httpx.Timeout(timeout, connect=15.0))
@@ -173,16 +208,35 @@ class Migrator:
         return self.http.build_request("POST", f"{self.url}/wp-json/{NAMESPACE}/{route}", headers=headers,
                                        content=_parts(content), timeout=httpx.Timeout(timeout, connect=15.0))
 
-    def _auth(self) -> httpx.Auth | None:
-        return None if self.token is not None else httpx.BasicAuth(self.login or "", self.password or "")
+    async def _ready(self) -> None:
+        if self.token is None and self.session is None:
+            await self.open_session()
 
-    async def _call(self, route: str, params: dict[str, Any] | None = None, *,
-                    content: list[bytes] | None = None, timeout: float = 300.0) -> dict[str, Any]:
+    async def _send(self, route: str, params: dict[str, Any] | None, content: list[bytes] | None, timeout: float,
+                    *, basic: bool = False, stream: bool = False) -> httpx.Response:
+        """One request: with the login (`basic`), or in the session, opened first and again once if it expired."""
+        if not basic:
+            await self._ready()
+        response = await self._send_once(route, params, content, timeout, basic=basic, stream=stream)
+        if (response.status_code == 401 and self.session is not None
+                and _rest_error(await response.aread())[0] == "wpclone_bad_token"):
+            await response.aclose()
+            await self.open_session()
+            response = await self._send_once(route, params, content, timeout, basic=False, stream=stream)
+        return response
+
+    async def _send_once(self, route: str, params: dict[str, Any] | None, content: list[bytes] | None,
+                         timeout: float, *, basic: bool, stream: bool) -> httpx.Response:
         request = self._request(route, params, content, timeout)
+        auth = httpx.BasicAuth(self.login or "", self.password or "") if basic else None
         try:
-            response = await self.http.send(request, auth=self._auth())
+            return await self.http.send(request, auth=auth, stream=stream)
         except httpx.TransportError as error:
             raise self._unreachable(route, error) from None
+
+    async def _call(self, route: str, params: dict[str, Any] | None = None, *, content: list[bytes] | None = None,
+                    timeout: float = 300.0, basic: bool = False) -> dict[str, Any]:
+        response = await self._send(route, params, content, timeout, basic=basic)
         if response.status_code != 200:
             raise self._refusal(route, response.status_code, response.content)
         try:
@@ -197,11 +251,7 @@ class Migrator:
 
     @asynccontextmanager
     async def _stream(self, route: str, params: dict[str, Any]) -> AsyncIterator[AsyncIterator[bytes]]:
-        request = self._request(route, params, None, 300.0)
-        try:
-            response = await self.http.send(request, stream=True, auth=self._auth())
-        except httpx.TransportError as error:
-            raise self._unreachable(route, error) from None
+        response = await self._send(route, params, None, 300.0, stream=True)
         try:
             if response.status_code != 200:
                 raise self._refusal(route, response.status_code, await response.aread())
@@ -226,6 +276,9 @@ class Migrator:
         code, message = _rest_error(body)
         if code == "rest_no_route":
             return WordPressError("MigratorMissing", f"the wpclone migrator is not active on {self.role} {self.url}")
+        if status == 429:
+            return WordPressError(constants.LOGIN_THROTTLED,
+                                  f"{self.role} {self.url}: {message or 'too many failed logins'}")
         if status == 401:
             return WordPressError("LoginFailed", f"{self.role} login failed for {self.who}: 401 {message}".rstrip())
         if status == 403:
@@ -267,53 +320,89 @@ def migrator_zip(source: Path | None = None) -> bytes:
 
 async def ensure_migrator(http: httpx.AsyncClient, url: str, login: str, password: str, *,
                           policy: outbound.Policy, role: str = "site") -> Migrator:
-    """The site's migrator, installed and activated first if the site does not have it. `policy`: where
-    the installer may connect (the operator passes its outbound policy, as it does to `http`)."""
+    """The site's migrator in an open session, installed and activated first if the site does not have
+    it (or has a version without sessions). `policy`: where the installer may connect (the operator
+    passes its outbound policy, as it does to `http`)."""
     migrator = Migrator(http, url, login=login, password=password, role=role)
-    try:
-        await migrator.info()
-    except WordPressError as error:
-        if error.reason != "MigratorMissing":
-            raise
-        await install_migrator(url, login, password, role=role, policy=policy)
-        await migrator.info()
+    async with _SITE_LOCKS.setdefault(migrator.url, asyncio.Lock()):
+        try:
+            await migrator.open_session()
+        except WordPressError as error:
+            if error.reason != "MigratorMissing":
+                raise
+            await install_migrator(url, login, password, role=role, policy=policy)
+            await migrator.open_session()
     return migrator
+
+
+@asynccontextmanager
+async def site_session(http: httpx.AsyncClient, url: str, login: str, password: str, *, policy: outbound.Policy,
+                       role: str, keep_migrator: bool) -> AsyncIterator[Migrator]:
+    """One job on a site: its migrator in a session (installed first where missing) and, whatever the
+    job's outcome, the session closed and the plugin removed from the site unless `keep_migrator` (a
+    must-use copy stays; with other jobs' sessions live it leaves after the last of them)."""
+    migrator = await ensure_migrator(http, url, login, password, policy=policy, role=role)
+    try:
+        yield migrator
+    finally:
+        async with _SITE_LOCKS.setdefault(migrator.url, asyncio.Lock()):
+            await migrator.close_session(remove=not keep_migrator)
 
 
 async def install_migrator(url: str, login: str, password: str, *, policy: outbound.Policy, role: str = "site",
                            verify: bool | str = True) -> None:
-    """Logs in to wp-admin as `login`, uploads the plugin zip (replacing an older copy) and activates it.
-    It connects only where `policy` allows, and follows only links to the site itself."""
+    """Logs in to wp-admin as `login`, uploads the plugin zip (replacing an older copy), activates it and
+    logs out (the login's session token leaves the user's meta again). It connects only where `policy`
+    allows, and follows only links to the site itself."""
     admin = url.rstrip("/") + "/wp-admin/"
     who = f"{login}@{url.rstrip('/')}"
     timeout = httpx.Timeout(120.0, connect=15.0)
     async with outbound.client(policy, timeout=timeout, verify=verify) as browser:
         try:
             await _log_in(browser, url.rstrip("/"), login, password, role, who)
-            page = await browser.get(admin + "plugin-install.php?tab=upload")
-            form = re.search(r'<form[^>]*class="wp-upload-form".*?</form>', page.text, re.S)
-            nonce = re.search(r'name="_wpnonce" value="([^"]+)"', form.group()) if form else None
-            if page.status_code != 200 or nonce is None:
-                raise WordPressError("CannotInstall", f"{role} {url}: {login} cannot upload plugins "
-                                     f"(not an administrator, or DISALLOW_FILE_MODS): {page.status_code}")
-            result = await browser.post(
-                admin + "update.php?action=upload-plugin",
-                data={"_wpnonce": nonce.group(1), "install-plugin-submit": "Install Now"},
-                files={"pluginzip": (f"{MIGRATOR_SLUG}.zip", migrator_zip(), "application/zip")})
-            replace = _link(result.text, r"overwrite=(?:update|downgrade)-plugin", admin)
-            if replace is not None:  # an older copy is there: take WordPress's "Replace current" link
-                result = await browser.get(replace)
-            activate = _link(result.text, r"action=activate&(?:amp;)?plugin=" + MIGRATOR_SLUG, admin)
-            if activate is not None:
-                result = await browser.get(activate)
-            elif not re.search(r"Plugin (?:installed|updated) successfully", result.text):
-                raise WordPressError("CannotInstall", f"{role} {url}: the plugin upload failed: "
-                                     f"{_brief(_text_of(result.text)[-200:])}")
+            try:
+                await _upload_and_activate(browser, admin, url, login, role)
+            finally:
+                await _log_out(browser, admin)
         except outbound.DestinationNotAllowed as refused:
             raise WordPressError(constants.DESTINATION_NOT_ALLOWED, f"{role} {url}: {refused}") from None
         except httpx.TransportError as error:
             raise WordPressError("Unreachable", f"{role} {url}: installing the migrator as {who} failed: "
                                  f"{type(error).__name__}") from None
+
+
+async def _upload_and_activate(browser: httpx.AsyncClient, admin: str, url: str, login: str, role: str) -> None:
+    page = await browser.get(admin + "plugin-install.php?tab=upload")
+    form = re.search(r'<form[^>]*class="wp-upload-form".*?</form>', page.text, re.S)
+    nonce = re.search(r'name="_wpnonce" value="([^"]+)"', form.group()) if form else None
+    if page.status_code != 200 or nonce is None:
+        raise WordPressError("CannotInstall", f"{role} {url}: {login} cannot upload plugins "
+                             f"(not an administrator, or DISALLOW_FILE_MODS): {page.status_code}")
+    result = await browser.post(
+        admin + "update.php?action=upload-plugin",
+        data={"_wpnonce": nonce.group(1), "install-plugin-submit": "Install Now"},
+        files={"pluginzip": (f"{MIGRATOR_SLUG}.zip", migrator_zip(), "application/zip")})
+    replace = _link(result.text, r"overwrite=(?:update|downgrade)-plugin", admin)
+    if replace is not None:  # an older copy is there: take WordPress's "Replace current" link
+        result = await browser.get(replace)
+    activate = _link(result.text, r"action=activate&(?:amp;)?plugin=" + MIGRATOR_SLUG, admin)
+    if activate is not None:
+        result = await browser.get(activate)
+    elif not re.search(r"Plugin (?:installed|updated) successfully", result.text):
+        raise WordPressError("CannotInstall", f"{role} {url}: the plugin upload failed: "
+                             f"{_brief(_text_of(result.text)[-200:])}")
+
+
+async def _log_out(browser: httpx.AsyncClient, admin: str) -> None:
+    """Follows wp-admin's own log-out link (it carries the nonce), which ends the login's session."""
+    if not any(name.startswith("wordpress_logged_in_") for name in browser.cookies):
+        return
+    try:
+        link = _link((await browser.get(admin)).text, r"wp-login\.php\?action=logout", admin)
+        if link is not None:
+            await browser.get(link)
+    except httpx.TransportError as error:
+        log.warning("logging out of %s after installing the migrator failed: %s", admin, type(error).__name__)
 
 
 async def _log_in(browser: httpx.AsyncClient, url: str, login: str, password: str, role: str, who: str) -> None:

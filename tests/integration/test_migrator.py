@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 make_site, source_site = transfer_fixtures.make_site, transfer_fixtures.source_site
 
 LOOPBACK = outbound.Policy.parse(["127.0.0.1/32"])  # the test sites, and nothing else
-ROUTES = ["info", "export/database", "export/files", "import/begin", "import/database", "import/files",
-          "import/commit", "import/abort", "import/status", "backup/rollback", "backup/delete"]
+ROUTES = ["session", "session/close", "info", "export/database", "export/files", "import/begin", "import/database",
+          "import/files", "import/commit", "import/abort", "import/status", "backup/rollback", "backup/delete"]
 
 
 def migrator(http: httpx.AsyncClient, site: WordPressSite, role: str = "target") -> Migrator:
@@ -57,33 +57,40 @@ async def test_every_route_refuses_a_request_without_credentials(guarded_site: W
     assert answer.status_code == 401 and answer.json()["code"] == "wpclone_unauthenticated"
 
 
-@pytest.mark.parametrize(("headers", "status", "code"), [
-    (basic("admin", "wrong-password"), 401, "wpclone_login_failed"),
-    (basic("nobody", "whatever"), 401, "wpclone_login_failed"),
-    (basic("reader", "Reader-Pass-1"), 403, "wpclone_forbidden"),
-    ({"Authorization": "Bearer a-token-this-site-does-not-define"}, 401, "wpclone_bad_token"),
-    ({"Authorization": "Digest username=admin"}, 401, "wpclone_unauthenticated"),
-], ids=["wrong-password", "unknown-user", "not-an-administrator", "token-without-constant", "other-scheme"])
+@pytest.mark.parametrize(("route", "headers", "status", "code"), [
+    ("session", basic("admin", "wrong-password"), 401, "wpclone_login_failed"),
+    ("session", basic("nobody", "whatever"), 401, "wpclone_login_failed"),
+    ("session", basic("reader", "Reader-Pass-1"), 403, "wpclone_forbidden"),
+    ("session", {"Authorization": "Digest username=admin"}, 401, "wpclone_unauthenticated"),
+    ("info", {"X-WPClone-Token": "a-token-this-site-does-not-define"}, 401, "wpclone_bad_token"),
+    ("info", {"X-WPClone-Token": "wpcs_" + "0" * 64}, 401, "wpclone_bad_token"),
+    ("info", {"Authorization": "Bearer a-token-this-site-does-not-define"}, 401, "wpclone_session_required"),
+], ids=["wrong-password", "unknown-user", "not-an-administrator", "other-scheme", "token-without-constant",
+        "session-never-opened", "bearer"])
 async def test_credentials_that_are_not_an_administrators_are_refused(
-        guarded_site: WordPressSite, headers: dict[str, str], status: int, code: str) -> None:
+        guarded_site: WordPressSite, route: str, headers: dict[str, str], status: int, code: str) -> None:
     async with httpx.AsyncClient() as http:
-        answer = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/info", json={}, headers=headers)
+        answer = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/{route}", json={}, headers=headers)
     assert (answer.status_code, answer.json()["code"]) == (status, code)
 
 
-async def test_an_application_password_and_the_login_password_both_admit_the_administrator(
+async def test_an_application_password_and_the_login_password_both_open_a_session(
         guarded_site: WordPressSite, application_password: str) -> None:
     async with httpx.AsyncClient() as http:
-        with_application_password = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/info", json={},
+        with_application_password = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/session", json={},
                                                      headers=basic("admin", application_password))
         # Once application passwords are in use, core refuses Basic with a login password on its own
-        # routes; the migrator's routes still accept it.
-        with_login_password = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/info", json={},
+        # routes; the session route checks that login itself.
+        with_login_password = await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/session", json={},
                                               headers=basic("admin", guarded_site.admin_password))
         core_route = await http.get(f"{guarded_site.url}/wp-json/wp/v2/users/me",
                                     headers=basic("admin", guarded_site.admin_password))
+        infos = [await http.post(f"{guarded_site.url}/wp-json/wpclone/v1/info", json={},
+                                 headers={"X-WPClone-Token": answer.json()["token"]})
+                 for answer in (with_application_password, with_login_password)]
     assert with_application_password.status_code == 200 and with_login_password.status_code == 200
     assert core_route.status_code == 401
+    assert [info.status_code for info in infos] == [200, 200]
 
 
 async def test_a_refused_login_names_the_site_and_user_but_never_the_password(guarded_site: WordPressSite) -> None:

@@ -1,6 +1,6 @@
 """Production left no weaker by a restore, on the real stack: a clone's uploads holding PHP are refused
-with ForbiddenFile and production is left exactly as it was; a restore that succeeds keeps its backup in
-folders that deny the web, and its files get 0644 whatever the clone had."""
+with ForbiddenFile and production is left exactly as it was; a restore that succeeds keeps its backup
+outside the document root, leaves no migrator behind, and its files get 0644 whatever the clone had."""
 
 from __future__ import annotations
 
@@ -41,11 +41,12 @@ def test_a_clones_uploaded_php_is_refused_and_production_is_left_as_it_was(
     assert not (production.docroot / "wp-content" / "uploads" / "evil.php").exists()
 
 
-def test_a_restores_backup_denies_the_web_and_its_files_are_not_executable(
+def test_a_restores_backup_is_kept_outside_the_document_root_and_its_files_are_not_executable(
         control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
-    production = make_site()
+    production = make_site(migrator=False)  # installed for the clone and again for the restore
     stage = clone_of(control_plane, namespace, production)
+    assert not (production.docroot / "wp-content" / "plugins" / "wpclone-migrator").exists()  # left after the clone
     note = clone_wp_content(control_plane, namespace, stage) / "uploads" / "from-the-clone.txt"
     note.write_bytes(b"media made on the clone\n")
     note.chmod(0o777)
@@ -57,8 +58,9 @@ def test_a_restores_backup_denies_the_web_and_its_files_are_not_executable(
 
     content = production.docroot / "wp-content"
     assert stat.S_IMODE((content / "uploads" / "from-the-clone.txt").stat().st_mode) == 0o644
+    [store] = production.docroot.parent.glob(".wpclone-backups-*")
     for root in ("uploads", "themes", "plugins"):
-        kept = content / root / f".wpclone-backup-{backup}"
-        assert "Require all denied" in (kept / ".htaccess").read_text(), root
-        assert (kept / "web.config").is_file() and (kept / "index.php").is_file()
-        assert (kept / "site").is_dir()
+        assert not (content / root / f".wpclone-backup-{backup}").exists(), root
+        assert (store / backup / root / "site").is_dir(), root
+    # The migrator was installed for the restore (production did not have it) and has left again.
+    assert not (content / "plugins" / "wpclone-migrator").exists()

@@ -15,8 +15,16 @@ from wpclone_operator.wordpress import Migrator, WordPressError, migrator_zip
 SECRET = "S3cret-Passw0rd"
 
 
+SESSION = "wpcs_" + "5" * 64
+
+
 def site(handler, **credentials) -> Migrator:  # type: ignore[no-untyped-def]
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    """A migrator whose site opens sessions (answering SESSION) and answers every other route with `handler`."""
+    def routed(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/wpclone/v1/session"):
+            return answer(200, {"token": SESSION, "idle_seconds": 1800, "max_seconds": 86400})
+        return handler(request)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(routed))
     return Migrator(http, "https://shop.example/", **(credentials or {"login": "admin", "password": SECRET}),
                     role="source", retry_delays=(0.0, 0.0))
 
@@ -43,18 +51,78 @@ async def test_refusals_name_the_site_and_login_and_never_the_password(
     assert SECRET not in str(failure.value)
 
 
-async def test_requests_carry_basic_auth_or_the_token_and_their_parameters_in_the_body() -> None:
+async def test_the_login_is_sent_once_for_a_session_whose_token_every_later_call_carries() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
+        if request.url.path.endswith("/session"):
+            return answer(200, {"token": SESSION})
         return answer(200, {"job": "0123456789ab", "max_request_bytes": 1000})
-    await site(handler).begin_import(database=True, tables=None, files=["uploads"])
-    await site(handler, token="t" * 32).begin_import(database=False, tables=["wp_posts"], files=[])
-    assert seen[0].url == "https://shop.example/wp-json/wpclone/v1/import/begin" and not seen[0].url.query
-    assert seen[0].headers["authorization"].startswith("Basic ")
-    assert json.loads(seen[0].content) == {"database": True, "tables": None, "files": ["uploads"]}
-    assert seen[1].headers["authorization"] == "Bearer " + "t" * 32
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    source = Migrator(http, "https://shop.example/", login="admin", password=SECRET, role="source")
+    await source.begin_import(database=True, tables=None, files=["uploads"])
+    await source.begin_import(database=False, tables=["wp_posts"], files=[])
+    await Migrator(http, "https://clone.example", token="t" * 32, role="clone").begin_import(
+        database=False, tables=None, files=[])
+    assert [request.url.path.removeprefix("/wp-json/wpclone/v1/") for request in seen] == [
+        "session", "import/begin", "import/begin", "import/begin"]
+    assert seen[0].headers["authorization"].startswith("Basic ") and "x-wpclone-token" not in seen[0].headers
+    assert all("authorization" not in request.headers for request in seen[1:])
+    assert [request.headers["x-wpclone-token"] for request in seen[1:]] == [SESSION, SESSION, "t" * 32]
+    assert json.loads(seen[1].content) == {"database": True, "tables": None, "files": ["uploads"]}
+    assert not seen[1].url.query
+
+
+async def test_an_expired_session_is_opened_again_once_and_the_call_repeated() -> None:
+    tokens = iter(["wpcs_" + "1" * 64, "wpcs_" + "2" * 64, "wpcs_" + "3" * 64])
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path.rsplit("/", 1)[-1], request.headers.get("x-wpclone-token")))
+        if request.url.path.endswith("/session"):
+            return answer(200, {"token": next(tokens)})
+        if request.headers["x-wpclone-token"].startswith("wpcs_1") or len(seen) > 4:
+            return answer(401, {"code": "wpclone_bad_token", "message": "The token is not valid for this site."})
+        return answer(200, {"state": "open"})
+    source = Migrator(httpx.AsyncClient(transport=httpx.MockTransport(handler)), "https://shop.example",
+                      login="admin", password=SECRET, role="source")
+    assert await source.import_status("0123456789ab") == {"state": "open"}
+    with pytest.raises(WordPressError) as failure:  # a token refused right after a new session is not retried
+        await source.import_status("0123456789ab")
+    assert seen == [("session", None), ("status", "wpcs_" + "1" * 64), ("session", None),
+                    ("status", "wpcs_" + "2" * 64), ("status", "wpcs_" + "2" * 64), ("session", None),
+                    ("status", "wpcs_" + "3" * 64)]
+    assert failure.value.reason == "LoginFailed" and SECRET not in str(failure.value)
+
+
+async def test_a_throttled_login_has_a_reason_of_its_own() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answer(429, {"code": "wpclone_throttled",
+                            "message": "Too many failed logins: try again in 840 seconds."})
+    source = Migrator(httpx.AsyncClient(transport=httpx.MockTransport(handler)), "https://shop.example",
+                      login="admin", password=SECRET, role="source")
+    with pytest.raises(WordPressError) as failure:
+        await source.info()
+    assert failure.value.reason == "LoginThrottled"
+    assert str(failure.value) == "source https://shop.example: Too many failed logins: try again in 840 seconds."
+
+
+async def test_closing_a_session_says_whether_the_plugin_left_and_never_raises() -> None:
+    closes: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        closes.append(json.loads(request.content))
+        if len(closes) == 1:
+            return answer(200, {"closed": True, "removed": True})
+        raise httpx.ConnectError("connection refused")
+    source = site(handler)
+    await source.open_session()
+    assert await source.close_session(remove=True) is True and source.session is None
+    await source.open_session()
+    assert await source.close_session(remove=False) is False  # unreachable: logged, not raised
+    assert await source.close_session(remove=True) is False  # no session: nothing sent
+    assert closes == [{"remove": True}, {"remove": False}]
 
 
 async def test_a_chunk_whose_reply_was_lost_is_sent_again_unchanged() -> None:

@@ -4,8 +4,9 @@
  *
  * Commit moves the live entries of each imported folder aside and the staged ones in (renames only,
  * undone on failure), then swaps the tables with ONE multi-table RENAME TABLE, which MariaDB >= 10.6
- * and MySQL 8 run atomically. What was live becomes the backup (tables wpcb_<id>_<n>, folders
- * .wpclone-backup-<id>/site beside deny files): kept when asked, so the import can be rolled back, or dropped.
+ * and MySQL 8 run atomically. What was live becomes the backup (tables wpcb_<id>_<n>; folders outside
+ * the document root, or .wpclone-backup-<id>/site beside deny files): kept when asked, so the import
+ * can be rolled back, or dropped.
  */
 
 if (!defined('ABSPATH')) {
@@ -15,9 +16,13 @@ if (!defined('ABSPATH')) {
 final class WPClone_Backups
 {
     /**
-     * A backup's folder (.wpclone-backup-<id>, beside the live entries it replaced, so that swapping
-     * is a rename on one filesystem) holds the kept entries in KEPT and, beside them, files that deny
-     * the web any access to it: DENY_FILES. A rollback moves only KEPT's entries back, never these.
+     * A backup keeps a folder's replaced entries where a rename reaches them (one filesystem), and
+     * where the web does not. Outside the document root when the site may write there: the store
+     * WPCLONE_BACKUP_DIR names (wp-config.php), or else .wpclone-backups-<site> beside the document
+     * root, each backup in <store>/<id>/<folder>/KEPT, only for the site's own user (0700). Where
+     * neither is writable on the live folder's filesystem (or WPCLONE_BACKUP_DIR is false), in
+     * .wpclone-backup-<id>/KEPT beside the live entries, with files that deny the web any access to
+     * it: DENY_FILES. A rollback moves only KEPT's entries back, never these.
      *
      * Apache 2.4 honours .htaccess (Require all denied; PHP off where mod_php allows php_flag; where
      * AllowOverride forbids a directive Apache answers 500, which serves nothing either), IIS honours
@@ -64,19 +69,20 @@ final class WPClone_Backups
             self::keep_migrator_active($db, $incoming);
         }
         $moves = [];
+        $outers = [];
         try {
             foreach (WPClone_Site::roots($job->data['roots']) as $root => $folder) {
-                self::deny_web("$folder/.wpclone-backup-$id");
-                $backup['folders'][$root] = self::swap_folder($folder, $root, '.wpclone-' . $job->id(),
-                    ".wpclone-backup-$id/" . self::KEPT, $moves) + ['backup' => ".wpclone-backup-$id"];
+                $outers[$folder] = self::make_outer($folder, $root, $id);
+                $backup['folders'][$root] = ['backup' => $outers[$folder]] + self::swap_folder(
+                    $folder, $root, "$folder/.wpclone-" . $job->id(), $outers[$folder] . '/' . self::KEPT, $moves);
             }
             if ($renames) {
                 self::rename_tables($db, $renames);
             }
         } catch (Throwable $error) {
             self::undo($moves);
-            foreach (WPClone_Site::roots($job->data['roots']) as $folder) {
-                self::remove_deny_web("$folder/.wpclone-backup-$id");  // never its content, were undo to fail
+            foreach ($outers as $folder => $outer) {
+                self::remove_outer($folder, ['backup' => $outer]);  // never its content, were undo to fail
             }
             throw $error;
         }
@@ -108,7 +114,8 @@ final class WPClone_Backups
         $moves = [];
         try {
             foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
-                self::swap_folder($folder, $root, $backup['folders'][$root]['kept'], ".wpclone-trash-$id", $moves);
+                self::swap_folder($folder, $root, self::absolute($folder, $backup['folders'][$root]['kept']),
+                    "$folder/.wpclone-trash-$id", $moves);
             }
             if ($renames) {
                 self::rename_tables($db, $renames);
@@ -122,8 +129,7 @@ final class WPClone_Backups
         }
         foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
             self::remove_folder("$folder/.wpclone-trash-$id");
-            @rmdir($folder . '/' . $backup['folders'][$root]['kept']);
-            self::remove_deny_web($folder . '/' . self::outer($backup['folders'][$root]));
+            self::remove_outer($folder, $backup['folders'][$root]);
         }
         @unlink(self::path($id));
         wp_cache_flush();
@@ -150,7 +156,8 @@ final class WPClone_Backups
             $db->query('DROP TABLE IF EXISTS ' . WPClone_Db::name($kept));
         }
         foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
-            self::remove_folder($folder . '/' . self::outer($backup['folders'][$root]));
+            self::remove_folder(self::absolute($folder, self::outer($backup['folders'][$root])));
+            self::remove_outer($folder, $backup['folders'][$root]);
         }
         @unlink(self::path($backup['id']));
     }
@@ -200,23 +207,77 @@ final class WPClone_Backups
         }
     }
 
-    /** Removes a backup's folder if nothing but its deny files is left in it. */
-    private static function remove_deny_web(string $outer): void
+    /** The folder that will hold a backup of $folder's entries: outside the document root if it can. */
+    private static function make_outer(string $folder, string $root, string $id): string
     {
+        $store = self::store($folder);
+        if ($store === null) {
+            self::deny_web("$folder/.wpclone-backup-$id");
+            return "$folder/.wpclone-backup-$id";
+        }
+        if (!is_dir("$store/$id/$root") && !mkdir("$store/$id/$root", 0700, true)) {
+            throw new WPClone_Error('unwritable', "cannot create a backup folder in $store", 500);
+        }
+        return "$store/$id/$root";
+    }
+
+    /**
+     * The store outside the document root for backups of $folder, created on first use; null where the
+     * site cannot write one on $folder's filesystem (a swap must stay a rename).
+     */
+    private static function store(string $folder): ?string
+    {
+        if (defined('WPCLONE_BACKUP_DIR')) {
+            $store = WPCLONE_BACKUP_DIR === false ? '' : (string) WPCLONE_BACKUP_DIR;
+        } else {
+            $served = realpath((string) ($_SERVER['DOCUMENT_ROOT'] ?? '') ?: ABSPATH);
+            $store = $served === false || dirname($served) === $served ? ''
+                : dirname($served) . '/.wpclone-backups-' . substr(hash('sha256', ABSPATH), 0, 12);
+        }
+        if ($store === '' || (!is_dir($store) && !@mkdir($store, 0700, true))) {
+            return null;
+        }
+        $real = realpath($store);
+        foreach ([(string) ($_SERVER['DOCUMENT_ROOT'] ?? ''), ABSPATH, WP_CONTENT_DIR] as $served) {
+            $served = $served === '' ? false : realpath($served);
+            if ($real === false || ($served !== false && strpos($real . '/', rtrim($served, '/') . '/') === 0)) {
+                return null;  // inside what is served: not a store
+            }
+        }
+        $here = @stat($folder);
+        $there = @stat($real);
+        return $here !== false && $there !== false && $here['dev'] === $there['dev'] && is_writable($real) ? $real : null;
+    }
+
+    /** Removes what holds a backup's kept folder once nothing is kept in it (deny files and all). */
+    private static function remove_outer(string $folder, array $record): void
+    {
+        $outer = self::absolute($folder, self::outer($record));
         @rmdir($outer . '/' . self::KEPT);
         if (file_exists($outer . '/' . self::KEPT)) {
             return;  // something is still kept there: it stays denied
         }
         foreach (array_keys(self::DENY_FILES) as $name) {
-            @unlink("$outer/$name");
+            if (is_file("$outer/$name")) {
+                @unlink("$outer/$name");
+            }
         }
         @rmdir($outer);
+        if (strpos($outer, $folder . '/') !== 0) {
+            @rmdir(dirname($outer));  // <store>/<id>, once its last folder is gone
+        }
     }
 
     /** The folder a backup keeps (older backups kept the entries directly in .wpclone-backup-<id>). */
     private static function outer(array $folder): string
     {
         return $folder['backup'] ?? $folder['kept'];
+    }
+
+    /** A path of a backup record: absolute, or (records before the store) relative to the live folder. */
+    private static function absolute(string $folder, string $path): string
+    {
+        return $path !== '' && $path[0] === '/' ? $path : "$folder/$path";
     }
 
     private static function load($id): array
@@ -242,23 +303,23 @@ final class WPClone_Backups
     }
 
     /**
-     * Moves the live entries of $folder (except what imports leave alone) into $aside, then the
-     * entries of $incoming into $folder. Every rename is recorded in $moves so it can be undone.
+     * Moves the live entries of $folder (except what imports leave alone) into the folder $aside, then
+     * the entries of the folder $incoming into $folder. Every rename is recorded in $moves so it can be undone.
      */
     private static function swap_folder(string $folder, string $root, string $incoming, string $aside, array &$moves): array
     {
-        if (!is_dir("$folder/$aside") && !mkdir("$folder/$aside", 0755)) {
-            throw new WPClone_Error('unwritable', "cannot create $folder/$aside", 500);
+        if (!is_dir($aside) && !mkdir($aside, 0755)) {
+            throw new WPClone_Error('unwritable', "cannot create $aside", 500);
         }
         foreach ((array) scandir($folder) as $entry) {
             if ($entry !== '.' && $entry !== '..' && !WPClone_Site::excluded("$root/$entry")) {
-                self::move("$folder/$entry", "$folder/$aside/$entry", $moves);
+                self::move("$folder/$entry", "$aside/$entry", $moves);
             }
         }
         $imported = [];
-        foreach ((array) @scandir("$folder/$incoming") as $entry) {
+        foreach ((array) @scandir($incoming) as $entry) {
             if ($entry !== '.' && $entry !== '..') {
-                self::move("$folder/$incoming/$entry", "$folder/$entry", $moves);
+                self::move("$incoming/$entry", "$folder/$entry", $moves);
                 $imported[] = $entry;
             }
         }

@@ -330,7 +330,7 @@ final class WPClone_Import
      * Leftovers of imports that never finished (their requester died with them): every job, staging
      * table and staging folder. A new import replaces any unfinished one.
      */
-    private static function sweep(WPClone_Db $db): void
+    public static function sweep(WPClone_Db $db): void
     {
         foreach (WPClone_Job::ids() as $id) {
             self::discard($db, WPClone_Job::load($id));

@@ -1,7 +1,7 @@
 <?php
 /**
  * wpclone migrator: what a site is made of (its tables, its content folders, what is not content),
- * who may drive the migrator, and the site report of the info route.
+ * and the site report of the info route.
  */
 
 if (!defined('ABSPATH')) {
@@ -122,7 +122,8 @@ final class WPClone_Site
         foreach (self::tables($db) as $name) {
             $table = ['name' => $name, 'rows' => (int) $db->value('SELECT COUNT(*) FROM ' . WPClone_Db::name($name))];
             if ($request->get_param('checksums')) {
-                $table['checksum'] = (string) $db->query('CHECKSUM TABLE ' . WPClone_Db::name($name))->fetch_row()[1];
+                $table['checksum'] = $name === $options ? self::options_checksum($db, $options)
+                    : (string) $db->query('CHECKSUM TABLE ' . WPClone_Db::name($name))->fetch_row()[1];
             }
             $tables[] = $table;
         }
@@ -153,6 +154,20 @@ final class WPClone_Site
             }
         }
         return $report;
+    }
+
+    /**
+     * The options table's checksum for a restore's conflict check: every row but WP-Cron's schedule and
+     * transients, which a live site (and the migrator's own installation, through wp-admin) rewrites
+     * all day without anyone having changed its content. Order-independent, from each row's MD5.
+     */
+    private static function options_checksum(WPClone_Db $db, string $options): string
+    {
+        $row = "MD5(CONCAT_WS(0x1f, option_id, option_name, option_value, autoload))";
+        return 'rows-' . (string) $db->value("SELECT CONCAT(COUNT(*), '-', COALESCE(SUM(CONV(SUBSTRING(h, 1, 15), 16, 10)), 0),"
+            . " '-', COALESCE(SUM(CONV(SUBSTRING(h, 16, 15), 16, 10)), 0)) FROM (SELECT $row AS h FROM "
+            . WPClone_Db::name($options) . " WHERE option_name NOT IN ('cron', 'doing_cron')"
+            . " AND option_name NOT LIKE '\\_transient\\_%' AND option_name NOT LIKE '\\_site\\_transient\\_%') AS options_rows");
     }
 
     /** @return array{files: int, bytes: int} */
@@ -196,80 +211,5 @@ final class WPClone_Site
             }
         }
         return $skipped;
-    }
-}
-
-/**
- * Every route needs the site's administrator: HTTP Basic checked with wp_authenticate() (a login
- * password, or an application password where WordPress allows them), or the bearer token a clone's
- * configuration defines as WPCLONE_MIGRATOR_TOKEN.
- */
-final class WPClone_Auth
-{
-    /** @return true|WP_Error */
-    public static function check(WP_REST_Request $request)
-    {
-        $header = self::authorization();
-        if (preg_match('/^Bearer\s+(\S+)\s*$/i', $header, $match)) {
-            $token = defined('WPCLONE_MIGRATOR_TOKEN') ? (string) WPCLONE_MIGRATOR_TOKEN : '';
-            if (strlen($token) >= 16 && hash_equals($token, $match[1])) {
-                return true;
-            }
-            return new WP_Error('wpclone_bad_token', 'The bearer token is not valid for this site.', ['status' => 401]);
-        }
-        [$login, $password] = self::basic($header);
-        if ($login === '') {
-            return new WP_Error('wpclone_unauthenticated',
-                'Send an administrator login with HTTP Basic authentication.', ['status' => 401]);
-        }
-        $user = wp_authenticate($login, $password);
-        if (is_wp_error($user)) {
-            return new WP_Error('wpclone_login_failed', 'The login or password is not valid.', ['status' => 401]);
-        }
-        if (!user_can($user, 'manage_options')) {
-            return new WP_Error('wpclone_forbidden', 'The user is not an administrator of this site.', ['status' => 403]);
-        }
-        wp_set_current_user($user->ID);
-        return true;
-    }
-
-    /**
-     * Core refuses HTTP Basic with a login password once application passwords are in use on a site;
-     * the migrator's routes check credentials themselves, so core's verdict is dropped for them only.
-     */
-    public static function core_errors($result)
-    {
-        $route = $GLOBALS['wp']->query_vars['rest_route'] ?? '';
-        if (is_wp_error($result) && strpos((string) $route, '/' . WPCLONE_MIGRATOR_NAMESPACE . '/') === 0) {
-            return null;
-        }
-        return $result;
-    }
-
-    private static function authorization(): string
-    {
-        foreach (['HTTP_AUTHORIZATION', 'REDIRECT_HTTP_AUTHORIZATION'] as $key) {
-            if (!empty($_SERVER[$key])) {
-                return trim((string) $_SERVER[$key]);
-            }
-        }
-        if (isset($_SERVER['PHP_AUTH_USER'])) {
-            return 'Basic ' . base64_encode($_SERVER['PHP_AUTH_USER'] . ':' . ($_SERVER['PHP_AUTH_PW'] ?? ''));
-        }
-        return '';
-    }
-
-    /** @return array{0: string, 1: string} */
-    private static function basic(string $header): array
-    {
-        if (!preg_match('/^Basic\s+([A-Za-z0-9+\/=]+)\s*$/i', $header, $match)) {
-            return ['', ''];
-        }
-        $pair = (string) base64_decode($match[1], true);
-        $colon = strpos($pair, ':');
-        if ($colon === false) {
-            return ['', ''];
-        }
-        return [substr($pair, 0, $colon), substr($pair, $colon + 1)];
     }
 }

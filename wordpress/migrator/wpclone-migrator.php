@@ -13,8 +13,12 @@
  * registers anything; the others only declare classes, and require_once loads each of them once
  * whether or not the loader has included it already.
  *
- * Routes, all POST, parameters in the body, all for administrators only (HTTP Basic with a login or
- * application password, or `Authorization: Bearer` with the WPCLONE_MIGRATOR_TOKEN of a clone):
+ * Routes, all POST, parameters in the body, all for administrators only: `session` takes an
+ * administrator's login (HTTP Basic, a login or application password) and answers a token; every other
+ * route takes that token, or a clone's WPCLONE_MIGRATOR_TOKEN, in the X-WPClone-Token header
+ * (wpclone-migrator-auth.php):
+ *   session          open a session: {token, idle_seconds, max_seconds}
+ *   session/close    end it                                {remove?: leave the site once no session is live}
  *   info             site report: URLs, versions, prefix, tables (rows, checksums), content sizes, backups
  *   export/database  stream of the site's tables          {tables?, slice_bytes?}
  *   export/files     stream of wp-content folders         {include?: [uploads, themes, plugins, mu-plugins], slice_bytes?}
@@ -37,16 +41,21 @@ define('WPCLONE_MIGRATOR_FILE', __FILE__);
 
 require_once __DIR__ . '/wpclone-migrator-stream.php';
 require_once __DIR__ . '/wpclone-migrator-site.php';
+require_once __DIR__ . '/wpclone-migrator-auth.php';
 require_once __DIR__ . '/wpclone-migrator-export.php';
 require_once __DIR__ . '/wpclone-migrator-import.php';
 require_once __DIR__ . '/wpclone-migrator-backup.php';
 
-add_filter('rest_authentication_errors', ['WPClone_Auth', 'core_errors'], 110);
+add_filter('determine_current_user', ['WPClone_Auth', 'session_user'], 30);
+add_filter('rest_authentication_errors', ['WPClone_Auth', 'rest_errors'], 110);
+add_action(WPClone_Removal::CRON_HOOK, ['WPClone_Removal', 'if_idle']);
 add_action('rest_api_init', 'wpclone_migrator_routes');
 
 function wpclone_migrator_routes(): void
 {
     $routes = [
+        'session' => ['WPClone_Sessions', 'open'],
+        'session/close' => ['WPClone_Sessions', 'close'],
         'info' => ['WPClone_Site', 'info'],
         'export/database' => ['WPClone_Export', 'database'],
         'export/files' => ['WPClone_Export', 'files'],
@@ -62,7 +71,7 @@ function wpclone_migrator_routes(): void
     foreach ($routes as $route => $handler) {
         register_rest_route(WPCLONE_MIGRATOR_NAMESPACE, '/' . $route, [
             'methods' => 'POST',
-            'permission_callback' => ['WPClone_Auth', 'check'],
+            'permission_callback' => ['WPClone_Auth', $route === 'session' ? 'login' : 'check'],
             'callback' => function (WP_REST_Request $request) use ($handler) {
                 try {
                     return rest_ensure_response(call_user_func($handler, $request));
