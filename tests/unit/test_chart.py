@@ -195,6 +195,7 @@ def test_every_setting_the_chart_passes_is_read_by_the_operator_and_api(monkeypa
     assert (settings.default_ttl_minutes, settings.max_ttl_minutes, settings.concurrency) == (30, 1440, 4)
     assert settings.clone_db_host == "db.internal:3306"
     assert settings.namespaces == []
+    assert (settings.keep_migrator, settings.backup_retention) == (False, 3)
 
 
 def test_existing_secrets_are_used_by_name_and_key_and_never_rendered() -> None:
@@ -295,6 +296,8 @@ BAD_VALUES = {
     "bad namespace": ([*REQUIRED, "--set-json", 'operator.watchNamespaces=["Team_A"]'], "/operator/watchNamespaces/0"),
     "zero concurrency": ([*REQUIRED, "--set", "operator.concurrency=0"], "/operator/concurrency"),
     "pull policy": ([*REQUIRED, "--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    "keep migrator as text": ([*REQUIRED, "--set-string", "operator.keepMigrator=yes"], "/operator/keepMigrator"),
+    "negative retention": ([*REQUIRED, "--set", "operator.backupRetention=-1"], "/operator/backupRetention"),
     "scrape interval": ([*REQUIRED, "--set", "serviceMonitor.interval=often"], "/serviceMonitor/interval"),
     "foreign env": ([*REQUIRED, "--set-json", 'operator.extraEnv=[{"name":"KUBECONFIG","value":"/x"}]'],
                     "/operator/extraEnv/0/name"),
