@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from testenv import cluster
+from wpclone_operator import constants
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition",
@@ -21,6 +22,18 @@ def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def handled(resource: dict[str, Any] | None) -> bool:
+    """Whether the operator has finished handling the resource's current spec: kopf keeps the spec it
+    handled last (its diff base) once no handler is pending or due for a retry, and drops its
+    per-handler progress annotations."""
+    if not resource:
+        return False
+    annotations = resource["metadata"].get("annotations") or {}
+    diffbase = f"{constants.ANNOTATIONS_PREFIX}/last-handled-configuration"
+    pending = [key for key in annotations if key.startswith(constants.ANNOTATIONS_PREFIX + "/") and key != diffbase]
+    return diffbase in annotations and json.loads(annotations[diffbase]).get("spec") == resource["spec"] and not pending
 
 
 def credentials_secret(name: str, username: str = "admin", password: str = "Adm1n-Pass!") -> dict[str, Any]:

@@ -10,7 +10,8 @@ from prometheus_client.registry import Collector
 
 from wpclone_operator import constants
 
-WAITING_PHASES = (None, constants.PENDING, constants.PROVISIONING, constants.CLONING)
+# A clone without a phase yet is counted as Pending.
+WAITING_PHASES = (constants.PENDING, constants.PROVISIONING, constants.CLONING)
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
 PROVISIONING_SECONDS = Histogram("wpclone_provisioning_seconds", "From a clone's creation until it is Ready",
@@ -37,7 +38,7 @@ class PhaseCollector(Collector):
                       constants.FAILED, constants.EXPIRING, constants.EXPIRED):
             by_phase.add_metric([phase], counts.get(phase, 0))
         yield by_phase
-        waiting = sum(counts.get(phase or constants.PENDING, 0) for phase in set(WAITING_PHASES))
+        waiting = sum(counts.get(phase, 0) for phase in WAITING_PHASES)
         yield GaugeMetricFamily("wpclone_queue_depth", "Clones not yet Ready nor Failed", value=waiting)
 
 

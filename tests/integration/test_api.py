@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
 from testenv import cluster
-from testenv.api_process import ApiProcess
+from testenv.api_process import ApiProcess, start_api
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
 from tests.helpers import eventually, get_json
@@ -41,15 +43,42 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def test_every_route_but_health_needs_a_valid_token(api: ApiProcess) -> None:
-    anonymous = httpx.Client(base_url=api.url)
-    assert anonymous.get("/healthz").status_code == 200
-    for method, path in [("POST", "/api/v2/clone"), ("GET", "/api/v2/job-status/x"),
-                         ("DELETE", "/api/v2/delete/x"), ("POST", "/clone")]:
+def test_every_route_in_the_openapi_document_but_health_needs_a_valid_token(api: ApiProcess) -> None:
+    anonymous = httpx.Client(base_url=api.url, timeout=30)
+    # The description of the API is open (it holds no job data), as are health and metrics.
+    for path in ("/openapi.json", "/docs", "/redoc", "/healthz", "/metrics"):
+        assert anonymous.get(path).status_code == 200, path
+    operations = [(method.upper(), re.sub(r"\{[^}]+\}", "x", path))
+                  for path, item in anonymous.get("/openapi.json").json()["paths"].items()
+                  for method in item if method in ("get", "post", "put", "patch", "delete")]
+    guarded = [(method, path) for method, path in operations if path != "/healthz"]
+    assert len(guarded) >= 8 and ("POST", "/api/v2/restore") in guarded and ("POST", "/clone") in guarded
+    for method, path in guarded:
         missing = anonymous.request(method, path, json=body("x"))
         wrong = anonymous.request(method, path, json=body("x"), headers={"Authorization": "Bearer nope"})
-        assert (missing.status_code, wrong.status_code) == (401, 401), path
+        assert (missing.status_code, wrong.status_code) == (401, 401), (method, path)
         assert wrong.json() == {"message": "invalid bearer token"}
+
+
+def test_api_metrics_count_each_request_by_route_and_status(http: httpx.Client, api: ApiProcess) -> None:
+    def scrape() -> dict[str, float]:
+        text = httpx.get(f"{api.url}/metrics", timeout=10).text
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line.startswith("wpclone_api_")}
+
+    before = scrape()
+    for _ in range(3):
+        assert http.get("/api/v2/job-status/never-made").status_code == 404
+    assert http.post("/api/v2/clone", json={"customer_id": "x"}).status_code == 422
+    after = scrape()
+    changed = {key: after[key] - before.get(key, 0.0) for key in after
+               if after[key] != before.get(key, 0.0) and 'route="/metrics"' not in key}
+    status = 'wpclone_api_requests_total{method="GET",route="/api/v2/job-status/{job_id}",status="404"}'
+    invalid = 'wpclone_api_requests_total{method="POST",route="/api/v2/clone",status="422"}'
+    assert changed[status] == 3 and changed[invalid] == 1
+    assert changed['wpclone_api_request_seconds_count{method="GET",route="/api/v2/job-status/{job_id}"}'] == 3
+    assert changed['wpclone_api_request_seconds_count{method="POST",route="/api/v2/clone"}'] == 1
+    assert {key for key in changed if key.startswith("wpclone_api_requests_total")} == {status, invalid}
 
 
 def test_clone_job_is_a_resource_that_completes(http: httpx.Client, api: ApiProcess, operator: OperatorProcess,
@@ -145,6 +174,25 @@ def test_v1_blocks_until_the_clone_is_ready(http: httpx.Client, operator: Operat
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "completed"
     assert answer.json()["password"]
+
+
+def test_v1_answers_504_with_the_job_to_poll_once_its_wait_is_over(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, tmp_path: Path) -> None:
+    impatient = start_api(control_plane, "api-jobs", tmp_path / "api.log", WPCLONE_API_V1_TIMEOUT_SECONDS="1")
+    try:
+        http = httpx.Client(base_url=impatient.url, headers={"Authorization": f"Bearer {impatient.token}"},
+                            timeout=60)
+        customer = unique("slow")
+        answer = http.post("/clone", json=body(customer))  # no clone is Ready within a second
+        assert answer.status_code == 504, answer.text
+        assert answer.json()["message"] == "the job is not done yet; poll its status"
+        job = answer.json()["job_id"]
+        # The job goes on: polled to its end, as the answer says.
+        done = eventually(lambda: (s := http.get(f"/api/v2/job-status/{job}").json())["status"] == "completed"
+                          and s, timeout=120, what="the job to complete after the 504")
+        assert done["clone_id"] == customer and done["password"]
+    finally:
+        impatient.stop()
 
 
 def test_openapi_documents_v2_and_marks_v1_deprecated(http: httpx.Client) -> None:

@@ -28,8 +28,9 @@ from testenv.ingress import IngressProcess
 from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
-from tests.helpers import apply, clone_manifest, condition, credentials_secret, eventually, get_json
+from tests.helpers import apply, clone_manifest, clone_wp_content, condition, credentials_secret, eventually, get_json
 from tests.integration import transfer_fixtures
+from tests.integration.test_restore import CLONE_FILES, change_the_clone, clone_database
 from tests.integration.transfer_fixtures import SiteMaker
 
 pytestmark = pytest.mark.integration
@@ -271,7 +272,8 @@ def test_the_chart_pods_provision_serve_expire_and_delete_clones(
     assert refusals(namespaced.logs("operator")) == []
 
 
-def test_the_chart_pods_restore_clones_to_production(namespaced: Release, make_site: SiteMaker) -> None:
+def test_the_chart_pods_restore_clones_to_production(namespaced: Release, stack: Stack,
+                                                    make_site: SiteMaker) -> None:
     plane = namespaced.plane
     production = make_site(host=network.GATEWAY)
     other_production = make_site(host=network.GATEWAY)
@@ -282,6 +284,7 @@ def test_the_chart_pods_restore_clones_to_production(namespaced: Release, make_s
     apply(plane, WATCHED, login(production, "production-login"),
           clone_manifest("stage", production.url, "production-login"))
     wait_ready(plane, WATCHED, "stage")
+    change_the_clone(stack.mariadb, clone_database(plane, WATCHED, "stage"), clone_wp_content(plane, WATCHED, "stage"))
     apply(plane, WATCHED, {
         "apiVersion": "wpclone.dev/v1alpha1", "kind": "CloneRestore", "metadata": {"name": "push"},
         "spec": {"source": {"cloneRef": {"name": "stage"}},
@@ -292,8 +295,13 @@ def test_the_chart_pods_restore_clones_to_production(namespaced: Release, make_s
     assert pushed["status"]["phase"] == "Completed", pushed["status"]
     assert pushed["status"]["backupId"]
 
+    assert "Made on the clone" in post_titles(production.url)
+    assert (production.docroot / "wp-content" / CLONE_FILES["uploads"]).read_bytes() == b"media made on the clone\n"
+
     clone = eventually(lambda: (s := http.get(job["status_url"]).json())["status"] == "completed" and s,
                        timeout=180, what="the API's clone job to complete")
+    change_the_clone(stack.mariadb, clone_database(plane, WATCHED, "rest-stage"),
+                     clone_wp_content(plane, WATCHED, "rest-stage"))
     accepted = http.post("/api/v2/restore", json={
         "source": {"url": clone["clone_url"], "username": clone["username"], "password": clone["password"]},
         "target": {"url": other_production.url, "username": other_production.admin_user,
@@ -302,6 +310,8 @@ def test_the_chart_pods_restore_clones_to_production(namespaced: Release, make_s
     done = eventually(lambda: (s := http.get(accepted.json()["status_url"]).json())["status"]
                       in ("completed", "failed") and s, timeout=180, what="the API's restore job")
     assert done["status"] == "completed", done
+    assert "Made on the clone" in post_titles(other_production.url)
+    assert all((other_production.docroot / "wp-content" / path).is_file() for path in CLONE_FILES.values())
     assert refusals(namespaced.logs("api")) == []
     assert refusals(namespaced.logs("operator")) == []
 

@@ -9,8 +9,8 @@ import json
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,11 +18,15 @@ import pytest
 from testenv import cluster
 from testenv.ingress import IngressProcess
 from testenv.mariadb import MariaDB
-from testenv.operator_process import OperatorProcess
+from testenv.operator_process import OperatorProcess, operator_env
 from testenv.wordpress import WordPressSite
-from tests.helpers import apply, clone_manifest, condition, credentials_secret, eventually, get_json
+from tests.helpers import apply, clone_manifest, condition, credentials_secret, eventually, get_json, handled
+from tests.integration import transfer_fixtures
+from tests.integration.transfer_fixtures import SiteMaker, restart
+from tests.security.test_migrator_sessions import REQUEST_LOG
 
 pytestmark = pytest.mark.integration
+make_site = transfer_fixtures.make_site
 
 
 @pytest.fixture
@@ -107,9 +111,14 @@ def test_deleting_a_clone_drops_its_database_and_user(
     apply(control_plane, namespace, login(site), clone_manifest("gone", site.url))
     wait_ready(control_plane, namespace, "gone")
     prefix = f"wpc_{namespace.replace('-', '_')[:20]}_gone_"
-    assert database_exists(mariadb, prefix)
+    user = base64.b64decode(get_json(control_plane, namespace, "secret", "gone-db")["data"]["username"]).decode()
+
+    def user_exists() -> bool:
+        return mariadb.sql(f"SELECT COUNT(*) FROM mysql.user WHERE User = '{user}'") == "1"
+    assert database_exists(mariadb, prefix) and user_exists()
     control_plane.kubectl("delete", "-n", namespace, "wpc", "gone", "--timeout=60s")
     assert not database_exists(mariadb, prefix)
+    assert not user_exists()
     assert get_json(control_plane, namespace, "wpc", "gone") is None
 
 
@@ -158,16 +167,25 @@ def test_ttl_extension_moves_expiry_and_a_restart_keeps_it(
     assert extended["status"]["observedGeneration"] == extended["metadata"]["generation"]
 
 
-def test_short_ttl_expires_under_both_policies(
+def test_short_ttl_expires_under_both_policies_even_when_due_while_the_operator_was_down(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
         site: WordPressSite) -> None:
     apply(control_plane, namespace, login(site),
           clone_manifest("short-delete", site.url, ttlMinutes=1, expiryPolicy="Delete"),
           clone_manifest("short-retain", site.url, ttlMinutes=1, expiryPolicy="Retain"))
     wait_ready(control_plane, namespace, "short-delete")
-    wait_ready(control_plane, namespace, "short-retain")
+    retain = wait_ready(control_plane, namespace, "short-retain")
     prefix = f"wpc_{namespace.replace('-', '_')[:20]}_short_"
     assert len(database_exists(mariadb, prefix)) == 2
+    # Both expiries fall due while no operator runs; the operator carries them out when it returns.
+    due = datetime.datetime.fromisoformat(retain["status"]["expiresAt"].replace("Z", "+00:00"))
+    operator.stop()
+    try:
+        eventually(lambda: datetime.datetime.now(datetime.UTC) > due + datetime.timedelta(seconds=2), timeout=90,
+                   what="the expiry to fall due", interval=1)
+        assert get_json(control_plane, namespace, "wpc", "short-delete") is not None  # nobody acted meanwhile
+    finally:
+        operator.start()
 
     eventually(lambda: get_json(control_plane, namespace, "wpc", "short-delete") is None, timeout=120,
                what="the Delete-policy clone to be deleted", interval=1)
@@ -183,11 +201,15 @@ def test_short_ttl_expires_under_both_policies(
                        ("service", "short-retain"), ("ingress", "short-retain")]:
         eventually(lambda kind=kind, name=name: get_json(control_plane, namespace, kind, name) is None,
                    what=f"{kind}/{name} to be gone")
-    # Re-applying the same manifest (as GitOps does) must not bring an expired clone back.
-    apply(control_plane, namespace, clone_manifest("short-retain", site.url, ttlMinutes=1, expiryPolicy="Retain"))
-    still = get_json(control_plane, namespace, "wpc", "short-retain")
-    assert still["status"]["phase"] == "Expired"
+    # Re-applying the manifest (as GitOps does, here with an edited TTL, so that the operator has a change
+    # to handle) must not bring an expired clone back: checked once the operator has handled it.
+    apply(control_plane, namespace, clone_manifest("short-retain", site.url, ttlMinutes=2, expiryPolicy="Retain"))
+    still = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "short-retain"))
+                       and c["spec"]["ttlMinutes"] == 2 and handled(c) and c, timeout=60,
+                       what="the operator to handle the re-applied clone")
+    assert still["status"]["phase"] == "Expired" and "url" not in still["status"]
     assert get_json(control_plane, namespace, "deployment", "short-retain") is None
+    assert database_exists(mariadb, prefix) == []
 
 
 def test_no_password_reaches_the_resource_events_or_log(
@@ -237,20 +259,113 @@ def test_clone_serves_a_copy_of_the_source_with_its_own_admin_login(
     assert any(table.endswith("posts") for table in checksums["data"])
 
 
-def test_metrics_count_clones_by_phase_and_time_provisioning(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, site: WordPressSite) -> None:
-    apply(control_plane, namespace, login(site), clone_manifest("measured", site.url))
-    wait_ready(control_plane, namespace, "measured")
+OwnOperator = Callable[..., OperatorProcess]
 
-    def scrape() -> dict[str, float]:
-        text = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=10).text
-        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines() if line and not line.startswith("#")}
 
-    series = eventually(lambda: (found := scrape()).get('wpclone_clones{phase="Ready"}', 0) >= 1 and found,
-                        what="the clones gauge to count the Ready clone")
-    assert "wpclone_queue_depth" in series
-    assert series["wpclone_provisioning_seconds_count"] >= 1
+@pytest.fixture
+def own_operator(control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB,
+                 ingress: IngressProcess, namespace: str, tmp_path: Path) -> Iterator[OwnOperator]:
+    """Starts an operator of the test's own, watching only its namespace, with settings of its own (so its
+    metrics count only the test's clones); the session's operator pauses meanwhile: one operator per clone."""
+    started: list[OperatorProcess] = []
+
+    def start(**settings: str) -> OperatorProcess:
+        env = operator_env(control_plane, mariadb, ingress, WPCLONE_NAMESPACES=json.dumps([namespace]), **settings)
+        own = OperatorProcess(env=env, log_path=tmp_path / "operator.log", name="wpclone-operator-own")
+        operator.stop()
+        started.append(own)
+        own.start()
+        return own
+    yield start
+    for own in started:
+        own.stop()
+    operator.start()
+
+
+@pytest.fixture
+def other_namespace(control_plane: cluster.ControlPlane, namespace: str) -> Iterator[str]:
+    other = f"{namespace[:50]}-other"
+    control_plane.kubectl("create", "namespace", other)
+    yield other
+    control_plane.kubectl("delete", "namespace", other, "--wait=false")
+
+
+def test_metrics_count_clones_by_phase_copies_and_failures_of_the_watched_namespace_only(
+        control_plane: cluster.ControlPlane, own_operator: OwnOperator, namespace: str, other_namespace: str,
+        site: WordPressSite) -> None:
+    watching = own_operator()
+    apply(control_plane, namespace, login(site), clone_manifest("measured", site.url),
+          credentials_secret("wrong-login", site.admin_user, "not-the-password"),
+          clone_manifest("denied", site.url, secret="wrong-login"))
+    apply(control_plane, other_namespace, login(site), clone_manifest("elsewhere", site.url))
+    copied = wait_ready(control_plane, namespace, "measured")
+    eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "denied"))
+               and c.get("status", {}).get("phase") == "Failed" and handled(c), timeout=90,
+               what="the clone with a wrong login to fail")
+
+    text = httpx.get(f"http://127.0.0.1:{watching.metrics_port}/metrics", timeout=10).text
+    series = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+              for line in text.splitlines() if line.startswith("wpclone_")}
+    phases = {key.split('"')[1]: value for key, value in series.items() if key.startswith("wpclone_clones{")}
+    assert phases == {"Pending": 0, "Provisioning": 0, "Cloning": 0, "Ready": 1, "Failed": 1, "Expiring": 0,
+                      "Expired": 0}
+    assert series["wpclone_queue_depth"] == 0
+    assert series["wpclone_provisioning_seconds_count"] == 1
+    assert series['wpclone_copy_seconds_count{kind="clone"}'] == 1
+    assert series['wpclone_copy_bytes_total{kind="clone"}'] == copied["status"]["progress"]["bytes"] > 0
+    failures = {key: value for key, value in series.items() if key.startswith("wpclone_failures_total")}
+    assert failures == {'wpclone_failures_total{reason="LoginFailed"}': 1}
+    # A clone in a namespace the operator does not watch is not its business (nor counted above).
+    ignored = get_json(control_plane, other_namespace, "wpc", "elsewhere")
+    assert not ignored.get("status") and not ignored["metadata"].get("finalizers")
+    control_plane.kubectl("delete", "-n", other_namespace, "wpc", "elsewhere")  # before the session's operator returns
+
+
+def test_copies_beyond_the_concurrency_setting_wait_their_turn(
+        control_plane: cluster.ControlPlane, own_operator: OwnOperator, namespace: str, make_site: SiteMaker) -> None:
+    source = make_site()
+    (source.docroot / "wp-content" / "mu-plugins" / "log-requests.php").write_text(REQUEST_LOG)
+    own_operator(WPCLONE_CONCURRENCY="1")
+    apply(control_plane, namespace, login(source), clone_manifest("first", source.url),
+          clone_manifest("second", source.url))
+    wait_ready(control_plane, namespace, "first")
+    wait_ready(control_plane, namespace, "second")
+    routes = [json.loads(line)["route"] for line in
+              (source.docroot / "wp-content" / "migrator-requests.log").read_text().split()]
+    # One copy at a time: the second job opens its session on the source only after the first closed its.
+    assert routes.count("session") == 2 and routes.count("session/close") == 2
+    first_close = routes.index("session/close")
+    assert routes.index("session") < first_close < routes.index("session", first_close)
+
+
+def test_a_source_that_is_down_for_a_while_is_retried_until_it_returns(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, make_site: SiteMaker) -> None:
+    source = make_site()
+    source.stop()
+    try:
+        apply(control_plane, namespace, login(source), clone_manifest("patient", source.url))
+        waiting = eventually(lambda: (cause := condition(get_json(control_plane, namespace, "wpc", "patient"),
+                                                         "ContentCloned")) and cause["reason"] == "Unreachable"
+                             and cause, timeout=120, what="the copy to find the source unreachable")
+        assert waiting["status"] == "False" and source.url in waiting["message"]
+    finally:
+        restart(source)
+    clone = wait_ready(control_plane, namespace, "patient")
+    assert condition(clone, "ContentCloned")["status"] == "True"  # type: ignore[index]
+
+
+def test_a_source_down_for_longer_than_the_retry_window_gives_up(
+        control_plane: cluster.ControlPlane, own_operator: OwnOperator, namespace: str, make_site: SiteMaker) -> None:
+    source = make_site()
+    source.stop()
+    own_operator(WPCLONE_COPY_RETRY_SECONDS="3")
+    apply(control_plane, namespace, login(source), clone_manifest("hopeless", source.url))
+    failed = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "hopeless"))
+                        and c.get("status", {}).get("phase") == "Failed" and c, timeout=120,
+                        what="the clone to give up")
+    ready = condition(failed, "Ready")
+    assert ready is not None and ready["reason"] == "GaveUp"
+    assert "still failing after 3s" in ready["message"] and source.url in ready["message"]
 
 
 def test_a_wrong_source_password_fails_once_with_a_clear_reason(
@@ -263,7 +378,10 @@ def test_a_wrong_source_password_fails_once_with_a_clear_reason(
     assert ready["reason"] == "LoginFailed"
     assert f"login failed for {site.admin_user}@{site.url}" in ready["message"]
     assert "not-the-password" not in json.dumps(failed)
-    time.sleep(5)  # a permanent failure is not retried: no storm of logins against production
+    # A permanent failure is not retried (no storm of logins against production): once the operator
+    # has finished with the clone (no handler pending or due for a retry), one login was tried.
+    eventually(lambda: handled(get_json(control_plane, namespace, "wpc", "denied")), timeout=60,
+               what="the operator to finish with the failed clone")
     events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
     assert sum(event.get("count") or 1 for event in events if event["reason"] == "LoginFailed") == 1
 

@@ -90,6 +90,9 @@ INVALID_RESTORES = {
                          "include at least one part"),
     "bad table name": (restore(source={"cloneRef": {"name": "shop"}}, include={"tables": ["posts; DROP"]}),
                        "spec.include.tables[0]"),
+    "tables without the database": (restore(source={"cloneRef": {"name": "shop"}},
+                                            include={"database": False, "tables": ["options"]}),
+                                    "tables needs database: true"),
     "unknown conflict policy": (restore(source={"cloneRef": {"name": "shop"}}, onConflict="Merge"),
                                 'spec.onConflict: Unsupported value: "Merge"'),
 }

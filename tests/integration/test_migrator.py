@@ -137,6 +137,20 @@ async def test_installing_with_a_wrong_password_fails_clearly(make_site: SiteMak
     assert f"admin@{site.url}" in str(failure.value) and "Wrong-Pass-42" not in str(failure.value)
 
 
+async def test_a_site_that_forbids_plugin_uploads_refuses_the_install_clearly(make_site: SiteMaker) -> None:
+    site = make_site(migrator=False)
+    (site.docroot / "wp-content" / "mu-plugins").mkdir(exist_ok=True)
+    (site.docroot / "wp-content" / "mu-plugins" / "no-file-mods.php").write_text(
+        "<?php define('DISALLOW_FILE_MODS', true);\n")
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(WordPressError) as failure:
+            await ensure_migrator(http, site.url, site.admin_user, site.admin_password, role="source", policy=LOOPBACK)
+    assert failure.value.reason == "CannotInstall"
+    assert f"source {site.url}: admin cannot upload plugins (not an administrator, or DISALLOW_FILE_MODS)" in \
+        str(failure.value)
+    assert not (site.docroot / "wp-content" / "plugins" / "wpclone-migrator").exists()
+
+
 # --- what an import refuses -------------------------------------------------------------------------
 
 def header(job: str, seq: int = 1) -> bytes:

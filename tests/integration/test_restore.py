@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,13 @@ def clone_database(plane: cluster.ControlPlane, namespace: str, name: str) -> st
     return base64.b64decode(secret["data"]["database"]).decode()
 
 
+# Each part of a site a user changes on a staging copy, as the file it leaves in wp-content.
+CLONE_FILES = {"uploads": "uploads/from-the-clone.txt", "themes": "themes/from-the-clone/style.css",
+               "plugins": "plugins/from-the-clone/from-the-clone.php"}
+
+
 def change_the_clone(mariadb: MariaDB, database: str, wp_content: Path) -> None:
-    """What a user does on a staging copy: a new post, an edited option, a new media file."""
+    """What a user does on a staging copy: a new post, an edited option, a new media file, theme and plugin."""
     mariadb.sql(f"""USE `{database}`;
         INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt,
             post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, post_content_filtered,
@@ -63,6 +68,9 @@ def change_the_clone(mariadb: MariaDB, database: str, wp_content: Path) -> None:
         UPDATE wp_options SET option_value = 'Tagline from the clone' WHERE option_name = 'blogdescription';""")
     note = wp_content / "uploads" / "from-the-clone.txt"
     note.write_bytes(b"media made on the clone\n")
+    for part in ("themes", "plugins"):
+        (wp_content / CLONE_FILES[part]).parent.mkdir()
+        (wp_content / CLONE_FILES[part]).write_text(f"/* {part} made on the clone */\n")
 
 
 def changed_clone_of(plane: cluster.ControlPlane, mariadb: MariaDB, namespace: str,
@@ -88,6 +96,7 @@ def test_clone_changes_are_restored_to_production_with_a_backup(
     production = make_site(migrator=False)  # the migrator is installed with the admin login when missing
     stage = changed_clone_of(control_plane, mariadb, namespace, production)
     before = {name: option(mariadb, production, name) for name in ("siteurl", "home", "blog_public")}
+    replaced = snapshot(mariadb, production)
 
     apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
     done = wait_restore(control_plane, namespace, "push")
@@ -104,6 +113,23 @@ def test_clone_changes_are_restored_to_production_with_a_backup(
     assert media.read_bytes() == b"media made on the clone\n"
     assert {name: option(mariadb, production, name) for name in before} == before
     assert "localhost" not in mariadb.sql(f"SELECT GROUP_CONCAT(guid) FROM `{production.db_name}`.wp_posts")
+    # The backup holds what the restore replaced: production's tables and files as they were.
+    backup = done["status"]["backupId"]
+    record = json.loads((production.docroot / "wp-content" / "wpclone-migrator" / "backups" / f"{backup}.json")
+                        .read_text())
+    kept_tables = {name: mariadb.sql(f"CHECKSUM TABLE `{production.db_name}`.`{kept}` EXTENDED").split("\t")[1]
+                   for name, kept in record["tables"]}
+    # (the options also hold the migrator, installed again for the restore: compared by their content)
+    assert {name: digest for name, digest in kept_tables.items() if name != "wp_options"} == \
+        {name: digest for name, digest in replaced.tables.items() if name != "wp_options"}
+    kept_options = dict(record["tables"])["wp_options"]
+    assert mariadb.sql(f"SELECT option_value FROM `{production.db_name}`.`{kept_options}` "
+                       "WHERE option_name = 'blogdescription'") != "Tagline from the clone"
+    for root in ("uploads", "themes", "plugins"):
+        kept = Path(record["folders"][root]["kept"])
+        assert kept.is_dir() and production.docroot not in kept.parents, kept
+        assert file_hashes(kept) == {path.removeprefix(f"{root}/"): digest for path, digest in replaced.files.items()
+                                     if path.startswith(f"{root}/") and digest not in ("folder", "link")}
 
 
 def test_rollback_returns_production_to_its_pre_restore_state(
@@ -140,6 +166,73 @@ def test_production_changed_since_the_clone_refuses_the_restore(
     assert snapshot(mariadb, production) == before
 
 
+def test_overwrite_restores_over_a_conflict_and_says_what_it_overwrote(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker) -> None:
+    production = make_site()
+    stage = changed_clone_of(control_plane, mariadb, namespace, production)
+    mariadb.sql(f"UPDATE `{production.db_name}`.wp_posts SET post_title = 'Edited in production' WHERE ID = 1")
+
+    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}},
+                                                     onConflict="Overwrite"))
+    done = wait_restore(control_plane, namespace, "push")
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert any(line.startswith("wp_posts:") for line in done["status"]["conflicts"]), done["status"]
+    titles = post_titles(production)
+    assert "Made on the clone" in titles and "Edited in production" not in titles  # as Overwrite promises
+    assert done["status"]["backupId"]  # what production had is kept for a rollback
+
+
+def test_a_restore_without_a_backup_keeps_none(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker) -> None:
+    production = make_site()
+    stage = changed_clone_of(control_plane, mariadb, namespace, production)
+    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}},
+                                                     backup=False))
+    done = wait_restore(control_plane, namespace, "push")
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert "Made on the clone" in post_titles(production)
+    assert not done["status"].get("backupId")
+    assert mariadb.sql(f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{production.db_name}'"
+                       " AND TABLE_NAME LIKE 'wpcb%'") == "0"
+    assert not list((production.docroot / "wp-content" / "wpclone-migrator" / "backups").glob("*.json"))
+    assert not list(production.docroot.parent.glob(".wpclone-backups-*/*"))
+
+
+def test_a_rollback_to_an_unknown_backup_fails_and_changes_nothing(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker) -> None:
+    production = make_site()
+    apply(control_plane, namespace,
+          credentials_secret("production-login", production.admin_user, production.admin_password),
+          restore_manifest("undo", production, rollbackTo="0123456789ab"))
+    before = snapshot(mariadb, production)
+    refused = wait_restore(control_plane, namespace, "undo")
+    assert refused["status"]["phase"] == "Failed"
+    assert refused["status"]["conditions"][0]["reason"] == "UnknownBackup"
+    assert "no backup 0123456789ab" in refused["status"]["message"]
+    assert snapshot(mariadb, production) == before
+
+
+def test_a_restore_from_a_site_given_by_url_and_login(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker) -> None:
+    production, staging = make_site(), make_site()
+    change_the_clone(mariadb, staging.db_name, staging.docroot / "wp-content")
+    apply(control_plane, namespace,
+          credentials_secret("production-login", production.admin_user, production.admin_password),
+          credentials_secret("staging-login", staging.admin_user, staging.admin_password),
+          restore_manifest("push", production, source={"url": staging.url,
+                                                       "credentialsSecretRef": {"name": "staging-login"}}))
+    done = wait_restore(control_plane, namespace, "push")
+    assert done["status"]["phase"] == "Completed", done["status"]
+    assert "Made on the clone" in post_titles(production)
+    assert all((production.docroot / "wp-content" / path).is_file() for path in CLONE_FILES.values())
+    post = httpx.get(f"{production.url}/wp-json/wp/v2/posts?slug=made-on-the-clone", timeout=30).json()[0]
+    assert post["link"].startswith(production.url)  # the staging URL is rewritten to production's
+
+
 def test_dry_run_lists_what_would_change_and_writes_nothing(
         control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
@@ -158,22 +251,24 @@ def test_dry_run_lists_what_would_change_and_writes_nothing(
 
 
 @pytest.mark.parametrize(("include", "database_changes", "file_changes"), [
-    ({"database": False, "themes": False, "plugins": False}, False, True),
-    ({"uploads": False, "themes": False, "plugins": False}, True, False),
-    ({"uploads": False, "themes": False, "plugins": False, "tables": ["options"]}, "options only", False),
-])
+    ({"database": False, "themes": False, "plugins": False}, False, {"uploads"}),
+    ({"database": False, "uploads": False}, False, {"themes", "plugins"}),
+    ({"database": False, "uploads": False, "plugins": False}, False, {"themes"}),
+    ({"uploads": False, "themes": False, "plugins": False}, True, set()),
+    ({"uploads": False, "themes": False, "plugins": False, "tables": ["options"]}, "options only", set()),
+], ids=["uploads", "themes-and-plugins", "themes", "database", "options-table"])
 def test_selective_restore_writes_only_what_is_included(
         control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker, include: dict[str, Any],
-        database_changes: bool | str, file_changes: bool) -> None:
+        database_changes: bool | str, file_changes: set[str]) -> None:
     production = make_site()
     stage = changed_clone_of(control_plane, mariadb, namespace, production)
     apply(control_plane, namespace, restore_manifest("part", production, source={"cloneRef": {"name": stage}},
                                                      include=include))
     done = wait_restore(control_plane, namespace, "part")
     assert done["status"]["phase"] == "Completed", json.dumps(done["status"])
-    media = production.docroot / "wp-content" / "uploads" / "from-the-clone.txt"
-    assert media.exists() == file_changes
+    arrived = {part for part, path in CLONE_FILES.items() if (production.docroot / "wp-content" / path).exists()}
+    assert arrived == file_changes
     assert (option(mariadb, production, "blogdescription") == "Tagline from the clone") == bool(database_changes)
     assert ("Made on the clone" in post_titles(production)) == (database_changes is True)
 
@@ -226,38 +321,63 @@ def staging_left(mariadb: MariaDB, site: WordPressSite, backup_id: str) -> list[
     return [name for name in leftovers(mariadb, site) if backup_id not in name]
 
 
-def big_upload(wp_content: Path, megabytes: int = 48) -> None:
-    """Makes the restore last long enough to be interrupted in the middle."""
-    (wp_content / "uploads" / "big-video.bin").write_bytes(os.urandom(megabytes * 1024 * 1024))
+def file_hashes(folder: Path) -> dict[str, str]:
+    """The hash of every regular file under `folder`, by its path there; links not followed."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in folder.rglob("*") if path.is_file() and not path.is_symlink()}
 
 
-def start_a_long_restore(plane: cluster.ControlPlane, mariadb: MariaDB, namespace: str,
+# Production's side of a restore held in the middle: a request of the import's file chunks waits, before
+# the migrator sees it, while wp-content/hold-imports exists (and says so in wp-content/import-held).
+HOLD_IMPORTS = """<?php
+add_filter('rest_pre_dispatch', function ($result, $server, $request) {
+    $hold = WP_CONTENT_DIR . '/hold-imports';
+    if ($request->get_route() === '/wpclone/v1/import/files' && is_file($hold)) {
+        touch(WP_CONTENT_DIR . '/import-held');
+        for ($waited = 0; $waited < 1200 && is_file($hold); $waited++) {
+            usleep(100000);
+        }
+    }
+    return $result;
+}, 10, 3);
+"""
+
+
+def start_a_held_restore(plane: cluster.ControlPlane, mariadb: MariaDB, namespace: str,
                          production: WordPressSite) -> transfer_fixtures.Snapshot:
-    """A clone with changes and a big upload, its restore "push" caught copying; production's state before."""
+    """A clone with changes, its restore "push" held in the middle of its import on production (staging
+    begun, nothing committed); production's state before. Release it with release_imports()."""
+    content = production.docroot / "wp-content"
+    (content / "mu-plugins" / "hold-imports.php").write_text(HOLD_IMPORTS)
+    (content / "hold-imports").touch()
     stage = changed_clone_of(plane, mariadb, namespace, production)
-    big_upload(clone_wp_content(plane, namespace, stage))
     before = snapshot(mariadb, production)
     apply(plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
-    eventually(lambda: ((get_json(plane, namespace, "wpcr", "push") or {}).get("status") or {})
-               .get("phase") == "Restoring", timeout=60, what="the restore to be copying", interval=0.1)
+    eventually(lambda: (content / "import-held").exists(), timeout=120, what="the restore's import to be held")
     return before
+
+
+def release_imports(production: WordPressSite) -> None:
+    (production.docroot / "wp-content" / "hold-imports").unlink(missing_ok=True)
 
 
 def test_a_crashed_operator_leaves_production_before_or_after_and_the_restore_converges(
         control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    before = start_a_long_restore(control_plane, mariadb, namespace, production)
-    operator.kill()
+    before = start_a_held_restore(control_plane, mariadb, namespace, production)
+    operator.kill()  # before the commit: the import is held with its staging begun
     try:
-        during = snapshot(mariadb, production)
+        during, staged = snapshot(mariadb, production), leftovers(mariadb, production)
     finally:
+        release_imports(production)
         operator.start()
     done = wait_restore(control_plane, namespace, "push", timeout=180)
     assert done["status"]["phase"] == "Completed", done["status"]
     after = snapshot(mariadb, production)
-    assert during in (before, after)
+    assert during == before and staged, "the kill did not come before the commit"
     assert after != before and done["status"]["backupId"]
+    assert "Made on the clone" in post_titles(production)
     assert staging_left(mariadb, production, done["status"]["backupId"]) == []
 
 
@@ -265,11 +385,12 @@ def test_a_target_that_goes_away_mid_restore_is_left_whole_and_the_restore_conve
         control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
     production = make_site()
-    before = start_a_long_restore(control_plane, mariadb, namespace, production)
+    before = start_a_held_restore(control_plane, mariadb, namespace, production)
     production.stop()
     try:
         assert snapshot(mariadb, production) == before
     finally:
+        release_imports(production)
         restart(production)
     done = wait_restore(control_plane, namespace, "push", timeout=180)
     assert done["status"]["phase"] == "Completed", done["status"]

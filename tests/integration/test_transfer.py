@@ -220,6 +220,11 @@ async def test_a_cut_stream_is_reported_as_such(source_site: WordPressSite, make
 
 async def test_a_clone_whose_file_copy_fails_gets_its_old_database_back(
         mariadb: MariaDB, source_site: WordPressSite, empty_clone: EmptyClone) -> None:
+    # What the clone held before the copy (a revert that dropped everything would lose it).
+    options = f"`{empty_clone.db_name}`.`{empty_clone.table_prefix}options`"
+    mariadb.sql(f"CREATE TABLE {options} (option_id BIGINT UNSIGNED PRIMARY KEY, option_name VARCHAR(191), "
+                f"option_value LONGTEXT); INSERT INTO {options} VALUES (1, 'blogname', 'Before the copy')")
+    before = mariadb.sql(f"CHECKSUM TABLE {options} EXTENDED")
     async with httpx.AsyncClient() as http:
         destination = DatabaseDestination(
             DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
@@ -228,7 +233,9 @@ async def test_a_clone_whose_file_copy_fails_gets_its_old_database_back(
         with pytest.raises(TransferError) as failure:
             await copy_site(migrator(http, source_site, "source"), destination)
     assert failure.value.reason == "LoginFailed" and "token@" in str(failure.value)
-    assert mariadb.sql(f"SHOW TABLES FROM `{empty_clone.db_name}`") == ""
+    assert mariadb.sql(f"SHOW TABLES FROM `{empty_clone.db_name}`") == f"{empty_clone.table_prefix}options"
+    assert mariadb.sql(f"CHECKSUM TABLE {options} EXTENDED") == before
+    assert mariadb.sql(f"SELECT option_value FROM {options}") == "Before the copy"
 
 
 async def test_an_unknown_admin_is_refused_before_anything_is_swapped_in(
@@ -288,9 +295,12 @@ async def test_a_table_larger_than_memory_bounds_streams_through_in_chunks(
     assert result.rows > 60_000 and result.rewritten_values >= 60_000
     assert mariadb.sql(f"SELECT COUNT(*) FROM `{target.db_name}`.wp_postmeta WHERE meta_value LIKE "
                        f"'{target.url}/x %'") == "60000"
-    assert python_peak < 48 * 2**20, f"the engine held {python_peak / 2**20:.0f} MiB"
+    # Bounded: the engine and each PHP process held far less than the table they moved (a fixed MiB
+    # ceiling would be a figure of this machine, not a property of the engine).
+    assert python_peak < table_bytes / 2, f"the engine held {python_peak / 2**20:.0f} MiB"
     for site in (source, target):
-        assert _peak_rss_kib(site) < 128 * 1024, f"{site.url}'s PHP peaked at {_peak_rss_kib(site) // 1024} MiB"
+        assert _peak_rss_kib(site) * 1024 < table_bytes, \
+            f"{site.url}'s PHP peaked at {_peak_rss_kib(site) // 1024} MiB"
 
 
 async def test_progress_arrives_with_growing_counts(source_site: WordPressSite, make_site: SiteMaker) -> None:
@@ -300,7 +310,15 @@ async def test_progress_arrives_with_growing_counts(source_site: WordPressSite, 
     async def record(progress: Progress) -> None:
         seen.append(progress)
     async with httpx.AsyncClient() as http:
-        await copy_site(migrator(http, source_site, "source"), migrator(http, target, "target"), progress=record)
-    assert [progress.bytes for progress in seen] == sorted(progress.bytes for progress in seen)
+        result = await copy_site(migrator(http, source_site, "source"), migrator(http, target, "target"),
+                                 progress=record)
+    for count in ("bytes", "rows", "files"):
+        values = [getattr(progress, count) for progress in seen]
+        assert values == sorted(values), f"{count} went back: {values}"
+        assert len(set(values)) >= 3, f"{count} was reported only as {sorted(set(values))}"
     assert any(progress.table == "wp_posts" for progress in seen)
-    assert seen[-1].files > 50
+    assert [progress.phase for progress in seen].index("files") > 0  # the database came first
+    # It ends at the true totals: what the copy reports, and what the source holds.
+    assert (seen[-1].rows, seen[-1].files, seen[-1].bytes) == (result.rows, result.files, result.bytes)
+    assert result.files == sum(len(content_hashes(source_site.docroot, root)) for root in ("uploads", "themes",
+                                                                                           "plugins")) > 50

@@ -243,7 +243,7 @@ async def test_an_error_page_never_reaches_the_message(serve: Any) -> None:
     async with outbound.client(LOOPBACK) as http:
         with pytest.raises(WordPressError) as failure:
             await Migrator(http, site.url, login="admin", password=PASSWORD, role="source").info()
-    assert str(failure.value) == f"source {site.url}: info failed: 500"
+    assert str(failure.value) == f"source {site.url}: session failed: 500"
     assert "wJalrXUtnFEMI" not in str(failure.value)
 
 
@@ -272,8 +272,9 @@ async def test_a_non_json_answer_names_only_a_short_content_type(serve: Any) -> 
 # --- the installer -------------------------------------------------------------------------------
 
 def fake_wordpress(links: Callable[[], str]) -> Callable[[str, str, dict[str, str]], Answer]:
-    """Just enough wp-admin for install_migrator: a login, the upload form, and an upload result page
-    that offers `links()` (WordPress's "Replace current" and "Activate Plugin" links, or an attacker's)."""
+    """Just enough wp-admin for install_migrator: a login, the upload form, an upload result page that
+    offers `links()` (WordPress's "Replace current" and "Activate Plugin" links, or an attacker's), and a
+    dashboard with the log-out link."""
 
     def answer(method: str, path: str, headers: dict[str, str]) -> Answer:
         if path.startswith("/wp-login.php"):
@@ -284,6 +285,9 @@ def fake_wordpress(links: Callable[[], str]) -> Callable[[str, str, dict[str, st
                           {"Content-Type": "text/html"})
         if path.startswith("/wp-admin/update.php"):
             return Answer(200, links().encode(), {"Content-Type": "text/html"})
+        if path == "/wp-admin/":
+            return Answer(200, b'<a href="/wp-login.php?action=logout&amp;_wpnonce=l0g0ut">Log Out</a>',
+                          {"Content-Type": "text/html"})
         return Answer(200, b"<p>Plugin activated.</p>", {"Content-Type": "text/html"})
 
     return answer
@@ -299,8 +303,11 @@ async def test_the_installer_follows_no_link_to_another_host(serve: Any) -> None
         await install_migrator(site.url, "admin", PASSWORD, role="source", policy=LOOPBACK)
     assert failure.value.reason == "CannotInstall"
     assert elsewhere.requests == []
+    # (and logs out all the same, through the dashboard's own link)
     assert [path.split("?")[0] for _, path, _ in site.requests] == [
-        "/wp-login.php", "/wp-login.php", "/wp-admin/plugin-install.php", "/wp-admin/update.php"]
+        "/wp-login.php", "/wp-login.php", "/wp-admin/plugin-install.php", "/wp-admin/update.php", "/wp-admin/",
+        "/wp-login.php"]
+    assert site.requests[-1][:2] == ("GET", "/wp-login.php?action=logout&_wpnonce=l0g0ut")
 
 
 async def test_the_installer_follows_the_sites_own_links(serve: Any) -> None:
@@ -308,8 +315,9 @@ async def test_the_installer_follows_the_sites_own_links(serve: Any) -> None:
         '<a href="plugins.php?action=activate&amp;plugin=wpclone-migrator%2Fwpclone-migrator.php&amp;_wpnonce=a">'
         "Activate Plugin</a>")))
     await install_migrator(site.url, "admin", PASSWORD, role="source", policy=LOOPBACK)
-    assert site.requests[-1][:2] == ("GET", "/wp-admin/plugins.php?action=activate&plugin=wpclone-migrator"
-                                            "%2Fwpclone-migrator.php&_wpnonce=a")
+    assert [request[:2] for request in site.requests[-3:]] == [
+        ("GET", "/wp-admin/plugins.php?action=activate&plugin=wpclone-migrator%2Fwpclone-migrator.php&_wpnonce=a"),
+        ("GET", "/wp-admin/"), ("GET", "/wp-login.php?action=logout&_wpnonce=l0g0ut")]
 
 
 async def test_the_installer_is_held_to_the_policy() -> None:

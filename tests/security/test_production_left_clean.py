@@ -30,6 +30,9 @@ define('MB_IN_BYTES', 1024 * 1024);
 define('WP_CONTENT_DIR', (string) getenv('WPCLONE_CONTENT_DIR'));
 define('WP_PLUGIN_DIR', WP_CONTENT_DIR . '/plugins');
 define('WPMU_PLUGIN_DIR', WP_CONTENT_DIR . '/mu-plugins');
+if (getenv('WPCLONE_TEST_BACKUPS_BESIDE')) {
+    define('WPCLONE_BACKUP_DIR', false);  // as where nothing outside the document root is writable
+}
 if (getenv('WPCLONE_TEST_CLONE_TOKEN')) {
     define('WPCLONE_MIGRATOR_TOKEN', getenv('WPCLONE_TEST_CLONE_TOKEN'));  // the site is a clone
 }
@@ -191,14 +194,34 @@ def test_php_in_themes_and_plugins_is_restored_and_every_mode_is_normalized(cont
     assert not (content / "uploads" / "2024" / "05").exists()  # the import replaced uploads as a whole
 
 
-def test_a_backups_folder_denies_the_web_and_holds_productions_entries_apart(content: Path) -> None:
+BESIDE = {"WPCLONE_TEST_BACKUPS_BESIDE": "1"}
+
+
+def test_a_backup_is_kept_outside_the_document_root_for_the_sites_user_only(content: Path) -> None:
     answer = import_files(content, {"uploads/new.jpg": b"new", "themes/t/style.css": b"/* new */"},
                           ["uploads", "themes"])
     backup = answer["backup"]
+    document_root = content.parent  # ABSPATH of the driver
+    for root, kept in [("uploads", ["2024", "notes.txt"]), ("themes", ["live"])]:
+        folder = Path(backup["folders"][root]["backup"])
+        assert document_root not in folder.parents and folder.parent.name == backup["id"], folder
+        assert folder.parent.parent.name.startswith(".wpclone-backups-")
+        assert stat.S_IMODE(folder.parent.parent.stat().st_mode) == 0o700
+        assert sorted(entry.name for entry in (folder / "site").iterdir()) == kept
+        assert not list((content / root).glob(".wpclone-backup-*"))
+    store = Path(backup["folders"]["uploads"]["backup"]).parent.parent
+    run(content, "delete", {"id": backup["id"]})
+    assert not (store / backup["id"]).exists()
+
+
+def test_where_nothing_outside_is_writable_a_backups_folder_denies_the_web(content: Path) -> None:
+    answer = import_files(content, {"uploads/new.jpg": b"new", "themes/t/style.css": b"/* new */"},
+                          ["uploads", "themes"], env=BESIDE)
+    backup = answer["backup"]
     for root, kept in [("uploads", ["2024", "notes.txt"]), ("themes", ["live"])]:
         folder = content / root / f".wpclone-backup-{backup['id']}"
-        assert backup["folders"][root]["backup"] == folder.name
-        assert backup["folders"][root]["kept"] == f"{folder.name}/site"
+        assert backup["folders"][root]["backup"] == str(folder)
+        assert backup["folders"][root]["kept"] == f"{folder}/site"
         htaccess = (folder / ".htaccess").read_text()
         assert "Require all denied" in htaccess and "Deny from all" in htaccess
         assert "php_flag engine off" in htaccess
@@ -213,9 +236,9 @@ def test_a_backups_folder_denies_the_web_and_holds_productions_entries_apart(con
 
 
 def test_deleting_a_backup_removes_its_folder_with_its_deny_files(content: Path) -> None:
-    first = import_files(content, {"uploads/a.jpg": b"a"}, ["uploads"])["backup"]
-    second = import_files(content, {"uploads/b.jpg": b"b"}, ["uploads"])["backup"]
-    answer = run(content, "delete", {"id": first["id"]})
+    first = import_files(content, {"uploads/a.jpg": b"a"}, ["uploads"], env=BESIDE)["backup"]
+    second = import_files(content, {"uploads/b.jpg": b"b"}, ["uploads"], env=BESIDE)["backup"]
+    answer = run(content, "delete", {"id": first["id"]}, env=BESIDE)
     assert [backup["id"] for backup in answer["backups"]] == [second["id"]]
     assert not (content / "uploads" / f".wpclone-backup-{first['id']}").exists()
     assert (content / "uploads" / f".wpclone-backup-{second['id']}" / ".htaccess").is_file()

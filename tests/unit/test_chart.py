@@ -313,8 +313,41 @@ def test_bad_values_are_refused_with_a_message(values: list[str], message: str) 
     assert message in render_error(*values)
 
 
-def test_notes_tell_how_to_make_a_first_clone() -> None:
-    notes = (CHART / "templates" / "NOTES.txt").read_text()
-    for step in ("kind: WordPressClone", "wait wpc/shop --for=condition=Ready", "/api/v2/clone",
-                 "Authorization: Bearer", "/api/v2/job-status/"):
-        assert step in notes
+def render_notes(tmp_path: Path, *args: str) -> str:
+    """NOTES.txt as `helm install` prints it: `helm template` skips it, so a copy of the chart renders it
+    through `tpl` (the same engine, values and helpers) into a ConfigMap."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    chart = tmp_path / "chart"
+    subprocess.run(["cp", "-rL", str(CHART), str(chart)], check=True)
+    (chart / "files" / "NOTES.txt").write_text((CHART / "templates" / "NOTES.txt").read_text())
+    (chart / "templates" / "rendered-notes.yaml").write_text(
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rendered-notes}\n'
+        'data:\n  notes: {{ tpl (.Files.Get "files/NOTES.txt") . | toJson }}\n')
+    result = helm("template", "wpclone", str(chart), "--namespace", "wpclone", *args,
+                  "--show-only", "templates/rendered-notes.yaml")
+    assert result.returncode == 0, result.stderr
+    notes: str = yaml.safe_load(result.stdout)["data"]["notes"]
+    return notes
+
+
+def test_notes_tell_how_to_make_a_first_clone(tmp_path: Path) -> None:
+    notes = render_notes(tmp_path, *NAMESPACED)
+    for step in ("kubectl -n wpclone rollout status deployment/wpclone-operator",
+                 "kubectl -n team-a label secret shop-login wpclone.dev/credentials=true",
+                 "kind: WordPressClone", "ttlMinutes: 30", "kubectl -n team-a wait wpc/shop --for=condition=Ready",
+                 "port-forward service/wpclone-api 8000:80", '"$API/api/v2/clone"', "/api/v2/job-status/",
+                 "The API creates its clones in namespace team-a."):
+        assert step in notes, step
+    assert "{{" not in notes and "<no value>" not in notes
+    without_api = render_notes(tmp_path / "no-api", "--set", "mysql.existingSecret=m", "--set", "api.enabled=false")
+    assert "/api/v2/" not in without_api and "all namespaces" in without_api
+
+
+def test_the_notes_token_command_yields_a_bearer_token_from_tenant_entries(tmp_path: Path) -> None:
+    notes = render_notes(tmp_path, *REQUIRED)
+    (command,) = [line for line in notes.splitlines() if line.strip().startswith("TOKEN=$(")]
+    pipeline = command.split("base64 -d", 1)[1].split(")", 1)[0].lstrip(" |")
+    for secret, bearer in (("team-a:s3cr3t-one\nteam-b:other\n", "s3cr3t-one"), ("bare-token\n", "bare-token"),
+                           ("default:ab:cd\n", "ab:cd")):
+        result = subprocess.run(["bash", "-c", pipeline], input=secret, capture_output=True, text=True, check=True)
+        assert result.stdout.strip() == bearer

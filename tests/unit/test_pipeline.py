@@ -76,6 +76,18 @@ async def test_a_failure_of_the_last_item_surfaces_at_close() -> None:
 
 
 async def test_cancel_stops_the_consumer() -> None:
-    pipeline: Pipeline[int] = Pipeline(lambda item: asyncio.sleep(10))
+    started, stopped = asyncio.Event(), []
+
+    async def consume(item: int) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            stopped.append(item)
+            raise
+    pipeline: Pipeline[int] = Pipeline(consume)
     await pipeline.put(1)
+    await started.wait()
     await asyncio.wait_for(pipeline.cancel(), 1)
+    assert stopped == [1]
+    await pipeline.close()  # nothing is left running to wait for

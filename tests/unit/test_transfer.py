@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -103,8 +105,9 @@ async def test_a_clone_copies_the_sources_mu_plugins_and_a_restore_leaves_produc
     async def copy_site(source: object, destination: object, *, include: Include, **_: object) -> None:
         copies.append(include)
 
-    async def ensure_migrator(*_: object, **__: object) -> None:
-        return None
+    @contextlib.asynccontextmanager
+    async def site_session(*_: object, **__: object) -> AsyncIterator[None]:
+        yield None
 
     async def ignore(progress: Progress) -> None:
         return None
@@ -112,7 +115,7 @@ async def test_a_clone_copies_the_sources_mu_plugins_and_a_restore_leaves_produc
     secret = {"username": "admin", "password": "pw", "database": "db", "migrator-token": "t"}
     monkeypatch.setattr(cloning.kube, "read_secret", lambda namespace, name: secret)
     monkeypatch.setattr(cloning.credentials, "read_login", lambda namespace, name: secret)
-    monkeypatch.setattr(cloning, "ensure_migrator", ensure_migrator)
+    monkeypatch.setattr(cloning, "site_session", site_session)
     monkeypatch.setattr(cloning, "copy_site", copy_site)
     settings = Settings(mysql_admin_dsn="mysql://admin:pw@db:3306/")  # type: ignore[arg-type]
     await cloning.copy_into_clone(make_clone(), settings, progress=ignore)
