@@ -32,7 +32,8 @@ def handled(resource: dict[str, Any] | None) -> bool:
         return False
     annotations = resource["metadata"].get("annotations") or {}
     diffbase = f"{constants.ANNOTATIONS_PREFIX}/last-handled-configuration"
-    pending = [key for key in annotations if key.startswith(constants.ANNOTATIONS_PREFIX + "/") and key != diffbase]
+    lasting = {diffbase, f"{constants.ANNOTATIONS_PREFIX}/kopf-managed"}
+    pending = [key for key in annotations if key.startswith(constants.ANNOTATIONS_PREFIX + "/") and key not in lasting]
     return diffbase in annotations and json.loads(annotations[diffbase]).get("spec") == resource["spec"] and not pending
 
 

@@ -6,15 +6,18 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import Counter, Histogram, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 REQUESTS = Counter("wpclone_api_requests", "API requests", ["method", "route", "status"])
 LATENCY = Histogram("wpclone_api_request_seconds", "API request latency", ["method", "route"])
 
 
 def instrument(app: FastAPI) -> None:
-    # Counts only, no job data: served without a token, like /healthz, for in-cluster scrapers.
-    app.mount("/metrics", make_asgi_app())
+    # Counts only, no job data: served without a token, like /healthz, for in-cluster scrapers; at
+    # /metrics itself (a mounted app would answer it with a redirect to /metrics/).
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -19,7 +19,7 @@ from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
 from tests.helpers import apply, clone_manifest, clone_wp_content, credentials_secret, eventually, get_json
 from tests.integration import transfer_fixtures
-from tests.integration.transfer_fixtures import SiteMaker, leftovers, restart, snapshot
+from tests.integration.transfer_fixtures import SiteMaker, backup_store, leftovers, restart, snapshot
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site
@@ -197,7 +197,7 @@ def test_a_restore_without_a_backup_keeps_none(
     assert mariadb.sql(f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{production.db_name}'"
                        " AND TABLE_NAME LIKE 'wpcb%'") == "0"
     assert not list((production.docroot / "wp-content" / "wpclone-migrator" / "backups").glob("*.json"))
-    assert not list(production.docroot.parent.glob(".wpclone-backups-*/*"))
+    assert not backup_store(production).exists() or not list(backup_store(production).iterdir())
 
 
 def test_a_rollback_to_an_unknown_backup_fails_and_changes_nothing(

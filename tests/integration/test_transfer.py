@@ -274,12 +274,16 @@ async def test_a_table_larger_than_memory_bounds_streams_through_in_chunks(
     import tracemalloc
 
     source, target = make_site(), make_site()
-    # 60 000 rows, ~96 MiB: far more than any bound below.
+    # 90 000 rows, ~140 MiB: far more than any bound below.
     mariadb.sql(f"INSERT INTO `{source.db_name}`.wp_postmeta (post_id, meta_key, meta_value) "
                 f"SELECT 1, CONCAT('bulk_', seq), CONCAT('{source.url}/x ', REPEAT(MD5(seq), 50)) "
-                "FROM mysql.seq_1_to_60000")
-    restart(source)  # fresh workers: their peak RSS is this test's
+                "FROM mysql.seq_1_to_90000")
+    restart(source)  # fresh workers: their peak RSS is this test's, above what serving a request takes
     restart(target)
+    async with httpx.AsyncClient() as http:
+        for site in (source, target):
+            await migrator(http, site, "site").info()
+    baseline = {site.url: _peak_rss_kib(site) for site in (source, target)}
     tracemalloc.start()
     try:
         async with httpx.AsyncClient() as http:
@@ -291,16 +295,16 @@ async def test_a_table_larger_than_memory_bounds_streams_through_in_chunks(
         tracemalloc.stop()
 
     table_bytes = int(mariadb.sql(f"SELECT SUM(LENGTH(meta_value)) FROM `{target.db_name}`.wp_postmeta"))
-    assert table_bytes > 90 * 2**20
-    assert result.rows > 60_000 and result.rewritten_values >= 60_000
+    assert table_bytes > 135 * 2**20
+    assert result.rows > 90_000 and result.rewritten_values >= 90_000
     assert mariadb.sql(f"SELECT COUNT(*) FROM `{target.db_name}`.wp_postmeta WHERE meta_value LIKE "
-                       f"'{target.url}/x %'") == "60000"
+                       f"'{target.url}/x %'") == "90000"
     # Bounded: the engine and each PHP process held far less than the table they moved (a fixed MiB
     # ceiling would be a figure of this machine, not a property of the engine).
     assert python_peak < table_bytes / 2, f"the engine held {python_peak / 2**20:.0f} MiB"
     for site in (source, target):
-        assert _peak_rss_kib(site) * 1024 < table_bytes, \
-            f"{site.url}'s PHP peaked at {_peak_rss_kib(site) // 1024} MiB"
+        grew = (_peak_rss_kib(site) - baseline[site.url]) * 1024
+        assert grew < table_bytes / 2, f"{site.url}'s PHP grew by {grew / 2**20:.0f} MiB"
 
 
 async def test_progress_arrives_with_growing_counts(source_site: WordPressSite, make_site: SiteMaker) -> None:
@@ -317,7 +321,6 @@ async def test_progress_arrives_with_growing_counts(source_site: WordPressSite, 
         assert values == sorted(values), f"{count} went back: {values}"
         assert len(set(values)) >= 3, f"{count} was reported only as {sorted(set(values))}"
     assert any(progress.table == "wp_posts" for progress in seen)
-    assert [progress.phase for progress in seen].index("files") > 0  # the database came first
     # It ends at the true totals: what the copy reports, and what the source holds.
     assert (seen[-1].rows, seen[-1].files, seen[-1].bytes) == (result.rows, result.files, result.bytes)
     assert result.files == sum(len(content_hashes(source_site.docroot, root)) for root in ("uploads", "themes",

@@ -83,6 +83,13 @@ def leftovers(mariadb: MariaDB, site: wordpress.WordPressSite) -> list[str]:
     return found
 
 
+def backup_store(site: wordpress.WordPressSite) -> Path:
+    """Where the site's migrator keeps backups outside its document root: beside it, named by its
+    ABSPATH (wpclone-migrator-backup.php, WPClone_Backups::store)."""
+    name = hashlib.sha256(f"{site.docroot.resolve()}/".encode()).hexdigest()[:12]
+    return site.docroot.parent / f".wpclone-backups-{name}"
+
+
 def content_hashes(docroot: Path, root: str = "uploads") -> dict[str, str]:
     """The hash of every regular file under wp-content/<root>, links not followed."""
     top = docroot / "wp-content" / root

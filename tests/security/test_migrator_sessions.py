@@ -18,7 +18,7 @@ import pytest
 from testenv.mariadb import MariaDB
 from testenv.wordpress import WordPressSite
 from tests.integration import transfer_fixtures
-from tests.integration.transfer_fixtures import SiteMaker, snapshot, wp_php
+from tests.integration.transfer_fixtures import SiteMaker, backup_store, snapshot, wp_php
 from wpclone_operator import outbound
 from wpclone_operator.transfer import copy_site
 from wpclone_operator.wordpress import Migrator, WordPressError, ensure_migrator, site_session
@@ -263,7 +263,7 @@ async def test_a_backup_is_kept_outside_the_document_root_and_rolled_back_from_t
         # (the backup's record, a list of table and folder names, stays in the migrator's denied folder)
         served = [str(path) for path in target.docroot.rglob(f"*{result.backup}*")
                   if "wpclone-migrator" not in path.parts]
-        [store] = target.docroot.parent.glob(".wpclone-backups-*")
+        store = backup_store(target)
         kept = {path.name for path in (store / result.backup).iterdir()}
         uploads_kept = (store / result.backup / "uploads" / "site").is_dir()
         await production.rollback(result.backup)

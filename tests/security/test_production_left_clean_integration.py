@@ -14,7 +14,7 @@ from testenv.operator_process import OperatorProcess
 from tests.helpers import apply, clone_wp_content
 from tests.integration import transfer_fixtures
 from tests.integration.test_restore import clone_of, restore_manifest, wait_restore
-from tests.integration.transfer_fixtures import SiteMaker, leftovers, snapshot
+from tests.integration.transfer_fixtures import SiteMaker, backup_store, leftovers, snapshot
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site
@@ -58,7 +58,7 @@ def test_a_restores_backup_is_kept_outside_the_document_root_and_its_files_are_n
 
     content = production.docroot / "wp-content"
     assert stat.S_IMODE((content / "uploads" / "from-the-clone.txt").stat().st_mode) == 0o644
-    [store] = production.docroot.parent.glob(".wpclone-backups-*")
+    store = backup_store(production)
     for root in ("uploads", "themes", "plugins"):
         assert not (content / root / f".wpclone-backup-{backup}").exists(), root
         assert (store / backup / root / "site").is_dir(), root

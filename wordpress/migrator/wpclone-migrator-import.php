@@ -80,6 +80,13 @@ final class WPClone_Job
     {
         $path = is_string($id) && preg_match('/^[0-9a-f]{12}$/', $id) ? self::folder("jobs/$id.json") : '';
         $data = $path !== '' && is_file($path) ? json_decode((string) file_get_contents($path), true) : null;
+        $failure = $path !== '' && is_file(self::folder("jobs/$id.failed"))
+            ? json_decode((string) file_get_contents(self::folder("jobs/$id.failed")), true) : null;
+        if (!is_array($data) && is_array($failure)) {
+            // Chunks sent side by side with the one that failed get its reason, not a bare "no such job".
+            throw new WPClone_Error((string) $failure['reason'], 'the import was dropped: ' . $failure['message'],
+                (int) $failure['status']);
+        }
         if (!is_array($data)) {
             throw new WPClone_Error('unknown_job', 'no import job ' . wp_json_encode($id)
                 . ' on this site (it was aborted, replaced by a newer import, or finished)', 404);
@@ -115,6 +122,22 @@ final class WPClone_Job
         return array_map(function ($path) {
             return (int) substr(basename($path, '.json'), 6);
         }, (array) glob(self::folder('jobs/' . $this->id()) . '/files-*.json'));
+    }
+
+    /** Records why the job was dropped, for the chunks still arriving (removed by the next sweep). */
+    public function failed(Throwable $error): void
+    {
+        $known = $error instanceof WPClone_Error;
+        self::write(self::folder('jobs/' . $this->id() . '.failed'), [
+            'reason' => $known ? $error->reason : 'failed', 'message' => $error->getMessage(),
+            'status' => $known ? $error->status : 500]);
+    }
+
+    /** Removes the record of a dropped job; whether there was one. */
+    public static function forget_failure($id): bool
+    {
+        $path = is_string($id) && preg_match('/^[0-9a-f]{12}$/', $id) ? self::folder("jobs/$id.failed") : '';
+        return $path !== '' && is_file($path) && unlink($path);
     }
 
     public function forget(): void
@@ -233,6 +256,9 @@ final class WPClone_Import
             self::sweep($db);
             return ['aborted' => 'all'];
         }
+        if (WPClone_Job::forget_failure($id)) {
+            return ['aborted' => $id];  // dropped already, when one of its chunks failed
+        }
         self::discard($db, WPClone_Job::load($id));
         return ['aborted' => $id];
     }
@@ -302,7 +328,9 @@ final class WPClone_Import
         } catch (Throwable $error) {
             flock($lock, LOCK_EX);
             try {
-                self::discard(WPClone_Db::connect(), WPClone_Job::load($job->id()));
+                $dropped = WPClone_Job::load($job->id());
+                $dropped->failed($error);
+                self::discard(WPClone_Db::connect(), $dropped);
             } catch (WPClone_Error $gone) {
                 // another failing chunk of the same job discarded it first
             }
@@ -349,6 +377,9 @@ final class WPClone_Import
         }
         foreach ((array) glob(WPClone_Job::folder('jobs') . '/*', GLOB_ONLYDIR) as $path) {
             WPClone_Backups::remove_folder($path);
+        }
+        foreach ((array) glob(WPClone_Job::folder('jobs') . '/*.failed') as $path) {
+            @unlink($path);
         }
     }
 }
