@@ -123,7 +123,9 @@ def _create_site(port: int, mariadb: MariaDB, base_dir: Path, admin_user: str,
                  admin_password: str, host: str) -> WordPressSite:
     # Named after the port, which no other live site has, so several calls can share one MariaDB.
     name = f"site{port}"
-    db_name = db_user = f"wp_{port}"
+    # A port comes back free once its site stopped; the site's database stays (tests read it after), so
+    # the database is named apart.
+    db_name = db_user = f"wp_{port}_{secrets.token_hex(3)}"
     db_password = secrets.token_urlsafe(18)
     mariadb.sql(
         f"CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"

@@ -22,6 +22,10 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings
     clone = WordPressClone.from_body(body)
     if clone.status.phase == constants.EXPIRED:
         return
+    if clone.status.expiresAt is not None and status.is_expired(clone.status.expiresAt, status.now()):
+        # Due while the operator was away: the timer expires it; provisioning again would race that
+        # and write back the conditions of a live clone over the expired one's.
+        return
     ttl = status.effective_ttl_minutes(clone.spec.ttlMinutes, settings.default_ttl_minutes,
                                        settings.max_ttl_minutes)
     if clone.spec.ttlMinutes is not None and ttl < clone.spec.ttlMinutes:

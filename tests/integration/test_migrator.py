@@ -222,7 +222,7 @@ async def test_a_hostile_chunk_is_refused_with_a_reason_and_leaves_nothing_behin
             await destination.send_chunk(kind, chunk(job.id))
         if case == "no-header":  # nothing told the site which job to drop
             await destination.abort_import(job.id)
-        with pytest.raises(WordPressError, match="no import job"):
+        with pytest.raises(WordPressError, match="the import was dropped: |no import job"):  # why, if known
             await destination.import_status(job.id)
     assert reason in str(refusal.value)
     assert snapshot(mariadb, site) == before and leftovers(mariadb, site) == []

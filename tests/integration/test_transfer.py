@@ -319,7 +319,8 @@ async def test_progress_arrives_with_growing_counts(source_site: WordPressSite, 
     for count in ("bytes", "rows", "files"):
         values = [getattr(progress, count) for progress in seen]
         assert values == sorted(values), f"{count} went back: {values}"
-        assert len(set(values)) >= 3, f"{count} was reported only as {sorted(set(values))}"
+        # (files may arrive in one chunk of this small site: counted when its chunk is sent)
+        assert len(set(values)) >= (2 if count == "files" else 3), f"{count} was reported only as {sorted(set(values))}"
     assert any(progress.table == "wp_posts" for progress in seen)
     # It ends at the true totals: what the copy reports, and what the source holds.
     assert (seen[-1].rows, seen[-1].files, seen[-1].bytes) == (result.rows, result.files, result.bytes)
