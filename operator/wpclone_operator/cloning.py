@@ -16,7 +16,7 @@ from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
 from wpclone_operator.site_move import AdminPassword
 from wpclone_operator.transfer import CopyResult, DatabaseDestination, Include, Progress, TransferError, copy_site
-from wpclone_operator.wordpress import Migrator, site_session
+from wpclone_operator.wordpress import Migrator, WordPressError, site_session
 
 # A copy failing for these reasons will not succeed by trying again: the user must act.
 PERMANENT_REASONS = {"LoginFailed", constants.LOGIN_THROTTLED, "Forbidden", "CannotInstall", "SameSite",
@@ -46,18 +46,34 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
     endpoint = children.endpoint(clone, settings)
     policy = outbound.Policy.of(settings)
     timeout = timeout or httpx.Timeout(120.0, connect=15.0)
-    async with (outbound.client(policy.allowing(endpoint), timeout=timeout) as http,
-                site_session(http, clone.spec.source.url, source_login["username"], source_login["password"],
-                             policy=policy, role="source", keep_migrator=settings.keep_migrator) as source):
-        destination = DatabaseDestination(
-            database=DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"],
-                                    password=database["password"], database=database["database"],
-                                    table_prefix=children.TABLE_PREFIX),
-            url=children.url(clone, settings),
-            files=Migrator(http, endpoint, token=admin["migrator-token"], role="clone"))
-        # A clone runs the source's must-use plugins too (its own stay outside wp-content).
-        return await copy_site(source, destination, include=Include(mu_plugins=True),
-                               admin_password=AdminPassword(admin["username"], admin["password"]), progress=progress)
+    async with outbound.client(policy.allowing(endpoint), timeout=timeout) as http:
+        clone_site = Migrator(http, endpoint, token=admin["migrator-token"], role="clone")
+        await until_answering(clone_site)  # before production is read at all
+        async with site_session(http, clone.spec.source.url, source_login["username"], source_login["password"],
+                                policy=policy, role="source", keep_migrator=settings.keep_migrator) as source:
+            destination = DatabaseDestination(
+                database=DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"],
+                                        password=database["password"], database=database["database"],
+                                        table_prefix=children.TABLE_PREFIX),
+                url=children.url(clone, settings), files=clone_site)
+            # A clone runs the source's must-use plugins too (its own stay outside wp-content).
+            return await copy_site(source, destination, include=Include(mu_plugins=True),
+                                   admin_password=AdminPassword(admin["username"], admin["password"]),
+                                   progress=progress)
+
+
+async def until_answering(site: Migrator, delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)) -> None:
+    """Waits for a new clone's migrator to answer. A pod turns Ready a moment before its Service routes
+    to it; copying then would read production only to fail (and count a failure that is none)."""
+    for delay in delays:
+        try:
+            await site.info()
+            return
+        except WordPressError as error:
+            if error.reason != "Unreachable":
+                raise
+        await asyncio.sleep(delay)
+    await site.info()  # still unreachable: the copy fails with this error, and is tried again later
 
 
 def progress_reporter(kind: str, namespace: str, name: str, status: dict[str, Any] | None = None,
