@@ -9,6 +9,7 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY engine/ engine/
 COPY operator/ operator/
 COPY api/ api/
 # A virtual environment is a self-contained folder: the runtime stage copies it and nothing else.
@@ -22,12 +23,9 @@ RUN groupadd --system --gid 10001 wpclone \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin wpclone
 COPY --from=build /opt/wpclone /opt/wpclone
-# The PHP migrator plugin, which the operator mounts into every clone as must-use plugins.
-COPY wordpress/migrator/ /opt/wpclone/migrator/
 ENV PATH=/opt/wpclone/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    WPCLONE_MIGRATOR_DIR=/opt/wpclone/migrator
+    PYTHONDONTWRITEBYTECODE=1
 USER 10001:10001
 # 8080: the operator's /healthz; 9090: its /metrics; 8000: the API (with /healthz and /metrics).
 EXPOSE 8080 9090 8000

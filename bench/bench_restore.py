@@ -19,8 +19,8 @@ import httpx
 
 from bench.bench_transfer import floor_round, options, reference_sites
 from testenv import wordpress
-from wpclone_operator.transfer import copy_site
-from wpclone_operator.wordpress import Migrator
+from wpclone_engine.transfer import copy_site
+from wpclone_engine.wordpress import Migrator
 
 
 async def restore_round(clone: wordpress.WordPressSite, production: wordpress.WordPressSite) -> float:

@@ -29,8 +29,8 @@ import httpx
 from testenv import wordpress
 from testenv.mariadb import MariaDB, start_mariadb
 from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
-from wpclone_operator.transfer import copy_site
-from wpclone_operator.wordpress import Migrator
+from wpclone_engine.transfer import copy_site
+from wpclone_engine.wordpress import Migrator
 
 MIB = 2**20
 FOLDERS = ("uploads", "themes", "plugins")

@@ -10,13 +10,14 @@ from typing import Any
 
 import httpx
 
-from wpclone_operator import children, constants, credentials, kube, outbound
-from wpclone_operator.database_import import DatabaseTarget
+from wpclone_engine import outbound
+from wpclone_engine.database_import import DatabaseTarget
+from wpclone_engine.site_move import AdminPassword
+from wpclone_engine.transfer import CopyResult, DatabaseDestination, Include, Progress, TransferError, copy_site
+from wpclone_engine.wordpress import Migrator, WordPressError, site_session
+from wpclone_operator import children, constants, credentials, kube
 from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
-from wpclone_operator.site_move import AdminPassword
-from wpclone_operator.transfer import CopyResult, DatabaseDestination, Include, Progress, TransferError, copy_site
-from wpclone_operator.wordpress import Migrator, WordPressError, site_session
 
 # A copy failing for these reasons will not succeed by trying again: the user must act.
 PERMANENT_REASONS = {"LoginFailed", constants.LOGIN_THROTTLED, "Forbidden", "CannotInstall", "SameSite",

@@ -8,10 +8,10 @@ from typing import Any
 
 import kopf
 
+from wpclone_engine.wordpress import WordPressError
 from wpclone_operator import children, cloning, constants, expiry, kube, metrics, provision, status
 from wpclone_operator.resources import WordPressClone
 from wpclone_operator.settings import Settings
-from wpclone_operator.wordpress import WordPressError
 
 
 def _current_conditions(clone: WordPressClone) -> list[dict[str, Any]]:

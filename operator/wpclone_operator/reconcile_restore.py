@@ -8,10 +8,10 @@ from typing import Any
 
 import kopf
 
+from wpclone_engine.wordpress import WordPressError
 from wpclone_operator import cloning, constants, kube, metrics, restoring, status
 from wpclone_operator.resources import CloneRestoreSpec
 from wpclone_operator.settings import Settings
-from wpclone_operator.wordpress import WordPressError
 
 TERMINAL = ("Completed", "Failed", "RolledBack")
 

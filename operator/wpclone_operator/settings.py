@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wpclone_operator import outbound
+from wpclone_engine import outbound
 from wpclone_operator.resources import STORAGE_SIZE
 
 

@@ -11,9 +11,9 @@ from testenv.mariadb import MariaDB
 from testenv.wordpress import WordPressSite
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker, leftovers, snapshot, wp_php
-from wpclone_operator import frames, outbound
-from wpclone_operator.transfer import copy_site
-from wpclone_operator.wordpress import Migrator, WordPressError, ensure_migrator, install_migrator
+from wpclone_engine import frames, outbound
+from wpclone_engine.transfer import copy_site
+from wpclone_engine.wordpress import Migrator, WordPressError, ensure_migrator, install_migrator
 
 pytestmark = pytest.mark.integration
 

@@ -22,10 +22,10 @@ from tests.integration.transfer_fixtures import (
     snapshot,
     wp_php,
 )
-from wpclone_operator.database_import import DatabaseTarget
-from wpclone_operator.site_move import AdminPassword
-from wpclone_operator.transfer import DatabaseDestination, Include, Progress, TransferError, copy_site
-from wpclone_operator.wordpress import Migrator
+from wpclone_engine.database_import import DatabaseTarget
+from wpclone_engine.site_move import AdminPassword
+from wpclone_engine.transfer import DatabaseDestination, Include, Progress, TransferError, copy_site
+from wpclone_engine.wordpress import Migrator
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import pytest
 
 from testenv import processes, wordpress
 from testenv.mariadb import MariaDB
-from wpclone_operator import migrator
+from wpclone_engine import migrator
 
 ROOTS = ("uploads", "themes", "plugins")
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
-from wpclone_operator import frames
+from wpclone_engine import frames
 
 # The longest any example may take before it counts as a hang (hypothesis's deadline is tighter).
 EXAMPLE_SECONDS = 5.0

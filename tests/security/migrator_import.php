@@ -47,7 +47,7 @@ function wp_mkdir_p(string $folder): bool
     return is_dir($folder) || mkdir($folder, 0700, true);
 }
 
-$migrator = dirname(__DIR__, 2) . '/wordpress/migrator';
+$migrator = dirname(__DIR__, 2) . '/engine/wpclone_engine/migrator_plugin';
 require $migrator . '/wpclone-migrator-stream.php';
 require $migrator . '/wpclone-migrator-site.php';
 require $migrator . '/wpclone-migrator-import.php';

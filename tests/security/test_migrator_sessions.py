@@ -19,9 +19,9 @@ from testenv.mariadb import MariaDB
 from testenv.wordpress import WordPressSite
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker, backup_store, snapshot, wp_php
-from wpclone_operator import outbound
-from wpclone_operator.transfer import copy_site
-from wpclone_operator.wordpress import Migrator, WordPressError, ensure_migrator, site_session
+from wpclone_engine import outbound
+from wpclone_engine.transfer import copy_site
+from wpclone_engine.wordpress import Migrator, WordPressError, ensure_migrator, site_session
 
 pytestmark = pytest.mark.integration
 make_site, source_site = transfer_fixtures.make_site, transfer_fixtures.source_site

@@ -28,8 +28,8 @@ from cryptography.x509.oid import NameOID
 from testenv import cluster
 from testenv.operator_process import OperatorProcess
 from tests.helpers import apply, clone_manifest, condition, credentials_secret, eventually, get_json
-from wpclone_operator import outbound
-from wpclone_operator.wordpress import Migrator, WordPressError, ensure_migrator, install_migrator
+from wpclone_engine import outbound
+from wpclone_engine.wordpress import Migrator, WordPressError, ensure_migrator, install_migrator
 
 LOOPBACK = outbound.Policy.parse(["127.0.0.1/32"])  # what the tests' own servers need, and nothing else
 PASSWORD = "Adm1n-S3cret"

@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from wpclone_operator import constants, frames
-from wpclone_operator.wordpress import Migrator
+from wpclone_engine import frames
+from wpclone_engine.wordpress import Migrator
+from wpclone_operator import constants
 
 MIGRATOR = Path(__file__).resolve().parents[2] / "wordpress" / "migrator"
 

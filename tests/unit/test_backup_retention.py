@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from wpclone_engine.wordpress import WordPressError
 from wpclone_operator.restoring import backups_to_delete, prune_backups
 from wpclone_operator.settings import Settings
-from wpclone_operator.wordpress import WordPressError
 
 
 def listed(*created: int) -> list[dict[str, Any]]:

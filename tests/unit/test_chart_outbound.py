@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.test_chart import REQUIRED, env, render, render_error
-from wpclone_operator.outbound import Policy
+from wpclone_engine.outbound import Policy
 from wpclone_operator.settings import Settings
 
 

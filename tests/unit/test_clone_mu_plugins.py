@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_children import make_clone
-from wpclone_operator import children, migrator
+from wpclone_engine import migrator
+from wpclone_operator import children
 from wpclone_operator.settings import Settings
 
 WORDPRESS = Path("/usr/share/wordpress")
-SITE_PHP = migrator.DEFAULT_PLUGIN_DIR / "wpclone-migrator-site.php"
+SITE_PHP = migrator.PLUGIN_DIR / "wpclone-migrator-site.php"
 
 
 def php(script: str, **env: str) -> dict[str, object]:

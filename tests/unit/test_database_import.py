@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wpclone_operator import frames
-from wpclone_operator.database_import import (
+from wpclone_engine import frames
+from wpclone_engine.database_import import (
     insert_statements,
     is_own_table,
     literal,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from wpclone_operator import migrator
+from wpclone_engine import migrator
 from wpclone_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,12 +102,14 @@ def test_nothing_is_fetched_from_urls_or_added_from_archives() -> None:
             assert not re.search(r"https?://", arguments), arguments
 
 
-def test_the_migrator_plugin_is_bundled_where_the_operator_looks() -> None:
-    # The image copies the folder the operator reads from a checkout, and points the operator at the copy.
-    (sources, destination), = [(s, d) for s, d in copies() if "wordpress/migrator/" in s]
-    assert [ROOT / source for source in sources] == [migrator.DEFAULT_PLUGIN_DIR]
-    assert env_value("WPCLONE_MIGRATOR_DIR").rstrip("/") == destination.rstrip("/")
-    assert list(migrator.DEFAULT_PLUGIN_DIR.glob("*.php")), "nothing to bundle"
+def test_the_migrator_plugin_is_package_data_of_the_engine_the_image_installs() -> None:
+    # The image installs the project (pip install .): the plugin's files travel inside wpclone_engine.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package = ROOT / project["package-dir"]["wpclone_engine"]
+    shipped = {path for pattern in project["package-data"]["wpclone_engine"] for path in package.glob(pattern)}
+    plugin = set(migrator.PLUGIN_DIR.glob("*.php"))
+    assert plugin and plugin <= shipped
+    assert "wpclone-migrator.php" in migrator.mu_plugins()
 
 
 def test_every_package_the_project_installs_is_in_the_build_context() -> None:
@@ -129,7 +131,8 @@ def test_dockerignore_admits_exactly_what_the_build_copies() -> None:
 def test_default_command_runs_the_operator_and_both_entry_points_exist() -> None:
     assert json.loads(runtime("CMD")[-1]) == ["python", "-m", "wpclone_operator"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    for package, folder in project["tool"]["setuptools"]["package-dir"].items():
+    for package in ("wpclone_operator", "wpclone_api"):
+        folder = project["tool"]["setuptools"]["package-dir"][package]
         assert (ROOT / folder / "__main__.py").exists(), f"python -m {package} has no entry point"
     assert env_value("PATH").startswith("/opt/wpclone/bin:")
 

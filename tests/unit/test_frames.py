@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wpclone_operator import frames
-from wpclone_operator.migrator import plugin_dir
+from wpclone_engine import frames
+from wpclone_engine.migrator import PLUGIN_DIR
 
 values = st.none() | st.binary(max_size=40)
 records = st.lists(st.lists(values, min_size=3, max_size=3), max_size=8)
@@ -93,11 +93,11 @@ async def test_an_export_ends_at_its_end_frame() -> None:
     assert kinds == [frames.ROWS, frames.END]
 
 
-# --- the same format in PHP (wordpress/migrator/wpclone-migrator-stream.php) -------------------------
+# --- the same format in PHP (migrator_plugin/wpclone-migrator-stream.php) -------------------------
 
 def _php(code: str, stdin: bytes = b"") -> bytes:
     assert shutil.which("php") is not None, "php is not installed: run testenv/install-system-packages.sh"
-    prelude = f"define('ABSPATH', '/'); require '{plugin_dir()}/wpclone-migrator-stream.php'; "
+    prelude = f"define('ABSPATH', '/'); require '{PLUGIN_DIR}/wpclone-migrator-stream.php'; "
     return subprocess.run(["php", "-r", prelude + code], input=stdin, capture_output=True, check=True).stdout
 
 

@@ -6,9 +6,9 @@ import base64
 import pytest
 
 from tests.unit.test_children import make_clone
+from wpclone_engine.transfer import TransferError
 from wpclone_operator import admission, children, constants, credentials
 from wpclone_operator.settings import Settings
-from wpclone_operator.transfer import TransferError
 
 
 def settings(**overrides: object) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from wpclone_operator.outbound import DestinationNotAllowed, Policy, check_url
+from wpclone_engine.outbound import DestinationNotAllowed, Policy, check_url
 from wpclone_operator.settings import Settings
 
 DEFAULT = Policy.parse(cluster_cidrs=["10.96.0.0/12", "10.244.0.0/16"])

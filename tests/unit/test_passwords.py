@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from wpclone_operator.passwords import wordpress_hash
+from wpclone_engine.passwords import wordpress_hash
 
 PHPASS = "/usr/share/wordpress/wp-includes/class-phpass.php"
 

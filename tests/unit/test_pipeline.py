@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from wpclone_operator.pipeline import Pipeline
+from wpclone_engine.pipeline import Pipeline
 
 
 async def test_items_are_consumed_in_order_and_close_waits_for_the_last() -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.php_values import Nested, PhpObject, PhpUnserialize, dumps
-from wpclone_operator.rewrite import Outcome, UrlRewrite, looks_serialized
+from wpclone_engine.rewrite import Outcome, UrlRewrite, looks_serialized
 
 OLD = "http://a.test"
 NEW = "https://clone.example/sub"

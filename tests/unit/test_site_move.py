@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from wpclone_operator import frames
-from wpclone_operator.rewrite import UrlRewrite
-from wpclone_operator.site_move import SiteMove
+from wpclone_engine import frames
+from wpclone_engine.rewrite import UrlRewrite
+from wpclone_engine.site_move import SiteMove
 
 MOVE = SiteMove(UrlRewrite("http://a.test", "https://b.test"), "wp_", "clone_",
                 preserved_options={"siteurl": b"https://b.test", "home": b"https://b.test", "blog_public": b"0"},

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from tests.unit.test_children import make_clone
-from wpclone_operator import cloning, frames, restoring
-from wpclone_operator.import_chunks import ChunkedImport, FilesImport, TablesImport
+from wpclone_engine import frames
+from wpclone_engine.import_chunks import ChunkedImport, FilesImport, TablesImport
+from wpclone_engine.transfer import Include, TransferError, _chosen_tables
+from wpclone_engine.wordpress import ImportJob, SiteInfo, TableInfo
+from wpclone_operator import cloning, restoring
 from wpclone_operator.resources import RestoreInclude
 from wpclone_operator.settings import Settings
-from wpclone_operator.transfer import Include, Progress, TransferError, _chosen_tables
-from wpclone_operator.wordpress import ImportJob, SiteInfo, TableInfo
 
 JOB = ImportJob("0123456789ab", max_request_bytes=8192)
 
@@ -109,7 +110,7 @@ async def test_a_clone_copies_the_sources_mu_plugins_and_a_restore_leaves_produc
     async def site_session(*_: object, **__: object) -> AsyncIterator[None]:
         yield None
 
-    async def ignore(progress: Progress) -> None:
+    async def ignore(*_: object) -> None:
         return None
 
     secret = {"username": "admin", "password": "pw", "database": "db", "migrator-token": "t"}
@@ -117,6 +118,7 @@ async def test_a_clone_copies_the_sources_mu_plugins_and_a_restore_leaves_produc
     monkeypatch.setattr(cloning.credentials, "read_login", lambda namespace, name: secret)
     monkeypatch.setattr(cloning, "site_session", site_session)
     monkeypatch.setattr(cloning, "copy_site", copy_site)
+    monkeypatch.setattr(cloning, "until_answering", ignore)
     settings = Settings(mysql_admin_dsn="mysql://admin:pw@db:3306/")  # type: ignore[arg-type]
     await cloning.copy_into_clone(make_clone(), settings, progress=ignore)
     assert copies == [Include(mu_plugins=True)]

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from wpclone_engine.wordpress import Migrator, WordPressError, migrator_zip
 from wpclone_operator import cloning
-from wpclone_operator.wordpress import Migrator, WordPressError, migrator_zip
 
 SECRET = "S3cret-Passw0rd"
 

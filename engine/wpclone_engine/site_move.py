@@ -18,8 +18,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from wpclone_operator import constants, frames
-from wpclone_operator.rewrite import Outcome, UrlRewrite
+from wpclone_engine import frames, reasons
+from wpclone_engine.rewrite import Outcome, UrlRewrite
 
 PRESERVED_OPTIONS = ("siteurl", "home", "blog_public")
 
@@ -229,7 +229,7 @@ def table_definition(create: str, table: str) -> TableDefinition:
         return _parse(create, table)
     except _Refused as refusal:
         raise frames.StreamError(f"the definition of {table} is refused: {refusal}",
-                                 constants.BAD_TABLE_DEFINITION) from None
+                                 reasons.BAD_TABLE_DEFINITION) from None
 
 
 def _parse(create: str, table: str) -> TableDefinition:

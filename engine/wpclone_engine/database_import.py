@@ -22,8 +22,8 @@ from typing import Any
 import aiomysql
 from pymysql.constants import CLIENT
 
-from wpclone_operator import frames
-from wpclone_operator.site_move import PRESERVED_OPTIONS, table_definition
+from wpclone_engine import frames
+from wpclone_engine.site_move import PRESERVED_OPTIONS, table_definition
 
 _OWN_TABLE = re.compile(r"^wpc[ibr]_[0-9a-f]{12}_[0-9]+$")
 _SPECIAL = re.compile(rb"[\0\n\r\\'\"\x1a]")

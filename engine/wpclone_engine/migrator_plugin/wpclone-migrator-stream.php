@@ -1,6 +1,6 @@
 <?php
 /**
- * wpclone migrator: the framed stream format (the same as operator/frames.py), errors, and the
+ * wpclone migrator: the framed stream format (the same as wpclone_engine/frames.py), errors, and the
  * database connection the migrator reads and writes through.
  *
  * A stream is a sequence of frames: one byte of kind, a 4-byte big-endian payload length, the payload.

@@ -8,9 +8,9 @@ once, and double up to the limit, so there are few of them (each request boots W
 
 from __future__ import annotations
 
-from wpclone_operator import frames
-from wpclone_operator.pipeline import Pipeline
-from wpclone_operator.wordpress import ImportJob, Migrator
+from wpclone_engine import frames
+from wpclone_engine.pipeline import Pipeline
+from wpclone_engine.wordpress import ImportJob, Migrator
 
 FIRST_CHUNK_BYTES = 1024 * 1024
 # The largest request body (and never more than the destination's max_request_bytes, which keeps it

@@ -18,16 +18,13 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import anyio
 import httpcore
 import httpx
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_settings import NoDecode
-
-if TYPE_CHECKING:
-    from wpclone_operator.settings import Settings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -137,6 +134,13 @@ def denied_kind(address: Address, cluster: Sequence[Network] = ()) -> str | None
     return None if address.is_global else "a special-purpose"
 
 
+class OutboundSettings(Protocol):
+    """The settings a policy is made of (the operator's and the API's Settings have both)."""
+
+    outbound_allow: list[str]
+    cluster_cidrs: list[str]
+
+
 @dataclass(frozen=True)
 class Policy:
     """Denied by default; `allowed_networks` and `allowed_names` (exact, or "*.suffix" for any name under
@@ -158,7 +162,7 @@ class Policy:
         return cls(tuple(networks), tuple(names), tuple(ipaddress.ip_network(c, strict=False) for c in cluster_cidrs))
 
     @classmethod
-    def of(cls, settings: Settings) -> Policy:
+    def of(cls, settings: OutboundSettings) -> Policy:
         return cls.parse(settings.outbound_allow, settings.cluster_cidrs)
 
     def allowing(self, url: str) -> Policy:

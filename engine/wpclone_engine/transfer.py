@@ -22,13 +22,13 @@ from typing import Protocol
 
 import pymysql
 
-from wpclone_operator import frames
-from wpclone_operator.database_import import DatabaseImport, DatabaseTarget
-from wpclone_operator.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
-from wpclone_operator.passwords import wordpress_hash
-from wpclone_operator.rewrite import UrlRewrite
-from wpclone_operator.site_move import AdminPassword, RowCounts, SiteMove
-from wpclone_operator.wordpress import Migrator, SiteInfo, WordPressError
+from wpclone_engine import frames
+from wpclone_engine.database_import import DatabaseImport, DatabaseTarget
+from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
+from wpclone_engine.passwords import wordpress_hash
+from wpclone_engine.rewrite import UrlRewrite
+from wpclone_engine.site_move import AdminPassword, RowCounts, SiteMove
+from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError
 
 SLICE_BYTES = 1024 * 1024
 _PROGRESS_EVERY_SECONDS = 0.5

@@ -1,4 +1,4 @@
-"""The framed stream the migrator plugin speaks (wordpress/migrator/wpclone-migrator-stream.php).
+"""The framed stream the migrator plugin speaks (migrator_plugin/wpclone-migrator-stream.php).
 
 A stream is a sequence of frames: one byte of kind, a 4-byte big-endian payload length, the payload.
 
@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wpclone_operator import constants
+from wpclone_engine import reasons
 
 HEADER = b"H"
 TABLE = b"T"
@@ -63,7 +63,7 @@ class StreamError(Exception):
     """The stream is not what a migrator sends (`reason` MalformedStream or BadTableDefinition), or it
     broke off or reported a failure (BadStream)."""
 
-    def __init__(self, message: str, reason: str = constants.MALFORMED_STREAM) -> None:
+    def __init__(self, message: str, reason: str = reasons.MALFORMED_STREAM) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -253,7 +253,7 @@ class FrameReader:
     def close(self) -> None:
         if self._buffer:
             raise StreamError(f"the stream ended in the middle of a frame ({len(self._buffer)} bytes left over): "
-                              "connection lost or exporter killed", constants.BAD_STREAM)
+                              "connection lost or exporter killed", reasons.BAD_STREAM)
 
 
 async def read_frames(chunks: AsyncIterator[bytes], max_frame_bytes: int = MAX_FRAME_BYTES,
@@ -264,10 +264,10 @@ async def read_frames(chunks: AsyncIterator[bytes], max_frame_bytes: int = MAX_F
         for frame in reader.feed(chunk):
             if frame.kind == ERROR:
                 message = str(frame.json().get("message", "no reason given"))[:MAX_MESSAGE_CHARS]
-                raise StreamError(f"the exporter failed: {message}", constants.BAD_STREAM)
+                raise StreamError(f"the exporter failed: {message}", reasons.BAD_STREAM)
             yield frame
             if frame.kind == END:
                 return
     reader.close()
     raise StreamError("the stream ended before its end frame (connection lost or exporter killed)",
-                      constants.BAD_STREAM)
+                      reasons.BAD_STREAM)

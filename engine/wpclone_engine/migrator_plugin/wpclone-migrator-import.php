@@ -499,7 +499,7 @@ final class WPClone_Import_Tables
 
 /**
  * A table definition from a stream, taken apart and checked before any database sees it, by the rules of
- * table_definition() in operator/wpclone_operator/site_move.py (which the operator applies first):
+ * table_definition() in wpclone_engine/site_move.py (which the operator applies first):
  * CREATE TABLE `name` ( columns, keys and constraints ) and then only allowed table options. Only what
  * was checked is rebuilt into the statement that runs. (One statement in any case: mysqli never lets
  * the server run several per query; see WPClone_Db.)

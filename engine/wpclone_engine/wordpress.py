@@ -1,4 +1,4 @@
-"""A WordPress site, seen through its migrator plugin (wordpress/migrator/), over httpx.
+"""A WordPress site, seen through its migrator plugin (migrator_plugin/), over httpx.
 
 `Migrator` wraps the plugin's REST routes. With a login it opens a session first (the password crosses
 the network once; every later call carries the session's token) and opens it again if it expired;
@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from wpclone_operator import constants, migrator, outbound
+from wpclone_engine import migrator, outbound, reasons
 
 MIGRATOR_SLUG = "wpclone-migrator"
 NAMESPACE = "wpclone/v1"
@@ -110,7 +110,7 @@ class Migrator:
         try:  # before the URL appears in any message: it must not hold a password
             outbound.check_url(self.url)
         except outbound.DestinationNotAllowed as refused:
-            raise WordPressError(constants.DESTINATION_NOT_ALLOWED, f"{self.role} URL refused: {refused}") from None
+            raise WordPressError(reasons.DESTINATION_NOT_ALLOWED, f"{self.role} URL refused: {refused}") from None
         if self.token is None and (self.login is None or self.password is None):
             raise ValueError("a migrator needs a login and password, or a token")
 
@@ -268,7 +268,7 @@ class Migrator:
 
     def _unreachable(self, route: str, error: httpx.TransportError) -> WordPressError:
         if isinstance(error, outbound.DestinationNotAllowed):
-            return WordPressError(constants.DESTINATION_NOT_ALLOWED, f"{self.role} {self.url}: {error}")
+            return WordPressError(reasons.DESTINATION_NOT_ALLOWED, f"{self.role} {self.url}: {error}")
         return WordPressError("Unreachable", f"{self.role} {self.url}: {route} failed: "
                               f"{type(error).__name__} {_brief(str(error))}".rstrip())
 
@@ -277,14 +277,14 @@ class Migrator:
         if code == "rest_no_route":
             return WordPressError("MigratorMissing", f"the wpclone migrator is not active on {self.role} {self.url}")
         if status == 429:
-            return WordPressError(constants.LOGIN_THROTTLED,
+            return WordPressError(reasons.LOGIN_THROTTLED,
                                   f"{self.role} {self.url}: {message or 'too many failed logins'}")
         if status == 401:
             return WordPressError("LoginFailed", f"{self.role} login failed for {self.who}: 401 {message}".rstrip())
         if status == 403:
             return WordPressError("Forbidden", f"{self.role} login {self.who} may not migrate: 403 {message}".rstrip())
         detail = " ".join(part for part in (str(status), code, message) if part)
-        reason = constants.MIGRATOR_CODES.get(code, "MigratorError")
+        reason = reasons.MIGRATOR_CODES.get(code, "MigratorError")
         return WordPressError(reason, f"{self.role} {self.url}: {route} failed: {detail}")
 
 
@@ -307,8 +307,8 @@ def _rest_error(body: bytes) -> tuple[str, str]:
 
 def migrator_zip(source: Path | None = None) -> bytes:
     """The plugin as the zip wp-admin's upload accepts: its PHP files under wpclone-migrator/, built
-    from the plugin's folder (migrator.plugin_dir(), which the container image relocates)."""
-    folder = source or migrator.plugin_dir()
+    from the plugin's folder (migrator.PLUGIN_DIR, this package's own)."""
+    folder = source or migrator.PLUGIN_DIR
     if not (folder / f"{MIGRATOR_SLUG}.php").is_file():
         raise FileNotFoundError(f"no {MIGRATOR_SLUG}.php in {folder}")
     buffer = io.BytesIO()
@@ -365,7 +365,7 @@ async def install_migrator(url: str, login: str, password: str, *, policy: outbo
             finally:
                 await _log_out(browser, admin)
         except outbound.DestinationNotAllowed as refused:
-            raise WordPressError(constants.DESTINATION_NOT_ALLOWED, f"{role} {url}: {refused}") from None
+            raise WordPressError(reasons.DESTINATION_NOT_ALLOWED, f"{role} {url}: {refused}") from None
         except httpx.TransportError as error:
             raise WordPressError("Unreachable", f"{role} {url}: installing the migrator as {who} failed: "
                                  f"{type(error).__name__}") from None

@@ -1,0 +1,29 @@
+"""Why a copy or restore failed: the reasons the engine raises (TransferError, WordPressError), which the
+operator writes into conditions and the API returns. Everything a source sends is hostile until parsed."""
+
+# Reasons of a copy refused for what the source sent (everything a source sends is hostile until parsed).
+# The stream broke off, or the exporter reported a failure: trying again may succeed.
+BAD_STREAM = "BadStream"
+# Not what a migrator sends (unknown or oversized frames, lying counts, malformed records, JSON or numbers):
+# the same source sends it again, so trying again will not help.
+MALFORMED_STREAM = "MalformedStream"
+# A table definition that would do more than create a table (a SELECT, an engine or option outside the
+# allowed ones, comments, a second statement): refused before it reaches any database.
+BAD_TABLE_DEFINITION = "BadTableDefinition"
+
+# A restore whose uploads hold a file a web server may run or read as configuration (PHP in any part of
+# the name, CGI and other scripts, .htaccess, .user.ini, web.config, ...): the target's migrator refuses
+# it (reason forbidden_file) and nothing is written. Permanent: the clone's uploads must be cleaned.
+FORBIDDEN_FILE = "ForbiddenFile"
+
+# A source or target URL the outbound policy refuses (outbound.py): its host is or resolves to a loopback,
+# private, link-local, cluster or metadata address, or the URL is not plain http(s). Permanent.
+DESTINATION_NOT_ALLOWED = "DestinationNotAllowed"
+
+# The site's migrator refused its administrator's login after too many failed ones (429): it takes
+# logins again after its window (15 minutes). Permanent for the job: trying again would only lengthen it.
+LOGIN_THROTTLED = "LoginThrottled"
+
+# The migrator's refusal codes (its REST error codes) that have a reason of their own; the others
+# are MigratorError, the code in the message.
+MIGRATOR_CODES = {"wpclone_forbidden_file": FORBIDDEN_FILE}
