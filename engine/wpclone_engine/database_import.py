@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +103,12 @@ def is_own_table(table: str) -> bool:
 
 # --- the import ---------------------------------------------------------------------------------
 
+# Column types that can hold a URL (WordPress keeps serialized data in longtext; plugins use blobs too).
+_TEXT_TYPES = b", ".join(literal(kind) for kind in (
+    b"char", b"varchar", b"tinytext", b"text", b"mediumtext", b"longtext", b"json",
+    b"binary", b"varbinary", b"tinyblob", b"blob", b"mediumblob", b"longblob"))
+
+
 class _OneStatementConnection(aiomysql.Connection):
     """aiomysql always asks the server to run several statements per query (CLIENT.MULTI_STATEMENTS);
     without that capability the server refuses `...; DROP ...` as a syntax error."""
@@ -187,6 +193,24 @@ class DatabaseImport:
         for _, table in trash:
             await self._execute(b"DROP TABLE IF EXISTS " + name(table))
         self._swap = None
+
+    async def count_occurrences(self, count: Callable[[bytes], int], needle: bytes,
+                                tables: Sequence[str] | None = None) -> int:
+        """Counts with `count` what the text and binary cells holding `needle` hold, in `tables` (by default
+        the ones this import swapped in)."""
+        found = 0
+        pattern = b"%" + needle.replace(b"\\", b"\\\\").replace(b"_", b"\\_").replace(b"%", b"\\%") + b"%"
+        for table in self._staged if tables is None else tables:
+            columns = [row[0].decode() for row in await self._fetch(
+                b"SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = "
+                + literal(table.encode()) + b" AND DATA_TYPE IN (" + _TEXT_TYPES + b")")]
+            if not columns:
+                continue
+            holding = b" OR ".join(name(column) + b" LIKE BINARY " + literal(pattern) for column in columns)
+            rows = await self._fetch(b"SELECT " + b", ".join(name(column) for column in columns) + b" FROM "
+                                     + name(table) + b" WHERE " + holding)
+            found += sum(count(cell) for row in rows for cell in row if cell is not None)
+        return found
 
     async def finish(self) -> None:
         """Drops the tables swap() moved aside."""

@@ -12,14 +12,18 @@ Every value of every table goes through `UrlRewrite.value`:
   length in bytes. Everything else (numbers, floats, keys, property names, references, `C:` payloads)
   is copied byte for byte.
 - A value that looks serialized but does not parse (already corrupt, or truncated), or nests deeper
-  than MAX_DEPTH and MAX_STRING_DEPTH (a hostile source's), is left untouched: rewriting it as text
-  would not repair its lengths, only move the damage. Such values are reported
-  (`Outcome.UNPARSEABLE`) so a copy can say how many it left.
+  than MAX_DEPTH and MAX_STRING_DEPTH (a hostile source's), is rewritten as text: its lengths were
+  wrong before and stay wrong (PHP rejects it either way, and WordPress then uses the raw string), but
+  no production URL stays in the clone for it to call or link to. Such values are reported
+  (`Outcome.UNPARSEABLE`) so a copy can say how many there were.
 
 What counts as an occurrence of the old URL `http://a.test/blog`: the exact host and port (compared
 as written, lower case) and path, after `http:`, `https:` or `//`, and followed by something that
-cannot continue a host name or path segment. So `http://a.test.uk`, `http://a.test:8080`,
-`http://www.a.test` and `http://a.test/blogger` are other sites and stay as they are. Array keys and
+cannot continue a host name or path segment (a letter, digit, `-`, `_`, `%` or a non-ASCII character
+other than closing punctuation does: `http://a.test.рф` and `http://a.test/blog%20news` are not
+`http://a.test/blog`'s, but `«http://a.test»` is). So
+`http://a.test.uk`, `http://a.test:8080`, `http://www.a.test` and `http://a.test/blogger` are other
+sites and stay as they are. Array keys and
 property names are not rewritten (as `wp search-replace` does not), nor URL-encoded forms
 (`http%3A%2F%2F`).
 
@@ -38,8 +42,9 @@ from urllib.parse import urlsplit
 # PHP's trim(), as maybe_unserialize() applies it before unserialize().
 _PHP_WHITESPACE = b" \t\n\r\0\x0b"
 # Values are hostile until parsed: deeper than these, a value is left alone (and counted as unparseable).
-# Arrays and objects in arrays and objects (read in one pass; PHP's own default limit is 4096).
-MAX_DEPTH = 200
+# Arrays and objects in arrays and objects, read in one pass: as deep as PHP's own default limit
+# (unserialize_max_depth), so whatever a site's PHP reads, the rewrite reads too.
+MAX_DEPTH = 4096
 # Serialized data in a string of serialized data: each level is read again, so the time a value takes
 # grows with this depth times its size. Real sites go two or three deep.
 MAX_STRING_DEPTH = 8
@@ -54,7 +59,14 @@ _STRING = re.compile(rb's:([0-9]{1,10}):"')
 _ARRAY = re.compile(rb"a:([0-9]{1,10}):\{")
 _NAMED = re.compile(rb'[OCE]:([0-9]{1,10}):"')  # an object's, Serializable's or enum's class name follows
 _MEMBERS = re.compile(rb'":([0-9]{1,10}):\{')
-_LOOKS_SERIALIZED = re.compile(rb"(?:[aOEC]:[0-9]+:|[bid]:[0-9.E+-]+;$)", re.DOTALL)
+_LOOKS_SERIALIZED = re.compile(rb"(?:[saOE]:[0-9]+:|[bid]:[0-9.E+-]+;$)", re.DOTALL)
+
+
+# Non-ASCII text continues a host or path (an IDN label, a UTF-8 slug), except the punctuation that
+# closes a URL written in running text: «http://a.test», “…”, 「http://a.test」, http://a.test。
+_CLOSING_PUNCTUATION = "»”’…。、，）」』】›–—\u00a0"
+_NON_ASCII_CONTINUING = (rb"(?!" + b"|".join(re.escape(mark.encode()) for mark in _CLOSING_PUNCTUATION)
+                         + rb")[\x80-\xff]")
 
 
 class Outcome(enum.Enum):
@@ -102,7 +114,7 @@ class UrlRewrite:
         old_escaped, new_escaped = (url.replace(b"/", b"\\/") for url in (old_plain, new_plain))
         scheme = self.new.scheme.encode() + b":"
         # ...and not the beginning of a longer host name, port or path segment.
-        end = rb"(?![A-Za-z0-9_\-]|\.[A-Za-z0-9]|:[0-9])"
+        end = rb"(?![A-Za-z0-9_\-%]|\.[A-Za-z0-9%]|:[0-9]|\.?" + _NON_ASCII_CONTINUING + rb")"
         # Passes of re.sub (C speed), in turn while the old host remains: with a scheme, plain and
         # JSON-escaped; then scheme-relative (not after another scheme's colon, nor inside a word).
         forms = [
@@ -127,6 +139,17 @@ class UrlRewrite:
             data = pattern.sub(replacement, data)
         return data
 
+    def occurrences(self, data: bytes) -> int:
+        """How many times the old URL occurs in `data`, in any form this rewrite replaces."""
+        if self.needle not in data:
+            return 0
+        return sum(len(pattern.findall(data)) for pattern, _ in self._passes)
+
+    @property
+    def leaves_old_url_checkable(self) -> bool:
+        """Whether what remains of the old URL can be counted: not when the new URL holds it."""
+        return self.occurrences(str(self.new).encode()) == 0
+
     def value(self, data: bytes) -> Rewritten:
         """Rewrites one database value: serialized data by its structure, anything else as text."""
         if self.needle not in data:
@@ -136,8 +159,10 @@ class UrlRewrite:
             return Rewritten(text, Outcome.UNCHANGED if text == data else Outcome.REWRITTEN)
         walk = _SerializedWalk(self)
         walked = walk.top(data, 0)
-        if walked is None or walk.left_unparseable:
-            return Rewritten(data if walked is None else walked, Outcome.UNPARSEABLE)
+        if walked is None:
+            return Rewritten(self.text(data), Outcome.UNPARSEABLE)
+        if walk.left_unparseable:
+            return Rewritten(walked, Outcome.UNPARSEABLE)
         return Rewritten(walked, Outcome.UNCHANGED if walked == data else Outcome.REWRITTEN)
 
 
@@ -153,8 +178,8 @@ def looks_serialized(data: bytes) -> bool:
         return True
     if len(data) < 4 or data[1:2] != b":" or data[-1:] not in (b";", b"}"):
         return False
-    if data[:1] == b"s":
-        return data[-2:-1] == b'"'
+    if data[:1] == b"s" and data[-2:-1] != b'"':
+        return False
     return _LOOKS_SERIALIZED.match(data) is not None
 
 
@@ -186,7 +211,7 @@ class _SerializedWalk:
         rewritten = self.top(text, depth + 1)
         if rewritten is None:
             self.left_unparseable = True
-            return text
+            return self.rewrite.text(text)
         return rewritten
 
     def _scan(self, data: bytes, at: int, end: int, depth: int) -> list[bytes]:

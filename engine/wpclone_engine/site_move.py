@@ -37,7 +37,7 @@ class AdminPassword:
 @dataclass
 class RowCounts:
     rewritten: int = 0  # values in which the URL was rewritten
-    unparseable: int = 0  # values holding the URL left as they were: serialized, but corrupt
+    unparseable: int = 0  # values holding the URL that PHP cannot unserialize: rewritten as text
     admin_passwords: int = 0  # rows of the administrator whose password was set
 
     def add(self, other: RowCounts) -> None:

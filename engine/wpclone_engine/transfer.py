@@ -90,10 +90,13 @@ class CopyResult:
     files: int
     bytes: int
     rewritten_values: int
-    unparseable_values: int  # values holding the old URL left as they were (corrupt serialized data)
+    unparseable_values: int  # values holding the old URL that PHP cannot unserialize: rewritten as text
     # The source's tables as the copy began: what a later restore compares with to detect conflicts.
     source_checksums: dict[str, str | None] = field(default_factory=dict)
     backup: str | None = None  # the destination's backup of what the copy replaced, if one was asked for
+    # Cells of the destination's database still holding the old URL in a form the rewrite replaces
+    # (expected 0), counted after the copy; None when not counted (the new URL holds the old one).
+    old_urls_left: int | None = None
 
 
 # The migrator's own error codes (WPClone_Error reasons, "wpclone_" + reason in a REST error) that get
@@ -170,6 +173,8 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
         if include.database:
             await _copy_database(source, database, move, tables, include, admin_password, tally)
             await database.swap(replace_all=include.tables is None)
+            if move.rewrite.leaves_old_url_checkable:
+                tally.old_urls_left = await database.count_occurrences(move.rewrite.occurrences, move.rewrite.needle)
         try:
             if include.folders and destination.files is not None:
                 await _copy_files_into(source, destination.files, include.folders, tally)
@@ -291,6 +296,7 @@ class _Tally:
         self._last = 0.0
         self.tables = self.rows = self.files = self.bytes = 0
         self.counts = RowCounts()
+        self.old_urls_left: int | None = None
 
     async def report(self, phase: str, table: str | None = None, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -303,7 +309,8 @@ class _Tally:
 
     def result(self, source: SiteInfo, destination_url: str, backup: str | None) -> CopyResult:
         return CopyResult(source.home, destination_url, self.tables, self.rows, self.files, self.bytes,
-                          self.counts.rewritten, self.counts.unparseable, source.checksums(), backup)
+                          self.counts.rewritten, self.counts.unparseable, source.checksums(), backup,
+                          self.old_urls_left)
 
 
 async def _quietly(cleanup: Awaitable[None]) -> None:

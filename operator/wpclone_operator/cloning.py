@@ -95,3 +95,10 @@ def progress_reporter(kind: str, namespace: str, name: str, status: dict[str, An
 
 def progress_status(progress: Progress) -> dict[str, Any]:
     return {"phase": progress.phase, "bytes": progress.bytes, "rows": progress.rows, "files": progress.files}
+
+
+def done_status(result: CopyResult) -> dict[str, Any]:
+    """status.progress of a finished copy: what moved, and what the URL rewrite did."""
+    return {"phase": "done", "bytes": result.bytes, "rows": result.rows, "files": result.files,
+            "rewrittenValues": result.rewritten_values, "unparseableValues": result.unparseable_values,
+            "sourceUrlsLeft": result.old_urls_left}

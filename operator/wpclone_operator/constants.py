@@ -41,6 +41,11 @@ DATABASE_READY = "DatabaseReady"
 OBJECTS_READY = "ObjectsReady"
 WORKLOAD_READY = "WorkloadReady"
 CONTENT_CLONED = "ContentCloned"
+# After a copy: whether the clone's database still holds the source's URL, and its reasons.
+SOURCE_URLS_REPLACED = "SourceUrlsReplaced"
+NONE_LEFT = "NoneLeft"
+SOURCE_URLS_LEFT = "SourceUrlsLeft"
+NOT_COUNTED = "NotCounted"
 # kstatus: True when nothing more happens without the user (a permanent failure, expiry, a pod that
 # cannot start).
 STALLED = "Stalled"

@@ -111,7 +111,7 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
         if not copy.done():
             return
         memo.copy_task = None
-        updates.append(copy.result())
+        updates += copy.result()
     merged = status.merge_conditions(current, updates)
     summary = status.summarize_clone(workload, status.find_condition(merged, constants.CONTENT_CLONED),
                                      cloning.PERMANENT_REASONS, children.url(clone, settings))
@@ -155,8 +155,9 @@ def stop_copying(memo: kopf.Memo) -> None:
 
 
 async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settings,
-                        memo: kopf.Memo) -> dict[str, Any]:
-    """Run the copy once; return the ContentCloned condition it earned (and schedule a retry)."""
+                        memo: kopf.Memo) -> list[dict[str, Any]]:
+    """Run the copy once; return the conditions it earned: ContentCloned (and schedule a retry), and
+    once copied SourceUrlsReplaced."""
     await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
                             clone.name, {"phase": constants.CLONING})
     kopf.info(body, reason="Cloning", message=f"copying {clone.spec.source.url} into the clone")
@@ -174,16 +175,18 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
         memo.next_copy_at = time.monotonic() + status.retry_delay(attempts - 1, settings.retry_delay_seconds)
         kopf.warn(body, reason=reason, message=message)
         metrics.FAILURES.labels(reason).inc()
-        return status.condition(constants.CONTENT_CLONED, False, reason, message, clone.generation, status.now())
+        return [status.condition(constants.CONTENT_CLONED, False, reason, message, clone.generation, status.now())]
     metrics.COPY_SECONDS.labels("clone").observe(time.monotonic() - started)
     metrics.COPY_BYTES.labels("clone").inc(result.bytes)
     await asyncio.to_thread(kube.apply, children.source_checksums_config_map(clone, result.source_checksums))
     message = (f"copied {result.tables} tables ({result.rows} rows) and {result.files} files, "
                f"{result.bytes} bytes, from {result.source_url}")
     await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
-                            clone.name, {"progress": {"phase": "done", "bytes": result.bytes, "rows": result.rows,
-                                                      "files": result.files}})
-    return status.condition(constants.CONTENT_CLONED, True, "Copied", message, clone.generation, status.now())
+                            clone.name, {"progress": cloning.done_status(result)})
+    at = status.now()
+    return [status.condition(constants.CONTENT_CLONED, True, "Copied", message, clone.generation, at),
+            status.source_urls_condition(result.old_urls_left, result.rewritten_values, result.unparseable_values,
+                                         result.source_url, clone.generation, at)]
 
 
 async def clean_up_clone(body: kopf.Body, settings: Settings, memo: kopf.Memo) -> None:

@@ -105,6 +105,13 @@ class CopyProgress(Model):
     bytes: int = Field(default=0, description="Bytes streamed so far")
     rows: int = Field(default=0, description="Table rows copied so far")
     files: int = Field(default=0, description="Files copied so far")
+    rewrittenValues: int | None = Field(default=None, description="Once done: database values whose URL was rewritten")
+    unparseableValues: int | None = Field(
+        default=None, description="Once done: of those, values that look serialized but that PHP cannot read "
+                                  "(rewritten as text)")
+    sourceUrlsLeft: int | None = Field(
+        default=None, description="Once done: cells of the clone's database still holding the source's URL "
+                                  "(expected 0; unset when not counted)")
 
 
 class WordPressCloneStatus(Model):

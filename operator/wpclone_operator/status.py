@@ -48,6 +48,22 @@ def condition(type_: str, ok: bool | None, reason: str, message: str, generation
             "lastTransitionTime": format_time(at), "observedGeneration": generation}
 
 
+def source_urls_condition(left: int | None, rewritten: int, unparseable: int, source_url: str, generation: int,
+                          at: datetime.datetime) -> dict[str, Any]:
+    """SourceUrlsReplaced after a copy: whether any cell of the clone's database still holds the source's URL."""
+    done = (f"{rewritten} values rewritten"
+            + (f", {unparseable} of them serialized data PHP cannot read, rewritten as text" if unparseable else ""))
+    if left is None:
+        return condition(constants.SOURCE_URLS_REPLACED, None, constants.NOT_COUNTED,
+                         f"{done}; what remains of {source_url} is not counted: the clone's URL holds it",
+                         generation, at)
+    if left:
+        return condition(constants.SOURCE_URLS_REPLACED, False, constants.SOURCE_URLS_LEFT,
+                         f"{left} occurrences of {source_url} remain in the clone's database ({done})", generation, at)
+    return condition(constants.SOURCE_URLS_REPLACED, True, constants.NONE_LEFT,
+                     f"no occurrence of {source_url} remains in the clone's database ({done})", generation, at)
+
+
 def merge_conditions(current: list[dict[str, Any]], updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Replace conditions by type; a condition whose status did not change keeps its transition time."""
     merged = {item["type"]: dict(item) for item in current}

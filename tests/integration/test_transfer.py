@@ -22,7 +22,8 @@ from tests.integration.transfer_fixtures import (
     snapshot,
     wp_php,
 )
-from wpclone_engine.database_import import DatabaseTarget
+from wpclone_engine.database_import import DatabaseImport, DatabaseTarget
+from wpclone_engine.rewrite import UrlRewrite
 from wpclone_engine.site_move import AdminPassword
 from wpclone_engine.transfer import DatabaseDestination, Include, Progress, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator
@@ -87,7 +88,7 @@ async def test_copy_brings_the_source_to_the_destination_at_the_destination_url(
     assert f"Welcome to Site {source_site.port}" in page.text and f'href="{target.url}/sample-page/"' in page.text
     assert source_site.url not in page.text
 
-    assert (result.tables, result.unparseable_values) == (12, 0)
+    assert (result.tables, result.unparseable_values, result.old_urls_left) == (12, 0, None)  # into a migrator
     assert result.rows == sum(int(mariadb.sql(f"SELECT COUNT(*) FROM `{source_site.db_name}`.`{table}`"))
                               for table in result.source_checksums)
     assert result.rewritten_values > 10 and result.files > 50 and result.backup is None
@@ -119,6 +120,47 @@ async def test_a_clone_made_from_an_empty_database_serves_the_site_and_admits_it
     assert content_hashes(empty_clone.docroot) == content_hashes(source_site.docroot)
     tables = mariadb.sql(f"SHOW TABLES FROM `{empty_clone.db_name}`").split()
     assert len(tables) == result.tables == 12 and all(table.startswith("clone_") for table in tables)
+    assert result.old_urls_left == 0
+
+
+async def test_no_cell_of_a_clone_holds_the_sources_url_in_any_form_even_in_corrupt_serialized_data(
+        mariadb: MariaDB, make_site: SiteMaker, empty_clone: EmptyClone) -> None:
+    source = make_site()
+    escaped = source.url.replace("/", "\\/")
+    wp_php(source, f"""
+        update_option('wpclone_corrupt', 'a:1:{{i:0;s:999:"{source.url}/x";}}');
+        update_option('wpclone_json', '{{"home":"{escaped}\\/shop"}}');
+        update_option('wpclone_relative', '<img src="//{source.url.split("//")[1]}/a.png">');""")
+    async with httpx.AsyncClient() as http:
+        destination = DatabaseDestination(
+            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
+                           empty_clone.db_name, empty_clone.table_prefix),
+            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        result = await copy_site(migrator(http, source, "source"), destination, include=Include(
+            uploads=False, themes=False, plugins=False))
+
+    assert (result.old_urls_left, result.unparseable_values) == (0, 1)
+    # Counted apart from the engine: the source's host and port in no cell of any table.
+    host = source.url.split("//")[1]
+    for table in mariadb.sql(f"SHOW TABLES FROM `{empty_clone.db_name}`").split():
+        dump = mariadb.sql(f"SELECT * FROM `{empty_clone.db_name}`.`{table}`")
+        assert host not in dump, table
+    corrupt = mariadb.sql(f"SELECT option_value FROM `{empty_clone.db_name}`.clone_options"
+                          " WHERE option_name = 'wpclone_corrupt'")
+    assert corrupt == f'a:1:{{i:0;s:999:"{empty_clone.url}/x";}}'
+
+    # What the count counts, when something does remain: the forms the rewrite replaces, and only those.
+    mariadb.sql(f"INSERT INTO `{empty_clone.db_name}`.clone_options (option_name, option_value, autoload) VALUES"
+                f" ('left_plain', '{source.url}/a {source.url}/b', 'no'),"
+                f" ('left_escaped', '{escaped.replace(chr(92), chr(92) * 2)}', 'no'),"
+                f" ('not_the_site', '{source.url}0/x http://{host}.example/', 'no')")
+    database = await DatabaseImport.open(destination.database)
+    try:
+        rewrite = UrlRewrite(source.url, empty_clone.url)
+        assert await database.count_occurrences(rewrite.occurrences, rewrite.needle,
+                                                [f"{empty_clone.table_prefix}options"]) == 3
+    finally:
+        database.close()
 
 
 async def test_a_backup_taken_by_a_copy_rolls_the_destination_back(

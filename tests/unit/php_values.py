@@ -64,11 +64,23 @@ while (($line = fgets(STDIN)) !== false) {
 """
 
 
-class PhpUnserialize:
-    """One long-lived `php` process answering whether unserialize() accepts each value."""
+# WordPress's own is_serialized() (strict), from Debian's WordPress: what maybe_unserialize() unserializes.
+IS_SERIALIZED = r"""
+define('ABSPATH', '/usr/share/wordpress/');
+define('WPINC', 'wp-includes');
+require ABSPATH . WPINC . '/functions.php';
+while (($line = fgets(STDIN)) !== false) {
+    echo is_serialized(base64_decode(trim($line))) ? "yes\n" : "no\n";
+}
+"""
 
-    def __init__(self) -> None:
-        self._process = subprocess.Popen(["php", "-r", _CHECKER], stdin=subprocess.PIPE,
+
+class PhpUnserialize:
+    """One long-lived `php` process answering whether unserialize() accepts each value (or, given another
+    `checker` program, whatever that program answers yes to)."""
+
+    def __init__(self, checker: str = _CHECKER) -> None:
+        self._process = subprocess.Popen(["php", "-r", checker], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, bufsize=0)
 
     def accepts(self, data: bytes) -> bool:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.php_values import Nested, PhpObject, PhpUnserialize, dumps
-from wpclone_engine.rewrite import Outcome, UrlRewrite, looks_serialized
+from tests.unit.php_values import IS_SERIALIZED, Nested, PhpObject, PhpUnserialize, dumps
+from wpclone_engine.rewrite import MAX_DEPTH, Outcome, UrlRewrite, looks_serialized
 
 OLD = "http://a.test"
 NEW = "https://clone.example/sub"
@@ -42,6 +42,12 @@ FRAGMENTS = [
     ("mailto:info@a.test", "mailto:info@a.test"),
     ("http%3A%2F%2Fa.test", "http%3A%2F%2Fa.test"),
     ("Café déjà vu — 日本語 ✓", "Café déjà vu — 日本語 ✓"),
+    ("http://a.test.рф/x", "http://a.test.рф/x"),
+    ("http://a.testé/", "http://a.testé/"),
+    ("http://a.test%2Ebad/", "http://a.test%2Ebad/"),
+    ("«http://a.test»", "«https://clone.example/sub»"),
+    ("见 http://a.test/x。", "见 https://clone.example/sub/x。"),
+    ("“http://a.test.”", "“https://clone.example/sub.”"),
     ("", ""),
 ]
 
@@ -113,16 +119,17 @@ def test_keys_are_not_rewritten() -> None:
     assert REWRITE.value(value).value == dumps({"http://a.test/": "https://clone.example/sub/"})
 
 
-def test_a_value_that_looks_serialized_but_is_corrupt_is_left_untouched() -> None:
+def test_a_value_that_looks_serialized_but_is_corrupt_is_rewritten_as_text_and_reported() -> None:
     corrupt = b'a:1:{i:0;s:99:"http://a.test/x";}'
-    assert REWRITE.value(corrupt) == (corrupt, Outcome.UNPARSEABLE)
+    assert REWRITE.value(corrupt) == (b'a:1:{i:0;s:99:"https://clone.example/sub/x";}', Outcome.UNPARSEABLE)
 
 
-def test_a_corrupt_value_nested_in_a_valid_one_is_left_untouched_and_reported() -> None:
+def test_a_corrupt_value_nested_in_a_valid_one_is_rewritten_as_text_and_reported() -> None:
     inner_corrupt = b's:5:"http://a.test";'
     value = dumps(["http://a.test/ok", inner_corrupt.decode()])
     rewritten = REWRITE.value(value)
-    assert rewritten == (dumps(["https://clone.example/sub/ok", inner_corrupt.decode()]), Outcome.UNPARSEABLE)
+    assert rewritten == (dumps(["https://clone.example/sub/ok", 's:5:"https://clone.example/sub";']),
+                         Outcome.UNPARSEABLE)
 
 
 def test_text_that_merely_resembles_serialized_data_is_rewritten_as_text() -> None:
@@ -136,9 +143,39 @@ def test_surrounding_whitespace_of_a_serialized_value_is_kept() -> None:
     assert REWRITE.value(value).value == b"  \n" + dumps(["https://clone.example/sub"]) + b"\n"
 
 
-def test_hostile_nesting_is_left_untouched_not_a_crash() -> None:
-    deep = b"a:1:{i:0;" * 5000 + b's:13:"http://a.test";' + b"}" * 5000
-    assert REWRITE.value(deep) == (deep, Outcome.UNPARSEABLE)
+def test_nesting_as_deep_as_php_reads_is_rewritten_and_deeper_is_rewritten_as_text() -> None:
+    def nested(depth: int, url: str) -> bytes:
+        return b"a:1:{i:0;" * depth + dumps(url) + b"}" * depth
+    assert REWRITE.value(nested(MAX_DEPTH, OLD)) == (nested(MAX_DEPTH, NEW), Outcome.REWRITTEN)
+    assert REWRITE.value(nested(MAX_DEPTH + 1, OLD)) == (
+        nested(MAX_DEPTH + 1, OLD).replace(b"http://a.test", NEW.encode()), Outcome.UNPARSEABLE)
+
+
+def test_php_reads_exactly_as_deep_as_the_rewrite(php_unserialize: PhpUnserialize) -> None:
+    def nested(depth: int) -> bytes:
+        return b"a:1:{i:0;" * depth + b"N;" + b"}" * depth
+    assert php_unserialize.accepts(nested(MAX_DEPTH)) and not php_unserialize.accepts(nested(MAX_DEPTH + 1))
+
+
+@pytest.fixture(scope="module")
+def is_serialized() -> Iterator[PhpUnserialize]:
+    checker = PhpUnserialize(IS_SERIALIZED)
+    yield checker
+    checker.close()
+
+
+_SERIALIZED_LOOKALIKES = [b"N;", b"s:1:\"x\";", b's:"x";', b's:x:"y";', b"s::\"\";", b'C:1:"x":0:{}', b"a:0:{}",
+                          b"a:{}", b"O:8:\"stdClass\":0:{}", b'E:3:"A:B";', b"b:1;", b"b:1", b"i:-3;", b"d:1.5E+3;",
+                          b"d:NAN;", b"i:3; ", b" \n b:0;\t", b"x:1;", b"s:1:\"x\"", b"a:1:{", b"", b"N", b"i:;",
+                          "s:2:\"é\";".encode()]
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)  # PHP checks each
+@given(data=st.sampled_from(_SERIALIZED_LOOKALIKES) | st.binary(max_size=12).map(lambda tail: b"s:1:" + tail)
+       | st.text(alphabet="sabiOECdN:;{}\"0123456789.E+- x", max_size=14).map(str.encode))
+def test_what_looks_serialized_is_exactly_what_wordpress_is_serialized_says(
+        data: bytes, is_serialized: PhpUnserialize) -> None:
+    assert looks_serialized(data) == is_serialized.accepts(data)
 
 
 def test_values_without_the_host_are_returned_as_they_are() -> None:
@@ -216,4 +253,15 @@ def test_a_value_php_rejects_is_left_as_it_is_and_one_php_accepts_stays_acceptab
     if php_unserialize.accepts(corrupt):  # the damage is inside a string, or made another valid value
         assert php_unserialize.accepts(result.value)
     else:
-        assert result == (corrupt, Outcome.UNPARSEABLE)
+        assert result == (REWRITE.text(corrupt), Outcome.UNPARSEABLE)
+
+
+def test_occurrences_count_every_form_the_rewrite_replaces_and_nothing_else() -> None:
+    text = b"http://a.test/x //a.test/y http:\\/\\/a.test\\/z https://a.test.uk http://a.testing a.test"
+    assert REWRITE.occurrences(text) == 3
+    assert REWRITE.occurrences(REWRITE.text(text)) == 0
+
+
+def test_what_remains_is_not_countable_when_the_new_url_holds_the_old_one() -> None:
+    assert REWRITE.leaves_old_url_checkable
+    assert not UrlRewrite("http://a.test", "http://a.test/clone").leaves_old_url_checkable

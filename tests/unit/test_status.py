@@ -121,3 +121,21 @@ def test_a_pod_that_cannot_start_stalls_the_clone_but_does_not_fail_it() -> None
     gave_up = status.condition("ContentCloned", False, "GaveUp", "still failing", 1, T0)
     assert status.summarize_clone(serving, gave_up, {"GaveUp"}, "https://shop.test").phase == "Failed"
     assert status.summarize_clone(serving, gave_up, {"GaveUp"}, "https://shop.test").stalled
+
+
+@pytest.mark.parametrize(("left", "unparseable", "expected"), [
+    (0, 0, ("True", "NoneLeft", "no occurrence of https://shop.example remains in the clone's database "
+                                "(7 values rewritten)")),
+    (0, 2, ("True", "NoneLeft", "no occurrence of https://shop.example remains in the clone's database (7 values "
+                                "rewritten, 2 of them serialized data PHP cannot read, rewritten as text)")),
+    (3, 0, ("False", "SourceUrlsLeft", "3 occurrences of https://shop.example remain in the clone's database "
+                                       "(7 values rewritten)")),
+    (None, 0, ("Unknown", "NotCounted", "7 values rewritten; what remains of https://shop.example is not counted: "
+                                        "the clone's URL holds it")),
+])
+def test_what_remains_of_the_source_url_is_a_condition(
+        left: int | None, unparseable: int, expected: tuple[str, str, str]) -> None:
+    at = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    found = status.source_urls_condition(left, 7, unparseable, "https://shop.example", 3, at)
+    assert (found["type"], found["observedGeneration"]) == ("SourceUrlsReplaced", 3)
+    assert (found["status"], found["reason"], found["message"]) == expected
