@@ -39,6 +39,8 @@ class RestoreParts(BaseModel):
     uploads: bool = True
     themes: bool = True
     plugins: bool = True
+    content: bool = Field(default=True, description="The rest of wp-content (languages, fonts, ...), by the "
+                                                    "rules the clone was copied by")
     tables: list[Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]] = Field(
         default_factory=list, max_length=500, description="Only these tables, without the table prefix (e.g. posts)")
 

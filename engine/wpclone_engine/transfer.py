@@ -42,7 +42,11 @@ class TransferError(WordPressError):
 class Include:
     """What a copy carries. `tables` are source table names; None means every table of the site,
     and then the destination's tables the source lacks are removed (kept in the backup if any).
-    `mu_plugins` (wp-content/mu-plugins) is for clones: a restore leaves production's must-use plugins be."""
+    `mu_plugins` (wp-content/mu-plugins) is for clones: a restore leaves production's must-use plugins be.
+    `content` is the rest of wp-content (languages, fonts, plugins' own folders; never caches, backups or
+    server configuration), `dropins` adds wp-content's drop-ins to it, and `exclude` leaves out the
+    top-level entries of folders that match its shell patterns ("uploads/2019", "content/languages"):
+    the destination keeps its own of both, so rules that match the copy's leave nothing half-replaced."""
 
     database: bool = True
     tables: tuple[str, ...] | None = None
@@ -50,12 +54,15 @@ class Include:
     themes: bool = True
     plugins: bool = True
     mu_plugins: bool = False
+    content: bool = False
+    dropins: bool = False
+    exclude: tuple[str, ...] = ()
 
     @property
     def folders(self) -> list[str]:
         """The folders' names in the migrator's streams."""
         wanted = {"uploads": self.uploads, "themes": self.themes, "plugins": self.plugins,
-                  "mu-plugins": self.mu_plugins}
+                  "mu-plugins": self.mu_plugins, "content": self.content}
         return [name for name, included in wanted.items() if included]
 
 
@@ -97,6 +104,8 @@ class CopyResult:
     # Cells of the destination's database still holding the old URL in a form the rewrite replaces
     # (expected 0), counted after the copy; None when not counted (the new URL holds the old one).
     old_urls_left: int | None = None
+    # wp-content's drop-ins the source has and the copy left behind (Include.dropins carries them).
+    dropins_left: tuple[str, ...] = ()
 
 
 # The migrator's own error codes (WPClone_Error reasons, "wpclone_" + reason in a REST error) that get
@@ -137,7 +146,8 @@ async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestinati
                       admin_password)
     job = await destination.begin_import(
         database=include.database, files=include.folders,
-        tables=None if include.tables is None else [move.table_name(table) for table in tables])
+        tables=None if include.tables is None else [move.table_name(table) for table in tables],
+        dropins=include.dropins, exclude=include.exclude)
     tables_import = TablesImport(ChunkedImport(destination, job, "database"))
     files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
     try:
@@ -146,7 +156,7 @@ async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestinati
         if include.database:
             streams.append(_copy_database(source, tables_import, move, tables, include, admin_password, tally))
         if include.folders:
-            streams.append(_copy_files(source, files_import, include.folders, tally))
+            streams.append(_copy_files(source, files_import, include, tally))
         await _together(*streams)
         chunks = {"database": await tables_import.chunks.close(), "files": await files_import.close()}
         await tally.report("commit", force=True)
@@ -177,7 +187,7 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
                 tally.old_urls_left = await database.count_occurrences(move.rewrite.occurrences, move.rewrite.needle)
         try:
             if include.folders and destination.files is not None:
-                await _copy_files_into(source, destination.files, include.folders, tally)
+                await _copy_files_into(source, destination.files, include, tally)
         except BaseException:
             await _quietly(database.revert())
             raise
@@ -190,11 +200,12 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
     return tally.result(source_info, str(move.rewrite.new), None)
 
 
-async def _copy_files_into(source: Migrator, destination: Migrator, folders: list[str], tally: _Tally) -> None:
-    job = await destination.begin_import(database=False, tables=None, files=folders)
+async def _copy_files_into(source: Migrator, destination: Migrator, include: Include, tally: _Tally) -> None:
+    job = await destination.begin_import(database=False, tables=None, files=include.folders,
+                                         dropins=include.dropins, exclude=include.exclude)
     files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
     try:
-        await _copy_files(source, files_import, folders, tally)
+        await _copy_files(source, files_import, include, tally)
         chunks = {"database": 0, "files": await files_import.close()}
         await destination.commit_import(job.id, chunks=chunks, backup=False)
     except BaseException:
@@ -235,6 +246,11 @@ def _chosen_tables(source: SiteInfo, include: Include) -> list[str]:
 
 # --- the streams ----------------------------------------------------------------------------------
 
+# wp-content's drop-ins, as the migrator names them (WPClone_Site::DROPINS).
+DROPINS = frozenset({"advanced-cache.php", "object-cache.php", "db.php", "db-error.php", "install.php",
+                     "maintenance.php", "php-error.php", "fatal-error-handler.php", "sunrise.php", "blog-deleted.php",
+                     "blog-inactive.php", "blog-suspended.php"})
+
 class DatabaseSink(Protocol):
     """What receives tables: a migrator (TablesImport) or a bare database (DatabaseImport)."""
 
@@ -274,8 +290,9 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                             "whose password could be set")
 
 
-async def _copy_files(source: Migrator, sink: FilesImport, folders: list[str], tally: _Tally) -> None:
-    async with source.export_files(folders, SLICE_BYTES) as chunks:
+async def _copy_files(source: Migrator, sink: FilesImport, include: Include, tally: _Tally) -> None:
+    async with source.export_files(include.folders, SLICE_BYTES, dropins=include.dropins,
+                                   exclude=include.exclude) as chunks:
         async for frame in frames.read_frames(chunks):
             if frame.kind == frames.FILE:
                 tally.files += 1
@@ -283,9 +300,18 @@ async def _copy_files(source: Migrator, sink: FilesImport, folders: list[str], t
             elif frame.kind == frames.DATA:
                 tally.bytes += len(frame.payload)
                 await sink.data(frame.payload)
-            elif frame.kind != frames.END:
+            elif frame.kind == frames.END:
+                tally.dropins_left = _dropins(frame.json().get("dropins_left"))
+            else:
                 raise frames.StreamError(f"unexpected frame {frame.kind!r} in a files export")
             await tally.report("files", force=frame.kind == frames.END)
+
+
+def _dropins(names: object) -> tuple[str, ...]:
+    """The drop-ins a source reported leaving behind: names it knows, nothing else (the source is hostile)."""
+    if not isinstance(names, list):
+        return ()
+    return tuple(sorted({name for name in names if isinstance(name, str) and name in DROPINS}))
 
 
 class _Tally:
@@ -297,6 +323,7 @@ class _Tally:
         self.tables = self.rows = self.files = self.bytes = 0
         self.counts = RowCounts()
         self.old_urls_left: int | None = None
+        self.dropins_left: tuple[str, ...] = ()
 
     async def report(self, phase: str, table: str | None = None, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -310,7 +337,7 @@ class _Tally:
     def result(self, source: SiteInfo, destination_url: str, backup: str | None) -> CopyResult:
         return CopyResult(source.home, destination_url, self.tables, self.rows, self.files, self.bytes,
                           self.counts.rewritten, self.counts.unparseable, source.checksums(), backup,
-                          self.old_urls_left)
+                          self.old_urls_left, self.dropins_left)
 
 
 async def _quietly(cleanup: Awaitable[None]) -> None:

@@ -157,12 +157,16 @@ class Migrator:
             yield chunks
 
     @asynccontextmanager
-    async def export_files(self, include: list[str], slice_bytes: int) -> AsyncIterator[AsyncIterator[bytes]]:
-        async with self._stream("export/files", {"include": include, "slice_bytes": slice_bytes}) as chunks:
+    async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
+                           exclude: tuple[str, ...] = ()) -> AsyncIterator[AsyncIterator[bytes]]:
+        params = {"include": include, "slice_bytes": slice_bytes, "dropins": dropins, "exclude": list(exclude)}
+        async with self._stream("export/files", params) as chunks:
             yield chunks
 
-    async def begin_import(self, *, database: bool, tables: list[str] | None, files: list[str]) -> ImportJob:
-        answer = await self._call("import/begin", {"database": database, "tables": tables, "files": files})
+    async def begin_import(self, *, database: bool, tables: list[str] | None, files: list[str], dropins: bool = False,
+                           exclude: tuple[str, ...] = ()) -> ImportJob:
+        answer = await self._call("import/begin", {"database": database, "tables": tables, "files": files,
+                                                   "dropins": dropins, "exclude": list(exclude)})
         return ImportJob(answer["job"], int(answer["max_request_bytes"]))
 
     async def send_chunk(self, kind: str, body: list[bytes]) -> dict[str, Any]:

@@ -57,10 +57,17 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
                                         password=database["password"], database=database["database"],
                                         table_prefix=children.TABLE_PREFIX),
                 url=children.url(clone, settings), files=clone_site)
-            # A clone runs the source's must-use plugins too (its own stay outside wp-content).
-            return await copy_site(source, destination, include=Include(mu_plugins=True),
+            return await copy_site(source, destination, include=include_for(clone),
                                    admin_password=AdminPassword(admin["username"], admin["password"]),
                                    progress=progress)
+
+
+def include_for(clone: WordPressClone) -> Include:
+    """A clone is the whole site: its must-use plugins too (its own stay outside wp-content), and all of
+    wp-content by its rules."""
+    rules = clone.spec.content
+    return Include(mu_plugins=True, content=True, dropins=rules is not None and rules.dropIns,
+                   exclude=tuple(rules.exclude) if rules is not None else ())
 
 
 async def until_answering(site: Migrator, delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)) -> None:
@@ -101,4 +108,4 @@ def done_status(result: CopyResult) -> dict[str, Any]:
     """status.progress of a finished copy: what moved, and what the URL rewrite did."""
     return {"phase": "done", "bytes": result.bytes, "rows": result.rows, "files": result.files,
             "rewrittenValues": result.rewritten_values, "unparseableValues": result.unparseable_values,
-            "sourceUrlsLeft": result.old_urls_left}
+            "sourceUrlsLeft": result.old_urls_left, "dropInsLeft": list(result.dropins_left)}

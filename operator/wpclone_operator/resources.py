@@ -62,6 +62,23 @@ class Storage(Model):
         description="StorageClass of the volume; default from the operator, else the cluster's default class")
 
 
+# A shell pattern of one top-level entry of a content folder: uploads/2019, content/languages, plugins/big-*.
+CONTENT_EXCLUDE = r"^(uploads|themes|plugins|mu-plugins|content)/[^/\x00]{1,200}$"
+
+
+class ContentRules(Model):
+    """What of the source's wp-content the clone leaves out (a restore of the clone follows the same rules)."""
+
+    dropIns: bool = Field(default=False, description=(
+        "Copy wp-content's drop-ins too (object-cache.php, advanced-cache.php, db.php, sunrise.php, ...); "
+        "by default they stay behind, as they belong to production's servers, and status.progress.dropInsLeft "
+        "names them"))
+    exclude: list[Annotated[str, Field(max_length=256, pattern=CONTENT_EXCLUDE)]] = Field(
+        default_factory=list, max_length=100, description=(
+            "Shell patterns of top-level entries of wp-content's folders to leave out: uploads/2019, "
+            "plugins/big-*, or content/languages for the rest of wp-content"))
+
+
 class WordPressCloneSpec(Model):
     source: SiteReference = Field(description="The production site to clone; immutable")
     ttlMinutes: int | None = Field(
@@ -74,6 +91,9 @@ class WordPressCloneSpec(Model):
                               description="WordPress container image; default from the operator")
     resources: ComputeResources | None = Field(default=None, description="The WordPress container's")
     storage: Storage | None = Field(default=None, description="The wp-content volume; immutable")
+    content: ContentRules | None = Field(default=None, description=(
+        "What of wp-content to leave out; by default all of it but caches, backups, server "
+        "configuration and drop-ins. Immutable"))
     expiryPolicy: Literal["Delete", "Retain"] = Field(
         default="Delete",
         description="On expiry, Delete the resource, or Retain it as Expired with every child and the "
@@ -84,6 +104,8 @@ class WordPressCloneSpec(Model):
         # The volume is created once: a changed size or class would never reach it.
         ("has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || self.storage == oldSelf.storage)",
          "spec.storage is immutable: create a new clone for another volume size or class"),
+        ("has(self.content) == has(oldSelf.content) && (!has(self.content) || self.content == oldSelf.content)",
+         "spec.content is immutable: the clone was copied by its rules"),
     ))
 
 
@@ -109,6 +131,8 @@ class CopyProgress(Model):
     unparseableValues: int | None = Field(
         default=None, description="Once done: of those, values that look serialized but that PHP cannot read "
                                   "(rewritten as text)")
+    dropInsLeft: list[str] | None = Field(
+        default=None, description="Once done: the source's wp-content drop-ins the copy left behind")
     sourceUrlsLeft: int | None = Field(
         default=None, description="Once done: cells of the clone's database still holding the source's URL "
                                   "(expected 0; unset when not counted)")
@@ -158,12 +182,14 @@ class RestoreInclude(Model):
     uploads: bool = Field(default=True, description="wp-content/uploads")
     themes: bool = Field(default=True, description="wp-content/themes")
     plugins: bool = Field(default=True, description="wp-content/plugins")
+    content: bool = Field(default=True, description=(
+        "The rest of wp-content (languages, fonts, plugins' own folders), by the clone's spec.content rules"))
     tables: list[Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]] = Field(
         default_factory=list, max_length=500,
         description="Only these tables, named without the table prefix (e.g. posts)")
 
     model_config = ConfigDict(json_schema_extra=rules(
-        ("self.database || self.uploads || self.themes || self.plugins", "include at least one part"),
+        ("self.database || self.uploads || self.themes || self.plugins || self.content", "include at least one part"),
         ("!has(self.tables) || size(self.tables) == 0 || self.database", "tables needs database: true"),
     ))
 

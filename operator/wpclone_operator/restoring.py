@@ -18,7 +18,7 @@ from wpclone_engine.transfer import CopyResult, Include, TransferError, copy_sit
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError, site_session
 from wpclone_operator import children, constants, credentials, kube
 from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport
-from wpclone_operator.resources import CloneRestoreSpec, RestoreInclude, WordPressClone
+from wpclone_operator.resources import CloneRestoreSpec, ContentRules, RestoreInclude, WordPressClone
 from wpclone_operator.settings import Settings
 
 RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "UnknownBackup",
@@ -68,10 +68,13 @@ async def _clone_source(http: httpx.AsyncClient, clone: WordPressClone, settings
     return RestoreSource(migrator, dict((checksums or {}).get("data") or {}))
 
 
-def include_for(spec: RestoreInclude, source_prefix: str) -> Include:
+def include_for(spec: RestoreInclude, source_prefix: str, rules: ContentRules | None = None) -> Include:
+    """What a restore writes; the rest of wp-content by the rules the clone was copied by (what it left
+    behind, production keeps), and never must-use plugins."""
     tables = tuple(source_prefix + table for table in spec.tables) if spec.tables else None
     return Include(database=spec.database, tables=tables, uploads=spec.uploads, themes=spec.themes,
-                   plugins=spec.plugins)
+                   plugins=spec.plugins, content=spec.content, dropins=rules is not None and rules.dropIns,
+                   exclude=tuple(rules.exclude) if rules is not None else ())
 
 
 def conflicts(recorded: dict[str, str], target: SiteInfo, tables: list[str] | None) -> list[str]:
@@ -169,7 +172,7 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
             source = RestoreSource(await _site(jobs, http, settings, namespace, spec.source.url,
                                                spec.source.credentialsSecretRef.name, "source"))
         source_info = await source.migrator.info(content=True)
-        include = include_for(spec.include, source_info.table_prefix)
+        include = include_for(spec.include, source_info.table_prefix, clone.spec.content if clone else None)
         target_info = await target.info(checksums=bool(source.recorded_checksums), content=True)
         restored = None if include.tables is None else [
             target_info.table_prefix + table.removeprefix(source_info.table_prefix) for table in include.tables]

@@ -86,5 +86,5 @@ def test_rows_without_the_url_pass_through_untouched() -> None:
 def test_corrupt_serialized_values_are_counted() -> None:
     source = payload([b"1", b'a:1:{i:0;s:99:"http://a.test";}'], [b"2", b"http://a.test/"])
     moved, counts = MOVE.table_rows("wp_postmeta", ["meta_id", "meta_value"]).apply(source)
-    assert rows_of(moved, 2) == [[b"1", b'a:1:{i:0;s:99:"http://a.test";}'], [b"2", b"https://b.test/"]]
+    assert rows_of(moved, 2) == [[b"1", b'a:1:{i:0;s:99:"https://b.test";}'], [b"2", b"https://b.test/"]]
     assert (counts.rewritten, counts.unparseable) == (1, 1)

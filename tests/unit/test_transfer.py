@@ -121,8 +121,8 @@ async def test_a_clone_copies_the_sources_mu_plugins_and_a_restore_leaves_produc
     monkeypatch.setattr(cloning, "until_answering", ignore)
     settings = Settings(mysql_admin_dsn="mysql://admin:pw@db:3306/")  # type: ignore[arg-type]
     await cloning.copy_into_clone(make_clone(), settings, progress=ignore)
-    assert copies == [Include(mu_plugins=True)]
-    assert restoring.include_for(RestoreInclude(), "wp_").folders == ["uploads", "themes", "plugins"]
+    assert copies == [Include(mu_plugins=True, content=True)]
+    assert restoring.include_for(RestoreInclude(), "wp_").folders == ["uploads", "themes", "plugins", "content"]
 
 
 def test_tables_to_copy_must_exist_on_the_source() -> None:

@@ -71,7 +71,8 @@ async def test_the_login_is_sent_once_for_a_session_whose_token_every_later_call
     assert seen[0].headers["authorization"].startswith("Basic ") and "x-wpclone-token" not in seen[0].headers
     assert all("authorization" not in request.headers for request in seen[1:])
     assert [request.headers["x-wpclone-token"] for request in seen[1:]] == [SESSION, SESSION, "t" * 32]
-    assert json.loads(seen[1].content) == {"database": True, "tables": None, "files": ["uploads"]}
+    assert json.loads(seen[1].content) == {"database": True, "tables": None, "files": ["uploads"], "dropins": False,
+                                           "exclude": []}
     assert not seen[1].url.query
 
 

@@ -52,7 +52,7 @@ final class WPClone_Backups
     {
         $id = WPClone_Job::new_id();
         $backup = ['id' => $id, 'created' => time(), 'all_tables' => $job->data['tables'] === null,
-            'tables' => [], 'imported' => [], 'folders' => []];
+            'tables' => [], 'imported' => [], 'folders' => [], 'rules' => WPClone_Import::rules($job->data)];
         $renames = [];
         if ($job->data['database']) {
             $incoming = array_column($job->data['staged'], 'staging', 'name');
@@ -74,7 +74,8 @@ final class WPClone_Backups
             foreach (WPClone_Site::roots($job->data['roots']) as $root => $folder) {
                 $outers[$folder] = self::make_outer($folder, $root, $id);
                 $backup['folders'][$root] = ['backup' => $outers[$folder]] + self::swap_folder(
-                    $folder, $root, "$folder/.wpclone-" . $job->id(), $outers[$folder] . '/' . self::KEPT, $moves);
+                    $folder, $root, "$folder/.wpclone-" . $job->id(), $outers[$folder] . '/' . self::KEPT,
+                    $backup['rules'], $moves);
             }
             if ($renames) {
                 self::rename_tables($db, $renames);
@@ -115,7 +116,7 @@ final class WPClone_Backups
         try {
             foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
                 self::swap_folder($folder, $root, self::absolute($folder, $backup['folders'][$root]['kept']),
-                    "$folder/.wpclone-trash-$id", $moves);
+                    "$folder/.wpclone-trash-$id", WPClone_Import::rules($backup), $moves);
             }
             if ($renames) {
                 self::rename_tables($db, $renames);
@@ -306,13 +307,14 @@ final class WPClone_Backups
      * Moves the live entries of $folder (except what imports leave alone) into the folder $aside, then
      * the entries of the folder $incoming into $folder. Every rename is recorded in $moves so it can be undone.
      */
-    private static function swap_folder(string $folder, string $root, string $incoming, string $aside, array &$moves): array
+    private static function swap_folder(string $folder, string $root, string $incoming, string $aside, array $rules,
+        array &$moves): array
     {
         if (!is_dir($aside) && !mkdir($aside, 0755)) {
             throw new WPClone_Error('unwritable', "cannot create $aside", 500);
         }
         foreach ((array) scandir($folder) as $entry) {
-            if ($entry !== '.' && $entry !== '..' && !WPClone_Site::excluded("$root/$entry")) {
+            if ($entry !== '.' && $entry !== '..' && !WPClone_Site::excluded("$root/$entry", $rules)) {
                 self::move("$folder/$entry", "$aside/$entry", $moves);
             }
         }

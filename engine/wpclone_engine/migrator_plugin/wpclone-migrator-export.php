@@ -33,9 +33,10 @@ final class WPClone_Export
     {
         $include = $request->get_param('include');
         $roots = WPClone_Site::roots(is_array($include) ? $include : WPClone_Site::ROOTS);
+        $rules = WPClone_Site::rules($request->get_param('dropins'), $request->get_param('exclude'));
         $slice = self::slice_bytes($request);
         WPClone_Stream::begin();
-        WPClone_Stream::finish(function () use ($roots, $slice) {
+        WPClone_Stream::finish(function () use ($roots, $rules, $slice) {
             $files = 0;
             $bytes = 0;
             $skipped = 0;
@@ -43,9 +44,10 @@ final class WPClone_Export
                 $skipped += WPClone_Site::walk($folder, $name, function ($path, $stream_path) use ($slice, &$files, &$bytes) {
                     $bytes += self::file($path, $stream_path, $slice);
                     $files++;
-                });
+                }, $rules);
             }
-            return ['files' => $files, 'bytes' => $bytes, 'skipped_links' => $skipped];
+            $dropins_left = isset($roots['content']) && !$rules['dropins'] ? WPClone_Site::dropins() : [];
+            return ['files' => $files, 'bytes' => $bytes, 'skipped_links' => $skipped, 'dropins_left' => $dropins_left];
         });
     }
 

@@ -14,7 +14,28 @@ final class WPClone_Site
      * Content folders a copy can carry, by the name they have in a stream (the operator asks for
      * mu-plugins only when it copies into a clone).
      */
-    const ROOTS = ['uploads', 'themes', 'plugins', 'mu-plugins'];
+    const ROOTS = ['uploads', 'themes', 'plugins', 'mu-plugins', 'content'];
+
+    /**
+     * wp-content's drop-ins: files WordPress loads in place of its own code (caches, database layers,
+     * error pages). They belong to a server (an object cache reaching production's Redis), so a copy
+     * carries them only when asked ($rules['dropins']), and an import leaves the destination's alone.
+     */
+    const DROPINS = ['advanced-cache.php', 'object-cache.php', 'db.php', 'db-error.php', 'install.php',
+        'maintenance.php', 'php-error.php', 'fatal-error-handler.php', 'sunrise.php', 'blog-deleted.php',
+        'blog-inactive.php', 'blog-suspended.php'];
+
+    /**
+     * What of the rest of wp-content ("content/...") no copy carries: the other roots' folders (copied
+     * as themselves), the migrator's state, caches (and cache plugins' configuration, written for one
+     * server), upgrade leftovers, backup plugins' archives and security plugins' logs.
+     */
+    const CONTENT_SKIPPED = '/^(uploads|themes|plugins|mu-plugins|wpclone-migrator|cache|et-cache|litespeed'
+        . '|w3tc-config|wp-rocket-config|wpo-cache|upgrade|upgrade-temp-backup|updraft|ai1wm-backups'
+        . '|.*backup.*|backwpup-.*|wpvivid.*|wflogs)$/i';
+
+    /** Server configuration files: environment-specific, never carried in the rest of wp-content. */
+    const SERVER_CONFIG = '/^(\.htaccess|\.user\.ini|web\.config|php\.ini)$/i';
 
     /** Names the migrator gives its staging and backup tables; never a site's own table. */
     const OWN_TABLE = '/^wpc[ibr]_[0-9a-f]{12}_[0-9]+$/';
@@ -44,6 +65,7 @@ final class WPClone_Site
             'themes' => get_theme_root(),
             'plugins' => WP_PLUGIN_DIR,
             'mu-plugins' => WPMU_PLUGIN_DIR,
+            'content' => WP_CONTENT_DIR,
         ];
         $roots = [];
         foreach ($names as $name) {
@@ -57,11 +79,36 @@ final class WPClone_Site
     }
 
     /**
+     * A copy's rules (the job's, or a request's): whether drop-ins go too, and the user's exclusions,
+     * shell patterns of a root's top-level entries ("uploads/2019", "content/languages", "plugins/big-*").
+     *
+     * @return array{dropins: bool, exclude: list<string>}
+     */
+    public static function rules($dropins, $exclude): array
+    {
+        $exclude = $exclude ?? [];
+        if (!is_array($exclude) || count($exclude) > 100) {
+            throw new WPClone_Error('bad_request', 'exclude must be a list of at most 100 patterns');
+        }
+        foreach ($exclude as $pattern) {
+            $parts = is_string($pattern) ? explode('/', $pattern) : [];
+            if (count($parts) !== 2 || !in_array($parts[0], self::ROOTS, true) || $parts[1] === ''
+                || strlen($pattern) > 256 || strpos($pattern, "\0") !== false) {
+                throw new WPClone_Error('bad_request', 'exclude pattern ' . wp_json_encode($pattern)
+                    . ' must name a top-level entry of a content folder, such as uploads/2019 or content/languages');
+            }
+        }
+        return ['dropins' => (bool) $dropins, 'exclude' => array_values($exclude)];
+    }
+
+    /**
      * Whether a path of a stream ("uploads/2024/05/a.jpg") is left out of copies and left alone by
      * imports: the migrator's own data and plugin (and wpclone's must-use plugins, were a site to have
-     * them in wp-content/mu-plugins), caches, logs and backup archives.
+     * them in wp-content/mu-plugins), caches, logs and backup archives; in the rest of wp-content, what
+     * CONTENT_SKIPPED names and server configuration, and drop-ins unless the rules carry them; and
+     * what the rules exclude.
      */
-    public static function excluded(string $path): bool
+    public static function excluded(string $path, array $rules = ['dropins' => false, 'exclude' => []]): bool
     {
         $segments = explode('/', $path);
         foreach ($segments as $segment) {
@@ -80,7 +127,42 @@ final class WPClone_Site
             && preg_match('/^(cache|.*backup.*|backwpup-.*|wp-migrate-db|wpvivid.*)$/i', $top)) {
             return true;
         }
+        if ($segments[0] === 'content' && count($segments) > 1) {
+            if (preg_match(self::CONTENT_SKIPPED, $top) || preg_match(self::SERVER_CONFIG, end($segments))
+                || (count($segments) === 2 && !$rules['dropins'] && in_array($top, self::DROPINS, true))
+                || (count($segments) === 2 && in_array($top, self::nested_roots(), true))) {
+                return true;
+            }
+        }
+        if (count($segments) > 1) {
+            foreach ($rules['exclude'] as $pattern) {
+                if (fnmatch($pattern, $segments[0] . '/' . $top, FNM_PATHNAME | FNM_PERIOD)) {
+                    return true;
+                }
+            }
+        }
         return substr($path, -4) === '.log';
+    }
+
+    /** The drop-ins present in wp-content, which a copy without drop-ins leaves behind. */
+    public static function dropins(): array
+    {
+        return array_values(array_filter(self::DROPINS, function ($name) {
+            return is_file(WP_CONTENT_DIR . '/' . $name);
+        }));
+    }
+
+    /** The names in wp-content of the other roots' folders where a site moved them (UPLOADS, WP_PLUGIN_DIR). */
+    private static function nested_roots(): array
+    {
+        $content = untrailingslashit(WP_CONTENT_DIR);
+        $names = [];
+        foreach (self::roots(['uploads', 'themes', 'plugins', 'mu-plugins']) as $folder) {
+            if (dirname($folder) === $content) {
+                $names[] = basename($folder);
+            }
+        }
+        return $names;
     }
 
     /**
@@ -186,7 +268,8 @@ final class WPClone_Site
      * Calls $visit(path on disk, path in the stream) for every regular file under $folder that is not
      * excluded. Symbolic links are not followed and not copied; their count is returned.
      */
-    public static function walk(string $folder, string $stream_path, callable $visit): int
+    public static function walk(string $folder, string $stream_path, callable $visit,
+        array $rules = ['dropins' => false, 'exclude' => []]): int
     {
         $skipped = 0;
         $entries = @scandir($folder);
@@ -199,13 +282,13 @@ final class WPClone_Site
             }
             $path = $folder . '/' . $entry;
             $inner = $stream_path . '/' . $entry;
-            if (self::excluded($inner)) {
+            if (self::excluded($inner, $rules)) {
                 continue;
             }
             if (is_link($path)) {
                 $skipped++;
             } elseif (is_dir($path)) {
-                $skipped += self::walk($path, $inner, $visit);
+                $skipped += self::walk($path, $inner, $visit, $rules);
             } elseif (is_file($path)) {
                 $visit($path, $inner);
             }
