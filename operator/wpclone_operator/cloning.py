@@ -49,7 +49,7 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
     timeout = timeout or httpx.Timeout(120.0, connect=15.0)
     async with outbound.client(policy.allowing(endpoint), timeout=timeout) as http:
         clone_site = Migrator(http, endpoint, token=admin["migrator-token"], role="clone")
-        await until_answering(clone_site)  # before production is read at all
+        await until_answering(http, endpoint)  # before production is read at all
         async with site_session(http, clone.spec.source.url, source_login["username"], source_login["password"],
                                 policy=policy, role="source", keep_migrator=settings.keep_migrator) as source:
             destination = DatabaseDestination(
@@ -70,18 +70,19 @@ def include_for(clone: WordPressClone) -> Include:
                    exclude=tuple(rules.exclude) if rules is not None else ())
 
 
-async def until_answering(site: Migrator, delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)) -> None:
-    """Waits for a new clone's migrator to answer. A pod turns Ready a moment before its Service routes
-    to it; copying then would read production only to fail (and count a failure that is none)."""
-    for delay in delays:
+async def until_answering(http: httpx.AsyncClient, url: str,
+                          delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)) -> None:
+    """Waits for a new clone's WordPress to answer at all (before its tables arrive, with a redirect to
+    its installer). A pod turns Ready a moment before its Service routes to it; copying then would read
+    production only to fail (and count a failure that is none)."""
+    for delay in (*delays, None):
         try:
-            await site.info()
+            await http.get(url + "/", timeout=httpx.Timeout(30.0, connect=5.0))
             return
-        except WordPressError as error:
-            if error.reason != "Unreachable":
-                raise
+        except httpx.TransportError as error:
+            if delay is None:
+                raise WordPressError("Unreachable", f"clone {url} does not answer: {type(error).__name__}") from None
         await asyncio.sleep(delay)
-    await site.info()  # still unreachable: the copy fails with this error, and is tried again later
 
 
 def progress_reporter(kind: str, namespace: str, name: str, status: dict[str, Any] | None = None,

@@ -237,6 +237,8 @@ def test_clone_serves_a_copy_of_the_source_with_its_own_admin_login(
     url = clone["status"]["url"]
     assert condition(clone, "ContentCloned")["status"] == "True"
     assert clone["status"]["progress"]["rows"] > 0 and clone["status"]["progress"]["files"] > 0
+    assert condition(clone, "SourceUrlsReplaced")["reason"] == "NoneLeft"
+    assert clone["status"]["progress"]["sourceUrlsLeft"] == 0 and clone["status"]["progress"]["dropInsLeft"] == []
 
     source_posts = httpx.get(f"{site.url}/wp-json/wp/v2/posts?per_page=50", timeout=30).json()
     clone_posts = httpx.get(f"{url}/wp-json/wp/v2/posts?per_page=50", timeout=30).json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -127,8 +128,10 @@ async def test_no_cell_of_a_clone_holds_the_sources_url_in_any_form_even_in_corr
         mariadb: MariaDB, make_site: SiteMaker, empty_clone: EmptyClone) -> None:
     source = make_site()
     escaped = source.url.replace("/", "\\/")
+    # As a plugin that wrote a broken length would have left it (update_option would serialize it again).
+    mariadb.sql(f"INSERT INTO `{source.db_name}`.wp_options (option_name, option_value, autoload) VALUES"
+                f" ('wpclone_corrupt', 'a:1:{{i:0;s:999:\"{source.url}/x\";}}', 'no')")
     wp_php(source, f"""
-        update_option('wpclone_corrupt', 'a:1:{{i:0;s:999:"{source.url}/x";}}');
         update_option('wpclone_json', '{{"home":"{escaped}\\/shop"}}');
         update_option('wpclone_relative', '<img src="//{source.url.split("//")[1]}/a.png">');""")
     async with httpx.AsyncClient() as http:
@@ -161,6 +164,49 @@ async def test_no_cell_of_a_clone_holds_the_sources_url_in_any_form_even_in_corr
                                                 [f"{empty_clone.table_prefix}options"]) == 3
     finally:
         database.close()
+
+
+WHOLE_CONTENT = {"languages/fr_FR.mo": b"translations", "languages/plugins/shop-fr_FR.l10n.php": b"<?php return [];",
+                 "fonts/inter.woff2": b"font", "my-agency/settings.json": b"{}", "index.php": b"<?php // Silence"}
+LEFT_BEHIND = {"cache/page.html": b"cached", "object-cache.php": b"<?php // redis", "advanced-cache.php": b"<?php",
+               ".htaccess": b"Deny from all", "upgrade/core.zip": b"zip", "updraft/backup.zip": b"zip",
+               "debug.log": b"log"}
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+
+
+@pytest.mark.parametrize(("include", "arrives", "stays_behind", "dropins_left"), [
+    (Include(content=True), WHOLE_CONTENT, LEFT_BEHIND, ("advanced-cache.php", "object-cache.php")),
+    (Include(content=True, dropins=True, exclude=("content/fonts", "content/my-*")),
+     {**{k: v for k, v in WHOLE_CONTENT.items() if k.startswith(("languages", "index"))},
+      "object-cache.php": b"<?php // redis", "advanced-cache.php": b"<?php"},
+     {k: v for k, v in {**WHOLE_CONTENT, **LEFT_BEHIND}.items()
+      if k.startswith(("fonts", "my-agency", "cache", ".htaccess", "upgrade", "updraft", "debug"))}, ()),
+], ids=["by-default", "drop-ins-and-exclusions"])
+async def test_a_clone_gets_the_whole_of_wp_content_but_caches_backups_config_and_drop_ins_unless_asked(
+        mariadb: MariaDB, make_site: SiteMaker, empty_clone: EmptyClone, include: Include,
+        arrives: dict[str, bytes], stays_behind: dict[str, bytes], dropins_left: tuple[str, ...]) -> None:
+    source = make_site()
+    write_files(source.docroot / "wp-content", {**WHOLE_CONTENT, **LEFT_BEHIND})
+    async with httpx.AsyncClient() as http:
+        destination = DatabaseDestination(
+            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
+                           empty_clone.db_name, empty_clone.table_prefix),
+            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        result = await copy_site(migrator(http, source, "source"), destination, include=include)
+        home = await http.get(empty_clone.url + "/")
+
+    content = empty_clone.docroot / "wp-content"
+    assert {name: (content / name).read_bytes() for name in arrives if (content / name).is_file()} == arrives
+    assert [name for name in stays_behind if (content / name).exists()] == []
+    assert result.dropins_left == dropins_left
+    assert content_hashes(empty_clone.docroot, "uploads") == content_hashes(source.docroot, "uploads")
+    assert content_hashes(empty_clone.docroot, "themes") == content_hashes(source.docroot, "themes")
+    assert home.status_code == 200 and not list(content.glob(".wpclone-*"))
 
 
 async def test_a_backup_taken_by_a_copy_rolls_the_destination_back(
