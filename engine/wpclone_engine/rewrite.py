@@ -65,8 +65,12 @@ _LOOKS_SERIALIZED = re.compile(rb"(?:[saOE]:[0-9]+:|[bid]:[0-9.E+-]+;$)", re.DOT
 # Non-ASCII text continues a host or path (an IDN label, a UTF-8 slug), except the punctuation that
 # closes a URL written in running text: «http://a.test», “…”, 「http://a.test」, http://a.test。
 _CLOSING_PUNCTUATION = "»”’…。、，）」』】›–—\u00a0"
-_NON_ASCII_CONTINUING = (rb"(?!" + b"|".join(re.escape(mark.encode()) for mark in _CLOSING_PUNCTUATION)
-                         + rb")[\x80-\xff]")
+_NON_ASCII_CONTINUING = (rb"(?=[\x80-\xff])(?!" + b"|".join(re.escape(mark.encode()) for mark in _CLOSING_PUNCTUATION)
+                         + rb")")  # the cheap test first: most URLs are followed by ASCII
+
+
+# http or https in any case; spelled out, as an inline (?i:) group makes every pass about 1.6 times slower.
+_HTTP = rb"[Hh][Tt][Tt][Pp][Ss]?"
 
 
 class Outcome(enum.Enum):
@@ -118,8 +122,8 @@ class UrlRewrite:
         # Passes of re.sub (C speed), in turn while the old host remains: with a scheme, plain and
         # JSON-escaped; then scheme-relative (not after another scheme's colon, nor inside a word).
         forms = [
-            (rb"(?i:https?)://", old_plain, scheme + b"//", new_plain),
-            (rb"(?i:https?):\\/\\/", old_escaped, scheme + b"\\/\\/", new_escaped),
+            (_HTTP + rb"://", old_plain, scheme + b"//", new_plain),
+            (_HTTP + rb":\\/\\/", old_escaped, scheme + b"\\/\\/", new_escaped),
             (rb"(?<![:\w])//", old_plain, b"//", new_plain),
             (rb"(?<![:\w])\\/\\/", old_escaped, b"\\/\\/", new_escaped),
         ]

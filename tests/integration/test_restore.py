@@ -54,7 +54,8 @@ def clone_database(plane: cluster.ControlPlane, namespace: str, name: str) -> st
 
 # Each part of a site a user changes on a staging copy, as the file it leaves in wp-content.
 CLONE_FILES = {"uploads": "uploads/from-the-clone.txt", "themes": "themes/from-the-clone/style.css",
-               "plugins": "plugins/from-the-clone/from-the-clone.php"}
+               "plugins": "plugins/from-the-clone/from-the-clone.php",
+               "content": "languages/from-the-clone-fr_FR.l10n.php"}
 
 
 def change_the_clone(mariadb: MariaDB, database: str, wp_content: Path) -> None:
@@ -68,8 +69,8 @@ def change_the_clone(mariadb: MariaDB, database: str, wp_content: Path) -> None:
         UPDATE wp_options SET option_value = 'Tagline from the clone' WHERE option_name = 'blogdescription';""")
     note = wp_content / "uploads" / "from-the-clone.txt"
     note.write_bytes(b"media made on the clone\n")
-    for part in ("themes", "plugins"):
-        (wp_content / CLONE_FILES[part]).parent.mkdir()
+    for part in ("themes", "plugins", "content"):
+        (wp_content / CLONE_FILES[part]).parent.mkdir(exist_ok=True)
         (wp_content / CLONE_FILES[part]).write_text(f"/* {part} made on the clone */\n")
 
 
@@ -251,24 +252,29 @@ def test_dry_run_lists_what_would_change_and_writes_nothing(
 
 
 @pytest.mark.parametrize(("include", "database_changes", "file_changes"), [
-    ({"database": False, "themes": False, "plugins": False}, False, {"uploads"}),
-    ({"database": False, "uploads": False}, False, {"themes", "plugins"}),
-    ({"database": False, "uploads": False, "plugins": False}, False, {"themes"}),
-    ({"uploads": False, "themes": False, "plugins": False}, True, set()),
-    ({"uploads": False, "themes": False, "plugins": False, "tables": ["options"]}, "options only", set()),
-], ids=["uploads", "themes-and-plugins", "themes", "database", "options-table"])
+    ({"database": False, "themes": False, "plugins": False, "content": False}, False, {"uploads"}),
+    ({"database": False, "uploads": False, "content": False}, False, {"themes", "plugins"}),
+    ({"database": False, "uploads": False, "plugins": False, "content": False}, False, {"themes"}),
+    ({"database": False, "uploads": False, "themes": False, "plugins": False}, False, {"content"}),
+    ({"uploads": False, "themes": False, "plugins": False, "content": False}, True, set()),
+    ({"uploads": False, "themes": False, "plugins": False, "content": False, "tables": ["options"]}, "options only",
+     set()),
+], ids=["uploads", "themes-and-plugins", "themes", "rest-of-wp-content", "database", "options-table"])
 def test_selective_restore_writes_only_what_is_included(
         control_plane: cluster.ControlPlane, operator: OperatorProcess,
         mariadb: MariaDB, namespace: str, make_site: SiteMaker, include: dict[str, Any],
         database_changes: bool | str, file_changes: set[str]) -> None:
     production = make_site()
     stage = changed_clone_of(control_plane, mariadb, namespace, production)
+    dropin = production.docroot / "wp-content" / "object-cache.php"
+    dropin.write_text("<?php // production's own object cache\n")
     apply(control_plane, namespace, restore_manifest("part", production, source={"cloneRef": {"name": stage}},
                                                      include=include))
     done = wait_restore(control_plane, namespace, "part")
     assert done["status"]["phase"] == "Completed", json.dumps(done["status"])
     arrived = {part for part, path in CLONE_FILES.items() if (production.docroot / "wp-content" / path).exists()}
     assert arrived == file_changes
+    assert dropin.read_text() == "<?php // production's own object cache\n"  # a drop-in is production's own
     assert (option(mariadb, production, "blogdescription") == "Tagline from the clone") == bool(database_changes)
     assert ("Made on the clone" in post_titles(production)) == (database_changes is True)
 

@@ -19,10 +19,11 @@ import httpx
 import pytest
 
 from wpclone_engine import frames
+from wpclone_engine.migrator import PLUGIN_DIR
 from wpclone_engine.wordpress import Migrator
 from wpclone_operator import constants
 
-MIGRATOR = Path(__file__).resolve().parents[2] / "wordpress" / "migrator"
+MIGRATOR = PLUGIN_DIR
 
 DRIVER = r"""<?php
 define('ABSPATH', __DIR__ . '/');
