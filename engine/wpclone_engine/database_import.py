@@ -212,6 +212,12 @@ class DatabaseImport:
             found += sum(count(cell) for row in rows for cell in row if cell is not None)
         return found
 
+    async def add_foreign_keys(self, keys: dict[str, list[str]]) -> None:
+        """Adds each table's foreign key clauses (checked by table_definition, referring to this database)."""
+        for table, clauses in sorted(keys.items()):
+            await self._execute(b"ALTER TABLE " + name(table) + b" " + b", ".join(
+                b"ADD " + clause.encode() for clause in clauses))
+
     async def finish(self) -> None:
         """Drops the tables swap() moved aside."""
         for _, table in (self._swap or ([], []))[0]:

@@ -64,6 +64,17 @@ class SiteMove:
     def create_statement(self, create: str, source_table: str) -> str:
         return table_definition(create, source_table).statement(self.table_name(source_table), foreign_keys=False)
 
+    def foreign_keys(self, create: str, source_table: str) -> list[str]:
+        """The table's foreign keys, to add once every table has arrived, referring to the destination's
+        tables; a key referring to anything but a table of the source site is refused."""
+        clauses = []
+        for key in table_definition(create, source_table).foreign_keys:
+            if not key.references.startswith(self.source_prefix):
+                raise frames.StreamError(f"a foreign key of {source_table} refers to {key.references[:80]}, which is "
+                                         "not a table of the source site", reasons.BAD_TABLE_DEFINITION)
+            clauses.append(key.clause(self.table_name(key.references)))
+        return clauses
+
     def table_rows(self, source_table: str, columns: list[str]) -> TableRows:
         """How the rows of one table change; `columns` in the order of the stream's records."""
         table = self.table_name(source_table)[len(self.destination_prefix):]
@@ -205,17 +216,34 @@ class Token:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """One FOREIGN KEY clause as written, around the (unquoted) name of the table it refers to."""
+
+    before: str
+    references: str
+    after: str
+
+    @property
+    def text(self) -> str:
+        return self.clause(self.references)
+
+    def clause(self, references: str) -> str:
+        return f"{self.before}{_name(references)}{self.after}"
+
+
+@dataclass(frozen=True)
 class TableDefinition:
     """A CREATE TABLE taken apart and checked: its columns, keys and constraints, which of them are
     foreign keys, and its options (each as written). statement() puts them back together, and nothing
     else, under a given name: as SHOW CREATE TABLE writes them."""
 
     parts: tuple[str, ...]
-    foreign_keys: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...]
     options: str
 
     def statement(self, table: str, *, foreign_keys: bool = True) -> str:
-        body = ",\n  ".join(part for part in self.parts if foreign_keys or part not in self.foreign_keys)
+        keys = {key.text for key in self.foreign_keys}
+        body = ",\n  ".join(part for part in self.parts if foreign_keys or part not in keys)
         return f"CREATE TABLE {_name(table)} (\n  {body}\n)" + (f" {self.options}" if self.options else "")
 
 
@@ -256,8 +284,19 @@ def _parse(create: str, table: str) -> TableDefinition:
     texts = [create[part[0].start:part[-1].end] for part in parts]
     _check_options(tokens[start:])
     options = create[tokens[start].start:].strip() if start < len(tokens) else ""
-    return TableDefinition(tuple(texts), tuple(text for text, is_key in zip(texts, foreign, strict=True) if is_key),
-                           options)
+    keys = tuple(_foreign_key(create, part) for part, is_key in zip(parts, foreign, strict=True) if is_key)
+    return TableDefinition(tuple(texts), keys, options)
+
+
+def _foreign_key(create: str, part: list[Token]) -> ForeignKey:
+    """A foreign key's clause around the one plain table name after REFERENCES (never another database's)."""
+    at = next((index for index, token in enumerate(part) if token.is_word("references")), None)
+    if at is None or at + 1 >= len(part) or part[at + 1].kind != "name" or (
+            at + 2 < len(part) and part[at + 2].text == "."):
+        raise _Refused("a foreign key that refers to no table of the same database")
+    name = part[at + 1]
+    return ForeignKey(create[part[0].start:name.start], name.text[1:-1].replace("``", "`"),
+                      create[name.end:part[-1].end])
 
 
 def _tokens(create: str) -> list[Token]:

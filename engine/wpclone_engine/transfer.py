@@ -180,8 +180,9 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
     try:
         move = _site_move(source_info, destination.database.table_prefix, rewrite_to or destination.url,
                           await database.preserved_options(), admin_password)
+        foreign_keys: dict[str, list[str]] = {}
         if include.database:
-            await _copy_database(source, database, move, tables, include, admin_password, tally)
+            await _copy_database(source, database, move, tables, include, admin_password, tally, foreign_keys)
             await database.swap(replace_all=include.tables is None)
             if move.rewrite.leaves_old_url_checkable:
                 tally.old_urls_left = await database.count_occurrences(move.rewrite.occurrences, move.rewrite.needle)
@@ -192,6 +193,9 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
             await _quietly(database.revert())
             raise
         await database.finish()
+        # Once the tables they refer to are all there, and the replaced ones (with the same names of
+        # constraints) are gone; the rows are the source's own, so they are not checked again.
+        await database.add_foreign_keys(foreign_keys)
     except BaseException:
         await _quietly(database.abort())
         raise
@@ -261,7 +265,9 @@ class DatabaseSink(Protocol):
 
 async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                          tables: list[str], include: Include, admin_password: AdminPassword | None,
-                         tally: _Tally) -> None:
+                         tally: _Tally, foreign_keys: dict[str, list[str]] | None = None) -> None:
+    """Streams the tables into `sink`; their foreign keys (destination names) into `foreign_keys`, when
+    the sink adds them itself (a migrator's import leaves them out)."""
     table_rows = None
     async with source.export_database(None if include.tables is None else tables, SLICE_BYTES) as chunks:
         async for frame in frames.read_frames(chunks):
@@ -271,6 +277,8 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                 table_rows = move.table_rows(meta["name"], meta["columns"])
                 await sink.begin_table(move.table_name(meta["name"]),
                                        move.create_statement(meta["create"], meta["name"]), meta["columns"])
+                if foreign_keys is not None and (keys := move.foreign_keys(meta["create"], meta["name"])):
+                    foreign_keys[move.table_name(meta["name"])] = keys
             elif frame.kind == frames.ROWS and table_rows is not None:
                 payload, counts = table_rows.apply(frame.payload)
                 tally.counts.add(counts)

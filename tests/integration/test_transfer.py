@@ -209,6 +209,34 @@ async def test_a_clone_gets_the_whole_of_wp_content_but_caches_backups_config_an
     assert home.status_code == 200 and not list(content.glob(".wpclone-*"))
 
 
+async def test_a_clones_tables_keep_their_foreign_keys_to_one_another(
+        mariadb: MariaDB, make_site: SiteMaker, empty_clone: EmptyClone) -> None:
+    source = make_site()
+    mariadb.sql(f"""USE `{source.db_name}`;
+        CREATE TABLE wp_shop_orders (id INT PRIMARY KEY, total INT) ENGINE=InnoDB;
+        CREATE TABLE wp_shop_items (id INT PRIMARY KEY, order_id INT, KEY (order_id),
+            CONSTRAINT fk_order FOREIGN KEY (order_id) REFERENCES wp_shop_orders (id) ON DELETE CASCADE) ENGINE=InnoDB;
+        INSERT INTO wp_shop_orders VALUES (1, 10), (2, 20);
+        INSERT INTO wp_shop_items VALUES (1, 1), (2, 1), (3, 2);""")
+    async with httpx.AsyncClient() as http:
+        destination = DatabaseDestination(
+            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
+                           empty_clone.db_name, empty_clone.table_prefix),
+            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        await copy_site(migrator(http, source, "source"), destination,
+                        include=Include(uploads=False, themes=False, plugins=False))
+
+    keys = mariadb.sql("SELECT TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME FROM"
+                       " information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = "
+                       f"'{empty_clone.db_name}'")
+    assert keys == "clone_shop_items\tfk_order\tclone_shop_orders"
+    assert mariadb.sql(f"SELECT id, order_id FROM `{empty_clone.db_name}`.clone_shop_items ORDER BY id") == \
+        "1\t1\n2\t1\n3\t2"
+    mariadb.sql(f"DELETE FROM `{empty_clone.db_name}`.clone_shop_orders WHERE id = 1")  # the key works
+    assert mariadb.sql(f"SELECT id FROM `{empty_clone.db_name}`.clone_shop_items") == "3"
+    assert leftovers(mariadb, source) == []
+
+
 async def test_a_backup_taken_by_a_copy_rolls_the_destination_back(
         mariadb: MariaDB, source_site: WordPressSite, make_site: SiteMaker) -> None:
     target = make_site()

@@ -58,12 +58,28 @@ def test_foreign_keys_are_taken_apart_so_that_a_copy_can_leave_them_out() -> Non
               "  CONSTRAINT `fk_parent` FOREIGN KEY (`parent`) REFERENCES `wp_t1` (`id`) ON DELETE CASCADE\n"
               ") ENGINE=InnoDB")
     definition = table_definition(create, TABLE)
-    assert definition.foreign_keys == ("CONSTRAINT `fk_parent` FOREIGN KEY (`parent`) REFERENCES `wp_t1` (`id`) "
-                                       "ON DELETE CASCADE",)
+    assert [key.text for key in definition.foreign_keys] == [
+        "CONSTRAINT `fk_parent` FOREIGN KEY (`parent`) REFERENCES `wp_t1` (`id`) ON DELETE CASCADE"]
     move = SiteMove(UrlRewrite("http://a.test", "http://b.test"), "wp_", "clone_")
     assert move.create_statement(create, TABLE) == (
         "CREATE TABLE `clone_t0` (\n  `id` int NOT NULL,\n  `parent` int DEFAULT NULL,\n  PRIMARY KEY (`id`)\n"
         ") ENGINE=InnoDB")
+    assert move.foreign_keys(create, TABLE) == [
+        "CONSTRAINT `fk_parent` FOREIGN KEY (`parent`) REFERENCES `clone_t1` (`id`) ON DELETE CASCADE"]
+
+
+@pytest.mark.parametrize(("reference", "refusal"), [
+    ("`other_db`.`wp_t1`", "refers to no table of the same database"),
+    ("`mysql`.`user`", "refers to no table of the same database"),
+    ("`other_t1`", "refers to other_t1, which is not a table of the source site"),
+])
+def test_a_foreign_key_to_anything_but_the_sites_own_tables_is_refused(reference: str, refusal: str) -> None:
+    create = (f"CREATE TABLE `wp_t0` (\n  `id` int NOT NULL,\n  `parent` int DEFAULT NULL,\n  PRIMARY KEY (`id`),\n"
+              f"  CONSTRAINT `fk` FOREIGN KEY (`parent`) REFERENCES {reference} (`id`)\n) ENGINE=InnoDB")
+    move = SiteMove(UrlRewrite("http://a.test", "http://b.test"), "wp_", "clone_")
+    with pytest.raises(frames.StreamError, match=refusal) as refusal_error:
+        move.foreign_keys(create, TABLE)
+    assert refusal_error.value.reason == "BadTableDefinition"
 
 
 def _verdict(answer: dict[str, str]) -> str | None:
