@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ import aiomysql
 from pymysql.constants import CLIENT
 
 from wpclone_engine import frames
-from wpclone_engine.site_move import PRESERVED_OPTIONS, table_definition
+from wpclone_engine.site_move import PRESERVED_OPTIONS, map_collations, table_definition
 
 _OWN_TABLE = re.compile(r"^wpc[ibr]_[0-9a-f]{12}_[0-9]+$")
 _SPECIAL = re.compile(rb"[\0\n\r\\'\"\x1a]")
@@ -79,9 +79,11 @@ def insert_statements(table: str, columns: Sequence[str], payload: bytes,
         yield head + b",".join(tuples), len(tuples)
 
 
-def staging_create(create: str, table: str, staging: str) -> bytes:
-    """The checked definition of `table`, rebuilt under its staging name."""
-    return table_definition(create, table).statement(staging).encode()
+def staging_create(create: str, table: str, staging: str, known_collations: Collection[str] | None = None) -> bytes:
+    """The checked definition of `table`, rebuilt under its staging name (with the MySQL 8 collations a
+    server without them does not know, `known_collations`, mapped to its nearest ones)."""
+    statement = table_definition(create, table).statement(staging)
+    return (statement if known_collations is None else map_collations(statement, known_collations)).encode()
 
 
 def rename_statement(renames: Sequence[tuple[str, str]]) -> bytes:
@@ -128,6 +130,7 @@ class DatabaseImport:
         self._staged: dict[str, str] = {}
         self._order = frames.TableOrder()
         self._swap: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
+        self._collations: frozenset[str] = frozenset()  # the server's own, lower case
 
     @classmethod
     async def open(cls, target: DatabaseTarget) -> DatabaseImport:
@@ -139,6 +142,8 @@ class DatabaseImport:
         try:
             for statement in _SESSION:
                 await importer._execute(statement)
+            importer._collations = frozenset(row[0].decode().lower() for row in await importer._fetch(
+                b"SELECT COLLATION_NAME FROM information_schema.COLLATIONS"))
             for table in await importer._tables(""):
                 if is_own_table(table):  # left by a copy that died: the operator is this database's only writer
                     await importer._execute(b"DROP TABLE IF EXISTS " + name(table))
@@ -162,7 +167,7 @@ class DatabaseImport:
             raise frames.StreamError(f"refusing table {table}")
         self._order.begin(table, columns)
         staging = f"wpci_{self.job}_{len(self._staged)}"
-        statement = staging_create(create, table, staging)
+        statement = staging_create(create, table, staging, self._collations)
         self._staged[table] = staging
         await self._execute(statement)
 

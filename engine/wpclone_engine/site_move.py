@@ -15,7 +15,7 @@ checked (table_definition) and only what was checked is rebuilt into the stateme
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from wpclone_engine import frames, reasons
@@ -297,6 +297,31 @@ def _foreign_key(create: str, part: list[Token]) -> ForeignKey:
     name = part[at + 1]
     return ForeignKey(create[part[0].start:name.start], name.text[1:-1].replace("``", "`"),
                       create[name.end:part[-1].end])
+
+
+# MySQL 8's collations (UCA 9.0.0) that MariaDB before 11.4 does not know -> the nearest it does: the
+# accent-insensitive ones to UCA 5.2.0, the sensitive ones to binary order.
+_MYSQL8_COLLATION = re.compile(r"^utf8mb4_(?:[a-z]{2,3}(?:_[a-z]{2,3})?_)?0900_(ai_ci|as_ci|as_cs|bin)$",
+                               re.IGNORECASE)
+
+
+def mysql8_collation_for(collation: str, known: Collection[str]) -> str | None:
+    """The collation a server that does not know `collation` (a MySQL 8 one) uses instead, or None."""
+    found = _MYSQL8_COLLATION.match(collation)
+    if found is None or collation.lower() in known:
+        return None
+    return "utf8mb4_unicode_520_ci" if found.group(1).lower() == "ai_ci" else "utf8mb4_bin"
+
+
+def map_collations(statement: str, known: Collection[str]) -> str:
+    """`statement` (a checked CREATE TABLE) with the MySQL 8 collations a server does not know (`known`:
+    its own, lower case) replaced by their nearest equivalents; names and strings are left as written."""
+    pieces, copied = [], 0
+    for token in _tokens(statement):
+        if token.kind == "word" and (replacement := mysql8_collation_for(token.text, known)) is not None:
+            pieces += [statement[copied:token.start], replacement]
+            copied = token.end
+    return "".join(pieces) + statement[copied:] if pieces else statement
 
 
 def _tokens(create: str) -> list[Token]:

@@ -237,6 +237,26 @@ async def test_a_clones_tables_keep_their_foreign_keys_to_one_another(
     assert leftovers(mariadb, source) == []
 
 
+async def test_a_mysql_8_table_lands_in_a_mariadb_that_lacks_its_collations(
+        mariadb: MariaDB, empty_clone: EmptyClone) -> None:
+    create = ("CREATE TABLE `wp_notes` (\n  `id` int NOT NULL,\n  `note` text COLLATE utf8mb4_0900_ai_ci,\n"
+              "  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci")
+    known = mariadb.sql("SELECT COLLATION_NAME FROM information_schema.COLLATIONS").split()
+    # Debian's MariaDB 10.11 lacks it (11.4 and later know it, and keep it).
+    expected = "utf8mb4_0900_ai_ci" if "utf8mb4_0900_ai_ci" in known else "utf8mb4_unicode_520_ci"
+    database = await DatabaseImport.open(DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user,
+                                                        empty_clone.db_password, empty_clone.db_name, "wp_"))
+    try:
+        await database.begin_table("wp_notes", create, ["id", "note"])
+        await database.end_table("wp_notes", 0)
+        await database.swap(replace_all=False)
+        await database.finish()
+    finally:
+        database.close()
+    assert mariadb.sql(f"SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA ="
+                       f" '{empty_clone.db_name}' AND TABLE_NAME = 'wp_notes'") == expected
+
+
 async def test_a_backup_taken_by_a_copy_rolls_the_destination_back(
         mariadb: MariaDB, source_site: WordPressSite, make_site: SiteMaker) -> None:
     target = make_site()

@@ -77,3 +77,22 @@ def test_a_partial_swap_leaves_other_live_tables_in_place() -> None:
 def test_only_the_migrator_names_count_as_its_own_tables() -> None:
     assert is_own_table("wpci_0123456789ab_12") and is_own_table("wpcb_0123456789ab_0")
     assert not is_own_table("wpci_posts") and not is_own_table("wp_posts")
+
+
+MARIADB_10_COLLATIONS = frozenset({"utf8mb4_unicode_520_ci", "utf8mb4_bin", "utf8mb4_general_ci"})
+
+
+def test_mysql_8_collations_a_server_does_not_know_become_its_nearest_and_nothing_else_changes() -> None:
+    create = ("CREATE TABLE `wp_posts` (\n  `ID` bigint NOT NULL,\n"
+              "  `post_title` text CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci NOT NULL,\n"
+              "  `slug` varchar(200) COLLATE utf8mb4_0900_as_cs DEFAULT 'utf8mb4_0900_ai_ci',\n"
+              "  `de` text COLLATE utf8mb4_de_pb_0900_ai_ci,\n  PRIMARY KEY (`ID`)\n"
+              ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci")
+    assert staging_create(create, "wp_posts", "wpci_x_0", MARIADB_10_COLLATIONS).decode() == (
+        "CREATE TABLE `wpci_x_0` (\n  `ID` bigint NOT NULL,\n"
+        "  `post_title` text CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_520_ci NOT NULL,\n"
+        "  `slug` varchar(200) COLLATE utf8mb4_bin DEFAULT 'utf8mb4_0900_ai_ci',\n"
+        "  `de` text COLLATE utf8mb4_unicode_520_ci,\n  PRIMARY KEY (`ID`)\n"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci")
+    knows_them = MARIADB_10_COLLATIONS | {"utf8mb4_0900_ai_ci", "utf8mb4_0900_as_cs", "utf8mb4_de_pb_0900_ai_ci"}
+    assert staging_create(create, "wp_posts", "wp_posts", knows_them).decode() == create
