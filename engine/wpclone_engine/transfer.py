@@ -106,6 +106,8 @@ class CopyResult:
     old_urls_left: int | None = None
     # wp-content's drop-ins the source has and the copy left behind (Include.dropins carries them).
     dropins_left: tuple[str, ...] = ()
+    # The source database's views, triggers, stored routines and events: not copied (named, at most 100).
+    not_copied: tuple[str, ...] = ()
 
 
 # The migrator's own error codes (WPClone_Error reasons, "wpclone_" + reason in a REST error) that get
@@ -290,7 +292,9 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                 tally.rows += int(end["rows"])
                 table_rows = None
                 await tally.report("database", end["name"], force=True)
-            elif frame.kind != frames.END:
+            elif frame.kind == frames.END:
+                tally.not_copied = _not_copied(frame.json().get("not_copied"))
+            else:
                 raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
             await tally.report("database")
     if admin_password is not None and tally.counts.admin_passwords == 0:
@@ -315,6 +319,14 @@ async def _copy_files(source: Migrator, sink: FilesImport, include: Include, tal
             await tally.report("files", force=frame.kind == frames.END)
 
 
+def _not_copied(names: object) -> tuple[str, ...]:
+    """The views, triggers, routines and events a source reported: words of ours and names, shortened."""
+    if not isinstance(names, list):
+        return ()
+    kinds = ("view ", "trigger ", "procedure ", "function ", "package ", "event ")
+    return tuple(name[:200] for name in names[:100] if isinstance(name, str) and name.startswith(kinds))
+
+
 def _dropins(names: object) -> tuple[str, ...]:
     """The drop-ins a source reported leaving behind: names it knows, nothing else (the source is hostile)."""
     if not isinstance(names, list):
@@ -332,6 +344,7 @@ class _Tally:
         self.counts = RowCounts()
         self.old_urls_left: int | None = None
         self.dropins_left: tuple[str, ...] = ()
+        self.not_copied: tuple[str, ...] = ()
 
     async def report(self, phase: str, table: str | None = None, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -345,7 +358,7 @@ class _Tally:
     def result(self, source: SiteInfo, destination_url: str, backup: str | None) -> CopyResult:
         return CopyResult(source.home, destination_url, self.tables, self.rows, self.files, self.bytes,
                           self.counts.rewritten, self.counts.unparseable, source.checksums(), backup,
-                          self.old_urls_left, self.dropins_left)
+                          self.old_urls_left, self.dropins_left, self.not_copied)
 
 
 async def _quietly(cleanup: Awaitable[None]) -> None:

@@ -109,4 +109,5 @@ def done_status(result: CopyResult) -> dict[str, Any]:
     """status.progress of a finished copy: what moved, and what the URL rewrite did."""
     return {"phase": "done", "bytes": result.bytes, "rows": result.rows, "files": result.files,
             "rewrittenValues": result.rewritten_values, "unparseableValues": result.unparseable_values,
-            "sourceUrlsLeft": result.old_urls_left, "dropInsLeft": list(result.dropins_left)}
+            "sourceUrlsLeft": result.old_urls_left, "dropInsLeft": list(result.dropins_left),
+            "notCopied": list(result.not_copied)}

@@ -180,7 +180,10 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
     metrics.COPY_BYTES.labels("clone").inc(result.bytes)
     await asyncio.to_thread(kube.apply, children.source_checksums_config_map(clone, result.source_checksums))
     message = (f"copied {result.tables} tables ({result.rows} rows) and {result.files} files, "
-               f"{result.bytes} bytes, from {result.source_url}")
+               f"{result.bytes} bytes, from {result.source_url}"
+               + (f"; not copied (status.progress.notCopied): {', '.join(result.not_copied[:3])}"
+                  + (f" and {len(result.not_copied) - 3} more" if len(result.not_copied) > 3 else "")
+                  if result.not_copied else ""))
     await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
                             clone.name, {"progress": cloning.done_status(result)})
     at = status.now()

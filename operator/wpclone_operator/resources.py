@@ -131,6 +131,9 @@ class CopyProgress(Model):
     unparseableValues: int | None = Field(
         default=None, description="Once done: of those, values that look serialized but that PHP cannot read "
                                   "(rewritten as text)")
+    notCopied: list[str] | None = Field(
+        default=None, description="Once done: the source database's views, triggers, stored routines and events, "
+                                  "which the copy does not carry (at most 100 named)")
     dropInsLeft: list[str] | None = Field(
         default=None, description="Once done: the source's wp-content drop-ins the copy left behind")
     sourceUrlsLeft: int | None = Field(

@@ -237,6 +237,27 @@ async def test_a_clones_tables_keep_their_foreign_keys_to_one_another(
     assert leftovers(mariadb, source) == []
 
 
+async def test_views_triggers_and_routines_the_copy_does_not_carry_are_named(
+        mariadb: MariaDB, make_site: SiteMaker, empty_clone: EmptyClone) -> None:
+    source = make_site()
+    mariadb.sql(f"""USE `{source.db_name}`;
+        CREATE VIEW wp_published AS SELECT ID, post_title FROM wp_posts WHERE post_status = 'publish';
+        CREATE TRIGGER wp_count_posts AFTER INSERT ON wp_posts FOR EACH ROW SET @posts = 1;
+        CREATE PROCEDURE wp_cleanup() SELECT 1;
+        CREATE FUNCTION wp_double(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x;""")
+    async with httpx.AsyncClient() as http:
+        destination = DatabaseDestination(
+            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
+                           empty_clone.db_name, empty_clone.table_prefix),
+            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        result = await copy_site(migrator(http, source, "source"), destination,
+                                 include=Include(uploads=False, themes=False, plugins=False))
+
+    assert result.not_copied == ("view wp_published", "trigger wp_count_posts on wp_posts", "procedure wp_cleanup",
+                                 "function wp_double")
+    assert result.tables == 12  # the view is no table
+
+
 async def test_a_mysql_8_table_lands_in_a_mariadb_that_lacks_its_collations(
         mariadb: MariaDB, empty_clone: EmptyClone) -> None:
     create = ("CREATE TABLE `wp_notes` (\n  `id` int NOT NULL,\n  `note` text COLLATE utf8mb4_0900_ai_ci,\n"

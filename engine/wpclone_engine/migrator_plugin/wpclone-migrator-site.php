@@ -144,6 +144,29 @@ final class WPClone_Site
         return substr($path, -4) === '.log';
     }
 
+    /**
+     * What of the site's database a copy does not carry, in words: its views (named with its prefix),
+     * the triggers of its tables, and the database's stored routines and events; at most 100 of them.
+     */
+    public static function other_objects(WPClone_Db $db): array
+    {
+        $prefix = $db->like_prefix(self::table_prefix());
+        $found = array_merge(
+            array_map(function ($name) { return "view $name"; }, $db->column(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                . " AND TABLE_TYPE = 'VIEW' AND TABLE_NAME LIKE BINARY $prefix ORDER BY 1 LIMIT 100")),
+            array_map(function ($row) { return 'trigger ' . $row[0] . ' on ' . $row[1]; }, $db->query(
+                "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA"
+                . " = DATABASE() AND EVENT_OBJECT_TABLE LIKE BINARY $prefix ORDER BY 1 LIMIT 100")->fetch_all(MYSQLI_NUM)),
+            array_map(function ($row) { return strtolower($row[0]) . ' ' . $row[1]; }, $db->query(
+                "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()"
+                . " ORDER BY 2 LIMIT 100")->fetch_all(MYSQLI_NUM)),
+            array_map(function ($name) { return "event $name"; }, $db->column(
+                "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY 1 LIMIT 100"))
+        );
+        return array_slice(array_map('strval', $found), 0, 100);
+    }
+
     /** The drop-ins present in wp-content, which a copy without drop-ins leaves behind. */
     public static function dropins(): array
     {
