@@ -1,25 +1,30 @@
-"""Latency of POST /api/v2/clone under concurrent clients, against a bare create of the same resource
-through the kubernetes client, both on the same local apiserver in the same run.
+"""The REST API against the fastest honest floor: the same job's two writes, raw, on the same apiserver.
 
-    .venv/bin/python -m bench.bench_api [--clients 50] [--requests 500]
+    .venv/bin/python -m bench.bench_api [--clients 1 50] [--requests 300]
 
-No operator runs: this measures the API's own path (validation, auth, Secret + WordPressClone).
-Prints p50 and p99 of both and their ratio; no thresholds.
+No operator runs: this measures the API's own path. For each number of concurrent clients it times
+`POST /api/v2/clone` (validation, auth, quota, Secret + WordPressClone) and the floor: the same two
+writes (a Secret, then a WordPressClone) issued by a raw async HTTP client (httpx, the kubeconfig's
+client certificate) at the same concurrency, in the same run; then `GET /api/v2/job-status/{id}` of
+the jobs just made, at that concurrency. Prints p50, p99 and throughput of each and the API/floor
+ratios; no thresholds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import ssl
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from kubernetes import client, config
+import yaml
 
 from testenv import api_process, cluster, operator_process
 from wpclone_api import jobs
@@ -33,59 +38,89 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def request_body() -> dict[str, object]:
-    return {"source_url": "https://shop.example.com", "source_username": "admin", "source_password": "secret",
-            "customer_id": f"b{uuid.uuid4().hex[:12]}", "ttl_minutes": 30}
+@dataclass
+class Run:
+    latencies: list[float]
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def line(self, name: str) -> str:
+        return (f"{name:<34} p50 {percentile(self.latencies, 0.5) * 1000:7.1f} ms  "
+                f"p99 {percentile(self.latencies, 0.99) * 1000:7.1f} ms  {self.per_second:6.1f} /s")
 
 
-async def api_latencies(url: str, token: str, clients: int, requests: int) -> list[float]:
+async def timed(clients: int, requests: int, one: Callable[[int], Awaitable[None]]) -> Run:
+    """`requests` calls of `one`, `clients` at a time; each call's latency and the run's wall time."""
     latencies: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(requests):
         queue.put_nowait(index)
 
-    async def worker(http: httpx.AsyncClient) -> None:
+    async def worker() -> None:
         while not queue.empty():
-            queue.get_nowait()
+            index = queue.get_nowait()
             begin = time.perf_counter()
-            answer = await http.post("/api/v2/clone", json=request_body())
+            await one(index)
             latencies.append(time.perf_counter() - begin)
-            assert answer.status_code == 202, answer.text
 
-    limits = httpx.Limits(max_connections=clients)
+    begin = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return Run(latencies, time.perf_counter() - begin)
+
+
+def request_body() -> dict[str, object]:
+    return {"source_url": "https://shop.example.com", "source_username": "admin", "source_password": "secret",
+            "customer_id": f"b{uuid.uuid4().hex[:12]}", "ttl_minutes": 30}
+
+
+def raw_client(kubeconfig: Path, clients: int) -> httpx.AsyncClient:
+    """The apiserver as the kubeconfig reaches it: its CA, the admin's client certificate."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    server, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    context = ssl.create_default_context(cafile=server["certificate-authority"])
+    context.load_cert_chain(user["client-certificate"], user["client-key"])
+    return httpx.AsyncClient(base_url=server["server"], verify=context, timeout=60,
+                             limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients))
+
+
+async def floor_run(kubeconfig: Path, clients: int, requests: int) -> Run:
+    async with raw_client(kubeconfig, clients) as http:
+        async def job(_: int) -> None:
+            request, job_id = CloneRequest.model_validate(request_body()), uuid.uuid4().hex
+            for path, body in ((f"/api/v1/namespaces/{NAMESPACE}/secrets", jobs.source_secret(request, job_id, "b")),
+                               (f"/apis/wpclone.dev/v1alpha1/namespaces/{NAMESPACE}/wordpressclones",
+                                jobs.clone_resource(request, job_id, "b"))):
+                answer = await http.post(path, json=body)
+                assert answer.status_code == 201, answer.text
+        return await timed(clients, requests, job)
+
+
+async def api_runs(url: str, token: str, clients: int, requests: int) -> tuple[Run, Run]:
+    """POST /api/v2/clone, then GET /api/v2/job-status of each job made."""
+    made: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=60) as http:
-        await asyncio.gather(*(worker(http) for _ in range(clients)))
-    return latencies
+                                 timeout=120) as http:
+        async def create(_: int) -> None:
+            answer = await http.post("/api/v2/clone", json=request_body())
+            assert answer.status_code == 202, answer.text
+            made.append(answer.json()["job_id"])
 
+        async def status(index: int) -> None:
+            answer = await http.get(f"/api/v2/job-status/{made[index % len(made)]}")
+            assert answer.status_code == 200, answer.text
 
-async def bare_latencies(kubeconfig: Path, clients: int, requests: int) -> list[float]:
-    api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(kubeconfig)))
-    api.api_client.configuration.connection_pool_maxsize = clients
-    latencies: list[float] = []
-    semaphore = asyncio.Semaphore(clients)
-
-    async def create() -> None:
-        resource = jobs.clone_resource(CloneRequest.model_validate(request_body()), uuid.uuid4().hex, "bench")
-        async with semaphore:
-            begin = time.perf_counter()
-            await asyncio.to_thread(api.create_namespaced_custom_object, "wpclone.dev", "v1alpha1", NAMESPACE,
-                                    "wordpressclones", resource)
-            latencies.append(time.perf_counter() - begin)
-
-    await asyncio.gather(*(create() for _ in range(requests)))
-    return latencies
-
-
-def summary(name: str, latencies: list[float]) -> str:
-    return (f"{name}: p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
-            f"mean {statistics.mean(latencies) * 1000:.1f} ms over {len(latencies)} requests")
+        created = await timed(clients, requests, create)
+        return created, await timed(clients, requests, status)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 50])
+    parser.add_argument("--requests", type=int, default=300)
     options = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="wpclone-bench-api-"))
     plane = cluster.start_control_plane(base / "cluster")
@@ -94,15 +129,18 @@ async def main() -> None:
         operator_process.install_crds(plane)
         plane.kubectl("create", "namespace", NAMESPACE)
         api = api_process.start_api(plane, NAMESPACE, base / "api.log")
-        await api_latencies(api.url, api.token, options.clients, 20)  # warm both paths up
-        await bare_latencies(plane.kubeconfig, options.clients, 20)
-        through_api = await api_latencies(api.url, api.token, options.clients, options.requests)
-        bare = await bare_latencies(plane.kubeconfig, options.clients, options.requests)
-        print(summary("POST /api/v2/clone", through_api))
-        print(summary("bare create (kubernetes client)", bare))
-        print(f"ratio p50 {percentile(through_api, 0.5) / percentile(bare, 0.5):.2f}, "
-              f"p99 {percentile(through_api, 0.99) / percentile(bare, 0.99):.2f} "
-              f"({options.clients} concurrent clients)")
+        await api_runs(api.url, api.token, 4, 20)  # warm both paths up
+        await floor_run(plane.kubeconfig, 4, 20)
+        for clients in options.clients:
+            created, status = await api_runs(api.url, api.token, clients, options.requests)
+            floor = await floor_run(plane.kubeconfig, clients, options.requests)
+            print(f"--- {clients} concurrent clients, {options.requests} jobs")
+            print(created.line("POST /api/v2/clone"))
+            print(floor.line("floor: Secret + WordPressClone (raw)"))
+            print(status.line("GET /api/v2/job-status/{id}"))
+            print(f"ratios API/floor: p50 {percentile(created.latencies, 0.5) / percentile(floor.latencies, 0.5):.2f}, "
+                  f"p99 {percentile(created.latencies, 0.99) / percentile(floor.latencies, 0.99):.2f}, "
+                  f"throughput {created.per_second / floor.per_second:.2f}")
     finally:
         if api is not None:
             api.stop()

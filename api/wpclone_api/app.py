@@ -128,15 +128,17 @@ def _routes(app: FastAPI) -> None:
 
 
 def _job_status(namespace: str, caller: tenants.Caller, job_id: str) -> JobStatus:
-    """Another tenant's job answers exactly like a missing one, after the same calls."""
+    """From the apiserver's cache, else (a job made a moment ago) consistently. Another tenant's job
+    answers exactly like a missing one, after the same calls."""
     if not JOB_ID.fullmatch(job_id):
         raise HTTPException(404, f"no job {job_id}")  # no such id was ever handed out
-    clone = _visible(caller, clones.find_clone_by_job(namespace, job_id))
-    if clone is not None:
-        return clones.clone_status(namespace, clone)
-    restore = _visible(caller, restores.find_restore_by_job(namespace, job_id))
-    if restore is not None:
-        return jobs.restore_job_status(restore)
+    for cached in (True, False):
+        clone = _visible(caller, clones.find_clone_by_job(namespace, job_id, cached=cached))
+        if clone is not None:
+            return clones.clone_status(namespace, clone)
+        restore = _visible(caller, restores.find_restore_by_job(namespace, job_id, cached=cached))
+        if restore is not None:
+            return jobs.restore_job_status(restore)
     raise HTTPException(404, f"no job {job_id}")
 
 

@@ -24,15 +24,16 @@ def find_clone(namespace: str, clone_id: str) -> dict[str, Any] | None:
     return kube.get(constants.API_VERSION, constants.CLONE_KIND, namespace, clone_id)
 
 
-def find_clone_by_job(namespace: str, job_id: str) -> dict[str, Any] | None:
+def find_clone_by_job(namespace: str, job_id: str, *, cached: bool = False) -> dict[str, Any] | None:
     found = kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace,
-                              f"{constants.LABEL_JOB_ID}={job_id}")
+                              f"{constants.LABEL_JOB_ID}={job_id}", cached=cached)
     return found[0] if found else None
 
 
 def tenant_clones(namespace: str, tenant: str) -> list[dict[str, Any]]:
+    """From the apiserver's cache: quotas are soft (requests at the same moment may both pass anyway)."""
     return kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace,
-                             f"{constants.LABEL_TENANT}={tenant}")
+                             f"{constants.LABEL_TENANT}={tenant}", cached=True)
 
 
 def all_clones(namespace: str) -> list[dict[str, Any]]:

@@ -19,15 +19,16 @@ class SourceRefused(Exception):
         self.status_code, self.message = status_code, message
 
 
-def find_restore_by_job(namespace: str, job_id: str) -> dict[str, Any] | None:
+def find_restore_by_job(namespace: str, job_id: str, *, cached: bool = False) -> dict[str, Any] | None:
     found = kube.list_objects(constants.API_VERSION, constants.RESTORE_KIND, namespace,
-                              f"{constants.LABEL_JOB_ID}={job_id}")
+                              f"{constants.LABEL_JOB_ID}={job_id}", cached=cached)
     return found[0] if found else None
 
 
 def tenant_restores(namespace: str, tenant: str) -> list[dict[str, Any]]:
+    """From the apiserver's cache, as tenant_clones."""
     return kube.list_objects(constants.API_VERSION, constants.RESTORE_KIND, namespace,
-                             f"{constants.LABEL_TENANT}={tenant}")
+                             f"{constants.LABEL_TENANT}={tenant}", cached=True)
 
 
 def same_site(url: str, other: str) -> bool:

@@ -102,8 +102,13 @@ def read_secret(namespace: str, name: str) -> dict[str, str] | None:
     return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
 
 
-def list_objects(api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-    found = _resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
+def list_objects(api_version: str, kind: str, namespace: str, label_selector: str, *,
+                 cached: bool = False) -> list[dict[str, Any]]:
+    """The objects the selector matches. `cached`: as the apiserver's watch cache has them (resourceVersion
+    0), which may lack the writes of the last moments; a consistent list (the default) of a kind no one
+    wrote lately waits for that cache to catch up with etcd, about 90 ms here."""
+    options = {"resource_version": "0"} if cached else {}
+    found = _resource(api_version, kind).get(namespace=namespace, label_selector=label_selector, **options)
     return [dict(item) for item in found.to_dict()["items"]]
 
 

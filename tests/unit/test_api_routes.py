@@ -24,6 +24,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
+        self.not_cached_yet: set[str] = set()  # names the apiserver's watch cache has not seen yet
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("create", manifest["kind"]))
@@ -53,11 +54,13 @@ class FakeKube:
         self.calls.append(("delete", kind))
         return self.objects.pop((kind, name), None) is not None
 
-    def list_objects(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        self.calls.append(("list", kind))
+    def list_objects(self, api_version: str, kind: str, namespace: str, label_selector: str, *,
+                     cached: bool = False) -> list[dict[str, Any]]:
+        self.calls.append(("list" if not cached else "cached list", kind))
         wanted = dict(term.split("=", 1) for term in label_selector.split(",") if term)
-        return [copy.deepcopy(item) for (item_kind, _), item in self.objects.items() if item_kind == kind
-                and wanted.items() <= (item["metadata"].get("labels") or {}).items()]
+        return [copy.deepcopy(item) for (item_kind, name), item in self.objects.items() if item_kind == kind
+                and wanted.items() <= (item["metadata"].get("labels") or {}).items()
+                and not (cached and name in self.not_cached_yet)]
 
     def patch_metadata(self, api_version: str, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
         self.calls.append(("patch", kind))
@@ -142,6 +145,20 @@ def test_another_tenants_job_answers_like_a_missing_one_after_the_same_calls(api
     assert missing.json() == {"message": f"no job {missing_id}"}
     assert "generated-for" not in theirs.text
     assert calls_for_theirs == cluster.calls
+
+
+def test_job_status_reads_the_apiservers_cache_and_a_job_it_lacks_yet_consistently(
+        api: TestClient, cluster: FakeKube) -> None:
+    job_id = start_clone(api, "acme", "acme-shop")
+    cluster.calls.clear()
+    assert api.get(f"/api/v2/job-status/{job_id}", headers=as_("acme")).status_code == 200
+    assert [call for call in cluster.calls if call[0].endswith("list")] == [("cached list", "WordPressClone")]
+
+    cluster.not_cached_yet.add("acme-shop")  # made a moment ago: the cache lags
+    cluster.calls.clear()
+    assert api.get(f"/api/v2/job-status/{job_id}", headers=as_("acme")).json()["clone_id"] == "acme-shop"
+    assert [call for call in cluster.calls if call[0].endswith("list")] == [
+        ("cached list", "WordPressClone"), ("cached list", "CloneRestore"), ("list", "WordPressClone")]
 
 
 def test_an_admin_sees_every_tenants_job(api: TestClient, cluster: FakeKube) -> None:
