@@ -174,8 +174,15 @@ def _is_name(value: str) -> bool:
     return 0 < len(value) <= 40 and value.replace("-", "").isalnum() and value.islower()
 
 
-def _usage(namespace: str, tenant: str) -> quotas.Usage:
-    return quotas.usage(clones.tenant_clones(namespace, tenant), restores.tenant_restores(namespace, tenant))
+def _usage(namespace: str, tenant: str, limits: quotas.Limits) -> quotas.Usage:
+    """From the apiserver's cache, unless it is near a limit: then consistently (a tenant's clone made a
+    moment ago counts; requests at the same moment may still both pass: quotas are soft)."""
+    for cached in (True, False):
+        used = quotas.usage(clones.tenant_clones(namespace, tenant, cached=cached),
+                            restores.tenant_restores(namespace, tenant, cached=cached))
+        if not quotas.near(limits, used):
+            break
+    return used
 
 
 def _create_clone(request: Request, caller: tenants.Caller, body: CloneRequest) -> str:
@@ -185,7 +192,7 @@ def _create_clone(request: Request, caller: tenants.Caller, body: CloneRequest) 
         raise HTTPException(422, too_long)
     try:
         clones.refuse_taken_name(namespace, body.customer_id)  # first: a retried request learns its job
-        over_quota = quotas.clone_refusal(limits, _usage(namespace, caller.tenant))
+        over_quota = quotas.clone_refusal(limits, _usage(namespace, caller.tenant, limits))
         if over_quota:
             raise HTTPException(429, over_quota)
         return clones.create_clone(namespace, body, caller.tenant)
@@ -203,8 +210,8 @@ def _name_taken(caller: tenants.Caller, customer_id: str, clone: dict[str, Any] 
 
 
 def _create_restore(request: Request, caller: tenants.Caller, body: RestoreRequest) -> str:
-    namespace = _namespace(request)
-    over_quota = quotas.job_refusal(request.app.state.settings.limits(), _usage(namespace, caller.tenant))
+    namespace, limits = _namespace(request), request.app.state.settings.limits()
+    over_quota = quotas.job_refusal(limits, _usage(namespace, caller.tenant, limits))
     if over_quota:
         raise HTTPException(429, over_quota)
     try:

@@ -30,10 +30,9 @@ def find_clone_by_job(namespace: str, job_id: str, *, cached: bool = False) -> d
     return found[0] if found else None
 
 
-def tenant_clones(namespace: str, tenant: str) -> list[dict[str, Any]]:
-    """From the apiserver's cache: quotas are soft (requests at the same moment may both pass anyway)."""
+def tenant_clones(namespace: str, tenant: str, *, cached: bool = False) -> list[dict[str, Any]]:
     return kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace,
-                             f"{constants.LABEL_TENANT}={tenant}", cached=True)
+                             f"{constants.LABEL_TENANT}={tenant}", cached=cached)
 
 
 def all_clones(namespace: str) -> list[dict[str, Any]]:

@@ -44,6 +44,12 @@ def usage(clones: list[dict[str, Any]], restores: list[dict[str, Any]]) -> Usage
     return Usage(live, running)
 
 
+def near(limits: Limits, used: Usage) -> bool:
+    """Whether counts read from a cache are close enough to a limit that a write the cache has not seen
+    yet could decide the answer (then they are read again, consistently)."""
+    return used.live_clones + 1 >= limits.max_clones or used.running_jobs + 1 >= limits.max_running_jobs
+
+
 def ttl_refusal(limits: Limits, ttl_minutes: int | None) -> str | None:
     """An omitted TTL takes the operator's default, which the platform keeps within this maximum."""
     if ttl_minutes is not None and ttl_minutes > limits.max_ttl_minutes:

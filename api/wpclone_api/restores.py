@@ -25,10 +25,9 @@ def find_restore_by_job(namespace: str, job_id: str, *, cached: bool = False) ->
     return found[0] if found else None
 
 
-def tenant_restores(namespace: str, tenant: str) -> list[dict[str, Any]]:
-    """From the apiserver's cache, as tenant_clones."""
+def tenant_restores(namespace: str, tenant: str, *, cached: bool = False) -> list[dict[str, Any]]:
     return kube.list_objects(constants.API_VERSION, constants.RESTORE_KIND, namespace,
-                             f"{constants.LABEL_TENANT}={tenant}", cached=True)
+                             f"{constants.LABEL_TENANT}={tenant}", cached=cached)
 
 
 def same_site(url: str, other: str) -> bool:

@@ -101,6 +101,13 @@ def test_a_clone_over_the_quota_is_refused_with_the_numbers() -> None:
     assert quotas.job_refusal(LIMITS, quotas.Usage(live_clones=3, running_jobs=1)) is None  # a restore makes none
 
 
+def test_counts_from_a_cache_are_read_again_when_one_more_write_could_reach_a_limit() -> None:
+    assert not quotas.near(LIMITS, quotas.Usage(live_clones=1, running_jobs=0))
+    assert quotas.near(LIMITS, quotas.Usage(live_clones=2, running_jobs=0))  # the next clone is the last one
+    assert quotas.near(LIMITS, quotas.Usage(live_clones=0, running_jobs=1))
+    assert quotas.near(LIMITS, quotas.Usage(live_clones=5, running_jobs=0))
+
+
 def test_a_ttl_over_the_maximum_is_refused_and_an_omitted_one_is_not() -> None:
     assert quotas.ttl_refusal(LIMITS, 120) is None and quotas.ttl_refusal(LIMITS, None) is None
     assert quotas.ttl_refusal(LIMITS, 121) == "invalid request: ttl_minutes: a clone may live at most 120 minutes here"
