@@ -10,6 +10,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY engine/ engine/
+COPY common/ common/
 COPY operator/ operator/
 COPY api/ api/
 # A virtual environment is a self-contained folder: the runtime stage copies it and nothing else.

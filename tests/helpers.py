@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from testenv import cluster
-from wpclone_operator import constants
+from wpclone_common import constants
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition",

@@ -9,7 +9,7 @@ from kubernetes.client.exceptions import ApiException
 
 from wpclone_api import jobs
 from wpclone_api.schemas import CloneRequest, JobStatus
-from wpclone_operator import constants, kube
+from wpclone_common import constants, kube
 
 
 class NameTaken(Exception):

@@ -6,7 +6,7 @@ from typing import Any
 
 from wpclone_api import tenants
 from wpclone_api.schemas import CloneRequest, JobState, JobStatus, Progress, RestoreRequest, SiteLogin
-from wpclone_operator import constants
+from wpclone_common import constants
 
 PHASE_TO_STATE: dict[str | None, JobState] = {
     None: "pending", constants.PENDING: "pending",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wpclone_operator import constants
+from wpclone_common import constants
 
 # A clone past these phases no longer works (its copy ended or it is going away); a restore past
 # these has ended.

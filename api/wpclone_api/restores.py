@@ -8,7 +8,7 @@ from typing import Any
 
 from wpclone_api import clones, jobs, tenants
 from wpclone_api.schemas import RestoreRequest, SiteLogin
-from wpclone_operator import constants, kube
+from wpclone_common import constants, kube
 
 
 class SourceRefused(Exception):

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from wpclone_operator.resources import MAX_TTL_MINUTES, SITE_URL
-from wpclone_operator.resources import CopyProgress as Progress
+from wpclone_common.resources import MAX_TTL_MINUTES, SITE_URL
+from wpclone_common.resources import CopyProgress as Progress
 
 CUSTOMER_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 JobState = Literal["pending", "running", "completed", "failed", "expired"]

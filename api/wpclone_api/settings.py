@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wpclone_api import quotas, tenants
-from wpclone_operator.resources import MAX_TTL_MINUTES
+from wpclone_common.resources import MAX_TTL_MINUTES
 
 
 class ApiSettings(BaseSettings):

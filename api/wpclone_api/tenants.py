@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from wpclone_operator import constants
+from wpclone_common import constants
 
 MANAGED_BY_API = "wpclone-api"
 # The tenant of a bare token line, and of what the API made before tenants existed: installs whose

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from wpclone_operator import constants
-from wpclone_operator.resources import WordPressClone
+from wpclone_common import constants
+from wpclone_common.resources import WordPressClone
 from wpclone_operator.settings import Settings
 
 

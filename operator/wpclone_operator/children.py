@@ -8,8 +8,8 @@ import ipaddress
 import re
 from typing import Any
 
-from wpclone_operator import constants
-from wpclone_operator.resources import WordPressClone
+from wpclone_common import constants
+from wpclone_common.resources import WordPressClone
 from wpclone_operator.settings import Settings
 
 WORDPRESS_PORT = 80

@@ -10,13 +10,14 @@ from typing import Any
 
 import httpx
 
+from wpclone_common import constants, kube
+from wpclone_common.resources import WordPressClone
 from wpclone_engine import outbound
 from wpclone_engine.database_import import DatabaseTarget
 from wpclone_engine.site_move import AdminPassword
 from wpclone_engine.transfer import CopyResult, DatabaseDestination, Include, Progress, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, WordPressError, site_session
-from wpclone_operator import children, constants, credentials, kube
-from wpclone_operator.resources import WordPressClone
+from wpclone_operator import children, credentials
 from wpclone_operator.settings import Settings
 
 # A copy failing for these reasons will not succeed by trying again: the user must act.

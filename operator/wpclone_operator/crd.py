@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from wpclone_operator import constants, resources
+from wpclone_common import constants, resources
 
 # JSON-schema keywords that a Kubernetes structural schema accepts as they are.
 KEPT_KEYWORDS = {"type", "description", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength",

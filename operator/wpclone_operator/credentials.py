@@ -7,8 +7,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from wpclone_common import constants, kube
 from wpclone_engine.transfer import TransferError
-from wpclone_operator import constants, kube
 
 
 def login_of(secret: dict[str, Any] | None, name: str) -> dict[str, str]:

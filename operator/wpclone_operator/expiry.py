@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from wpclone_operator import constants, kube, provision, status
-from wpclone_operator.resources import WordPressClone
+from wpclone_common import constants, kube
+from wpclone_common.resources import WordPressClone
+from wpclone_operator import provision, status
 from wpclone_operator.settings import Settings
 
 EXPIRED_CONDITIONS = (constants.READY, constants.DATABASE_READY, constants.OBJECTS_READY,

@@ -8,7 +8,8 @@ from typing import Any
 
 import kopf
 
-from wpclone_operator import constants, metrics, reconcile, reconcile_restore
+from wpclone_common import constants
+from wpclone_operator import metrics, reconcile, reconcile_restore
 from wpclone_operator.settings import Settings
 
 CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from wpclone_operator import constants
+from wpclone_common import constants
 
 # A clone without a phase yet is counted as Pending.
 WAITING_PHASES = (constants.PENDING, constants.PROVISIONING, constants.CLONING)

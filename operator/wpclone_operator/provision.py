@@ -9,10 +9,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from wpclone_common import constants, kube
+from wpclone_common.resources import WordPressClone
 from wpclone_engine.migrator import mu_plugins
 from wpclone_engine.transfer import TransferError
-from wpclone_operator import admission, children, constants, credentials, kube, mysql, status
-from wpclone_operator.resources import WordPressClone
+from wpclone_operator import admission, children, credentials, mysql, status
 from wpclone_operator.settings import Settings
 
 

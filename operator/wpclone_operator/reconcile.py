@@ -8,9 +8,10 @@ from typing import Any
 
 import kopf
 
+from wpclone_common import constants, kube
+from wpclone_common.resources import WordPressClone
 from wpclone_engine.wordpress import WordPressError
-from wpclone_operator import children, cloning, constants, expiry, kube, metrics, provision, status
-from wpclone_operator.resources import WordPressClone
+from wpclone_operator import children, cloning, expiry, metrics, provision, status
 from wpclone_operator.settings import Settings
 
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import kopf
 
+from wpclone_common import constants, kube
+from wpclone_common.resources import CloneRestoreSpec
 from wpclone_engine.wordpress import WordPressError
-from wpclone_operator import cloning, constants, kube, metrics, restoring, status
-from wpclone_operator.resources import CloneRestoreSpec
+from wpclone_operator import cloning, metrics, restoring, status
 from wpclone_operator.settings import Settings
 
 TERMINAL = ("Completed", "Failed", "RolledBack")

@@ -12,13 +12,14 @@ from typing import Any
 
 import httpx
 
+from wpclone_common import constants, kube
+from wpclone_common.resources import CloneRestoreSpec, ContentRules, RestoreInclude, WordPressClone
 from wpclone_engine import outbound
 from wpclone_engine.site_move import AdminPassword
 from wpclone_engine.transfer import CopyResult, Include, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError, site_session
-from wpclone_operator import children, constants, credentials, kube
+from wpclone_operator import children, credentials
 from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport
-from wpclone_operator.resources import CloneRestoreSpec, ContentRules, RestoreInclude, WordPressClone
 from wpclone_operator.settings import Settings
 
 RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "UnknownBackup",

@@ -8,8 +8,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wpclone_common.resources import STORAGE_SIZE
 from wpclone_engine import outbound
-from wpclone_operator.resources import STORAGE_SIZE
 
 
 class MySQLAdmin:

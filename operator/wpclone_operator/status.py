@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from wpclone_operator import constants
+from wpclone_common import constants
 
 UTC = datetime.UTC
 

@@ -26,7 +26,7 @@ from testenv import binaries, cluster
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
 from tests.helpers import apply, clone_manifest, credentials_secret, eventually, get_json
-from wpclone_operator import constants
+from wpclone_common import constants
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.security.hostile_input import hostile_definitions, php_definitions
+from wpclone_common import constants
 from wpclone_engine import frames
 from wpclone_engine.rewrite import UrlRewrite
 from wpclone_engine.site_move import SiteMove, table_definition
-from wpclone_operator import constants
 
 TABLE, STAGING = "wp_t0", "wpci_0123456789ab_0"
 ATTACKS = hostile_definitions(TABLE)

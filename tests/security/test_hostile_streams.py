@@ -39,12 +39,12 @@ from tests.security.hostile_input import (
     tables,
     watchdog,
 )
+from wpclone_common import constants
 from wpclone_engine import frames
 from wpclone_engine.database_import import DatabaseImport, DatabaseTarget
 from wpclone_engine.site_move import table_definition
 from wpclone_engine.transfer import DatabaseDestination, Include, TransferError, copy_site
 from wpclone_engine.wordpress import ImportJob, SiteInfo
-from wpclone_operator import constants
 
 DATABASE_ONLY = Include(uploads=False, themes=False, plugins=False)
 SOURCE = "http://source.test"

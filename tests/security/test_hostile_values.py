@@ -7,11 +7,11 @@ import pytest
 
 from tests.security.hostile_input import watchdog
 from tests.unit.test_transfer import JOB, RecordingDestination
+from wpclone_common import constants
 from wpclone_engine import frames
 from wpclone_engine.database_import import insert_statements
 from wpclone_engine.import_chunks import ChunkedImport, FilesImport, TablesImport
 from wpclone_engine.rewrite import MAX_STRING_DEPTH, Outcome, UrlRewrite
-from wpclone_operator import constants
 
 REWRITE = UrlRewrite("http://a.test", "http://b.test")
 URL = b"http://a.test/x"

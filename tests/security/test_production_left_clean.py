@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
+from wpclone_common import constants
 from wpclone_engine import frames
 from wpclone_engine.migrator import PLUGIN_DIR
 from wpclone_engine.wordpress import Migrator
-from wpclone_operator import constants
 
 MIGRATOR = PLUGIN_DIR
 

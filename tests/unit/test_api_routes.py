@@ -13,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from wpclone_api.app import create_app
 from wpclone_api.settings import ApiSettings
-from wpclone_operator import kube
+from wpclone_common import kube
 
 TOKENS = {"acme": "token-acme", "globex": "token-globex"}
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from tests.unit.test_chart import find, render
-from wpclone_operator import constants
-from wpclone_operator.resources import WordPressCloneSpec
+from wpclone_common import constants
+from wpclone_common.resources import WordPressCloneSpec
 from wpclone_operator.status import condition
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -1,7 +1,8 @@
 import pytest
 
-from wpclone_operator import children, constants
-from wpclone_operator.resources import WordPressClone
+from wpclone_common import constants
+from wpclone_common.resources import WordPressClone
+from wpclone_operator import children
 from wpclone_operator.settings import Settings
 
 

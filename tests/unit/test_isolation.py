@@ -6,8 +6,9 @@ import base64
 import pytest
 
 from tests.unit.test_children import make_clone
+from wpclone_common import constants
 from wpclone_engine.transfer import TransferError
-from wpclone_operator import admission, children, constants, credentials
+from wpclone_operator import admission, children, credentials
 from wpclone_operator.settings import Settings
 
 

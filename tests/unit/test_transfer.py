@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from tests.unit.test_children import make_clone
+from wpclone_common.resources import RestoreInclude
 from wpclone_engine import frames
 from wpclone_engine.import_chunks import ChunkedImport, FilesImport, TablesImport
 from wpclone_engine.transfer import Include, TransferError, _chosen_tables
 from wpclone_engine.wordpress import ImportJob, SiteInfo, TableInfo
 from wpclone_operator import cloning, restoring
-from wpclone_operator.resources import RestoreInclude
 from wpclone_operator.settings import Settings
 
 JOB = ImportJob("0123456789ab", max_request_bytes=8192)

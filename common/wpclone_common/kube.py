@@ -12,7 +12,7 @@ from typing import Any, cast
 from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
 
-from wpclone_operator import constants
+from wpclone_common import constants
 
 FIELD_MANAGER = "wpclone-operator"
 

@@ -1,4 +1,5 @@
-"""The copy engine stands alone: nothing in it reaches Kubernetes or the operator, so a CLI can use it."""
+"""Which package may import which: the copy engine stands alone (no Kubernetes, no operator, so a CLI can
+use it), and the API imports the common package and the engine, never the operator."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import wpclone_engine
 
 ENGINE = Path(wpclone_engine.__file__).parent
-FORBIDDEN = {"kubernetes", "kopf", "wpclone_operator", "wpclone_api"}
+FORBIDDEN = {"kubernetes", "kopf", "wpclone_common", "wpclone_operator", "wpclone_api"}
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -36,3 +37,11 @@ def test_the_whole_engine_imports_without_kubernetes_loaded() -> None:
              f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FORBIDDEN)!r}); print(loaded)")
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_api_imports_nothing_of_the_operators_own() -> None:
+    import wpclone_api
+    modules = sorted(Path(wpclone_api.__file__).parent.glob("*.py"))
+    assert len(modules) > 5
+    assert {path.name: "wpclone_operator" in imported_roots(path) for path in modules} == \
+        {path.name: False for path in modules}
