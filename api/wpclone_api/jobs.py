@@ -6,7 +6,16 @@ from typing import Any
 
 from wpclone_api import tenants
 from wpclone_api.schemas import CloneRequest, JobState, JobStatus, Progress, RestoreRequest, SiteLogin
-from wpclone_common import constants
+from wpclone_common import constants, resources
+from wpclone_common.resources import (
+    CloneReference,
+    CloneRestoreSpec,
+    RestoreInclude,
+    RestoreSource,
+    SecretReference,
+    SiteReference,
+    WordPressCloneSpec,
+)
 
 PHASE_TO_STATE: dict[str | None, JobState] = {
     None: "pending", constants.PENDING: "pending",
@@ -31,14 +40,11 @@ def source_secret(request: CloneRequest, job_id: str, tenant: str) -> dict[str, 
 
 
 def clone_resource(request: CloneRequest, job_id: str, tenant: str) -> dict[str, Any]:
-    login = source_secret_name(request.customer_id, job_id)
-    spec: dict[str, Any] = {"source": {"url": request.source_url, "credentialsSecretRef": {"name": login}}}
-    if request.ttl_minutes is not None:
-        spec["ttlMinutes"] = request.ttl_minutes
-    return {"apiVersion": constants.API_VERSION, "kind": constants.CLONE_KIND,
-            "metadata": {"name": request.customer_id,
-                         "labels": {**tenants.labels(tenant, job_id), constants.LABEL_CUSTOMER: request.customer_id}},
-            "spec": spec}
+    login = SecretReference(name=source_secret_name(request.customer_id, job_id))
+    spec = WordPressCloneSpec(source=SiteReference(url=request.source_url, credentialsSecretRef=login),
+                              ttlMinutes=request.ttl_minutes)
+    labels = {**tenants.labels(tenant, job_id), constants.LABEL_CUSTOMER: request.customer_id}
+    return resources.body(constants.CLONE_KIND, request.customer_id, labels, spec)
 
 
 def owned_by(resource: dict[str, Any]) -> dict[str, Any]:
@@ -94,17 +100,14 @@ def restore_name(job_id: str) -> str:
 def restore_resource(request: RestoreRequest, job_id: str, tenant: str, clone_name: str | None) -> dict[str, Any]:
     """A CloneRestore; a source that is the caller's clone is named by cloneRef (conflict checks)."""
     name = restore_name(job_id)
-    source: dict[str, Any] = {"cloneRef": {"name": clone_name}} if clone_name else {
-        "url": request.source.url, "credentialsSecretRef": {"name": f"{name}-source-login"}}
-    include = request.include.model_dump()
-    if not include["tables"]:
-        del include["tables"]
-    return {"apiVersion": constants.API_VERSION, "kind": constants.RESTORE_KIND,
-            "metadata": {"name": name, "labels": tenants.labels(tenant, job_id)},
-            "spec": {"source": source,
-                     "target": {"url": request.target.url, "credentialsSecretRef": {"name": f"{name}-target-login"}},
-                     "include": include, "dryRun": request.dry_run, "backup": request.backup,
-                     "onConflict": request.on_conflict.capitalize()}}
+    source = RestoreSource(cloneRef=CloneReference(name=clone_name)) if clone_name else RestoreSource(
+        url=request.source.url, credentialsSecretRef=SecretReference(name=f"{name}-source-login"))
+    spec = CloneRestoreSpec(
+        source=source,
+        target=SiteReference(url=request.target.url, credentialsSecretRef=SecretReference(name=f"{name}-target-login")),
+        include=RestoreInclude.model_validate(request.include.model_dump()), dryRun=request.dry_run,
+        backup=request.backup, onConflict="Overwrite" if request.on_conflict == "overwrite" else "Fail")
+    return resources.body(constants.RESTORE_KIND, name, tenants.labels(tenant, job_id), spec)
 
 
 def restore_job_status(restore: dict[str, Any]) -> JobStatus:

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wpclone_common import constants
+
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SITE_URL = r"^https?://[^\s/?#]+(:[0-9]+)?(/[^\s?#]*)?$"
 MAX_TTL_MINUTES = 7 * 24 * 60
@@ -240,6 +242,13 @@ class CloneRestoreStatus(Model):
                                     description="When it ended")
     conditions: list[Condition] = Field(default_factory=list, description="Ready: the restore's outcome")
     observedGeneration: int | None = Field(default=None, description="The metadata.generation acted on")
+
+
+def body(kind: str, name: str, labels: dict[str, str], spec: WordPressCloneSpec | CloneRestoreSpec) -> dict[str, Any]:
+    """A new custom resource of ours, its spec from the model (checked by pydantic as the CRD checks it):
+    only what was set, the rest left to the defaults."""
+    return {"apiVersion": constants.API_VERSION, "kind": kind, "metadata": {"name": name, "labels": labels},
+            "spec": spec.model_dump(mode="json", exclude_unset=True, exclude_none=True)}
 
 
 class WordPressClone(Model):
