@@ -10,6 +10,7 @@ from wpclone_common import constants, resources
 from wpclone_common.resources import (
     CloneReference,
     CloneRestoreSpec,
+    ContentRules,
     RestoreInclude,
     RestoreSource,
     SecretReference,
@@ -41,8 +42,10 @@ def source_secret(request: CloneRequest, job_id: str, tenant: str) -> dict[str, 
 
 def clone_resource(request: CloneRequest, job_id: str, tenant: str) -> dict[str, Any]:
     login = SecretReference(name=source_secret_name(request.customer_id, job_id))
+    content = None if request.content is None else ContentRules(dropIns=request.content.drop_ins,
+                                                                 exclude=request.content.exclude)
     spec = WordPressCloneSpec(source=SiteReference(url=request.source_url, credentialsSecretRef=login),
-                              ttlMinutes=request.ttl_minutes)
+                              ttlMinutes=request.ttl_minutes, content=content)
     labels = {**tenants.labels(tenant, job_id), constants.LABEL_CUSTOMER: request.customer_id}
     return resources.body(constants.CLONE_KIND, request.customer_id, labels, spec)
 

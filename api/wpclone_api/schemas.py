@@ -6,11 +6,22 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from wpclone_common.resources import MAX_TTL_MINUTES, SITE_URL
+from wpclone_common.resources import CONTENT_EXCLUDE, MAX_TTL_MINUTES, SITE_URL
 from wpclone_common.resources import CopyProgress as Progress
 
 CUSTOMER_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 JobState = Literal["pending", "running", "completed", "failed", "expired"]
+
+
+class ContentOptions(BaseModel):
+    """What of the source's wp-content the clone leaves out (its spec.content; a restore follows it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drop_ins: bool = Field(default=False, description="Copy wp-content's drop-ins too (object-cache.php, ...)")
+    exclude: list[Annotated[str, Field(max_length=256, pattern=CONTENT_EXCLUDE)]] = Field(
+        default_factory=list, max_length=100,
+        description="Top-level entries to leave out: uploads/2019, plugins/big-*, content/languages")
 
 
 class CloneRequest(BaseModel):
@@ -22,6 +33,7 @@ class CloneRequest(BaseModel):
     customer_id: str = Field(pattern=CUSTOMER_ID, max_length=40,
                              description="DNS label; becomes the clone's name and host name label")
     ttl_minutes: int | None = Field(default=None, ge=1, le=MAX_TTL_MINUTES)
+    content: ContentOptions | None = None
 
 
 class SiteLogin(BaseModel):

@@ -76,3 +76,16 @@ def test_a_running_job_hides_the_login_and_explains_a_retry() -> None:
 def test_a_failed_job_explains_why() -> None:
     failed = clone("Failed", conditions=[{"type": "Ready", "status": "False", "message": "source login failed"}])
     assert jobs.clone_job_status(failed, None).error == "source login failed"
+
+
+def test_a_clone_request_can_say_what_of_wp_content_stays_behind() -> None:
+    asked = request(content={"drop_ins": True, "exclude": ["uploads/2019", "content/languages"]})
+    assert jobs.clone_resource(asked, "job1", "acme")["spec"]["content"] == {
+        "dropIns": True, "exclude": ["uploads/2019", "content/languages"]}
+    assert "content" not in jobs.clone_resource(request(), "job1", "acme")["spec"]
+
+
+@pytest.mark.parametrize("pattern", ["uploads/2019/05", "wp-config.php", "../uploads", "themes/"])
+def test_an_exclusion_deeper_than_a_folders_top_level_is_refused(pattern: str) -> None:
+    with pytest.raises(ValidationError):
+        request(content={"exclude": [pattern]})
