@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from wpclone_common import constants, kube
-from wpclone_common.resources import WordPressClone
+from wpclone_common.resources import ContentRules, WordPressClone
 from wpclone_engine import outbound
 from wpclone_engine.database_import import DatabaseTarget
 from wpclone_engine.site_move import AdminPassword
@@ -66,9 +66,12 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
 def include_for(clone: WordPressClone) -> Include:
     """A clone is the whole site: its must-use plugins too (its own stay outside wp-content), and all of
     wp-content by its rules."""
-    rules = clone.spec.content
-    return Include(mu_plugins=True, content=True, dropins=rules is not None and rules.dropIns,
-                   exclude=tuple(rules.exclude) if rules is not None else ())
+    return Include(mu_plugins=True, content=True, **content_rules(clone.spec.content))
+
+
+def content_rules(rules: ContentRules | None) -> dict[str, Any]:
+    """A clone's spec.content as the engine's Include takes it (a restore of the clone follows it too)."""
+    return {"dropins": rules is not None and rules.dropIns, "exclude": tuple(rules.exclude) if rules else ()}
 
 
 async def until_answering(http: httpx.AsyncClient, url: str,

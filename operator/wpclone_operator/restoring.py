@@ -19,7 +19,7 @@ from wpclone_engine.site_move import AdminPassword
 from wpclone_engine.transfer import CopyResult, Include, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError, site_session
 from wpclone_operator import children, credentials
-from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport
+from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport, content_rules
 from wpclone_operator.settings import Settings
 
 RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "UnknownBackup",
@@ -74,8 +74,7 @@ def include_for(spec: RestoreInclude, source_prefix: str, rules: ContentRules | 
     behind, production keeps), and never must-use plugins."""
     tables = tuple(source_prefix + table for table in spec.tables) if spec.tables else None
     return Include(database=spec.database, tables=tables, uploads=spec.uploads, themes=spec.themes,
-                   plugins=spec.plugins, content=spec.content, dropins=rules is not None and rules.dropIns,
-                   exclude=tuple(rules.exclude) if rules is not None else ())
+                   plugins=spec.plugins, content=spec.content, **content_rules(rules))
 
 
 def conflicts(recorded: dict[str, str], target: SiteInfo, tables: list[str] | None) -> list[str]:
