@@ -6,6 +6,8 @@ import json
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -13,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kubernetes.client.exceptions import ApiException
 
-from wpclone_api import clones, jobs, metrics, quotas, restores, tenants
+from wpclone_api import clones, jobs, metrics, quotas, restores, tenants, watch_cache
 from wpclone_api.auth import AuthenticatedCaller
 from wpclone_api.rate_limit import RateLimiter
 from wpclone_api.schemas import CloneRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest
@@ -28,10 +30,18 @@ RESTORE_ERRORS = {**ERRORS, 403: {"model": ErrorBody, "description": "The source
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    app = FastAPI(title="wpclone", version="2", description=(
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def watching(_: FastAPI) -> AsyncIterator[None]:
+        stop = watch_cache.start(settings.namespace) if settings.watch_cache else None
+        yield
+        if stop is not None:
+            stop.set()
+
+    app = FastAPI(title="wpclone", version="2", lifespan=watching, description=(
         "Temporary clones of production WordPress sites. Every route but /healthz needs "
         "`Authorization: Bearer <token>`; a token sees only its tenant's jobs and clones."))
-    settings = settings or ApiSettings()
     settings.token_table()  # a malformed tokens setting stops the start, rather than failing every request
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)

@@ -7,7 +7,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from wpclone_api import jobs
+from wpclone_api import jobs, watch_cache
 from wpclone_api.schemas import CloneRequest, JobStatus
 from wpclone_common import constants, kube
 
@@ -25,14 +25,14 @@ def find_clone(namespace: str, clone_id: str) -> dict[str, Any] | None:
 
 
 def find_clone_by_job(namespace: str, job_id: str, *, cached: bool = False) -> dict[str, Any] | None:
-    found = kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace,
-                              f"{constants.LABEL_JOB_ID}={job_id}", cached=cached)
+    found = watch_cache.labelled(watch_cache.CLONES, constants.CLONE_KIND, namespace, constants.LABEL_JOB_ID,
+                                 job_id, cached=cached)
     return found[0] if found else None
 
 
 def tenant_clones(namespace: str, tenant: str, *, cached: bool = False) -> list[dict[str, Any]]:
-    return kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace,
-                             f"{constants.LABEL_TENANT}={tenant}", cached=cached)
+    return watch_cache.labelled(watch_cache.CLONES, constants.CLONE_KIND, namespace, constants.LABEL_TENANT,
+                                tenant, cached=cached)
 
 
 def all_clones(namespace: str) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import hmac
 import uuid
 from typing import Any
 
-from wpclone_api import clones, jobs, tenants
+from wpclone_api import clones, jobs, tenants, watch_cache
 from wpclone_api.schemas import RestoreRequest, SiteLogin
 from wpclone_common import constants, kube
 
@@ -20,14 +20,14 @@ class SourceRefused(Exception):
 
 
 def find_restore_by_job(namespace: str, job_id: str, *, cached: bool = False) -> dict[str, Any] | None:
-    found = kube.list_objects(constants.API_VERSION, constants.RESTORE_KIND, namespace,
-                              f"{constants.LABEL_JOB_ID}={job_id}", cached=cached)
+    found = watch_cache.labelled(watch_cache.RESTORES, constants.RESTORE_KIND, namespace, constants.LABEL_JOB_ID,
+                                 job_id, cached=cached)
     return found[0] if found else None
 
 
 def tenant_restores(namespace: str, tenant: str, *, cached: bool = False) -> list[dict[str, Any]]:
-    return kube.list_objects(constants.API_VERSION, constants.RESTORE_KIND, namespace,
-                             f"{constants.LABEL_TENANT}={tenant}", cached=cached)
+    return watch_cache.labelled(watch_cache.RESTORES, constants.RESTORE_KIND, namespace, constants.LABEL_TENANT,
+                                tenant, cached=cached)
 
 
 def same_site(url: str, other: str) -> bool:

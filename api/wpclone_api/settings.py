@@ -26,6 +26,9 @@ class ApiSettings(BaseSettings):
     public_url: str = Field("", description="base of status_url links; empty: relative links")
     v1_timeout_seconds: float = Field(900.0, gt=0, description="how long the legacy v1 calls block")
     poll_seconds: float = Field(2.0, gt=0)
+    # Job status and quotas read the namespace's clones and restores from a watch (off: from the
+    # apiserver on every request; the unit tests' fake cluster has no watch).
+    watch_cache: bool = True
     # Per tenant: clones that exist (all but Expired), jobs at work at once (clones not yet Ready or
     # Failed, and restores running), and the longest ttl_minutes a request may ask for (keep the
     # operator's WPCLONE_DEFAULT_TTL_MINUTES within it: it applies when a request names none).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import functools
+from collections.abc import Iterator
 from typing import Any, cast
 
 from kubernetes import client, config, dynamic
@@ -110,6 +111,24 @@ def list_objects(api_version: str, kind: str, namespace: str, label_selector: st
     options = {"resource_version": "0"} if cached else {}
     found = _resource(api_version, kind).get(namespace=namespace, label_selector=label_selector, **options)
     return [dict(item) for item in found.to_dict()["items"]]
+
+
+def list_with_version(api_version: str, kind: str, namespace: str) -> tuple[list[dict[str, Any]], str]:
+    """Every object of the kind in the namespace (a consistent list), and the version to watch from."""
+    found = _resource(api_version, kind).get(namespace=namespace).to_dict()
+    return [dict(item) for item in found["items"]], str(found["metadata"]["resourceVersion"])
+
+
+def watch_objects(api_version: str, kind: str, namespace: str, resource_version: str,
+                  timeout_seconds: int = 300) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event type, object) from `resource_version` on, until the server ends the watch; a version too
+    old raises (ApiException 410): list again."""
+    for event in _resource(api_version, kind).watch(namespace=namespace, resource_version=resource_version,
+                                                     timeout=timeout_seconds):
+        if event["type"] == "ERROR":
+            raw = event.get("raw_object") or {}
+            raise ApiException(status=raw.get("code", 500), reason=raw.get("reason", "watch error"))
+        yield event["type"], dict(event["raw_object"])
 
 
 def patch_metadata(api_version: str, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:

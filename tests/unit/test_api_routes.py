@@ -91,7 +91,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
 def settings(**overrides: Any) -> ApiSettings:
     values: dict[str, Any] = {"tokens": ",".join(f"{tenant}:{token}" for tenant, token in TOKENS.items()),
                               "admin_tokens": "ops:token-admin", "namespace": "jobs",
-                              "rate_limit_per_second": 1000, "rate_limit_burst": 1000, **overrides}
+                              "rate_limit_per_second": 1000, "rate_limit_burst": 1000, "watch_cache": False,
+                              **overrides}
     return ApiSettings(**values)
 
 
@@ -280,7 +281,7 @@ def test_a_bare_token_of_an_earlier_install_is_the_default_tenant(cluster: FakeK
     cluster.objects[("WordPressClone", "legacy")] = {
         "kind": "WordPressClone", "metadata": {"name": "legacy", "labels": {
             "wpclone.dev/job-id": "a" * 32, "app.kubernetes.io/managed-by": "wpclone-api"}}}
-    with TestClient(create_app(ApiSettings(tokens="old-token", namespace="jobs"))) as api:
+    with TestClient(create_app(ApiSettings(tokens="old-token", namespace="jobs", watch_cache=False))) as api:
         legacy = {"Authorization": "Bearer old-token"}
         assert api.get(f"/api/v2/job-status/{'a' * 32}", headers=legacy).status_code == 200
         start_clone_as_default = api.post("/api/v2/clone", json=clone_body("new"), headers=legacy)

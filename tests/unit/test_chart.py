@@ -49,8 +49,8 @@ OPERATOR_RULES = {
 }
 CLUSTER_WIDE_EXTRA = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 API_RULES = {
-    ("wpclone.dev", "wordpressclones"): {"get", "list", "create", "delete"},
-    ("wpclone.dev", "clonerestores"): {"list", "create"},
+    ("wpclone.dev", "wordpressclones"): {"get", "list", "watch", "create", "delete"},
+    ("wpclone.dev", "clonerestores"): {"list", "watch", "create"},
     ("", "secrets"): {"get", "create", "patch", "delete"},
 }
 

@@ -89,14 +89,15 @@ app.kubernetes.io/component: {{ index . 1 }}
 
 {{/* What the API does in its namespace (api/wpclone_api/clones.py, restores.py). */}}
 {{- define "wpclone.apiRules" -}}
-# Clone jobs are WordPressClones: created, found by name or by label (job id, or a restore's source), deleted.
+# Clone jobs are WordPressClones: created, found by name or by label (job id, or a restore's source), deleted;
+# watched, so that job status and quotas need no list per request.
 - apiGroups: [wpclone.dev]
   resources: [wordpressclones]
-  verbs: [get, list, create, delete]
-# Restore jobs are CloneRestores: created, found by job-id label.
+  verbs: [get, list, watch, create, delete]
+# Restore jobs are CloneRestores: created, found by job-id label, watched alike.
 - apiGroups: [wpclone.dev]
   resources: [clonerestores]
-  verbs: [list, create]
+  verbs: [list, watch, create]
 # Login Secrets: created (or server-side applied: create + patch), owned by their job, deleted when the job
 # cannot be created; a clone's admin login is read for the job status.
 - apiGroups: [""]
