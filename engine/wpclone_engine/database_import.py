@@ -79,6 +79,11 @@ def insert_statements(table: str, columns: Sequence[str], payload: bytes,
         yield head + b",".join(tuples), len(tuples)
 
 
+def like_text(text: bytes) -> bytes:
+    """`text` as a LIKE pattern that matches it literally (its wildcards and escapes escaped)."""
+    return text.replace(b"\\", b"\\\\").replace(b"_", b"\\_").replace(b"%", b"\\%")
+
+
 def staging_create(create: str, table: str, staging: str, known_collations: Collection[str] | None = None) -> bytes:
     """The checked definition of `table`, rebuilt under its staging name (with the MySQL 8 collations a
     server without them does not know, `known_collations`, mapped to its nearest ones)."""
@@ -204,7 +209,7 @@ class DatabaseImport:
         """Counts with `count` what the text and binary cells holding `needle` hold, in `tables` (by default
         the ones this import swapped in)."""
         found = 0
-        pattern = b"%" + needle.replace(b"\\", b"\\\\").replace(b"_", b"\\_").replace(b"%", b"\\%") + b"%"
+        pattern = b"%" + like_text(needle) + b"%"
         for table in self._staged if tables is None else tables:
             columns = [row[0].decode() for row in await self._fetch(
                 b"SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = "
@@ -238,10 +243,9 @@ class DatabaseImport:
         self._connection.close()
 
     async def _tables(self, prefix: str) -> list[str]:
-        pattern = prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%"
         rows = await self._fetch(b"SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
                                  b" AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME LIKE BINARY "
-                                 + literal(pattern.encode()))
+                                 + literal(like_text(prefix.encode()) + b"%"))
         return sorted(row[0].decode() for row in rows)
 
     async def _execute(self, statement: bytes) -> None:

@@ -52,7 +52,7 @@ final class WPClone_Backups
     {
         $id = WPClone_Job::new_id();
         $backup = ['id' => $id, 'created' => time(), 'all_tables' => $job->data['tables'] === null,
-            'tables' => [], 'imported' => [], 'folders' => [], 'rules' => WPClone_Import_Files::rules($job->data)];
+            'tables' => [], 'imported' => [], 'folders' => [], 'rules' => WPClone_Site::rules_of($job->data)];
         $renames = [];
         if ($job->data['database']) {
             $incoming = array_column($job->data['staged'], 'staging', 'name');
@@ -116,7 +116,7 @@ final class WPClone_Backups
         try {
             foreach (WPClone_Site::roots(array_keys($backup['folders'])) as $root => $folder) {
                 self::swap_folder($folder, $root, self::absolute($folder, $backup['folders'][$root]['kept']),
-                    "$folder/.wpclone-trash-$id", WPClone_Import_Files::rules($backup), $moves);
+                    "$folder/.wpclone-trash-$id", WPClone_Site::rules_of($backup), $moves);
             }
             if ($renames) {
                 self::rename_tables($db, $renames);

@@ -778,12 +778,6 @@ final class WPClone_Import_Files
         }
     }
 
-    /** A job's or a backup's rules (those made before rules existed had none: the defaults). */
-    public static function rules(array $data): array
-    {
-        return $data['rules'] ?? WPClone_Site::rules(false, []);
-    }
-
     /** The staging folder of the stream folder $segments (the root first): ["uploads", "2024"]. */
     private static function staged_folder(WPClone_Job $job, array $segments): string
     {
@@ -800,7 +794,7 @@ final class WPClone_Import_Files
         $segments = explode('/', $path);
         $unsafe = strlen($path) > 4096 || strpos($path, "\0") !== false || strpos($path, '\\') !== false
             || count($segments) < 2 || array_intersect($segments, ['', '.', '..']);
-        if ($unsafe || WPClone_Site::excluded($path, self::rules($job->data))) {
+        if ($unsafe || WPClone_Site::excluded($path, WPClone_Site::rules_of($job->data))) {
             throw new WPClone_Error('bad_path', 'refusing file path ' . wp_json_encode($path)
                 . ': not a relative path inside the imported folders');
         }

@@ -34,6 +34,9 @@ final class WPClone_Site
         . '|w3tc-config|wp-rocket-config|wpo-cache|upgrade|upgrade-temp-backup|updraft|ai1wm-backups'
         . '|.*backup.*|backwpup-.*|wpvivid.*|wflogs)$/i';
 
+    /** The rules of a copy that asks for none: no drop-ins, no exclusions. */
+    const NO_RULES = ['dropins' => false, 'exclude' => []];
+
     /** Server configuration files: environment-specific, never carried in the rest of wp-content. */
     const SERVER_CONFIG = '/^(\.htaccess|\.user\.ini|web\.config|php\.ini)$/i';
 
@@ -101,6 +104,12 @@ final class WPClone_Site
         return ['dropins' => (bool) $dropins, 'exclude' => array_values($exclude)];
     }
 
+    /** The rules recorded in a job's or a backup's data (those made before rules existed: none). */
+    public static function rules_of(array $data): array
+    {
+        return $data['rules'] ?? self::NO_RULES;
+    }
+
     /**
      * Whether a path of a stream ("uploads/2024/05/a.jpg") is left out of copies and left alone by
      * imports: the migrator's own data and plugin (and wpclone's must-use plugins, were a site to have
@@ -108,7 +117,7 @@ final class WPClone_Site
      * CONTENT_SKIPPED names and server configuration, and drop-ins unless the rules carry them; and
      * what the rules exclude.
      */
-    public static function excluded(string $path, array $rules = ['dropins' => false, 'exclude' => []]): bool
+    public static function excluded(string $path, array $rules = self::NO_RULES): bool
     {
         $segments = explode('/', $path);
         foreach ($segments as $segment) {
@@ -292,7 +301,7 @@ final class WPClone_Site
      * excluded. Symbolic links are not followed and not copied; their count is returned.
      */
     public static function walk(string $folder, string $stream_path, callable $visit,
-        array $rules = ['dropins' => false, 'exclude' => []]): int
+        array $rules = self::NO_RULES): int
     {
         $skipped = 0;
         $entries = @scandir($folder);
