@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -13,13 +12,14 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from kubernetes.client.exceptions import ApiException
 
-from wpclone_api import clones, jobs, metrics, quotas, restores, tenants, watch_cache
+from wpclone_api import clones, jobs, metrics, quotas, restores, tenants
 from wpclone_api.auth import AuthenticatedCaller
 from wpclone_api.rate_limit import RateLimiter
 from wpclone_api.schemas import CloneRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest
 from wpclone_api.settings import ApiSettings
+from wpclone_api.watch_cache import Namespace
+from wpclone_common.apiserver import ApiError, ApiServer
 
 logger = logging.getLogger("wpclone.api")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -29,15 +29,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 RESTORE_ERRORS = {**ERRORS, 403: {"model": ErrorBody, "description": "The source login is not the clone's"}}
 
 
-def create_app(settings: ApiSettings | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None, server: ApiServer | None = None) -> FastAPI:
+    """The app; `server` is the apiserver's client (default: connect as the kubernetes client would)."""
     settings = settings or ApiSettings()
 
     @asynccontextmanager
-    async def watching(_: FastAPI) -> AsyncIterator[None]:
-        stop = watch_cache.start(settings.namespace) if settings.watch_cache else None
+    async def watching(app: FastAPI) -> AsyncIterator[None]:
+        own = server or ApiServer.connect()
+        app.state.namespace = Namespace(own, settings.namespace)
+        if settings.watch_cache:
+            app.state.namespace.watch()
         yield
-        if stop is not None:
-            stop.set()
+        await app.state.namespace.stop()
+        if server is None:
+            await own.close()
 
     app = FastAPI(title="wpclone", version="2", lifespan=watching, description=(
         "Temporary clones of production WordPress sites. Every route but /healthz needs "
@@ -63,10 +68,10 @@ def _install_error_handlers(app: FastAPI) -> None:
                     for item in error.errors()]
         return JSONResponse({"message": "invalid request: " + "; ".join(problems)}, status_code=422)
 
-    @app.exception_handler(ApiException)
-    async def kubernetes_error(_: Request, error: ApiException) -> JSONResponse:
+    @app.exception_handler(ApiError)
+    async def kubernetes_error(_: Request, error: ApiError) -> JSONResponse:
         if error.status in (400, 422):  # the apiserver's own validation refused what the client sent
-            return JSONResponse({"message": f"invalid request: {_apiserver_message(error)}"}, status_code=422)
+            return JSONResponse({"message": f"invalid request: {error.message}"}, status_code=422)
         logger.warning("Kubernetes API error: %s %s", error.status, error.reason)
         return JSONResponse({"message": f"the Kubernetes API refused the request: {error.status} {error.reason}"},
                             status_code=502)
@@ -77,76 +82,70 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"message": "internal error"}, status_code=500)
 
 
-def _apiserver_message(error: ApiException) -> str:
-    try:
-        return str(json.loads(error.body or "")["message"])
-    except (TypeError, ValueError, KeyError):
-        return str(error.reason)
-
-
 def _status_url(request: Request, job_id: str) -> str:
     base = request.app.state.settings.public_url.rstrip("/")
     return f"{base}/api/v2/job-status/{job_id}"
 
 
-def _namespace(request: Request) -> str:
-    return str(request.app.state.settings.namespace)
+def _namespace(request: Request) -> Namespace:
+    namespace: Namespace = request.app.state.namespace
+    return namespace
 
 
 def _routes(app: FastAPI) -> None:
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.post("/api/v2/clone", status_code=202, response_model=JobAccepted, responses=ERRORS, tags=["v2"],
               summary="Start cloning a site")
-    def clone_v2(body: CloneRequest, request: Request, caller: AuthenticatedCaller) -> JobAccepted:
-        job_id = _create_clone(request, caller, body)
+    async def clone_v2(body: CloneRequest, request: Request, caller: AuthenticatedCaller) -> JobAccepted:
+        job_id = await _create_clone(request, caller, body)
         return JobAccepted(job_id=job_id, status="pending", status_url=_status_url(request, job_id))
 
     @app.get("/api/v2/job-status/{job_id}", response_model=JobStatus, responses=ERRORS, tags=["v2"],
              summary="A clone or restore job's state")
-    def job_status(job_id: str, request: Request, caller: AuthenticatedCaller) -> JobStatus:
-        return _job_status(_namespace(request), caller, job_id)
+    async def job_status(job_id: str, request: Request, caller: AuthenticatedCaller) -> JobStatus:
+        return await _job_status(_namespace(request), caller, job_id)
 
     @app.delete("/api/v2/delete/{clone_id}", status_code=202, response_model=JobStatus, responses=ERRORS,
                 tags=["v2"], summary="Delete a clone before its TTL")
-    def delete_v2(clone_id: str, request: Request, caller: AuthenticatedCaller) -> JobStatus:
+    async def delete_v2(clone_id: str, request: Request, caller: AuthenticatedCaller) -> JobStatus:
         namespace = _namespace(request)
-        clone = _visible_clone(namespace, caller, clone_id)
+        clone = await _visible_clone(namespace, caller, clone_id)
         if clone is None:
             raise HTTPException(404, f"no clone {clone_id}")
-        clones.delete_clone(namespace, clone)
-        return clones.clone_status(namespace, clone).model_copy(update={"password": None})
+        await clones.delete_clone(namespace, clone)
+        return (await clones.clone_status(namespace, clone)).model_copy(update={"password": None})
 
     @app.post("/clone", response_model=JobStatus, deprecated=True, responses={**ERRORS, 504: {"model": ErrorBody}},
               tags=["v1 (deprecated)"], summary="Clone a site and wait until it is ready (use /api/v2/clone)")
-    def clone_v1(body: CloneRequest, request: Request, caller: AuthenticatedCaller) -> JobStatus:
-        return _wait_for_job(request.app.state.settings, caller, _create_clone(request, caller, body))
+    async def clone_v1(body: CloneRequest, request: Request, caller: AuthenticatedCaller) -> JobStatus:
+        return await _wait_for_job(request, caller, await _create_clone(request, caller, body))
 
     @app.post("/api/v2/restore", status_code=202, response_model=JobAccepted, responses=RESTORE_ERRORS,
               tags=["v2"], summary="Push a clone's content to production (backup first)")
-    def restore_v2(body: RestoreRequest, request: Request, caller: AuthenticatedCaller) -> JobAccepted:
-        job_id = _create_restore(request, caller, body)
+    async def restore_v2(body: RestoreRequest, request: Request, caller: AuthenticatedCaller) -> JobAccepted:
+        job_id = await _create_restore(request, caller, body)
         return JobAccepted(job_id=job_id, status="pending", status_url=_status_url(request, job_id))
 
     @app.post("/restore", response_model=JobStatus, deprecated=True,
               responses={**RESTORE_ERRORS, 504: {"model": ErrorBody}}, tags=["v1 (deprecated)"],
               summary="Restore and wait until done (use /api/v2/restore)")
-    def restore_v1(body: RestoreRequest, request: Request, caller: AuthenticatedCaller) -> JobStatus:
-        return _wait_for_job(request.app.state.settings, caller, _create_restore(request, caller, body))
+    async def restore_v1(body: RestoreRequest, request: Request, caller: AuthenticatedCaller) -> JobStatus:
+        return await _wait_for_job(request, caller, await _create_restore(request, caller, body))
 
 
-def _job_status(namespace: str, caller: tenants.Caller, job_id: str) -> JobStatus:
-    """From the apiserver's cache, else (a job made a moment ago) consistently. Another tenant's job
+async def _job_status(namespace: Namespace, caller: tenants.Caller, job_id: str) -> JobStatus:
+    """From the watch, else (a job made a moment ago) consistently. Another tenant's job
     answers exactly like a missing one, after the same calls."""
     if not JOB_ID.fullmatch(job_id):
         raise HTTPException(404, f"no job {job_id}")  # no such id was ever handed out
     for cached in (True, False):
-        clone = _visible(caller, clones.find_clone_by_job(namespace, job_id, cached=cached))
+        clone = _visible(caller, await clones.find_clone_by_job(namespace, job_id, cached=cached))
         if clone is not None:
-            return clones.clone_status(namespace, clone)
-        restore = _visible(caller, restores.find_restore_by_job(namespace, job_id, cached=cached))
+            return await clones.clone_status(namespace, clone)
+        restore = _visible(caller, await restores.find_restore_by_job(namespace, job_id, cached=cached))
         if restore is not None:
             return jobs.restore_job_status(restore)
     raise HTTPException(404, f"no job {job_id}")
@@ -156,56 +155,58 @@ def _visible(caller: tenants.Caller, found: dict[str, Any] | None) -> dict[str, 
     return found if found is not None and tenants.can_see(caller, found) else None
 
 
-def _visible_clone(namespace: str, caller: tenants.Caller, clone_id: str) -> dict[str, Any] | None:
+async def _visible_clone(namespace: Namespace, caller: tenants.Caller, clone_id: str) -> dict[str, Any] | None:
     """The caller's clone by name or else by job id (a name may look like another's job id): another
     tenant's is None, after the same calls."""
-    clone = _visible(caller, clones.find_clone(namespace, clone_id)) if _is_name(clone_id) else None
+    clone = _visible(caller, await clones.find_clone(namespace, clone_id)) if _is_name(clone_id) else None
     if clone is None and JOB_ID.fullmatch(clone_id):
-        clone = _visible(caller, clones.find_clone_by_job(namespace, clone_id))
+        clone = _visible(caller, await clones.find_clone_by_job(namespace, clone_id))
     return clone
 
 
-def _wait_for_job(settings: ApiSettings, caller: tenants.Caller, job_id: str) -> JobStatus:
-    """The legacy v1 calls: block until the job ends, or answer 504 with the job to poll."""
+async def _wait_for_job(request: Request, caller: tenants.Caller, job_id: str) -> JobStatus:
+    """The legacy v1 calls: answer when the job ends, or 504 with the job to poll. A waiting call is a
+    suspended coroutine woken by the watch's changes (at the latest every poll_seconds): no thread."""
+    settings, namespace = request.app.state.settings, _namespace(request)
     deadline = time.monotonic() + settings.v1_timeout_seconds
     while True:
         try:
-            current: JobStatus | None = _job_status(settings.namespace, caller, job_id)
+            current: JobStatus | None = await _job_status(namespace, caller, job_id)
         except HTTPException:
             current = None  # not visible yet
         if current is not None and current.status in ("completed", "failed", "expired"):
             return current
         if time.monotonic() > deadline:
             raise HTTPException(504, {"message": "the job is not done yet; poll its status", "job_id": job_id})
-        time.sleep(settings.poll_seconds)
+        await namespace.next_change(settings.poll_seconds)
 
 
 def _is_name(value: str) -> bool:
     return 0 < len(value) <= 40 and value.replace("-", "").isalnum() and value.islower()
 
 
-def _usage(namespace: str, tenant: str, limits: quotas.Limits) -> quotas.Usage:
-    """From the apiserver's cache, unless it is near a limit: then consistently (a tenant's clone made a
+async def _usage(namespace: Namespace, tenant: str, limits: quotas.Limits) -> quotas.Usage:
+    """From the watch, unless it is near a limit: then consistently (a tenant's clone made a
     moment ago counts; requests at the same moment may still both pass: quotas are soft)."""
     for cached in (True, False):
-        used = quotas.usage(clones.tenant_clones(namespace, tenant, cached=cached),
-                            restores.tenant_restores(namespace, tenant, cached=cached))
+        used = quotas.usage(await clones.tenant_clones(namespace, tenant, cached=cached),
+                            await restores.tenant_restores(namespace, tenant, cached=cached))
         if not quotas.near(limits, used):
             break
     return used
 
 
-def _create_clone(request: Request, caller: tenants.Caller, body: CloneRequest) -> str:
+async def _create_clone(request: Request, caller: tenants.Caller, body: CloneRequest) -> str:
     namespace, limits = _namespace(request), request.app.state.settings.limits()
     too_long = quotas.ttl_refusal(limits, body.ttl_minutes)
     if too_long:
         raise HTTPException(422, too_long)
     try:
         clones.refuse_taken_name(namespace, body.customer_id)  # first: a retried request learns its job
-        over_quota = quotas.clone_refusal(limits, _usage(namespace, caller.tenant, limits))
+        over_quota = quotas.clone_refusal(limits, await _usage(namespace, caller.tenant, limits))
         if over_quota:
             raise HTTPException(429, over_quota)
-        return clones.create_clone(namespace, body, caller.tenant)
+        return await clones.create_clone(namespace, body, caller.tenant)
     except clones.NameTaken as taken:
         raise _name_taken(caller, body.customer_id, taken.clone) from None
 
@@ -219,12 +220,12 @@ def _name_taken(caller: tenants.Caller, customer_id: str, clone: dict[str, Any] 
     return HTTPException(409, f"the customer_id {customer_id} is not available; choose another")
 
 
-def _create_restore(request: Request, caller: tenants.Caller, body: RestoreRequest) -> str:
+async def _create_restore(request: Request, caller: tenants.Caller, body: RestoreRequest) -> str:
     namespace, limits = _namespace(request), request.app.state.settings.limits()
-    over_quota = quotas.job_refusal(limits, _usage(namespace, caller.tenant, limits))
+    over_quota = quotas.job_refusal(limits, await _usage(namespace, caller.tenant, limits))
     if over_quota:
         raise HTTPException(429, over_quota)
     try:
-        return restores.create_restore(namespace, caller, body)
+        return await restores.create_restore(namespace, caller, body)
     except restores.SourceRefused as refused:
         raise HTTPException(refused.status_code, refused.message) from None

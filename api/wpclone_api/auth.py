@@ -15,8 +15,9 @@ from wpclone_api.settings import ApiSettings
 bearer = HTTPBearer(auto_error=False, description="A token from WPCLONE_API_TOKENS (`tenant:token`)")
 
 
-def require_caller(request: Request,
-                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> tenants.Caller:
+async def require_caller(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> tenants.Caller:
     settings: ApiSettings = request.app.state.settings
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})

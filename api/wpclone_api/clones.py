@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from wpclone_api import jobs, watch_cache
+from wpclone_api import jobs
 from wpclone_api.schemas import CloneRequest, JobStatus
-from wpclone_common import constants, kube
+from wpclone_api.watch_cache import Namespace
+from wpclone_common import constants
+from wpclone_common.apiserver import ApiError
 
 
 class NameTaken(Exception):
@@ -20,59 +20,60 @@ class NameTaken(Exception):
         self.clone = clone
 
 
-def find_clone(namespace: str, clone_id: str) -> dict[str, Any] | None:
-    return kube.get(constants.API_VERSION, constants.CLONE_KIND, namespace, clone_id)
+async def find_clone(namespace: Namespace, clone_id: str) -> dict[str, Any] | None:
+    return await namespace.server.get(constants.API_VERSION, constants.CLONE_KIND, namespace.name, clone_id)
 
 
-def find_clone_by_job(namespace: str, job_id: str, *, cached: bool = False) -> dict[str, Any] | None:
-    found = watch_cache.labelled(watch_cache.CLONES, constants.CLONE_KIND, namespace, constants.LABEL_JOB_ID,
-                                 job_id, cached=cached)
+async def find_clone_by_job(namespace: Namespace, job_id: str, *, cached: bool = False) -> dict[str, Any] | None:
+    found = await namespace.labelled(constants.CLONE_KIND, constants.LABEL_JOB_ID, job_id, cached=cached)
     return found[0] if found else None
 
 
-def tenant_clones(namespace: str, tenant: str, *, cached: bool = False) -> list[dict[str, Any]]:
-    return watch_cache.labelled(watch_cache.CLONES, constants.CLONE_KIND, namespace, constants.LABEL_TENANT,
-                                tenant, cached=cached)
+async def tenant_clones(namespace: Namespace, tenant: str, *, cached: bool = False) -> list[dict[str, Any]]:
+    return await namespace.labelled(constants.CLONE_KIND, constants.LABEL_TENANT, tenant, cached=cached)
 
 
-def all_clones(namespace: str) -> list[dict[str, Any]]:
-    return kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace, "")
+async def all_clones(namespace: Namespace) -> list[dict[str, Any]]:
+    return await namespace.server.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace.name, "")
 
 
 def existing_job_id(clone: dict[str, Any]) -> str:
     return str((clone["metadata"].get("labels") or {}).get(constants.LABEL_JOB_ID, clone["metadata"]["name"]))
 
 
-def refuse_taken_name(namespace: str, customer_id: str) -> None:
-    clone = find_clone(namespace, customer_id)
+def refuse_taken_name(namespace: Namespace, customer_id: str) -> None:
+    """A clone the watch shows under that name: a retried request learns its job before anything is
+    written. One the watch has not shown yet is refused by its create (409)."""
+    clone = namespace.clones.named(customer_id)
     if clone is not None:
         raise NameTaken(clone)
 
 
-def create_clone(namespace: str, request: CloneRequest, tenant: str) -> str:
+async def create_clone(namespace: Namespace, request: CloneRequest, tenant: str) -> str:
     """Record the job as a WordPressClone whose source login is in a Secret of its own (the operator
     makes the clone own it): the Secret first, so that the operator finds it."""
     job_id = uuid.uuid4().hex
     secret = jobs.source_secret(request, job_id, tenant)
-    secret["metadata"]["namespace"] = namespace
-    kube.create(secret)
+    secret["metadata"]["namespace"] = namespace.name
+    await namespace.server.create(secret)
     resource = jobs.clone_resource(request, job_id, tenant)
-    resource["metadata"]["namespace"] = namespace
+    resource["metadata"]["namespace"] = namespace.name
     try:
-        kube.create(resource)
-    except ApiException as error:
-        kube.delete("v1", "Secret", namespace, secret["metadata"]["name"])
-        if error.status == 409:  # a concurrent request for the same name won
-            raise NameTaken(find_clone(namespace, request.customer_id)) from None
+        await namespace.server.create(resource)
+    except ApiError as error:
+        await namespace.server.delete("v1", "Secret", namespace.name, secret["metadata"]["name"])
+        if error.status == 409:  # the name is taken: by a concurrent request, or before the watch showed it
+            raise NameTaken(await find_clone(namespace, request.customer_id)) from None
         raise
     return job_id
 
 
-def clone_status(namespace: str, clone: dict[str, Any]) -> JobStatus:
+async def clone_status(namespace: Namespace, clone: dict[str, Any]) -> JobStatus:
     admin_ref = ((clone.get("status") or {}).get("adminSecretRef") or {}).get("name")
-    admin_login = kube.read_secret(namespace, admin_ref) if admin_ref else None
+    admin_login = await namespace.server.read_secret(namespace.name, admin_ref) if admin_ref else None
     return jobs.clone_job_status(clone, admin_login)
 
 
-def delete_clone(namespace: str, clone: dict[str, Any]) -> None:
-    kube.delete(constants.API_VERSION, constants.CLONE_KIND, namespace, clone["metadata"]["name"])
+async def delete_clone(namespace: Namespace, clone: dict[str, Any]) -> None:
+    await namespace.server.delete(constants.API_VERSION, constants.CLONE_KIND, namespace.name,
+                                  clone["metadata"]["name"])

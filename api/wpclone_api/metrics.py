@@ -16,7 +16,7 @@ def instrument(app: FastAPI) -> None:
     # Counts only, no job data: served without a token, like /healthz, for in-cluster scrapers; at
     # /metrics itself (a mounted app would answer it with a redirect to /metrics/).
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.middleware("http")

@@ -6,9 +6,10 @@ import hmac
 import uuid
 from typing import Any
 
-from wpclone_api import clones, jobs, tenants, watch_cache
+from wpclone_api import clones, jobs, tenants
 from wpclone_api.schemas import RestoreRequest, SiteLogin
-from wpclone_common import constants, kube
+from wpclone_api.watch_cache import Namespace
+from wpclone_common import constants
 
 
 class SourceRefused(Exception):
@@ -19,15 +20,13 @@ class SourceRefused(Exception):
         self.status_code, self.message = status_code, message
 
 
-def find_restore_by_job(namespace: str, job_id: str, *, cached: bool = False) -> dict[str, Any] | None:
-    found = watch_cache.labelled(watch_cache.RESTORES, constants.RESTORE_KIND, namespace, constants.LABEL_JOB_ID,
-                                 job_id, cached=cached)
+async def find_restore_by_job(namespace: Namespace, job_id: str, *, cached: bool = False) -> dict[str, Any] | None:
+    found = await namespace.labelled(constants.RESTORE_KIND, constants.LABEL_JOB_ID, job_id, cached=cached)
     return found[0] if found else None
 
 
-def tenant_restores(namespace: str, tenant: str, *, cached: bool = False) -> list[dict[str, Any]]:
-    return watch_cache.labelled(watch_cache.RESTORES, constants.RESTORE_KIND, namespace, constants.LABEL_TENANT,
-                                tenant, cached=cached)
+async def tenant_restores(namespace: Namespace, tenant: str, *, cached: bool = False) -> list[dict[str, Any]]:
+    return await namespace.labelled(constants.RESTORE_KIND, constants.LABEL_TENANT, tenant, cached=cached)
 
 
 def same_site(url: str, other: str) -> bool:
@@ -48,10 +47,10 @@ def is_admin_login(login: SiteLogin, admin: dict[str, str] | None) -> bool:
     return username and password
 
 
-def clone_source(namespace: str, caller: tenants.Caller, source: SiteLogin) -> str | None:
+async def clone_source(namespace: Namespace, caller: tenants.Caller, source: SiteLogin) -> str | None:
     """The name of the caller's clone the restore reads from, once the given login proved to be that
     clone's admin login; None when the source is no clone (a site whose login the operator checks)."""
-    at_url = serving(clones.all_clones(namespace), source.url)
+    at_url = serving(await clones.all_clones(namespace), source.url)
     if not at_url:
         return None
     clone = next((clone for clone in at_url if tenants.can_see(caller, clone)), None)
@@ -59,31 +58,32 @@ def clone_source(namespace: str, caller: tenants.Caller, source: SiteLogin) -> s
         raise SourceRefused(404, f"no clone of yours serves {source.url}")
     name = str(clone["metadata"]["name"])
     admin_ref = ((clone.get("status") or {}).get("adminSecretRef") or {}).get("name")
-    if not is_admin_login(source, kube.read_secret(namespace, admin_ref) if admin_ref else None):
+    admin = await namespace.server.read_secret(namespace.name, admin_ref) if admin_ref else None
+    if not is_admin_login(source, admin):
         raise SourceRefused(403, f"the source login is not the admin login of the clone {name} "
                                  "(the username and password its clone job returned)")
     return name
 
 
-def create_restore(namespace: str, caller: tenants.Caller, request: RestoreRequest) -> str:
+async def create_restore(namespace: Namespace, caller: tenants.Caller, request: RestoreRequest) -> str:
     job_id = uuid.uuid4().hex
-    clone_name = clone_source(namespace, caller, request.source)
+    clone_name = await clone_source(namespace, caller, request.source)
     resource = jobs.restore_resource(request, job_id, caller.tenant, clone_name)
-    resource["metadata"]["namespace"] = namespace
+    resource["metadata"]["namespace"] = namespace.name
     name = resource["metadata"]["name"]
     logins = [(f"{name}-target-login", request.target)]
     if clone_name is None:
         logins.append((f"{name}-source-login", request.source))
     for secret_name, login in logins:
         secret = jobs.login_secret(secret_name, login, job_id, caller.tenant)
-        secret["metadata"]["namespace"] = namespace
-        kube.apply(secret)
+        secret["metadata"]["namespace"] = namespace.name
+        await namespace.server.apply(secret)
     try:
-        created = kube.create(resource)
+        created = await namespace.server.create(resource)
     except Exception:
         for secret_name, _ in logins:
-            kube.delete("v1", "Secret", namespace, secret_name)
+            await namespace.server.delete("v1", "Secret", namespace.name, secret_name)
         raise
     for secret_name, _ in logins:
-        kube.patch_metadata("v1", "Secret", namespace, secret_name, jobs.owned_by(created))
+        await namespace.server.patch_metadata("v1", "Secret", namespace.name, secret_name, jobs.owned_by(created))
     return job_id

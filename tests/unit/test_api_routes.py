@@ -2,90 +2,23 @@
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from kubernetes.client.exceptions import ApiException
 
+from tests.unit.fake_apiserver import FakeKube
 from wpclone_api.app import create_app
 from wpclone_api.settings import ApiSettings
-from wpclone_common import kube
 
 TOKENS = {"acme": "token-acme", "globex": "token-globex"}
 
 
-class FakeKube:
-    """The few calls the API makes, on a dict; every call is recorded (verb, kind) to compare paths."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
-        self.calls: list[tuple[str, str]] = []
-        self.not_cached_yet: set[str] = set()  # names the apiserver's watch cache has not seen yet
-
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("create", manifest["kind"]))
-        key = (manifest["kind"], manifest["metadata"]["name"])
-        if key in self.objects:
-            raise ApiException(status=409, reason="AlreadyExists")
-        stored = copy.deepcopy(manifest)
-        stored["metadata"]["uid"] = uuid.uuid4().hex
-        self.objects[key] = stored
-        return copy.deepcopy(stored)
-
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("apply", manifest["kind"]))
-        self.objects[(manifest["kind"], manifest["metadata"]["name"])] = copy.deepcopy(manifest)
-        return manifest
-
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        self.calls.append(("get", kind))
-        return copy.deepcopy(self.objects.get((kind, name)))
-
-    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
-        self.calls.append(("get", "Secret"))
-        secret = self.objects.get(("Secret", name))
-        return dict(secret["stringData"]) if secret else None
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        self.calls.append(("delete", kind))
-        return self.objects.pop((kind, name), None) is not None
-
-    def list_objects(self, api_version: str, kind: str, namespace: str, label_selector: str, *,
-                     cached: bool = False) -> list[dict[str, Any]]:
-        self.calls.append(("list" if not cached else "cached list", kind))
-        wanted = dict(term.split("=", 1) for term in label_selector.split(",") if term)
-        return [copy.deepcopy(item) for (item_kind, name), item in self.objects.items() if item_kind == kind
-                and wanted.items() <= (item["metadata"].get("labels") or {}).items()
-                and not (cached and name in self.not_cached_yet)]
-
-    def patch_metadata(self, api_version: str, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
-        self.calls.append(("patch", kind))
-        self.objects[(kind, name)]["metadata"].update(metadata)
-
-    def of_kind(self, kind: str) -> list[str]:
-        return sorted(name for item_kind, name in self.objects if item_kind == kind)
-
-    def make_ready(self, name: str) -> str:
-        """What the operator does: the clone serves, its admin login is in its Secret."""
-        clone = self.objects[("WordPressClone", name)]
-        clone["status"] = {"phase": "Ready", "url": f"https://{name}.clones.example",
-                           "adminSecretRef": {"name": f"{name}-admin"}}
-        self.objects[("Secret", f"{name}-admin")] = {
-            "kind": "Secret", "metadata": {"name": f"{name}-admin"},
-            "stringData": {"username": "admin", "password": f"generated-for-{name}", "migrator-token": "m"}}
-        return str(clone["status"]["url"])
-
-
 @pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
-    fake = FakeKube()
-    for name in ("create", "apply", "get", "read_secret", "delete", "list_objects", "patch_metadata"):
-        monkeypatch.setattr(kube, name, getattr(fake, name))
-    return fake
+def cluster() -> FakeKube:
+    return FakeKube()
 
 
 def settings(**overrides: Any) -> ApiSettings:
@@ -98,7 +31,7 @@ def settings(**overrides: Any) -> ApiSettings:
 
 @pytest.fixture
 def api(cluster: FakeKube) -> Iterator[TestClient]:
-    with TestClient(create_app(settings(max_clones_per_tenant=2, max_ttl_minutes=120))) as client:
+    with TestClient(create_app(settings(max_clones_per_tenant=2, max_ttl_minutes=120), cluster)) as client:
         yield client
 
 
@@ -124,8 +57,8 @@ def start_clone(api: TestClient, tenant: str, customer_id: str) -> str:
 
 def test_what_the_api_creates_is_labelled_with_the_callers_tenant(api: TestClient, cluster: FakeKube) -> None:
     start_clone(api, "acme", "acme-shop")
-    (clone,) = cluster.list_objects("", "WordPressClone", "jobs", "wpclone.dev/tenant=acme")
-    (login,) = cluster.list_objects("", "Secret", "jobs", "wpclone.dev/tenant=acme,wpclone.dev/credentials=true")
+    (clone,) = cluster.stored("WordPressClone", "wpclone.dev/tenant=acme")
+    (login,) = cluster.stored("Secret", "wpclone.dev/tenant=acme,wpclone.dev/credentials=true")
     assert clone["spec"]["source"]["credentialsSecretRef"]["name"] == login["metadata"]["name"]
 
 
@@ -224,7 +157,7 @@ def test_a_restore_from_ones_own_clone_needs_its_admin_login(api: TestClient, cl
 
     right = api.post("/api/v2/restore", json=restore_body(url, "generated-for-acme-shop"), headers=as_("acme"))
     assert right.status_code == 202, right.text
-    (restore,) = cluster.list_objects("", "CloneRestore", "jobs", "wpclone.dev/tenant=acme")
+    (restore,) = cluster.stored("CloneRestore", "wpclone.dev/tenant=acme")
     assert restore["spec"]["source"] == {"cloneRef": {"name": "acme-shop"}}
     target = cluster.objects[("Secret", restore["spec"]["target"]["credentialsSecretRef"]["name"])]
     assert target["metadata"]["labels"]["wpclone.dev/credentials"] == "true"
@@ -234,7 +167,7 @@ def test_a_restore_from_ones_own_clone_needs_its_admin_login(api: TestClient, cl
 def test_a_restore_from_a_site_that_is_no_clone_keeps_its_login(api: TestClient, cluster: FakeKube) -> None:
     answer = api.post("/api/v2/restore", json=restore_body("https://staging.example.com", "pw"), headers=as_("globex"))
     assert answer.status_code == 202
-    (restore,) = cluster.list_objects("", "CloneRestore", "jobs", "wpclone.dev/tenant=globex")
+    (restore,) = cluster.stored("CloneRestore", "wpclone.dev/tenant=globex")
     source = cluster.objects[("Secret", restore["spec"]["source"]["credentialsSecretRef"]["name"])]
     assert source["stringData"]["password"] == "pw"
 
@@ -252,7 +185,7 @@ def test_quotas_count_per_tenant(api: TestClient, cluster: FakeKube) -> None:
 
 
 def test_running_jobs_count_clones_at_work_and_restores(cluster: FakeKube) -> None:
-    with TestClient(create_app(settings(max_running_jobs_per_tenant=1))) as api:
+    with TestClient(create_app(settings(max_running_jobs_per_tenant=1), cluster)) as api:
         start_clone(api, "acme", "one")
         busy = api.post("/api/v2/restore", json=restore_body("https://staging.example.com", "pw"), headers=as_("acme"))
         assert busy.status_code == 429 and "at most 1 may run at once" in busy.json()["message"]
@@ -269,7 +202,7 @@ def test_a_ttl_over_the_maximum_is_a_422(api: TestClient, cluster: FakeKube) -> 
 
 
 def test_a_token_over_its_rate_gets_429_with_retry_after(cluster: FakeKube) -> None:
-    with TestClient(create_app(settings(rate_limit_per_second=0.5, rate_limit_burst=2))) as api:
+    with TestClient(create_app(settings(rate_limit_per_second=0.5, rate_limit_burst=2), cluster)) as api:
         answers = [api.get("/api/v2/job-status/x", headers=as_("acme")) for _ in range(3)]
         assert [answer.status_code for answer in answers] == [404, 404, 429]
         assert answers[2].headers["Retry-After"] == "2"
@@ -281,7 +214,7 @@ def test_a_bare_token_of_an_earlier_install_is_the_default_tenant(cluster: FakeK
     cluster.objects[("WordPressClone", "legacy")] = {
         "kind": "WordPressClone", "metadata": {"name": "legacy", "labels": {
             "wpclone.dev/job-id": "a" * 32, "app.kubernetes.io/managed-by": "wpclone-api"}}}
-    with TestClient(create_app(ApiSettings(tokens="old-token", namespace="jobs", watch_cache=False))) as api:
+    with TestClient(create_app(ApiSettings(tokens="old-token", namespace="jobs", watch_cache=False), cluster)) as api:
         legacy = {"Authorization": "Bearer old-token"}
         assert api.get(f"/api/v2/job-status/{'a' * 32}", headers=legacy).status_code == 200
         start_clone_as_default = api.post("/api/v2/clone", json=clone_body("new"), headers=legacy)
