@@ -4,7 +4,7 @@
 
 No operator runs: this measures the API's own path. For each number of concurrent clients it times
 `POST /api/v2/clone` (validation, auth, quota, Secret + WordPressClone) and the floor: the same two
-writes (a Secret, then a WordPressClone) issued by a raw async HTTP client (httpx, the kubeconfig's
+writes (a Secret, then a WordPressClone) issued by a raw async HTTP client (aiohttp, the kubeconfig's
 client certificate) at the same concurrency, in the same run; then `GET /api/v2/job-status/{id}` of
 the jobs just made, at that concurrency. Prints p50, p99 and throughput of each and the API/floor
 ratios; no thresholds.
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import aiohttp
 import yaml
 
 from testenv import api_process, cluster, operator_process
@@ -76,14 +76,15 @@ def request_body() -> dict[str, object]:
             "customer_id": f"b{uuid.uuid4().hex[:12]}", "ttl_minutes": 30}
 
 
-def raw_client(kubeconfig: Path, clients: int) -> httpx.AsyncClient:
-    """The apiserver as the kubeconfig reaches it: its CA, the admin's client certificate."""
+def raw_client(kubeconfig: Path, clients: int) -> aiohttp.ClientSession:
+    """The apiserver as the kubeconfig reaches it: its CA, the admin's client certificate. aiohttp: of
+    the async clients measured here (`bench.bench_kube_clients`) the fastest at many connections."""
     config = yaml.safe_load(kubeconfig.read_text())
     server, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
     context = ssl.create_default_context(cafile=server["certificate-authority"])
     context.load_cert_chain(user["client-certificate"], user["client-key"])
-    return httpx.AsyncClient(base_url=server["server"], verify=context, timeout=60,
-                             limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients))
+    return aiohttp.ClientSession(server["server"], connector=aiohttp.TCPConnector(ssl=context, limit=clients),
+                                 timeout=aiohttp.ClientTimeout(total=60))
 
 
 async def floor_run(kubeconfig: Path, clients: int, requests: int) -> Run:
@@ -93,25 +94,26 @@ async def floor_run(kubeconfig: Path, clients: int, requests: int) -> Run:
             for path, body in ((f"/api/v1/namespaces/{NAMESPACE}/secrets", jobs.source_secret(request, job_id, "b")),
                                (f"/apis/wpclone.dev/v1alpha1/namespaces/{NAMESPACE}/wordpressclones",
                                 jobs.clone_resource(request, job_id, "b"))):
-                answer = await http.post(path, json=body)
-                assert answer.status_code == 201, answer.text
+                async with http.post(path, json=body) as answer:
+                    assert answer.status == 201, await answer.text()
         return await timed(clients, requests, job)
 
 
 async def api_runs(url: str, token: str, clients: int, requests: int) -> tuple[Run, Run]:
     """POST /api/v2/clone, then GET /api/v2/job-status of each job made."""
     made: list[str] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=120) as http:
+    async with aiohttp.ClientSession(url, headers={"Authorization": f"Bearer {token}"},
+                                     connector=aiohttp.TCPConnector(limit=clients),
+                                     timeout=aiohttp.ClientTimeout(total=120)) as http:
         async def create(_: int) -> None:
-            answer = await http.post("/api/v2/clone", json=request_body())
-            assert answer.status_code == 202, answer.text
-            made.append(answer.json()["job_id"])
+            async with http.post("/api/v2/clone", json=request_body()) as answer:
+                assert answer.status == 202, await answer.text()
+                made.append((await answer.json())["job_id"])
 
         async def status(index: int) -> None:
-            answer = await http.get(f"/api/v2/job-status/{made[index % len(made)]}")
-            assert answer.status_code == 200, answer.text
+            async with http.get(f"/api/v2/job-status/{made[index % len(made)]}") as answer:
+                assert answer.status == 200, await answer.text()
+                await answer.read()
 
         created = await timed(clients, requests, create)
         return created, await timed(clients, requests, status)

@@ -1,9 +1,9 @@
-"""The Kubernetes API over plain async HTTP: the few calls the REST API makes, none holding a thread.
+"""The Kubernetes API over plain async HTTP (aiohttp): the few calls the REST API makes, none holding a thread.
 
-Chosen by measurement (`bench.bench_kube_clients`): the generated clients add milliseconds of their
-own per call to what the apiserver takes. Credentials are those the kubernetes client would use (the
-ServiceAccount in a pod, else the kubeconfig); a ServiceAccount token is read again as the kubelet
-rotates it.
+Chosen by measurement (`bench.bench_kube_clients`): the generated clients, and httpx's connection pool
+at many connections, add their own time per call to what the apiserver takes. Credentials are those
+the kubernetes client would use (the ServiceAccount in a pod, else the kubeconfig); a ServiceAccount
+token is read again as the kubelet rotates it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import base64
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from kubernetes import client, config
 
 from wpclone_common import constants
@@ -38,39 +38,36 @@ class ApiError(Exception):
         self.status, self.reason, self.message = status, reason, message or reason
 
 
-class _TokenFile(httpx.Auth):
-    """A rotated ServiceAccount token: read again at most once a minute."""
+class _Token:
+    """The bearer token to send: a kubeconfig's (fixed), or a ServiceAccount's, read again at most once a
+    minute as the kubelet rotates it."""
 
-    def __init__(self, path: Path) -> None:
-        self._path, self._token, self._read_at = path, "", 0.0
+    def __init__(self, fixed: str = "", path: Path | None = None) -> None:
+        self._value, self._path, self._read_at = fixed, path, 0.0
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if time.monotonic() - self._read_at > TOKEN_REREAD_SECONDS:
-            self._token, self._read_at = self._path.read_text().strip(), time.monotonic()
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
+    def header(self) -> dict[str, str]:
+        if self._path is not None and time.monotonic() - self._read_at > TOKEN_REREAD_SECONDS:
+            self._value, self._read_at = f"Bearer {self._path.read_text().strip()}", time.monotonic()
+        return {"Authorization": self._value} if self._value else {}
 
 
-def _connection(connections: int) -> httpx.AsyncClient:
+def _connection(connections: int) -> tuple[aiohttp.ClientSession, _Token]:
     settings = client.Configuration()
-    in_cluster = True
     try:
         config.load_incluster_config(client_configuration=settings)
+        token = _Token(path=SERVICE_ACCOUNT_TOKEN)
     except config.ConfigException:
-        in_cluster = False
         config.load_kube_config(client_configuration=settings)
+        token = _Token(fixed=settings.api_key.get("authorization", ""))
     context = ssl.create_default_context(cafile=settings.ssl_ca_cert)
     if not settings.verify_ssl:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     if settings.cert_file:
         context.load_cert_chain(settings.cert_file, settings.key_file)
-    auth: httpx.Auth | None = _TokenFile(SERVICE_ACCOUNT_TOKEN) if in_cluster else None
-    headers = {}
-    if not in_cluster and settings.api_key.get("authorization"):
-        headers["Authorization"] = settings.api_key["authorization"]
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=settings.host, verify=context, auth=auth, headers=headers, limits=limits,
-                             timeout=httpx.Timeout(30.0))
+    # An object is at most 1.5 MiB in etcd: a watch event's line fits in the read buffer.
+    session = aiohttp.ClientSession(settings.host, connector=aiohttp.TCPConnector(ssl=context, limit=connections),
+                                    timeout=aiohttp.ClientTimeout(total=30), read_bufsize=4 * 1024 * 1024)
+    return session, token
 
 
 def collection_path(api_version: str, kind: str, namespace: str) -> str:
@@ -81,21 +78,23 @@ def collection_path(api_version: str, kind: str, namespace: str) -> str:
 class ApiServer:
     """One namespace-scoped conversation with the apiserver over a pool of kept-alive connections."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
+    def __init__(self, http: aiohttp.ClientSession, token: _Token | None = None) -> None:
+        self._http, self._token = http, token or _Token()
 
     @classmethod
     def connect(cls, connections: int = 64) -> ApiServer:
-        return cls(_connection(connections))
+        return cls(*_connection(connections))
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
-    async def _call(self, method: str, path: str, **options: Any) -> dict[str, Any]:
-        answer = await self._http.request(method, path, **options)
-        if answer.status_code >= 400:
-            raise _refusal(answer)
-        return dict(answer.json())
+    async def _call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                    **options: Any) -> dict[str, Any]:
+        async with self._http.request(method, path, headers={**self._token.header(), **(headers or {})},
+                                      **options) as answer:
+            if answer.status >= 400:
+                raise await _refusal(answer)
+            return dict(await answer.json(content_type=None))
 
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         path = collection_path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"])
@@ -105,7 +104,7 @@ class ApiServer:
         """Server-side apply: creates or converges the object, whatever it looks like now."""
         metadata = manifest["metadata"]
         path = f"{collection_path(manifest['apiVersion'], manifest['kind'], metadata['namespace'])}/{metadata['name']}"
-        return await self._call("PATCH", path, content=json.dumps(manifest),
+        return await self._call("PATCH", path, data=json.dumps(manifest),
                                 params={"fieldManager": FIELD_MANAGER, "force": "true"},
                                 headers={"Content-Type": "application/apply-patch+yaml"})
 
@@ -137,7 +136,7 @@ class ApiServer:
     async def patch_metadata(self, api_version: str, kind: str, namespace: str, name: str,
                              metadata: dict[str, Any]) -> None:
         await self._call("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}",
-                         content=json.dumps({"metadata": metadata}),
+                         data=json.dumps({"metadata": metadata}),
                          headers={"Content-Type": "application/merge-patch+json"})
 
     async def list_objects(self, api_version: str, kind: str, namespace: str, label_selector: str, *,
@@ -160,13 +159,13 @@ class ApiServer:
         old raises (ApiError 410): list again."""
         params = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                   "timeoutSeconds": str(WATCH_SECONDS)}
-        async with self._http.stream("GET", collection_path(api_version, kind, namespace), params=params,
-                                     timeout=httpx.Timeout(30.0, read=WATCH_SECONDS + 30)) as answer:
-            if answer.status_code >= 400:
-                await answer.aread()
-                raise _refusal(answer)
-            async for line in answer.aiter_lines():
-                if not line:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_SECONDS + 30)
+        async with self._http.get(collection_path(api_version, kind, namespace), params=params,
+                                  headers=self._token.header(), timeout=timeout) as answer:
+            if answer.status >= 400:
+                raise await _refusal(answer)
+            async for line in answer.content:
+                if not line.strip():
                     continue
                 event = json.loads(line)
                 if event["type"] == "ERROR":
@@ -175,10 +174,10 @@ class ApiServer:
                 yield event["type"], event["object"]
 
 
-def _refusal(answer: httpx.Response) -> ApiError:
+async def _refusal(answer: aiohttp.ClientResponse) -> ApiError:
+    phrase = answer.reason or str(answer.status)
     try:
-        status = answer.json()
-        return ApiError(answer.status_code, str(status.get("reason") or answer.reason_phrase),
-                        str(status.get("message") or ""))
-    except ValueError:
-        return ApiError(answer.status_code, answer.reason_phrase)
+        status = json.loads(await answer.read())
+        return ApiError(answer.status, str(status.get("reason") or phrase), str(status.get("message") or ""))
+    except (ValueError, AttributeError):
+        return ApiError(answer.status, phrase)
