@@ -293,7 +293,8 @@ def _kubelet_config(base: Path, ca_cert: Path, serving: tuple[Path, Path], healt
         "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%",
                          "nodefs.inodesFree": "1%"},
         "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
-        "serializeImagePulls": False, "maxPods": 110, "podPidsLimit": 4096,
+        # The pod bridge is a /24: room for 250 pods (the scale bench runs 200 clones at once).
+        "serializeImagePulls": False, "maxPods": 250, "podPidsLimit": 4096,
         "syncFrequency": "5s", "fileCheckFrequency": "5s", "nodeStatusUpdateFrequency": "5s",
         "volumeStatsAggPeriod": "0s",
     }

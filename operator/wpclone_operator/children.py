@@ -17,9 +17,6 @@ WP_CONTENT_PATH = "/var/www/html/wp-content"
 # Outside wp-content, so that the source's own mu-plugins (copied into the clone's wp-content) stay visible.
 MU_PLUGINS_PATH = "/opt/wpclone/mu-plugins"
 TABLE_PREFIX = "wp_"
-# Limits by default: a clone runs code its admins upload, and one busy clone must not starve its node.
-DEFAULT_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
-                     "limits": {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "1Gi"}}
 WWW_DATA = 33  # Debian's www-data, whom both the official image and Debian's WordPress run Apache as
 
 # Loaded by every clone beside the migrator (see mu_plugins_loader): a clone never gets indexed, never
@@ -187,7 +184,7 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
 
 
 def deployment(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
-    resources = clone.spec.resources.model_dump() if clone.spec.resources else DEFAULT_RESOURCES
+    resources = clone.spec.resources.model_dump() if clone.spec.resources else settings.clone_resources
     probe_headers = [{"name": "Host", "value": host(clone, settings)}]
     container: dict[str, Any] = {
         "name": "wordpress",

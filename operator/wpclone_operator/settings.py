@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     default_ttl_minutes: int = Field(30, ge=1)
     max_ttl_minutes: int = Field(1440, ge=1)
     concurrency: int = Field(4, ge=1, description="clones provisioned or copied at the same time")
+    # A clone's pod without spec.resources (JSON in WPCLONE_CLONE_RESOURCES). Limits by default: a clone
+    # runs code its admins upload, and one busy clone must not starve its node. The CPU request decides
+    # how many clones a node holds: 50m, 40 per 2 cores; an idle clone uses far less.
+    clone_resources: dict[str, dict[str, str]] = Field(default_factory=lambda: {
+        "requests": {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "1Gi"}})
+    worker_limit: int = Field(100, ge=1, description="objects whose events are handled at the same time")
     namespaces: list[str] = Field(default_factory=list, description="empty: all namespaces")
     observe_seconds: float = Field(5.0, gt=0, description="how often TTL and pod readiness are checked")
     retry_delay_seconds: float = Field(5.0, gt=0)

@@ -196,6 +196,7 @@ def test_every_setting_the_chart_passes_is_read_by_the_operator_and_api(monkeypa
     assert settings.clone_db_host == "db.internal:3306"
     assert settings.namespaces == []
     assert (settings.keep_migrator, settings.backup_retention) == (False, 3)
+    assert settings.clone_resources["requests"] == {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "64Mi"}
 
 
 def test_existing_secrets_are_used_by_name_and_key_and_never_rendered() -> None:

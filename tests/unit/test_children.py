@@ -74,6 +74,15 @@ def test_overrides_from_the_spec(settings: Settings) -> None:
     assert children.url(clone, settings) == "https://preview.example.org"
 
 
+def test_a_clone_without_resources_of_its_own_gets_the_settings_ones(settings: Settings) -> None:
+    (container,) = children.deployment(make_clone(), settings)["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == settings.clone_resources
+    assert container["resources"]["limits"]["memory"] == "512Mi"  # a clone runs uploaded code: limited by default
+    small = settings.model_copy(update={"clone_resources": {"requests": {"cpu": "10m"}}})
+    (container,) = children.deployment(make_clone(), small)["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == {"requests": {"cpu": "10m"}}
+
+
 def test_ingress_follows_settings(settings: Settings) -> None:
     ingress = children.ingress(make_clone(), settings)
     assert ingress["spec"]["ingressClassName"] == "nginx"

@@ -1,0 +1,185 @@
+"""The operator at scale: many clones requested at once through the API, on the real node, then deleted at once.
+
+    .venv/bin/python -m bench.bench_scale [--clones 50] [--objects 1000] [--concurrency 4] [--clone-cpu 50m]
+
+Starts the whole local stack (control plane, the real node, MariaDB, the ingress router, the operator, the
+API) and one small seeded WordPress site; the operator copies `--concurrency` clones at a time and gives
+each clone pod `--clone-cpu` and `--clone-memory` as requests (what decides how many fit on the node). Then:
+1. `--clones` clones of it requested at once through `POST /api/v2/clone`, each followed through its
+   job-status until completed or failed: success rate, time to the first and last Ready, the operator's
+   and the API's memory (RSS now, and its peak).
+2. All of them deleted at once through `DELETE /api/v2/delete/{id}`: time until every WordPressClone is
+   gone and no clone database or MySQL user is left.
+3. `--objects` WordPressClones present at once, recorded as Expired (made while the operator is
+   stopped, so that none provisions a pod), the operator started on them: its memory once it has
+   resumed them all. No thresholds: numbers to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bench.bench_api import raw_client
+from testenv import stack, wordpress
+from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
+from wpclone_common import constants
+
+POLL_SECONDS = 0.5
+GIVE_UP_SECONDS = 900  # a clone that never gets a pod must not hold the bench forever
+MIB = 1024 * 1024
+
+
+def memory(pid: int) -> str:
+    """RSS and peak RSS of a process, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    rss, peak = (int(fields[key].split()[0]) * 1024 / MIB for key in ("VmRSS", "VmHWM"))
+    return f"RSS {rss:.0f} MiB (peak {peak:.0f} MiB)"
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time used so far: by the process `pid` (user + system), or by the whole machine (all but idle)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    if pid is not None:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+    values = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / ticks  # less idle and iowait
+
+
+async def one_clone(http: aiohttp.ClientSession, source: wordpress.WordPressSite, number: int,
+                    begin: float) -> tuple[str, str, float]:
+    """(clone id, final job status, seconds from the burst's start to that status)."""
+    body = {"source_url": source.url, "source_username": source.admin_user, "source_password": source.admin_password,
+            "customer_id": f"scale-{number}", "ttl_minutes": 60}
+    async with http.post("/api/v2/clone", json=body) as answer:
+        accepted = await answer.json()
+        if answer.status != 202:
+            return f"scale-{number}", f"refused {answer.status}: {accepted}", time.perf_counter() - begin
+    while True:
+        async with http.get(f"/api/v2/job-status/{accepted['job_id']}") as answer:
+            job = await answer.json()
+        if job["status"] in ("completed", "failed", "expired"):
+            state = job["status"] if job["status"] == "completed" else f"{job['status']}: {job['error']}"
+            return job["clone_id"], state, time.perf_counter() - begin
+        if time.perf_counter() - begin > GIVE_UP_SECONDS:
+            return job["clone_id"], f"still {job['status']}: {job['error']}", time.perf_counter() - begin
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def leftovers(running: stack.Stack) -> tuple[int, int, int]:
+    """(WordPressClones, clone databases, clone MySQL users) still present."""
+    clones = len(json.loads(running.control_plane.kubectl("get", "wpc", "-A", "-o", "json"))["items"])
+    databases = running.database.sql(
+        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'wpc\\_%'")
+    users = running.database.sql("SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'wpc\\_%'")
+    return clones, int(databases.split()[-1]), int(users.split()[-1])
+
+
+async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: int) -> None:
+    assert running.api is not None and running.operator is not None and running.operator.server is not None
+    async with aiohttp.ClientSession(running.api.url, headers={"Authorization": f"Bearer {running.api.token}"},
+                                     connector=aiohttp.TCPConnector(limit=count),
+                                     timeout=aiohttp.ClientTimeout(total=1800)) as http:
+        operator_pid = running.operator.server.process.pid
+        begin, machine_before, operator_before = time.perf_counter(), cpu_seconds(), cpu_seconds(operator_pid)
+        done = await asyncio.gather(*(one_clone(http, source, number, begin) for number in range(count)))
+        wall, machine, operator = (time.perf_counter() - begin, cpu_seconds() - machine_before,
+                                   cpu_seconds(operator_pid) - operator_before)
+        ready = sorted(seconds for _, state, seconds in done if state == "completed")
+        print(f"--- {count} clones requested at once through the API")
+        print(f"completed {len(ready)}/{count} ({100 * len(ready) / count:.0f} %)"
+              + (f"; first Ready after {ready[0]:.1f} s, last after {ready[-1]:.1f} s" if ready else ""))
+        cores = os.cpu_count() or 1
+        print(f"CPU: the machine busy {machine:.0f} s of {wall * cores:.0f} core-seconds "
+              f"({100 * machine / (wall * cores):.0f} %), the operator {operator:.0f} s")
+        for name, state, _ in done:
+            if state != "completed":
+                print(f"  {name}: {state}")
+        print(f"operator {memory(running.operator.server.process.pid)}; "
+              f"API {memory(running.api.server.process.pid)}")
+
+        present = leftovers(running)
+        begin = time.perf_counter()
+        answers = await asyncio.gather(*(http.delete(f"/api/v2/delete/{name}") for name, _, _ in done))
+        refused = [answer.status for answer in answers if answer.status != 202]
+        left = leftovers(running)
+        while any(left) and time.perf_counter() - begin < 600:
+            await asyncio.sleep(POLL_SECONDS)
+            left = leftovers(running)
+        print(f"--- {count} deletes at once: {len(refused)} refused; {'all gone' if not any(left) else 'NOT all gone'}"
+              f" after {time.perf_counter() - begin:.1f} s (clones, databases, users: {present} before, {left} left)")
+
+
+async def many_objects(running: stack.Stack, source: wordpress.WordPressSite, count: int) -> None:
+    """`count` Expired WordPressClones made while the operator is stopped; its memory once it resumed them."""
+    assert running.operator is not None
+    running.operator.stop()
+    plane = running.control_plane
+    path = f"/apis/{constants.API_VERSION}/namespaces/wpclone/{constants.CLONE_PLURAL}"
+    async with raw_client(plane.kubeconfig, 20) as http:
+        async def one(number: int) -> None:
+            body = {"apiVersion": constants.API_VERSION, "kind": constants.CLONE_KIND,
+                    "metadata": {"name": f"idle-{number}"},
+                    "spec": {"source": {"url": source.url, "credentialsSecretRef": {"name": "absent"}}}}
+            async with http.post(path, json=body) as answer:
+                assert answer.status == 201, await answer.text()
+            async with http.patch(f"{path}/idle-{number}/status", data=json.dumps({"status": {"phase": "Expired"}}),
+                                  headers={"Content-Type": "application/merge-patch+json"}) as answer:
+                assert answer.status == 200, await answer.text()
+
+        for start in range(0, count, 20):
+            await asyncio.gather(*(one(number) for number in range(start, min(count, start + 20))))
+    running.operator.start()
+    assert running.operator.server is not None
+    print(f"--- {count} WordPressClones present (Expired), after the operator's start:")
+    started = time.perf_counter()
+    for seconds in (10, 30, 60):  # every object resumed, and its timers (if any) run several times
+        await asyncio.sleep(seconds - (time.perf_counter() - started))
+        print(f"  {seconds} s: operator {memory(running.operator.server.process.pid)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clones", type=int, default=50)
+    parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=4, help="the operator's WPCLONE_CONCURRENCY")
+    parser.add_argument("--clone-cpu", default="50m", help="each clone pod's CPU request")
+    parser.add_argument("--clone-memory", default="128Mi", help="each clone pod's memory request")
+    chosen = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="wpclone-bench-scale-"))
+    running = stack.start_stack(base, site_count=0, with_wpclone=True)
+    try:
+        (source,) = wordpress.create_sites(1, running.database, base / "sites")
+        install_migrator_as_mu_plugin(source.docroot)
+        running.sites.append(source)
+        assert running.operator is not None
+        resources = {"requests": {"cpu": chosen.clone_cpu, "memory": chosen.clone_memory},
+                     "limits": {"cpu": "1", "memory": "512Mi"}}
+        running.operator.env.update({"WPCLONE_CONCURRENCY": str(chosen.concurrency),
+                                     "WPCLONE_CLONE_RESOURCES": json.dumps(resources)})
+        running.operator.restart()
+        assert running.operator.server is not None
+        print(f"operator concurrency {chosen.concurrency}, clone pods request {chosen.clone_cpu} CPU, "
+              f"{chosen.clone_memory}; idle: operator {memory(running.operator.server.process.pid)}")
+        if chosen.clones:
+            asyncio.run(burst(running, source, chosen.clones))
+        if chosen.objects:
+            asyncio.run(many_objects(running, source, chosen.objects))
+    finally:
+        running.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
