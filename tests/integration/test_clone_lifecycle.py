@@ -24,6 +24,8 @@ from tests.helpers import apply, clone_manifest, condition, credentials_secret, 
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker, restart
 from tests.security.test_migrator_sessions import REQUEST_LOG
+from wpclone_common.resources import WordPressClone
+from wpclone_operator import children
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site
@@ -120,6 +122,42 @@ def test_deleting_a_clone_drops_its_database_and_user(
     assert not database_exists(mariadb, prefix)
     assert not user_exists()
     assert get_json(control_plane, namespace, "wpc", "gone") is None
+
+
+def test_fifty_clones_deleted_at_once_are_all_gone_with_their_databases_and_users_at_the_first_try(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        site: WordPressSite) -> None:
+    """Provisioned (database, user, Secrets, Deployment, Service, Ingress), with pods that ask for more CPU
+    than any node has: all of a clone's cleanup runs, and no 50 containers start on the test node."""
+    names = [f"many-{index}" for index in range(50)]
+    unschedulable = {"requests": {"cpu": "64"}}
+    apply(control_plane, namespace, login(site), *(clone_manifest(name, site.url, resources=unschedulable)
+                                                   for name in names))
+
+    def provisioned() -> list[dict]:
+        clones = (get_json(control_plane, namespace, "wpc") or {}).get("items", [])
+        done = [clone for clone in clones if clone["metadata"]["name"] in names
+                and (condition(clone, "DatabaseReady") or {}).get("status") == "True"]
+        return done if len(done) == len(names) else []
+    clones = eventually(provisioned, timeout=180, what="50 clones with their databases and users")
+    users = sorted(children.database_user(WordPressClone.from_body(clone)) for clone in clones)
+    prefix = f"wpc_{namespace.replace('-', '_')[:20]}_many_"
+    listed = "', '".join(users)
+
+    def users_left() -> int:
+        return int(mariadb.sql(f"SELECT COUNT(*) FROM mysql.user WHERE User IN ('{listed}')"))
+    assert len(database_exists(mariadb, prefix)) == 50 and users_left() == 50
+
+    control_plane.kubectl("delete", "-n", namespace, "wpc", *names, "--wait=false")
+    eventually(lambda: not any(clone["metadata"]["name"] in names for clone in
+                               (get_json(control_plane, namespace, "wpc") or {}).get("items", [])),
+               timeout=120, what="all 50 clones to be gone")
+    assert database_exists(mariadb, prefix) == [] and users_left() == 0
+    retried = [entry["message"] for line in operator.log_path.read_text().splitlines() if line.startswith("{")
+               and (entry := json.loads(line)).get("k8s", {}).get("name") in names
+               and entry.get("message", "").startswith("Handler 'cleanup'") and "succeeded" not in entry["message"]
+               and "invoked" not in entry["message"]]
+    assert retried == []
 
 
 def test_deletion_never_sticks_when_the_database_is_already_gone(
