@@ -29,6 +29,7 @@ import yaml
 from testenv import api_process, cluster, operator_process
 from wpclone_api import jobs
 from wpclone_api.schemas import CloneRequest
+from wpclone_common.apiserver import collection_path
 
 NAMESPACE = "bench"
 
@@ -91,9 +92,8 @@ async def floor_run(kubeconfig: Path, clients: int, requests: int) -> Run:
     async with raw_client(kubeconfig, clients) as http:
         async def job(_: int) -> None:
             request, job_id = CloneRequest.model_validate(request_body()), uuid.uuid4().hex
-            for path, body in ((f"/api/v1/namespaces/{NAMESPACE}/secrets", jobs.source_secret(request, job_id, "b")),
-                               (f"/apis/wpclone.dev/v1alpha1/namespaces/{NAMESPACE}/wordpressclones",
-                                jobs.clone_resource(request, job_id, "b"))):
+            for body in (jobs.source_secret(request, job_id, "b"), jobs.clone_resource(request, job_id, "b")):
+                path = collection_path(body["apiVersion"], body["kind"], NAMESPACE)
                 async with http.post(path, json=body) as answer:
                     assert answer.status == 201, await answer.text()
         return await timed(clients, requests, job)

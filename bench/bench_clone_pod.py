@@ -11,6 +11,7 @@ own `wpclone_copy_seconds` for that copy, read from its metrics) and the floor (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -18,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -52,14 +54,25 @@ def clone_round(running: stack.Stack, source: wordpress.WordPressSite, number: i
     return copying, ready
 
 
-def main() -> int:
-    chosen = options(__doc__.splitlines()[0])
-    base = Path(tempfile.mkdtemp(prefix="wpclone-bench-pod-"))
+@contextlib.contextmanager
+def stack_with_a_source(prefix: str) -> Iterator[tuple[stack.Stack, wordpress.WordPressSite, Path]]:
+    """The whole local stack (`make dev`'s) and one seeded WordPress site with the migrator, in a scratch
+    folder; everything stopped and removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     running = stack.start_stack(base, site_count=0, with_wpclone=True)
     try:
         (source,) = wordpress.create_sites(1, running.database, base / "sites")
         install_migrator_as_mu_plugin(source.docroot)
         running.sites.append(source)
+        yield running, source, base
+    finally:
+        running.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> int:
+    chosen = options(__doc__.splitlines()[0])
+    with stack_with_a_source("wpclone-bench-pod-") as (running, source, base):
         build_reference_site(running.database, source, chosen.rows_mib, chosen.uploads_mib)
         print(f"reference site: {table_bytes(running.database, source.db_name) / MIB:.0f} MiB of table data, "
               f"{folder_bytes(source.docroot) / MIB:.0f} MiB in {', '.join(FOLDERS)}")
@@ -82,9 +95,6 @@ def main() -> int:
               f"ratio of bests {min(engine) / min(floor):.2f}, "
               f"median ratio per round {statistics.median(ratios):.2f}; apply to Ready median "
               f"{statistics.median(ready):.1f} s")
-    finally:
-        running.stop()
-        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

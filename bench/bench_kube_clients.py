@@ -28,8 +28,10 @@ from bench.bench_api import NAMESPACE, Run, floor_run, percentile, raw_client, r
 from testenv import cluster, operator_process
 from wpclone_api import jobs
 from wpclone_api.schemas import CloneRequest
+from wpclone_common import constants
+from wpclone_common.apiserver import collection_path
 
-GROUP, VERSION, PLURAL, KIND = "wpclone.dev", "v1alpha1", "wordpressclones", "WordPressClone"
+GROUP, VERSION, PLURAL, KIND = constants.GROUP, constants.VERSION, constants.CLONE_PLURAL, constants.CLONE_KIND
 Body = dict[str, Any]
 
 
@@ -118,7 +120,7 @@ def raw_get(kubeconfig: Path) -> Candidate:
     http = raw_client(kubeconfig, 64)
 
     async def get(name: str) -> None:
-        async with http.get(f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}/{name}") as answer:
+        async with http.get(f"{collection_path(constants.API_VERSION, KIND, NAMESPACE)}/{name}") as answer:
             assert answer.status == 200, await answer.text()
 
     async def create(secret: Body, clone: Body) -> None:

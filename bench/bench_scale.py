@@ -21,22 +21,21 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
 from bench.bench_api import raw_client
+from bench.bench_clone_pod import stack_with_a_source
+from bench.bench_transfer import MIB
 from testenv import stack, wordpress
-from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
 from wpclone_common import constants
+from wpclone_common.apiserver import collection_path
 
 POLL_SECONDS = 0.5
 GIVE_UP_SECONDS = 900  # a clone that never gets a pod must not hold the bench forever
-MIB = 1024 * 1024
 
 
 def memory(pid: int) -> str:
@@ -125,7 +124,7 @@ async def many_objects(running: stack.Stack, source: wordpress.WordPressSite, co
     assert running.operator is not None
     running.operator.stop()
     plane = running.control_plane
-    path = f"/apis/{constants.API_VERSION}/namespaces/wpclone/{constants.CLONE_PLURAL}"
+    path = collection_path(constants.API_VERSION, constants.CLONE_KIND, "wpclone")
     async with raw_client(plane.kubeconfig, 20) as http:
         async def one(number: int) -> None:
             body = {"apiVersion": constants.API_VERSION, "kind": constants.CLONE_KIND,
@@ -156,12 +155,7 @@ def main() -> int:
     parser.add_argument("--clone-cpu", default="50m", help="each clone pod's CPU request")
     parser.add_argument("--clone-memory", default="128Mi", help="each clone pod's memory request")
     chosen = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="wpclone-bench-scale-"))
-    running = stack.start_stack(base, site_count=0, with_wpclone=True)
-    try:
-        (source,) = wordpress.create_sites(1, running.database, base / "sites")
-        install_migrator_as_mu_plugin(source.docroot)
-        running.sites.append(source)
+    with stack_with_a_source("wpclone-bench-scale-") as (running, source, _):
         assert running.operator is not None
         resources = {"requests": {"cpu": chosen.clone_cpu, "memory": chosen.clone_memory},
                      "limits": {"cpu": "1", "memory": "512Mi"}}
@@ -175,9 +169,6 @@ def main() -> int:
             asyncio.run(burst(running, source, chosen.clones))
         if chosen.objects:
             asyncio.run(many_objects(running, source, chosen.objects))
-    finally:
-        running.stop()
-        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

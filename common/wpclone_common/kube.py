@@ -1,4 +1,5 @@
-"""Thin adapter around the kubernetes client: apply, read and delete objects.
+"""Thin adapter around the kubernetes client: apply, read and delete objects (the operator's; the API
+has its own async one, wpclone_common.apiserver).
 
 The client is synchronous; callers in the event loop use these through asyncio.to_thread.
 """
@@ -7,13 +8,10 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Iterator
 from typing import Any, cast
 
 from kubernetes import client, config, dynamic
 from kubernetes.client.exceptions import ApiException
-
-from wpclone_common import constants
 
 FIELD_MANAGER = "wpclone-operator"
 
@@ -25,7 +23,7 @@ def api_client() -> client.ApiClient:
     except config.ConfigException:
         config.load_kube_config()
     configuration = client.Configuration.get_default_copy()
-    # The API serves many requests at once from its thread pool: enough connections for all of them.
+    # The operator's handlers call it from many threads at once: enough connections for all of them.
     configuration.connection_pool_maxsize = 64
     return client.ApiClient(configuration)
 
@@ -49,17 +47,11 @@ def apply(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def create(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Create one object; Secrets and our own resources take the typed clients' cheaper path."""
+    """Create one object; Secrets take the typed client's cheaper path."""
     namespace = manifest["metadata"]["namespace"]
     if manifest["apiVersion"] == "v1" and manifest["kind"] == "Secret":
         client.CoreV1Api(api_client()).create_namespaced_secret(namespace, cast(Any, manifest))  # takes dicts
         return manifest
-    group, _, version = manifest["apiVersion"].partition("/")
-    if group == constants.GROUP:
-        plural = {constants.CLONE_KIND: constants.CLONE_PLURAL, constants.RESTORE_KIND: constants.RESTORE_PLURAL}
-        created = client.CustomObjectsApi(api_client()).create_namespaced_custom_object(
-            group, version, namespace, plural[manifest["kind"]], manifest)
-        return cast(dict[str, Any], created)
     instance = _resource(manifest["apiVersion"], manifest["kind"]).create(body=manifest, namespace=namespace)
     return dict(instance.to_dict())
 
@@ -103,32 +95,10 @@ def read_secret(namespace: str, name: str) -> dict[str, str] | None:
     return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
 
 
-def list_objects(api_version: str, kind: str, namespace: str, label_selector: str, *,
-                 cached: bool = False) -> list[dict[str, Any]]:
-    """The objects the selector matches. `cached`: as the apiserver's watch cache has them (resourceVersion
-    0), which may lack the writes of the last moments; a consistent list (the default) of a kind no one
-    wrote lately waits for that cache to catch up with etcd, about 90 ms here."""
-    options = {"resource_version": "0"} if cached else {}
-    found = _resource(api_version, kind).get(namespace=namespace, label_selector=label_selector, **options)
+def list_objects(api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+    """The objects the selector matches (a consistent list)."""
+    found = _resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
     return [dict(item) for item in found.to_dict()["items"]]
-
-
-def list_with_version(api_version: str, kind: str, namespace: str) -> tuple[list[dict[str, Any]], str]:
-    """Every object of the kind in the namespace (a consistent list), and the version to watch from."""
-    found = _resource(api_version, kind).get(namespace=namespace).to_dict()
-    return [dict(item) for item in found["items"]], str(found["metadata"]["resourceVersion"])
-
-
-def watch_objects(api_version: str, kind: str, namespace: str, resource_version: str,
-                  timeout_seconds: int = 300) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(event type, object) from `resource_version` on, until the server ends the watch; a version too
-    old raises (ApiException 410): list again."""
-    for event in _resource(api_version, kind).watch(namespace=namespace, resource_version=resource_version,
-                                                     timeout=timeout_seconds):
-        if event["type"] == "ERROR":
-            raw = event.get("raw_object") or {}
-            raise ApiException(status=raw.get("code", 500), reason=raw.get("reason", "watch error"))
-        yield event["type"], dict(event["raw_object"])
 
 
 def patch_metadata(api_version: str, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
