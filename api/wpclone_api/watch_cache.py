@@ -4,58 +4,18 @@ Job status and quota counts read them here instead of listing on every request: 
 kind no one wrote lately waits ~90 ms for the apiserver's own cache, and any LIST costs as much as all
 the objects it returns (a tenant's every clone, for one quota count). Until a kind's first list has
 arrived, or while its watch is being restarted, lookups answer None and callers ask the apiserver.
-Everything runs on the event loop: a watch is a task, a waiting v1 call is a suspended coroutine.
+A watch is a task, a waiting v1 call is a suspended coroutine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
 from wpclone_common import constants
 from wpclone_common.apiserver import ApiServer
-
-log = logging.getLogger("wpclone.api")
-
-
-class Objects:
-    """One kind's objects by name: events in, lookups out (no I/O)."""
-
-    def __init__(self) -> None:
-        self._by_name: dict[str, dict[str, Any]] = {}
-        self._synced = False
-
-    def replace(self, items: list[dict[str, Any]]) -> None:
-        """A full list: what the watch shows from now on starts from it."""
-        self._by_name = {item["metadata"]["name"]: item for item in items}
-        self._synced = True
-
-    def apply(self, kind: str, item: dict[str, Any]) -> None:
-        """One watch event (ADDED, MODIFIED, DELETED; a BOOKMARK carries no object of ours)."""
-        name = (item.get("metadata") or {}).get("name")
-        if name is None or kind not in ("ADDED", "MODIFIED", "DELETED"):
-            return
-        if kind == "DELETED":
-            self._by_name.pop(name, None)
-        else:
-            self._by_name[name] = item
-
-    def lost(self) -> None:
-        """The watch broke off: until the next full list, lookups go to the apiserver."""
-        self._synced = False
-
-    def named(self, name: str) -> dict[str, Any] | None:
-        """The object called `name`, or None (also when not synced: then nothing is known)."""
-        return self._by_name.get(name) if self._synced else None
-
-    def labelled(self, label: str, value: str) -> list[dict[str, Any]] | None:
-        """The objects whose `label` is `value` (read-only), or None when not synced."""
-        if not self._synced:
-            return None
-        return [item for item in self._by_name.values()
-                if (item["metadata"].get("labels") or {}).get(label) == value]
+from wpclone_common.watched import Watched
 
 
 class Namespace:
@@ -63,11 +23,12 @@ class Namespace:
 
     def __init__(self, server: ApiServer, name: str) -> None:
         self.server, self.name = server, name
-        self.clones, self.restores = Objects(), Objects()
+        self.clones = Watched(constants.API_VERSION, constants.CLONE_KIND, name)
+        self.restores = Watched(constants.API_VERSION, constants.RESTORE_KIND, name)
         self._changed = asyncio.Event()
         self._watches: list[asyncio.Task[None]] = []
 
-    def kind_objects(self, kind: str) -> Objects:
+    def kind_objects(self, kind: str) -> Watched:
         return self.clones if kind == constants.CLONE_KIND else self.restores
 
     async def labelled(self, kind: str, label: str, value: str, *, cached: bool) -> list[dict[str, Any]]:
@@ -87,8 +48,8 @@ class Namespace:
 
     def watch(self) -> None:
         """Follows both kinds in the namespace, until `stop`."""
-        self._watches = [asyncio.create_task(self._follow(kind), name=f"watch-{kind}")
-                         for kind in (constants.CLONE_KIND, constants.RESTORE_KIND)]
+        self._watches = [asyncio.create_task(objects.follow(self.server, self._announce), name=f"watch-{objects.kind}")
+                         for objects in (self.clones, self.restores)]
 
     async def stop(self) -> None:
         for task in self._watches:
@@ -98,21 +59,3 @@ class Namespace:
     def _announce(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
-
-    async def _follow(self, kind: str) -> None:
-        objects = self.kind_objects(kind)
-        while True:
-            try:
-                items, version = await self.server.list_with_version(constants.API_VERSION, kind, self.name)
-                objects.replace(items)
-                self._announce()
-                async for event_kind, item in self.server.watch_objects(constants.API_VERSION, kind, self.name,
-                                                                        version):
-                    objects.apply(event_kind, item)
-                    self._announce()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 - expired version (410), connection: list again
-                log.warning("watching %s again after: %s", kind, type(error).__name__)
-                objects.lost()
-                await asyncio.sleep(1.0)

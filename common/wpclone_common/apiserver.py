@@ -22,9 +22,10 @@ from kubernetes import client, config
 from wpclone_common import constants
 
 FIELD_MANAGER = "wpclone-api"
-# Where each kind the API touches lives under its group's path.
-PLURALS = {"Secret": "secrets", constants.CLONE_KIND: constants.CLONE_PLURAL,
-           constants.RESTORE_KIND: constants.RESTORE_PLURAL}
+# Where each kind touched here lives under its group's path (the operator watches its clones' Deployments
+# and Pods).
+PLURALS = {"Secret": "secrets", "Pod": "pods", "Deployment": "deployments",
+           constants.CLONE_KIND: constants.CLONE_PLURAL, constants.RESTORE_KIND: constants.RESTORE_PLURAL}
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 TOKEN_REREAD_SECONDS = 60.0
 WATCH_SECONDS = 300
@@ -70,9 +71,10 @@ def _connection(connections: int) -> tuple[aiohttp.ClientSession, _Token]:
     return session, token
 
 
-def collection_path(api_version: str, kind: str, namespace: str) -> str:
+def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
+    """The kind's objects in `namespace`, or in all namespaces (None)."""
     root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    return f"{root}/namespaces/{namespace}/{PLURALS[kind]}"
+    return f"{root}/{PLURALS[kind]}" if namespace is None else f"{root}/namespaces/{namespace}/{PLURALS[kind]}"
 
 
 class ApiServer:
@@ -148,17 +150,20 @@ class ApiServer:
         found = await self._call("GET", collection_path(api_version, kind, namespace), params=params)
         return list(found["items"])
 
-    async def list_with_version(self, api_version: str, kind: str, namespace: str) -> tuple[list[dict[str, Any]], str]:
-        """Every object of the kind in the namespace (a consistent list), and the version to watch from."""
-        found = await self._call("GET", collection_path(api_version, kind, namespace))
+    async def list_with_version(self, api_version: str, kind: str, namespace: str | None,
+                                label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
+        """The objects of the kind the selector matches in the namespace (or in all: None), as a consistent
+        list, and the version to watch from."""
+        found = await self._call("GET", collection_path(api_version, kind, namespace),
+                                 params={"labelSelector": label_selector} if label_selector else None)
         return list(found["items"]), str(found["metadata"]["resourceVersion"])
 
-    async def watch_objects(self, api_version: str, kind: str, namespace: str,
-                            resource_version: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def watch_objects(self, api_version: str, kind: str, namespace: str | None, resource_version: str,
+                            label_selector: str = "") -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event type, object) from `resource_version` on, until the server ends the watch; a version too
         old raises (ApiError 410): list again."""
         params = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(WATCH_SECONDS)}
+                  "timeoutSeconds": str(WATCH_SECONDS), **({"labelSelector": label_selector} if label_selector else {})}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_SECONDS + 30)
         async with self._http.get(collection_path(api_version, kind, namespace), params=params,
                                   headers=self._token.header(), timeout=timeout) as answer:

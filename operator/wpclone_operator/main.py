@@ -9,7 +9,8 @@ from typing import Any
 import kopf
 
 from wpclone_common import constants
-from wpclone_operator import metrics, reconcile, reconcile_restore
+from wpclone_common.apiserver import ApiServer
+from wpclone_operator import metrics, reconcile, reconcile_restore, workloads
 from wpclone_operator.settings import Settings
 
 CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
@@ -27,8 +28,9 @@ def clone_phases(namespace: str | None, name: str, status: kopf.Status, **_: Any
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     memo.work_slots = asyncio.Semaphore(SETTINGS.concurrency)
+    memo.workloads = workloads.Workloads(ApiServer.connect(connections=8), SETTINGS.namespaces)
     # Per-object memos are shallow copies of this one: they share this dict with the collector.
     memo.indexes = {}
     if SETTINGS.metrics_port:
@@ -53,6 +55,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.background.cancellation_polling = 2
 
 
+@kopf.on.cleanup()
+async def stop_watching(memo: kopf.Memo, **_: Any) -> None:
+    await memo.workloads.stop()
+
+
 @kopf.on.create(*CLONES, id="provision")
 @kopf.on.update(*CLONES, id="reprovision", field="spec")
 @kopf.on.resume(*CLONES, id="resume")
@@ -62,9 +69,8 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, r
 
 
 def _observed(status: kopf.Status, **_: Any) -> bool:
-    """A clone that ended (Expired, Failed) has no timer: nothing is due for it (a spec change that
-    provisions a Failed clone again brings its timer back)."""
-    return status.get("phase") not in (constants.EXPIRED, constants.FAILED)
+    """An Expired clone has no timer: nothing is due for it. A Failed one keeps its timer for its TTL."""
+    return status.get("phase") != constants.EXPIRED
 
 
 @kopf.timer(*CLONES, id="observe", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds,

@@ -81,10 +81,11 @@ def _record_failure(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone,
 
 
 async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, memo: kopf.Memo) -> None:
-    """Level-based: expire the clone when its TTL is reached, copy the site once its pod serves,
-    and keep Ready in step with the pod."""
+    """Level-based: expire the clone when its TTL is reached (a Failed one too: its database and pod, if
+    made, go at the TTL like any clone's), copy the site once its pod serves, and keep Ready in step with
+    the pod."""
     clone = WordPressClone.from_body(body)
-    if clone.status.phase in (constants.EXPIRED, constants.FAILED) or clone.status.expiresAt is None:
+    if clone.status.phase == constants.EXPIRED or clone.status.expiresAt is None:
         return
     if status.is_expired(clone.status.expiresAt, status.now()):
         stop_copying(memo)
@@ -94,11 +95,14 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
         if final_status is not None:
             patch.status.update(final_status)
         return
+    if clone.status.phase == constants.FAILED:  # nothing more happens until its spec changes
+        return
     current = _current_conditions(clone)
     if not status.conditions_hold(current, constants.DATABASE_READY, constants.OBJECTS_READY):
         return
     at = status.now()
-    deployment, pods = await asyncio.to_thread(_workload, clone)
+    watched = memo.workloads.of(clone) if memo.get("workloads") is not None else None
+    deployment, pods = watched if watched is not None else await asyncio.to_thread(_workload, clone)
     workload = status.workload_condition(deployment, pods, clone.generation, at)
     _report_pod_problem(body, current, workload)
     updates = [workload]
@@ -133,7 +137,8 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
 
 
 def _workload(clone: WordPressClone) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The clone's Deployment, and its pods while it is not available (to say why not)."""
+    """The clone's Deployment, and its pods while it is not available (to say why not), asked of the
+    apiserver while the watches (workloads.py) are not synced."""
     deployment = kube.get("apps/v1", "Deployment", clone.namespace, clone.name)
     if status.deployment_available(deployment)[0]:
         return deployment, []

@@ -412,10 +412,11 @@ def test_a_source_down_for_longer_than_the_retry_window_gives_up(
     assert "still failing after 3s" in ready["message"] and source.url in ready["message"]
 
 
-def test_a_wrong_source_password_fails_once_with_a_clear_reason(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, site: WordPressSite) -> None:
+def test_a_wrong_source_password_fails_once_with_a_clear_reason_and_the_failed_clone_still_expires(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        site: WordPressSite) -> None:
     apply(control_plane, namespace, credentials_secret("wrong-login", site.admin_user, "not-the-password"),
-          clone_manifest("denied", site.url, secret="wrong-login"))
+          clone_manifest("denied", site.url, secret="wrong-login", ttlMinutes=1, expiryPolicy="Retain"))
     failed = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "denied"))
                         and c.get("status", {}).get("phase") == "Failed" and c, timeout=90, what="the clone to fail")
     ready = condition(failed, "Ready")
@@ -428,6 +429,14 @@ def test_a_wrong_source_password_fails_once_with_a_clear_reason(
                what="the operator to finish with the failed clone")
     events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
     assert sum(event.get("count") or 1 for event in events if event["reason"] == "LoginFailed") == 1
+    # Its database and pod were made before the login failed: they go at the TTL like any clone's.
+    database = children.database_name(WordPressClone.from_body(failed))
+    assert database_exists(mariadb, database) == [database]
+    expired = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "denied"))["status"]["phase"]
+                         == "Expired" and c, timeout=120, interval=1, what="the failed clone to expire")
+    assert condition(expired, "Ready")["reason"] == "Expired"
+    assert database_exists(mariadb, database) == []
+    assert get_json(control_plane, namespace, "deployment", "denied") is None
 
 
 @pytest.fixture

@@ -69,13 +69,14 @@ class FakeKube:
         self.objects[(kind, name)]["metadata"].update(metadata)
         self._show("MODIFIED", self.objects[(kind, name)])
 
-    async def list_with_version(self, api_version: str, kind: str, namespace: str) -> tuple[list[dict[str, Any]], str]:
+    async def list_with_version(self, api_version: str, kind: str, namespace: str | None,
+                                label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
         self.calls.append(("list", kind))
         self.watchers[kind] = asyncio.Queue()  # from this list on, every change is shown
-        return self.stored(kind, ""), "1"
+        return self.stored(kind, label_selector), "1"
 
-    async def watch_objects(self, api_version: str, kind: str, namespace: str,
-                            resource_version: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def watch_objects(self, api_version: str, kind: str, namespace: str | None, resource_version: str,
+                            label_selector: str = "") -> AsyncIterator[tuple[str, dict[str, Any]]]:
         while True:
             yield await self.watchers[kind].get()
 

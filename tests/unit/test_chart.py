@@ -42,8 +42,8 @@ OPERATOR_RULES = {
     ("", "services"): {"get", "create", "patch", "delete"},
     ("networking.k8s.io", "ingresses"): {"get", "create", "patch", "delete"},
     ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch", "delete"},
-    ("apps", "deployments"): {"get", "create", "patch", "delete"},
-    ("", "pods"): {"list"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "pods"): {"list", "watch"},
     ("", "persistentvolumeclaims"): {"get", "create", "delete"},
     ("", "events"): {"create"},
 }

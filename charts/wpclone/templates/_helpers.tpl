@@ -69,14 +69,14 @@ app.kubernetes.io/component: {{ index . 1 }}
 - apiGroups: [networking.k8s.io]
   resources: [ingresses, networkpolicies]
   verbs: [get, create, patch, delete]
-# As above, and read to see whether the clone's WordPress pod is available.
+# As above; and watched (the clones' own, by label) to see whether a clone's WordPress pod is available.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, create, patch, delete]
-# A clone's pods are listed (by label) to say why one cannot start (image pull, configuration, crash loop).
+  verbs: [get, list, watch, create, patch, delete]
+# A clone's pods are watched (by label) to say why one cannot start (image pull, configuration, crash loop).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 # Each clone's wp-content claim is created once (never rewritten: its spec is immutable), deleted on expiry.
 - apiGroups: [""]
   resources: [persistentvolumeclaims]

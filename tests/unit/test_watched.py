@@ -1,10 +1,11 @@
-"""The API's watch-fed view of its clones and restores: events in, lookups out."""
+"""A watch-fed view of one kind (the API's clones and restores, the operator's clone pods): events in,
+lookups out."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from wpclone_api.watch_cache import Objects
+from wpclone_common.watched import Watched
 
 
 def item(name: str, version: str = "1", **labels: str) -> dict[str, Any]:
@@ -12,7 +13,7 @@ def item(name: str, version: str = "1", **labels: str) -> dict[str, Any]:
 
 
 def test_nothing_is_answered_before_the_first_list_nor_after_the_watch_broke_off() -> None:
-    objects = Objects()
+    objects = Watched("v1", "Pod", "jobs")
     assert objects.labelled("tenant", "acme") is None
     objects.replace([item("a", tenant="acme")])
     assert [found["metadata"]["name"] for found in objects.labelled("tenant", "acme") or []] == ["a"]
@@ -21,7 +22,7 @@ def test_nothing_is_answered_before_the_first_list_nor_after_the_watch_broke_off
 
 
 def test_events_add_change_and_remove_objects() -> None:
-    objects = Objects()
+    objects = Watched("v1", "Pod", "jobs")
     objects.replace([item("a", tenant="acme"), item("b", tenant="globex")])
     objects.apply("ADDED", item("c", tenant="acme"))
     objects.apply("MODIFIED", item("b", "2", tenant="acme"))
@@ -33,8 +34,17 @@ def test_events_add_change_and_remove_objects() -> None:
 
 
 def test_a_full_list_replaces_what_the_watch_had_shown() -> None:
-    objects = Objects()
+    objects = Watched("v1", "Pod", "jobs")
     objects.replace([item("a", tenant="acme")])
     objects.apply("ADDED", item("b", tenant="acme"))
     objects.replace([item("c", tenant="acme")])
     assert [found["metadata"]["name"] for found in objects.labelled("tenant", "acme") or []] == ["c"]
+
+
+def test_a_watch_of_every_namespace_tells_objects_of_the_same_name_apart() -> None:
+    objects = Watched("v1", "Pod")
+    objects.replace([{"metadata": {"name": "wordpress", "namespace": "acme", "labels": {"clone": "shop"}}}])
+    objects.apply("ADDED", {"metadata": {"name": "wordpress", "namespace": "globex", "labels": {"clone": "shop"}}})
+    assert objects.named("wordpress", "acme") is not None and objects.named("wordpress", "initech") is None
+    assert [found["metadata"]["namespace"] for found in objects.labelled("clone", "shop", "globex") or []] == ["globex"]
+    assert len(objects.labelled("clone", "shop") or []) == 2

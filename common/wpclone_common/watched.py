@@ -1,0 +1,88 @@
+"""Objects of one kind as a watch last showed them: listed once, then followed; listed again when the watch
+breaks off. Lookups cost no request, so a caller that looks often (the API's job status, the operator's
+timer on every clone) adds nothing to the apiserver's load. Everything runs on the event loop.
+
+Until the first list has arrived, or while the watch is being restarted, lookups answer None: the caller
+then asks the apiserver itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from wpclone_common.apiserver import ApiServer
+
+log = logging.getLogger("wpclone.watch")
+
+
+class Watched:
+    """One kind's objects (in a namespace, or in all), by namespace and name: events in, lookups out."""
+
+    def __init__(self, api_version: str, kind: str, namespace: str | None = None, label_selector: str = "") -> None:
+        self.api_version, self.kind, self.namespace, self.label_selector = api_version, kind, namespace, label_selector
+        self._by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        self._synced = False
+
+    def replace(self, items: list[dict[str, Any]]) -> None:
+        """A full list: what the watch shows from now on starts from it."""
+        self._by_key = {key: item for item in items if (key := self._key(item)) is not None}
+        self._synced = True
+
+    def apply(self, event: str, item: dict[str, Any]) -> None:
+        """One watch event (ADDED, MODIFIED, DELETED; a BOOKMARK carries no object)."""
+        key = self._key(item)
+        if key is None or event not in ("ADDED", "MODIFIED", "DELETED"):
+            return
+        if event == "DELETED":
+            self._by_key.pop(key, None)
+        else:
+            self._by_key[key] = item
+
+    def _key(self, item: dict[str, Any]) -> tuple[str, str] | None:
+        metadata = item.get("metadata") or {}
+        name = metadata.get("name")
+        return None if name is None else (str(metadata.get("namespace") or self.namespace or ""), str(name))
+
+    @property
+    def synced(self) -> bool:
+        """Whether lookups answer: a full list has arrived and the watch since has not broken off."""
+        return self._synced
+
+    def lost(self) -> None:
+        """The watch broke off: until the next full list, nothing is known."""
+        self._synced = False
+
+    def named(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object (in the watched namespace unless told), or None (also when not synced: then nothing
+        is known)."""
+        return self._by_key.get((namespace or self.namespace or "", name)) if self._synced else None
+
+    def labelled(self, label: str, value: str, namespace: str | None = None) -> list[dict[str, Any]] | None:
+        """The objects whose `label` is `value` (in `namespace`, if given; read-only), or None when not synced."""
+        if not self._synced:
+            return None
+        return [item for (where, _), item in self._by_key.items()
+                if (namespace is None or where == namespace)
+                and (item["metadata"].get("labels") or {}).get(label) == value]
+
+    async def follow(self, server: ApiServer, changed: Callable[[], None] = lambda: None) -> None:
+        """List, then apply the watch's events (calling `changed` after each), until cancelled."""
+        while True:
+            try:
+                items, version = await server.list_with_version(self.api_version, self.kind, self.namespace,
+                                                                self.label_selector)
+                self.replace(items)
+                changed()
+                async for event, item in server.watch_objects(self.api_version, self.kind, self.namespace, version,
+                                                              self.label_selector):
+                    self.apply(event, item)
+                    changed()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - expired version (410), connection: list again
+                log.warning("watching %s again after: %s", self.kind, type(error).__name__)
+                self.lost()
+                await asyncio.sleep(1.0)
