@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -66,6 +68,8 @@ def cpu_by_command() -> dict[str, float]:
         except OSError:  # gone meanwhile
             continue
         command, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if stat.parent.name == "1":  # the machine's init: its children's part is the exited orphans' (shims)
+            command = "pid 1 and orphans it reaped"
         used[command] = used.get(command, 0.0) + sum(int(value) for value in fields[11:15]) / ticks
     return used
 
@@ -124,6 +128,22 @@ async def one_clone(http: aiohttp.ClientSession, source: wordpress.WordPressSite
     return job["clone_id"], state, outcomes.seconds.get(name, GIVE_UP_SECONDS)
 
 
+def pod_timeline(running: stack.Stack, namespace: str) -> str:
+    """Where the clone pods' time went: median and slowest from the pod's creation to its scheduling (which
+    waits for its volume to be provisioned), and from then to Ready."""
+    pods = json.loads(running.control_plane.kubectl("get", "pods", "-n", namespace, "-o", "json"))["items"]
+    waits: dict[str, list[float]] = {"scheduled": [], "ready": []}
+    for pod in pods:
+        created = datetime.datetime.fromisoformat(pod["metadata"]["creationTimestamp"])
+        when = {c["type"]: datetime.datetime.fromisoformat(c["lastTransitionTime"])
+                for c in pod["status"].get("conditions") or [] if c.get("status") == "True"}
+        if "PodScheduled" in when and "Ready" in when:
+            waits["scheduled"].append((when["PodScheduled"] - created).total_seconds())
+            waits["ready"].append((when["Ready"] - when["PodScheduled"]).total_seconds())
+    return "; ".join(f"to {step}: median {statistics.median(seconds):.0f} s, slowest {max(seconds):.0f} s"
+                     for step, seconds in waits.items() if seconds)
+
+
 def leftovers(running: stack.Stack) -> tuple[int, int, int]:
     """(WordPressClones, clone databases, clone MySQL users) still present."""
     clones = len(json.loads(running.control_plane.kubectl("get", "wpc", "-A", "-o", "json"))["items"])
@@ -158,6 +178,7 @@ async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: in
         spent = sorted(((commands_after[name] - commands_before.get(name, 0.0), name) for name in commands_after),
                        reverse=True)
         print("  by command: " + ", ".join(f"{name} {seconds:.1f} s" for seconds, name in spent[:12] if seconds >= 0.5))
+        print(f"  the clone pods, from creation {pod_timeline(running, running.api.namespace)}")
         for name, state, _ in done:
             if state != "completed":
                 phases = ", ".join(f"{phase} at {seconds:.1f} s" for phase, seconds in outcomes.phases.get(name, []))

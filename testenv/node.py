@@ -375,7 +375,10 @@ def _start_kube_router(base: Path, kubeconfig: Path) -> Server:
         str(binaries.binary("kube-router")), f"--kubeconfig={kubeconfig}", f"--hostname-override={NAME}",
         "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
         f"--service-cluster-ip-range={network.SERVICE_CIDR}", f"--health-port={free_port()}",
-        "--metrics-port=0", "--iptables-sync-period=5s",
+        # Pods, policies and namespaces changing each start a full sync at once; the periodic one only
+        # repairs drift, and each rewrites every clone's rules (it was the node's busiest process at 50
+        # clones, bench.bench_scale).
+        "--metrics-port=0", "--iptables-sync-period=60s",
     ], base / "logs" / "kube-router.log")
 
 
@@ -403,12 +406,18 @@ def _provisioner_objects() -> list[dict[str, object]]:
     ]
 
 
+PROVISIONER_WORKERS = 16
+
+
 def _start_provisioner(base: Path, kubectl: Kubectl, kubeconfig: Path) -> Server:
     kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": _provisioner_objects()}))
     return start("local-path-provisioner", [
         str(binaries.binary("local-path-provisioner")), "start", f"--kubeconfig={kubeconfig}",
         f"--namespace={PROVISIONER_NAMESPACE}", "--configmap-name=local-path-config",
         "--service-account-name=local-path-provisioner", f"--helper-image={images.ref('busybox')}",
+        # Each volume waits for a helper pod (polled once a second): 4 at a time by default kept 50 clones
+        # requested at once waiting up to 72 s for their volumes (bench.bench_scale).
+        f"--worker-threads={PROVISIONER_WORKERS}",
     ], base / "logs" / "local-path-provisioner.log")
 
 
