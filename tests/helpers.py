@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Callable
@@ -58,6 +59,14 @@ def apply(plane: cluster.ControlPlane, namespace: str, *manifests: dict[str, Any
 def get_json(plane: cluster.ControlPlane, namespace: str, *what: str) -> dict[str, Any] | None:
     output = plane.kubectl("get", "-n", namespace, *what, "-o", "json", "--ignore-not-found")
     return json.loads(output) if output.strip() else None
+
+
+def bring_ttl_forward(plane: cluster.ControlPlane, namespace: str, name: str) -> None:
+    """The clone's TTL ends now (its status.expiresAt moved to this moment): a test of what expiry does
+    need not wait a whole minute, the shortest ttlMinutes."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    plane.kubectl("patch", "-n", namespace, "wpc", name, "--subresource=status", "--type=merge",
+                  "-p", json.dumps({"status": {"expiresAt": now}}))
 
 
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:

@@ -20,7 +20,16 @@ from testenv.ingress import IngressProcess
 from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess, operator_env
 from testenv.wordpress import WordPressSite
-from tests.helpers import apply, clone_manifest, condition, credentials_secret, eventually, get_json, handled
+from tests.helpers import (
+    apply,
+    bring_ttl_forward,
+    clone_manifest,
+    condition,
+    credentials_secret,
+    eventually,
+    get_json,
+    handled,
+)
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker, restart
 from tests.security.test_migrator_sessions import REQUEST_LOG
@@ -416,7 +425,7 @@ def test_a_wrong_source_password_fails_once_with_a_clear_reason_and_the_failed_c
         control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
         site: WordPressSite) -> None:
     apply(control_plane, namespace, credentials_secret("wrong-login", site.admin_user, "not-the-password"),
-          clone_manifest("denied", site.url, secret="wrong-login", ttlMinutes=1, expiryPolicy="Retain"))
+          clone_manifest("denied", site.url, secret="wrong-login", expiryPolicy="Retain"))
     failed = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "denied"))
                         and c.get("status", {}).get("phase") == "Failed" and c, timeout=90, what="the clone to fail")
     ready = condition(failed, "Ready")
@@ -432,8 +441,9 @@ def test_a_wrong_source_password_fails_once_with_a_clear_reason_and_the_failed_c
     # Its database and pod were made before the login failed: they go at the TTL like any clone's.
     database = children.database_name(WordPressClone.from_body(failed))
     assert database_exists(mariadb, database) == [database]
+    bring_ttl_forward(control_plane, namespace, "denied")
     expired = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "denied"))["status"]["phase"]
-                         == "Expired" and c, timeout=120, interval=1, what="the failed clone to expire")
+                         == "Expired" and c, timeout=60, interval=1, what="the failed clone to expire")
     assert condition(expired, "Ready")["reason"] == "Expired"
     assert database_exists(mariadb, database) == []
     assert get_json(control_plane, namespace, "deployment", "denied") is None
@@ -467,9 +477,10 @@ def silent_site() -> Iterator[str]:
 def test_a_stuck_copy_does_not_hold_back_the_ttl(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, silent_site: str) -> None:
     apply(control_plane, namespace, credentials_secret("source-login"),
-          clone_manifest("stuck", silent_site, ttlMinutes=1, expiryPolicy="Delete"))
+          clone_manifest("stuck", silent_site, expiryPolicy="Delete"))
     eventually(lambda: ((get_json(control_plane, namespace, "wpc", "stuck") or {}).get("status") or {})
                .get("phase") == "Cloning", what="the copy to start", timeout=60)
-    # The source never answers (the copy would wait for its 120 s read timeout); the TTL ends at 60 s.
-    eventually(lambda: get_json(control_plane, namespace, "wpc", "stuck") is None, timeout=100, interval=1,
+    # The source never answers (the copy would wait for its 120 s read timeout); the TTL ends now.
+    bring_ttl_forward(control_plane, namespace, "stuck")
+    eventually(lambda: get_json(control_plane, namespace, "wpc", "stuck") is None, timeout=60, interval=1,
                what="the clone to expire while its copy is stuck")

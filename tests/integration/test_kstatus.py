@@ -25,7 +25,7 @@ from urllib3.exceptions import ProtocolError
 from testenv import binaries, cluster
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
-from tests.helpers import apply, clone_manifest, credentials_secret, eventually, get_json
+from tests.helpers import apply, bring_ttl_forward, clone_manifest, credentials_secret, eventually, get_json
 from wpclone_common import constants
 
 pytestmark = pytest.mark.integration
@@ -156,8 +156,10 @@ def test_kstatus_reports_an_expired_retained_clone_as_needing_the_user(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, watched: Any,
         site: WordPressSite, kstatus: Path) -> None:
     history = watched("brief")
-    apply(control_plane, namespace, login(site), clone_manifest("brief", site.url, ttlMinutes=1, expiryPolicy="Retain"))
-    eventually(lambda: constants.EXPIRED in history.phases(), timeout=120, interval=1,
+    apply(control_plane, namespace, login(site), clone_manifest("brief", site.url, expiryPolicy="Retain"))
+    eventually(lambda: constants.PHASE_READY in history.phases(), timeout=120, what="the clone to be Ready")
+    bring_ttl_forward(control_plane, namespace, "brief")
+    eventually(lambda: constants.EXPIRED in history.phases(), timeout=60, interval=1,
                what="the clone to expire")
     eventually(lambda: compute(kstatus, history.versions[-1:]) == ["Failed"], timeout=15,
                what="kstatus to report the expired clone as Failed (Stalled)")
