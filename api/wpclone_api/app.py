@@ -16,9 +16,18 @@ from fastapi.responses import JSONResponse
 from wpclone_api import clones, jobs, metrics, quotas, restores, tenants
 from wpclone_api.auth import AuthenticatedCaller
 from wpclone_api.rate_limit import RateLimiter
-from wpclone_api.schemas import CloneRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest
+from wpclone_api.schemas import (
+    CloneRequest,
+    CloneUpdate,
+    ErrorBody,
+    JobAccepted,
+    JobStatus,
+    RestoreRequest,
+    RollbackRequest,
+)
 from wpclone_api.settings import ApiSettings
 from wpclone_api.watch_cache import Namespace
+from wpclone_common import constants, times
 from wpclone_common.apiserver import ApiError, ApiServer
 
 logger = logging.getLogger("wpclone.api")
@@ -118,6 +127,32 @@ def _routes(app: FastAPI) -> None:
         await clones.delete_clone(namespace, clone)
         return (await clones.clone_status(namespace, clone)).model_copy(update={"password": None})
 
+    @app.get("/api/v2/clones", response_model=list[JobStatus], responses=ERRORS, tags=["v2"],
+             summary="Your clones (without their logins: a clone's job status has its own)")
+    async def list_clones(request: Request, caller: AuthenticatedCaller) -> list[JobStatus]:
+        namespace = _namespace(request)
+        found = (await clones.all_clones(namespace) if caller.admin
+                 else await clones.tenant_clones(namespace, caller.tenant, cached=True))
+        return [jobs.clone_job_status(clone, None) for clone in sorted(found, key=lambda c: c["metadata"]["name"])]
+
+    @app.patch("/api/v2/clones/{clone_id}", response_model=JobStatus, responses=ERRORS, tags=["v2"],
+               summary="Extend a clone's life (or shorten it)")
+    async def update_clone(clone_id: str, body: CloneUpdate, request: Request,
+                           caller: AuthenticatedCaller) -> JobStatus:
+        namespace = _namespace(request)
+        too_long = quotas.ttl_refusal(request.app.state.settings.limits(), body.ttl_minutes)
+        if too_long:
+            raise HTTPException(422, too_long)
+        clone = await _visible_clone(namespace, caller, clone_id)
+        if clone is None:
+            raise HTTPException(404, f"no clone {clone_id}")
+        if (clone.get("status") or {}).get("phase") in (constants.EXPIRING, constants.EXPIRED):
+            raise HTTPException(409, f"the clone {clone_id} has expired: request a new one")
+        updated = await clones.set_ttl(namespace, clone, body.ttl_minutes)
+        # As the operator is about to write it (the TTL counts from the clone's creation).
+        expires = times.expires_at(updated["metadata"]["creationTimestamp"], body.ttl_minutes)
+        return jobs.clone_job_status(updated, None).model_copy(update={"expires_at": expires})
+
     @app.post("/clone", response_model=JobStatus, deprecated=True, responses={**ERRORS, 504: {"model": ErrorBody}},
               tags=["v1 (deprecated)"], summary="Clone a site and wait until it is ready (use /api/v2/clone)")
     async def clone_v1(body: CloneRequest, request: Request, caller: AuthenticatedCaller) -> JobStatus:
@@ -127,6 +162,16 @@ def _routes(app: FastAPI) -> None:
               tags=["v2"], summary="Push a clone's content to production (backup first)")
     async def restore_v2(body: RestoreRequest, request: Request, caller: AuthenticatedCaller) -> JobAccepted:
         job_id = await _create_restore(request, caller, body)
+        return JobAccepted(job_id=job_id, status="pending", status_url=_status_url(request, job_id))
+
+    @app.post("/api/v2/rollback", status_code=202, response_model=JobAccepted, responses=ERRORS, tags=["v2"],
+              summary="Put a restore's backup back on production")
+    async def rollback_v2(body: RollbackRequest, request: Request, caller: AuthenticatedCaller) -> JobAccepted:
+        namespace, limits = _namespace(request), request.app.state.settings.limits()
+        over_quota = quotas.job_refusal(limits, await _usage(namespace, caller.tenant, limits))
+        if over_quota:
+            raise HTTPException(429, over_quota)
+        job_id = await restores.create_rollback(namespace, caller, body)
         return JobAccepted(job_id=job_id, status="pending", status_url=_status_url(request, job_id))
 
     @app.post("/restore", response_model=JobStatus, deprecated=True,

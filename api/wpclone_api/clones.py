@@ -74,6 +74,12 @@ async def clone_status(namespace: Namespace, clone: dict[str, Any]) -> JobStatus
     return jobs.clone_job_status(clone, admin_login)
 
 
+async def set_ttl(namespace: Namespace, clone: dict[str, Any], ttl_minutes: int) -> dict[str, Any]:
+    """The clone with its new TTL (the operator moves status.expiresAt to match)."""
+    return await namespace.server.merge_patch(constants.API_VERSION, constants.CLONE_KIND, namespace.name,
+                                              clone["metadata"]["name"], {"spec": {"ttlMinutes": ttl_minutes}})
+
+
 async def delete_clone(namespace: Namespace, clone: dict[str, Any]) -> None:
     await namespace.server.delete(constants.API_VERSION, constants.CLONE_KIND, namespace.name,
                                   clone["metadata"]["name"])

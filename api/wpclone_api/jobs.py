@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from wpclone_api import tenants
-from wpclone_api.schemas import CloneRequest, JobState, JobStatus, Progress, RestoreRequest, SiteLogin
+from wpclone_api.schemas import CloneRequest, JobState, JobStatus, Progress, RestoreRequest, RollbackRequest, SiteLogin
 from wpclone_common import constants, resources
 from wpclone_common.resources import (
     CloneReference,
@@ -110,6 +110,15 @@ def restore_resource(request: RestoreRequest, job_id: str, tenant: str, clone_na
         target=SiteReference(url=request.target.url, credentialsSecretRef=SecretReference(name=f"{name}-target-login")),
         include=RestoreInclude.model_validate(request.include.model_dump()), dryRun=request.dry_run,
         backup=request.backup, onConflict="Overwrite" if request.on_conflict == "overwrite" else "Fail")
+    return resources.body(constants.RESTORE_KIND, name, tenants.labels(tenant, job_id), spec)
+
+
+def rollback_resource(request: RollbackRequest, job_id: str, tenant: str) -> dict[str, Any]:
+    """A CloneRestore that puts a backup back on its target (the operator checks the target's login)."""
+    name = restore_name(job_id)
+    spec = CloneRestoreSpec(
+        target=SiteReference(url=request.target.url, credentialsSecretRef=SecretReference(name=f"{name}-target-login")),
+        rollbackTo=request.backup_id)
     return resources.body(constants.RESTORE_KIND, name, tenants.labels(tenant, job_id), spec)
 
 

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from wpclone_api import clones, jobs, tenants
-from wpclone_api.schemas import RestoreRequest, SiteLogin
+from wpclone_api.schemas import RestoreRequest, RollbackRequest, SiteLogin
 from wpclone_api.watch_cache import Namespace
 from wpclone_common import constants
 
@@ -69,13 +69,28 @@ async def create_restore(namespace: Namespace, caller: tenants.Caller, request: 
     job_id = uuid.uuid4().hex
     clone_name = await clone_source(namespace, caller, request.source)
     resource = jobs.restore_resource(request, job_id, caller.tenant, clone_name)
-    resource["metadata"]["namespace"] = namespace.name
     name = resource["metadata"]["name"]
     logins = [(f"{name}-target-login", request.target)]
     if clone_name is None:
         logins.append((f"{name}-source-login", request.source))
+    await _create_with_logins(namespace, caller.tenant, job_id, resource, logins)
+    return job_id
+
+
+async def create_rollback(namespace: Namespace, caller: tenants.Caller, request: RollbackRequest) -> str:
+    job_id = uuid.uuid4().hex
+    resource = jobs.rollback_resource(request, job_id, caller.tenant)
+    await _create_with_logins(namespace, caller.tenant, job_id, resource,
+                              [(f"{resource['metadata']['name']}-target-login", request.target)])
+    return job_id
+
+
+async def _create_with_logins(namespace: Namespace, tenant: str, job_id: str, resource: dict[str, Any],
+                              logins: list[tuple[str, SiteLogin]]) -> None:
+    """The CloneRestore and the Secrets of the logins it names, which it then owns (gone with it)."""
+    resource["metadata"]["namespace"] = namespace.name
     for secret_name, login in logins:
-        secret = jobs.login_secret(secret_name, login, job_id, caller.tenant)
+        secret = jobs.login_secret(secret_name, login, job_id, tenant)
         secret["metadata"]["namespace"] = namespace.name
         await namespace.server.apply(secret)
     try:
@@ -86,4 +101,3 @@ async def create_restore(namespace: Namespace, caller: tenants.Caller, request: 
         raise
     for secret_name, _ in logins:
         await namespace.server.patch_metadata("v1", "Secret", namespace.name, secret_name, jobs.owned_by(created))
-    return job_id

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from wpclone_common.resources import CONTENT_EXCLUDE, MAX_TTL_MINUTES, SITE_URL
+from wpclone_common.resources import BACKUP_ID, CONTENT_EXCLUDE, MAX_TTL_MINUTES, SITE_URL
 from wpclone_common.resources import CopyProgress as Progress
 
 CUSTOMER_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -66,6 +66,21 @@ class RestoreRequest(BaseModel):
     dry_run: bool = False
     backup: bool = True
     on_conflict: Literal["fail", "overwrite"] = "fail"
+
+
+class CloneUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_minutes: int = Field(ge=1, le=MAX_TTL_MINUTES, description=(
+        "The clone's whole life in minutes, counted from its creation: raise it to extend the clone "
+        "(a value already past ends it now)"))
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: SiteLogin = Field(description="The production site a restore wrote to")
+    backup_id: str = Field(pattern=BACKUP_ID, max_length=128, description="The restore's backup_id")
 
 
 class JobAccepted(BaseModel):

@@ -135,11 +135,15 @@ class ApiServer:
                 return False
             raise
 
+    async def merge_patch(self, api_version: str, kind: str, namespace: str, name: str,
+                          patch: dict[str, Any]) -> dict[str, Any]:
+        """The object with `patch` merged in (RFC 7386: a null removes a field), as the apiserver stored it."""
+        return await self._call("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}",
+                                data=json.dumps(patch), headers={"Content-Type": "application/merge-patch+json"})
+
     async def patch_metadata(self, api_version: str, kind: str, namespace: str, name: str,
                              metadata: dict[str, Any]) -> None:
-        await self._call("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}",
-                         data=json.dumps({"metadata": metadata}),
-                         headers={"Content-Type": "application/merge-patch+json"})
+        await self.merge_patch(api_version, kind, namespace, name, {"metadata": metadata})
 
     async def list_objects(self, api_version: str, kind: str, namespace: str, label_selector: str, *,
                            cached: bool = False) -> list[dict[str, Any]]:

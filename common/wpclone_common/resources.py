@@ -15,6 +15,7 @@ from wpclone_common import constants
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SITE_URL = r"^https?://[^\s/?#]+(:[0-9]+)?(/[^\s?#]*)?$"
 MAX_TTL_MINUTES = 7 * 24 * 60
+BACKUP_ID = r"^[A-Za-z0-9._-]+$"  # as the migrator names a backup
 # A volume size: a whole number of Mi, Gi or Ti (at least 1Mi, at most 999999Ti).
 STORAGE_SIZE = r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$"
 
@@ -207,7 +208,7 @@ class CloneRestoreSpec(Model):
     dryRun: bool = Field(default=False, description="Report what would change and write nothing")
     onConflict: Literal["Fail", "Overwrite"] = Field(
         default="Fail", description="When production changed since the clone was taken")
-    rollbackTo: str | None = Field(default=None, max_length=128, pattern=r"^[A-Za-z0-9._-]+$",
+    rollbackTo: str | None = Field(default=None, max_length=128, pattern=BACKUP_ID,
                                    description="A backup id on the target to restore instead of copying")
 
     model_config = ConfigDict(json_schema_extra=rules(

@@ -8,33 +8,18 @@ from typing import Any
 
 from wpclone_common import constants
 
-UTC = datetime.UTC
-
-
-def now() -> datetime.datetime:
-    return datetime.datetime.now(UTC)
-
-
-def format_time(moment: datetime.datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+# The TTL's arithmetic lives in the common package (the API computes a new expiry too); the operator's
+# modules find it here.
+from wpclone_common.times import UTC as UTC
+from wpclone_common.times import expires_at as expires_at
+from wpclone_common.times import format_time as format_time
+from wpclone_common.times import is_expired as is_expired
+from wpclone_common.times import now as now
+from wpclone_common.times import parse_time as parse_time
 
 
 def effective_ttl_minutes(requested: int | None, default: int, maximum: int) -> int:
     return min(requested if requested is not None else default, maximum)
-
-
-def expires_at(created: str, ttl_minutes: int) -> str:
-    """The TTL counts from the resource's creation, so a restart can neither reset nor lose it,
-    and raising ttlMinutes extends it."""
-    return format_time(parse_time(created) + datetime.timedelta(minutes=ttl_minutes))
-
-
-def is_expired(expires: str | None, at: datetime.datetime) -> bool:
-    return expires is not None and parse_time(expires) <= at
 
 
 def seconds_until(expires: str, at: datetime.datetime) -> float:

@@ -20,6 +20,7 @@ from testenv.wordpress import WordPressSite
 from tests.helpers import apply, clone_manifest, clone_wp_content, credentials_secret, eventually, get_json
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker, backup_store, leftovers, restart, snapshot
+from wpclone_common import times
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site
@@ -279,7 +280,7 @@ def test_selective_restore_writes_only_what_is_included(
     assert ("Made on the clone" in post_titles(production)) == (database_changes is True)
 
 
-def test_rest_restore_of_a_clone_made_over_rest(
+def test_rest_restore_of_a_clone_made_over_rest_then_its_rollback_over_rest(
         api: ApiProcess, operator: OperatorProcess, mariadb: MariaDB,
         control_plane: cluster.ControlPlane, make_site: SiteMaker) -> None:
     production = make_site()
@@ -311,6 +312,35 @@ def test_rest_restore_of_a_clone_made_over_rest(
     restore = get_json(control_plane, api.namespace, "wpcr", "-l", f"wpclone.dev/job-id={done['job_id']}")["items"][0]
     assert restore["spec"]["source"] == {"cloneRef": {"name": customer}}
     assert production.admin_password not in json.dumps(restore) + api.log_path.read_text()
+
+    # Restored by mistake: the backup goes back through REST too, and the clone's post is gone again.
+    target = body["target"]
+    refused = http.post("/api/v2/rollback", json={"target": target, "backup_id": "no-such-backup"})
+    assert refused.status_code == 202
+    failed = eventually(lambda: (s := http.get(refused.json()["status_url"]).json())["status"]
+                        in ("completed", "failed") and s, timeout=120, what="the rollback to a missing backup")
+    assert failed["status"] == "failed" and "no-such-backup" in failed["error"]
+    back = http.post("/api/v2/rollback", json={"target": target, "backup_id": done["backup_id"]})
+    assert back.status_code == 202, back.text
+    rolled = eventually(lambda: (s := http.get(back.json()["status_url"]).json())["status"]
+                        in ("completed", "failed") and s, timeout=120, what="the rollback job")
+    assert rolled["status"] == "completed", rolled
+    assert "Made on the clone" not in post_titles(production)
+    labelled = f"wpclone.dev/job-id={rolled['job_id']}"
+    (rollback,) = get_json(control_plane, api.namespace, "wpcr", "-l", labelled)["items"]
+    assert rollback["spec"]["rollbackTo"] == done["backup_id"]
+    assert production.admin_password not in json.dumps(rollback) + api.log_path.read_text()
+
+    # The clone is listed (without its login) and lives longer once extended.
+    listed = http.get("/api/v2/clones").json()
+    mine = next(item for item in listed if item["clone_id"] == customer)
+    assert mine["status"] == "completed" and mine["password"] is None
+    extended = http.patch(f"/api/v2/clones/{customer}", json={"ttl_minutes": 90})
+    assert extended.status_code == 200, extended.text
+    created = get_json(control_plane, api.namespace, "wpc", customer)["metadata"]["creationTimestamp"]
+    assert extended.json()["expires_at"] == times.expires_at(created, 90)
+    eventually(lambda: http.get(job["status_url"]).json()["expires_at"] == extended.json()["expires_at"],
+               timeout=30, what="the operator to move the clone's expiry")
 
 
 def test_rest_restore_rejects_bad_input_with_a_message(api: ApiProcess) -> None:

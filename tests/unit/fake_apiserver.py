@@ -27,6 +27,7 @@ class FakeKube:
             raise ApiError(409, "AlreadyExists")
         stored = copy.deepcopy(manifest)
         stored["metadata"]["uid"] = uuid.uuid4().hex
+        stored["metadata"]["creationTimestamp"] = "2026-12-01T10:00:00Z"
         self.objects[key] = stored
         self._show("ADDED", stored)
         return copy.deepcopy(stored)
@@ -62,6 +63,18 @@ class FakeKube:
         return [copy.deepcopy(item) for (item_kind, name), item in self.objects.items() if item_kind == kind
                 and wanted.items() <= (item["metadata"].get("labels") or {}).items()
                 and not (cached and name in self.not_cached_yet)]
+
+    async def merge_patch(self, api_version: str, kind: str, namespace: str, name: str,
+                          patch: dict[str, Any]) -> dict[str, Any]:
+        """Merges `patch` one level into each top-level field (what the API patches: spec, metadata)."""
+        self.calls.append(("patch", kind))
+        stored = self.objects.get((kind, name))
+        if stored is None:
+            raise ApiError(404, "NotFound")
+        for field, value in patch.items():
+            stored.setdefault(field, {}).update(value)
+        self._show("MODIFIED", stored)
+        return copy.deepcopy(stored)
 
     async def patch_metadata(self, api_version: str, kind: str, namespace: str, name: str,
                              metadata: dict[str, Any]) -> None:

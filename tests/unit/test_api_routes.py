@@ -232,3 +232,56 @@ def test_the_contract_documents_the_refusals(api: TestClient) -> None:
     assert "429" in paths["/api/v2/clone"]["post"]["responses"]
     assert "429" in paths["/api/v2/job-status/{job_id}"]["get"]["responses"]
     assert "403" in paths["/api/v2/restore"]["post"]["responses"]
+
+
+def test_a_tenant_lists_its_own_clones_without_their_logins(api: TestClient, cluster: FakeKube) -> None:
+    start_clone(api, "acme", "acme-shop")
+    start_clone(api, "acme", "acme-blog")
+    start_clone(api, "globex", "globex-shop")
+    cluster.make_ready("acme-shop")
+    listed = api.get("/api/v2/clones", headers=as_("acme")).json()
+    assert [item["clone_id"] for item in listed] == ["acme-blog", "acme-shop"]
+    assert [item["status"] for item in listed] == ["pending", "completed"]
+    assert all(item["password"] is None and item["username"] is None for item in listed)
+    assert "generated-for" not in api.get("/api/v2/clones", headers=as_("acme")).text
+    assert [item["clone_id"] for item in api.get("/api/v2/clones", headers=as_("globex")).json()] == ["globex-shop"]
+    assert len(api.get("/api/v2/clones", headers=as_("admin")).json()) == 3
+
+
+def test_a_clone_is_extended_up_to_the_maximum_ttl_by_its_own_tenant_only(api: TestClient, cluster: FakeKube) -> None:
+    start_clone(api, "acme", "acme-shop")
+    extended = api.patch("/api/v2/clones/acme-shop", json={"ttl_minutes": 90}, headers=as_("acme"))
+    assert extended.status_code == 200, extended.text
+    assert extended.json()["expires_at"] == "2026-12-01T11:30:00Z"  # created 10:00 (the fake's), + 90 min
+    assert cluster.objects[("WordPressClone", "acme-shop")]["spec"]["ttlMinutes"] == 90
+
+    too_long = api.patch("/api/v2/clones/acme-shop", json={"ttl_minutes": 121}, headers=as_("acme"))
+    assert too_long.status_code == 422 and "at most 120 minutes" in too_long.json()["message"]
+    theirs = api.patch("/api/v2/clones/acme-shop", json={"ttl_minutes": 100}, headers=as_("globex"))
+    assert theirs.status_code == 404 and theirs.json() == {"message": "no clone acme-shop"}
+    assert api.patch("/api/v2/clones/acme-shop", json={"ttl_minutes": "soon"}, headers=as_("acme")).status_code == 422
+    assert cluster.objects[("WordPressClone", "acme-shop")]["spec"]["ttlMinutes"] == 90
+
+    cluster.objects[("WordPressClone", "acme-shop")]["status"] = {"phase": "Expired"}
+    ended = api.patch("/api/v2/clones/acme-shop", json={"ttl_minutes": 100}, headers=as_("acme"))
+    assert ended.status_code == 409 and "has expired" in ended.json()["message"]
+
+
+def test_a_rollback_is_a_clone_restore_of_the_backup_whose_target_login_is_in_its_own_secret(
+        api: TestClient, cluster: FakeKube) -> None:
+    target = restore_body("https://unused.example.com", "x")["target"]
+    accepted = api.post("/api/v2/rollback", json={"target": target, "backup_id": "20261201-abc"}, headers=as_("acme"))
+    assert accepted.status_code == 202, accepted.text
+    (restore,) = cluster.stored("CloneRestore", "wpclone.dev/tenant=acme")
+    assert restore["spec"]["rollbackTo"] == "20261201-abc" and "source" not in restore["spec"]
+    (login,) = cluster.stored("Secret", "wpclone.dev/tenant=acme,wpclone.dev/credentials=true")
+    assert restore["spec"]["target"]["credentialsSecretRef"]["name"] == login["metadata"]["name"]
+    assert login["metadata"]["ownerReferences"][0]["name"] == restore["metadata"]["name"]
+    assert "prod-pw" not in str(restore)
+    job_id = accepted.json()["job_id"]
+    assert api.get(f"/api/v2/job-status/{job_id}", headers=as_("acme")).json()["kind"] == "restore"
+    assert api.get(f"/api/v2/job-status/{job_id}", headers=as_("globex")).status_code == 404
+
+    bad = api.post("/api/v2/rollback", json={"target": target, "backup_id": "../etc"}, headers=as_("acme"))
+    assert bad.status_code == 422 and "backup_id" in bad.json()["message"]
+    assert len(cluster.stored("CloneRestore", "")) == 1

@@ -49,7 +49,7 @@ OPERATOR_RULES = {
 }
 CLUSTER_WIDE_EXTRA = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 API_RULES = {
-    ("wpclone.dev", "wordpressclones"): {"get", "list", "watch", "create", "delete"},
+    ("wpclone.dev", "wordpressclones"): {"get", "list", "watch", "create", "patch", "delete"},
     ("wpclone.dev", "clonerestores"): {"list", "watch", "create"},
     ("", "secrets"): {"get", "create", "patch", "delete"},
 }

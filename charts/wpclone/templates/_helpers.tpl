@@ -90,11 +90,11 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{/* What the API does in its namespace (api/wpclone_api/clones.py, restores.py). */}}
 {{- define "wpclone.apiRules" -}}
 # Clone jobs are WordPressClones: created, found by name or by label (job id, or a restore's source), deleted;
-# watched, so that job status and quotas need no list per request.
+# watched, so that job status and quotas need no list per request; patched to extend a clone's TTL.
 - apiGroups: [wpclone.dev]
   resources: [wordpressclones]
-  verbs: [get, list, watch, create, delete]
-# Restore jobs are CloneRestores: created, found by job-id label, watched alike.
+  verbs: [get, list, watch, create, patch, delete]
+# Restore and rollback jobs are CloneRestores: created, found by job-id label, watched alike.
 - apiGroups: [wpclone.dev]
   resources: [clonerestores]
   verbs: [list, watch, create]
