@@ -7,9 +7,9 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -17,6 +17,7 @@ from wpclone_api import clones, jobs, metrics, quotas, restores, tenants
 from wpclone_api.auth import AuthenticatedCaller
 from wpclone_api.rate_limit import RateLimiter
 from wpclone_api.schemas import (
+    Backup,
     CloneRequest,
     CloneUpdate,
     ErrorBody,
@@ -29,6 +30,7 @@ from wpclone_api.settings import ApiSettings
 from wpclone_api.watch_cache import Namespace
 from wpclone_common import constants, times
 from wpclone_common.apiserver import ApiError, ApiServer
+from wpclone_common.resources import SITE_URL
 
 logger = logging.getLogger("wpclone.api")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -173,6 +175,13 @@ def _routes(app: FastAPI) -> None:
             raise HTTPException(429, over_quota)
         job_id = await restores.create_rollback(namespace, caller, body)
         return JobAccepted(job_id=job_id, status="pending", status_url=_status_url(request, job_id))
+
+    @app.get("/api/v2/backups", response_model=list[Backup], responses=ERRORS, tags=["v2"],
+             summary="The backups your restores kept on a production site, newest first")
+    async def list_backups(request: Request, caller: AuthenticatedCaller,
+                           target: Annotated[str, Query(pattern=SITE_URL, max_length=2048)]) -> list[Backup]:
+        restore_list = await restores.tenant_restores(_namespace(request), caller.tenant, cached=True)
+        return restores.backups(restore_list, target)
 
     @app.post("/restore", response_model=JobStatus, deprecated=True,
               responses={**RESTORE_ERRORS, 504: {"model": ErrorBody}}, tags=["v1 (deprecated)"],

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from wpclone_api import clones, jobs, tenants
-from wpclone_api.schemas import RestoreRequest, RollbackRequest, SiteLogin
+from wpclone_api.schemas import Backup, RestoreRequest, RollbackRequest, SiteLogin
 from wpclone_api.watch_cache import Namespace
 from wpclone_common import constants
 
@@ -36,6 +36,21 @@ def same_site(url: str, other: str) -> bool:
 def serving(clone_list: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
     """The clones that serve at `url` (their status.url, set once they were Ready)."""
     return [clone for clone in clone_list if same_site((clone.get("status") or {}).get("url") or "", url)]
+
+
+def backups(restore_list: list[dict[str, Any]], target_url: str) -> list[Backup]:
+    """The backups the restores kept on `target_url`, newest first, from the restores' own records (the
+    target keeps only its newest few: a rollback to an older one fails and says so)."""
+    rolled_back = {spec["rollbackTo"] for restore in restore_list
+                   if (spec := restore.get("spec") or {}).get("rollbackTo")
+                   and (restore.get("status") or {}).get("phase") == "RolledBack"}
+    kept = [Backup(backup_id=status["backupId"], target_url=restore["spec"]["target"]["url"],
+                   job_id=restore["metadata"]["labels"][constants.LABEL_JOB_ID], created_at=status.get("completedAt"),
+                   rolled_back=status["backupId"] in rolled_back)
+            for restore in restore_list
+            if (status := restore.get("status") or {}).get("backupId") and not restore["spec"].get("rollbackTo")
+            and same_site(restore["spec"]["target"]["url"], target_url)]
+    return sorted(kept, key=lambda backup: backup.created_at or "", reverse=True)
 
 
 def is_admin_login(login: SiteLogin, admin: dict[str, str] | None) -> bool:

@@ -83,6 +83,14 @@ class RollbackRequest(BaseModel):
     backup_id: str = Field(pattern=BACKUP_ID, max_length=128, description="The restore's backup_id")
 
 
+class Backup(BaseModel):
+    backup_id: str = Field(description="What POST /api/v2/rollback takes")
+    target_url: str
+    job_id: str = Field(description="The restore that kept it")
+    created_at: str | None = Field(description="When that restore ended")
+    rolled_back: bool = Field(description="A rollback of yours put it back already")
+
+
 class JobAccepted(BaseModel):
     job_id: str
     status: JobState

@@ -329,6 +329,8 @@ def test_rest_restore_of_a_clone_made_over_rest_then_its_rollback_over_rest(
     labelled = f"wpclone.dev/job-id={rolled['job_id']}"
     (rollback,) = get_json(control_plane, api.namespace, "wpcr", "-l", labelled)["items"]
     assert rollback["spec"]["rollbackTo"] == done["backup_id"]
+    (kept,) = http.get("/api/v2/backups", params={"target": production.url}).json()
+    assert (kept["backup_id"], kept["job_id"], kept["rolled_back"]) == (done["backup_id"], done["job_id"], True)
     assert production.admin_password not in json.dumps(rollback) + api.log_path.read_text()
 
     # The clone is listed (without its login) and lives longer once extended.

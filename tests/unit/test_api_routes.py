@@ -285,3 +285,33 @@ def test_a_rollback_is_a_clone_restore_of_the_backup_whose_target_login_is_in_it
     bad = api.post("/api/v2/rollback", json={"target": target, "backup_id": "../etc"}, headers=as_("acme"))
     assert bad.status_code == 422 and "backup_id" in bad.json()["message"]
     assert len(cluster.stored("CloneRestore", "")) == 1
+
+
+def restore_record(cluster: FakeKube, tenant: str, name: str, target: str, **status: Any) -> None:
+    """A CloneRestore as the operator leaves it (spec.rollbackTo given: a rollback)."""
+    spec: dict[str, Any] = {"target": {"url": target, "credentialsSecretRef": {"name": f"{name}-target-login"}}}
+    if "rollbackTo" in status:
+        spec["rollbackTo"] = status.pop("rollbackTo")
+    cluster.objects[("CloneRestore", name)] = {
+        "kind": "CloneRestore", "metadata": {"name": name, "labels": {
+            "wpclone.dev/tenant": tenant, "wpclone.dev/job-id": f"job-{name}"}}, "spec": spec, "status": status}
+
+
+def test_backups_are_listed_per_target_newest_first_from_the_tenants_own_restores(
+        api: TestClient, cluster: FakeKube) -> None:
+    shop = "https://shop.example.com"
+    restore_record(cluster, "acme", "r1", shop, phase="Completed", backupId="b1", completedAt="2026-12-01T10:00:00Z")
+    restore_record(cluster, "acme", "r2", f"{shop}/", phase="Completed", backupId="b2",
+                   completedAt="2026-12-01T11:00:00Z")
+    restore_record(cluster, "acme", "r3", "https://blog.example.com", phase="Completed", backupId="b3")
+    restore_record(cluster, "acme", "r4", shop, phase="Completed")  # backup: false
+    restore_record(cluster, "acme", "r5", shop, phase="RolledBack", rollbackTo="b1")
+    restore_record(cluster, "globex", "r6", shop, phase="Completed", backupId="b6", completedAt="2026-12-01T12:00:00Z")
+
+    listed = api.get("/api/v2/backups", params={"target": shop}, headers=as_("acme")).json()
+    assert [(item["backup_id"], item["job_id"], item["rolled_back"]) for item in listed] == [
+        ("b2", "job-r2", False), ("b1", "job-r1", True)]
+    assert [item["backup_id"] for item in api.get("/api/v2/backups", params={"target": shop},
+                                                  headers=as_("globex")).json()] == ["b6"]
+    assert api.get("/api/v2/backups", params={"target": "not a url"}, headers=as_("acme")).status_code == 422
+    assert api.get("/api/v2/backups", headers=as_("acme")).status_code == 422
