@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: dev down status test unit lint deps binaries images
+.PHONY: dev down status test unit lint deps binaries images api-docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ status:
 test: binaries lint
 	$(PY) -m pytest
 	$(PY) -m testenv leftovers
+
+# The OpenAPI document and the Postman collection in docs/api, made from the app (a test checks them).
+api-docs: $(VENV)/.installed
+	$(PY) -m wpclone_api.api_docs docs/api
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

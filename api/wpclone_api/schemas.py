@@ -28,20 +28,20 @@ class CloneRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source_url: str = Field(pattern=SITE_URL, max_length=2048, examples=["https://shop.example.com"])
-    source_username: str = Field(min_length=1, max_length=255)
-    source_password: SecretStr = Field(min_length=1, max_length=4096)
-    customer_id: str = Field(pattern=CUSTOMER_ID, max_length=40,
+    source_username: str = Field(min_length=1, max_length=255, examples=["admin"])
+    source_password: SecretStr = Field(min_length=1, max_length=4096, examples=["the-admin-password"])
+    customer_id: str = Field(pattern=CUSTOMER_ID, max_length=40, examples=["acme-shop"],
                              description="DNS label; becomes the clone's name and host name label")
-    ttl_minutes: int | None = Field(default=None, ge=1, le=MAX_TTL_MINUTES)
+    ttl_minutes: int | None = Field(default=None, ge=1, le=MAX_TTL_MINUTES, examples=[30])
     content: ContentOptions | None = None
 
 
 class SiteLogin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(pattern=SITE_URL, max_length=2048)
-    username: str = Field(min_length=1, max_length=255)
-    password: SecretStr = Field(min_length=1, max_length=4096)
+    url: str = Field(pattern=SITE_URL, max_length=2048, examples=["https://shop.example.com"])
+    username: str = Field(min_length=1, max_length=255, examples=["admin"])
+    password: SecretStr = Field(min_length=1, max_length=4096, examples=["the-admin-password"])
 
 
 class RestoreParts(BaseModel):
@@ -71,7 +71,7 @@ class RestoreRequest(BaseModel):
 class CloneUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ttl_minutes: int = Field(ge=1, le=MAX_TTL_MINUTES, description=(
+    ttl_minutes: int = Field(ge=1, le=MAX_TTL_MINUTES, examples=[90], description=(
         "The clone's whole life in minutes, counted from its creation: raise it to extend the clone "
         "(a value already past ends it now)"))
 
@@ -80,7 +80,8 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: SiteLogin = Field(description="The production site a restore wrote to")
-    backup_id: str = Field(pattern=BACKUP_ID, max_length=128, description="The restore's backup_id")
+    backup_id: str = Field(pattern=BACKUP_ID, max_length=128, examples=["k3x9q2"],
+                           description="The restore's backup_id")
 
 
 class Backup(BaseModel):
