@@ -13,6 +13,7 @@ COPY engine/ engine/
 COPY common/ common/
 COPY operator/ operator/
 COPY api/ api/
+COPY cli/ cli/
 # A virtual environment is a self-contained folder: the runtime stage copies it and nothing else.
 RUN python -m venv /opt/wpclone && /opt/wpclone/bin/pip install .
 

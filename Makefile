@@ -43,8 +43,8 @@ unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check engine common operator api testenv tests bench
-	$(PY) -m mypy engine common operator api
+	$(PY) -m ruff check engine common operator api cli testenv tests bench
+	$(PY) -m mypy engine common operator api cli
 
 # A laptop cluster with Docker and kind (not used by the tests): make kind-up kind-images deploy
 # Clones then serve at http://{name}.clones.localhost and the API at http://wpclone.localhost (see examples/README.md).

@@ -1,5 +1,6 @@
 """Which package may import which: the copy engine stands alone (no Kubernetes, no operator, so a CLI can
-use it), and the API imports the common package and the engine, never the operator."""
+use it), the API imports the common package and the engine, never the operator, and the command line
+only speaks HTTP to the API."""
 
 from __future__ import annotations
 
@@ -45,3 +46,11 @@ def test_the_api_imports_nothing_of_the_operators_own() -> None:
     assert len(modules) > 5
     assert {path.name: "wpclone_operator" in imported_roots(path) for path in modules} == \
         {path.name: False for path in modules}
+
+
+def test_the_command_line_is_a_plain_client_of_the_rest_api() -> None:
+    """No server package, no Kubernetes: it speaks HTTP to the API only, so it runs anywhere."""
+    import wpclone_cli
+    modules = sorted(Path(wpclone_cli.__file__).parent.glob("*.py"))
+    server = FORBIDDEN | {"wpclone_engine", "fastapi", "aiomysql"}
+    assert {path.name: imported_roots(path) & server for path in modules} == {path.name: set() for path in modules}

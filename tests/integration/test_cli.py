@@ -1,0 +1,80 @@
+"""The `wpclone` command against the real API and operator: what a person at a terminal or a script sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from testenv.api_process import ApiProcess
+from testenv.operator_process import OperatorProcess
+from testenv.wordpress import WordPressSite
+
+pytestmark = pytest.mark.integration
+
+
+def wpclone(api: ApiProcess, *args: str, password: str = "", token: str | None = None,
+            api_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The command as installed (`python -m wpclone_cli` is the same entry point), its address and token
+    from the environment and no config file."""
+    env = {**os.environ, "WPCLONE_API_URL": api_url or api.url, "WPCLONE_API_TOKEN": token or api.token,
+           "WPCLONE_CONFIG": "/nonexistent/config.toml"}
+    return subprocess.run([sys.executable, "-m", "wpclone_cli", *args], input=password + "\n", env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_a_clone_waited_for_then_listed_extended_and_deleted(
+        api: ApiProcess, operator: OperatorProcess, wordpress_sites: list[WordPressSite]) -> None:
+    site, name = wordpress_sites[0], f"cli-{uuid.uuid4().hex[:6]}"
+    made = wpclone(api, "clone", site.url, "--user", site.admin_user, "--password-stdin", "--name", name,
+                   "--wait", password=site.admin_password)
+    assert made.returncode == 0, made.stderr
+    assert f"http://{name}." in made.stdout and "is ready" in made.stdout
+    assert site.admin_password not in made.stdout + made.stderr
+    # Not a terminal: progress as plain lines on standard error, one per change.
+    assert "completed" in made.stderr.splitlines()[-1]
+
+    listed = wpclone(api, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (mine,) = [clone for clone in json.loads(listed.stdout) if clone["clone_id"] == name]
+    assert mine["status"] == "completed" and mine["password"] is None
+
+    extended = wpclone(api, "--json", "extend", name, "90")
+    assert extended.returncode == 0 and json.loads(extended.stdout)["clone_id"] == name
+
+    # Production (the shared seeded site) only previewed: a dry run writes nothing and keeps no backup.
+    preview = wpclone(api, "restore", mine["job_id"], "--target", site.url, "--target-user", site.admin_user,
+                      "--target-password-stdin", "--dry-run", "--wait", password=site.admin_password)
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert "completed" in preview.stdout and site.admin_password not in preview.stdout + preview.stderr
+    assert wpclone(api, "backups", site.url).stdout.strip() == "no backups"
+    missing = wpclone(api, "rollback", site.url, "no-such-backup", "--target-user", site.admin_user,
+                      "--target-password-stdin", "--wait", password=site.admin_password)
+    assert missing.returncode == 1 and "no-such-backup" in missing.stdout
+
+    gone = wpclone(api, "delete", name)
+    assert gone.returncode == 0 and f"{name} is being deleted" in gone.stdout
+
+
+def test_failures_exit_with_their_code_and_a_reason(
+        api: ApiProcess, operator: OperatorProcess, wordpress_sites: list[WordPressSite]) -> None:
+    site, name = wordpress_sites[0], f"cli-{uuid.uuid4().hex[:6]}"
+    denied = wpclone(api, "clone", site.url, "--user", site.admin_user, "--password-stdin", "--name", name,
+                     "--wait", password="not-the-password")
+    assert denied.returncode == 1, denied.stdout + denied.stderr
+    assert "failed" in denied.stdout and f"login failed for {site.admin_user}" in denied.stdout
+    assert "not-the-password" not in denied.stdout + denied.stderr
+
+    wrong_token = wpclone(api, "list", token="not-a-token")
+    assert wrong_token.returncode == 3 and "refused (401)" in wrong_token.stderr
+    too_long = wpclone(api, "extend", name, "100000")
+    assert too_long.returncode == 3 and "refused (422)" in too_long.stderr
+    nowhere = wpclone(api, "list", api_url="http://127.0.0.1:9")
+    assert nowhere.returncode == 4 and "cannot reach the API" in nowhere.stderr
+    no_password = wpclone(api, "clone", site.url, "--user", "a", "--password-stdin", "--name", name, password="")
+    assert no_password.returncode == 2 and "no password on standard input" in no_password.stderr
+    wpclone(api, "delete", name)

@@ -1,0 +1,49 @@
+"""The command line's own logic: where it finds the API, what it prints of a job."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from wpclone_cli.__main__ import USAGE, Stop, parser, progress_line, summary, target
+
+
+def flags(*args: str) -> argparse.Namespace:
+    return parser().parse_args([*args, "list"])
+
+
+def test_flags_come_before_the_environment_and_the_environment_before_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('api_url = "https://file.example/"\ntoken = "from-file"\n')
+    environ = {"WPCLONE_CONFIG": str(config)}
+    assert target(flags(), environ).api_url == "https://file.example"
+    assert target(flags(), {**environ, "WPCLONE_API_TOKEN": "from-env"}).token == "from-env"
+    assert target(flags("--token", "from-flag"), {**environ, "WPCLONE_API_TOKEN": "from-env"}).token == "from-flag"
+
+
+def test_without_an_address_or_token_the_usage_error_says_where_to_put_them(tmp_path: Path) -> None:
+    with pytest.raises(Stop) as stop:
+        target(flags(), {"WPCLONE_CONFIG": str(tmp_path / "absent.toml")})
+    assert stop.value.code == USAGE and "--api-url" in stop.value.message and "WPCLONE_API_TOKEN" in stop.value.message
+    (tmp_path / "bad.toml").write_text("api_url = ")
+    with pytest.raises(Stop, match="cannot read the config file"):
+        target(flags(), {"WPCLONE_CONFIG": str(tmp_path / "bad.toml")})
+
+
+def test_json_goes_before_or_after_the_command() -> None:
+    assert parser().parse_args(["status", "j1", "--json"]).json is True
+    assert parser().parse_args(["--json", "status", "j1"]).json is True
+    assert parser().parse_args(["status", "j1"]).json is False
+
+
+def test_what_is_printed_of_a_job_never_holds_its_password() -> None:
+    job = {"job_id": "j1", "kind": "clone", "status": "completed", "clone_url": "https://shop.clones.test",
+           "username": "admin", "password": "s3cret-generated", "expires_at": "2026-12-01T11:00:00Z",
+           "progress": {"phase": "done", "rows": 1200, "files": 80, "bytes": 5000}}
+    assert progress_line(job) == "completed · done · 1200 rows · 80 files"
+    said = summary(job)
+    assert "https://shop.clones.test is ready (login admin" in said and "s3cret-generated" not in said
+    failed = summary({"job_id": "j2", "kind": "clone", "status": "failed", "error": "login failed for admin"})
+    assert failed == "j2 failed: login failed for admin"
