@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from wpclone_cli.__main__ import USAGE, Stop, parser, progress_line, summary, target
+from wpclone_cli.__main__ import USAGE, Shown, Stop, parser, progress_line, summary, target
 
 
 def flags(*args: str) -> argparse.Namespace:
@@ -47,3 +49,19 @@ def test_what_is_printed_of_a_job_never_holds_its_password() -> None:
     assert "https://shop.clones.test is ready (login admin" in said and "s3cret-generated" not in said
     failed = summary({"job_id": "j2", "kind": "clone", "status": "failed", "error": "login failed for admin"})
     assert failed == "j2 failed: login failed for admin"
+
+
+def test_on_a_terminal_progress_is_a_live_bar_and_elsewhere_one_line_per_change() -> None:
+    jobs = [{"job_id": "j1", "status": "running", "progress": {"phase": "database", "bytes": 1000, "rows": 10}},
+            {"job_id": "j1", "status": "running", "progress": {"phase": "database", "bytes": 1000, "rows": 10}},
+            {"job_id": "j1", "status": "running", "progress": {"phase": "files", "bytes": 9000, "files": 3}}]
+    terminal = io.StringIO()
+    with Shown(Console(file=terminal, force_terminal=True, width=100)) as show:
+        for job in jobs:
+            show(job)
+    assert "running · files · 3 files" in terminal.getvalue()
+    plain = io.StringIO()
+    with Shown(Console(file=plain, force_terminal=False)) as show:
+        for job in jobs:
+            show(job)
+    assert plain.getvalue().splitlines() == ["running · database · 10 rows", "running · files · 3 files"]
