@@ -1,4 +1,5 @@
-"""The Kubernetes API over plain async HTTP (aiohttp): the few calls the REST API makes, none holding a thread.
+"""The Kubernetes API over plain async HTTP (aiohttp): the few calls the REST API makes, none holding a thread,
+and the watches the operator reads its clones' Deployments and pods from.
 
 Chosen by measurement (`bench.bench_kube_clients`): the generated clients, and httpx's connection pool
 at many connections, add their own time per call to what the apiserver takes. Credentials are those

@@ -9,7 +9,6 @@ from typing import Any
 import kopf
 
 from wpclone_common import constants
-from wpclone_common.apiserver import ApiServer
 from wpclone_operator import metrics, reconcile, reconcile_restore, workloads
 from wpclone_operator.settings import Settings
 
@@ -30,7 +29,7 @@ def clone_phases(namespace: str | None, name: str, status: kopf.Status, **_: Any
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     memo.work_slots = asyncio.Semaphore(SETTINGS.concurrency)
-    memo.workloads = workloads.Workloads(ApiServer.connect(connections=8), SETTINGS.namespaces)
+    memo.workloads = workloads.Workloads.connect(SETTINGS.namespaces)
     # Per-object memos are shallow copies of this one: they share this dict with the collector.
     memo.indexes = {}
     if SETTINGS.metrics_port:

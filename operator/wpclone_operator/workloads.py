@@ -27,6 +27,11 @@ class Workloads:
         self._tasks = [asyncio.create_task(watched.follow(server), name=f"watch-{watched.kind}-{watched.namespace}")
                        for watched in (*self._deployments.values(), *self._pods.values())]
 
+    @classmethod
+    def connect(cls, namespaces: list[str]) -> Workloads:
+        """Watches over connections of their own: each watch holds one for as long as it runs."""
+        return cls(ApiServer.connect(connections=2 * max(1, len(namespaces)) + 2), namespaces)
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()

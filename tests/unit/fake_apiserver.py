@@ -20,6 +20,9 @@ class FakeKube:
         self.not_cached_yet: set[str] = set()  # names the apiserver's watch cache has not seen yet
         self.watchers: dict[str, asyncio.Queue[tuple[str, dict[str, Any]]]] = {}
 
+    async def close(self) -> None:
+        """Nothing to let go of."""
+
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("create", manifest["kind"]))
         key = (manifest["kind"], manifest["metadata"]["name"])

@@ -1,0 +1,52 @@
+"""The operator's view of its clones' Deployments and pods: from label-filtered watches, once they are synced."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.unit.fake_apiserver import FakeKube
+from tests.unit.test_children import make_clone
+from wpclone_common import constants
+from wpclone_operator import children
+from wpclone_operator.settings import Settings
+from wpclone_operator.workloads import SELECTOR, Workloads
+
+
+def workload(kind: str, name: str, namespace: str = "team-a", clone: str = "shop") -> dict[str, Any]:
+    labels = {**children.labels(make_clone()), constants.LABEL_CLONE: clone, constants.LABEL_INSTANCE: clone,
+              constants.LABEL_COMPONENT: "wordpress"}
+    return {"kind": kind, "metadata": {"name": name, "namespace": namespace, "labels": labels}}
+
+
+async def settled() -> None:
+    for _ in range(10):  # the watch tasks' turns on the loop
+        await asyncio.sleep(0)
+
+
+async def test_a_clones_deployment_and_pods_come_from_the_watches_once_synced() -> None:
+    cluster = FakeKube()
+    cluster.objects[("Deployment", "shop")] = workload("Deployment", "shop")
+    cluster.objects[("Deployment", "blog")] = workload("Deployment", "blog", clone="blog")
+    watching = Workloads(cluster, [])  # type: ignore[arg-type]  # the fake speaks the same calls
+    try:
+        assert watching.of(make_clone()) is None  # nothing listed yet: the caller asks the apiserver
+        await settled()
+        deployment, pods = watching.of(make_clone()) or (None, [])
+        assert deployment is not None and deployment["metadata"]["name"] == "shop" and pods == []
+        await cluster.create(workload("Pod", "shop-7d9f"))
+        await cluster.create(workload("Pod", "blog-5c2a", clone="blog"))
+        await settled()
+        _, pods = watching.of(make_clone()) or (None, [])
+        assert [pod["metadata"]["name"] for pod in pods] == ["shop-7d9f"]
+    finally:
+        await watching.stop()
+
+
+def test_the_watches_select_exactly_the_clones_wordpress_workloads() -> None:
+    settings = Settings(mysql_admin_dsn="mysql://admin:s3cret@db.internal:3307/", base_domain="clones.test")
+    deployment = children.deployment(make_clone(), settings)
+    wanted = dict(term.split("=") for term in SELECTOR.split(","))
+    assert wanted.items() <= deployment["metadata"]["labels"].items()
+    assert wanted.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
