@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import time
 from collections.abc import Callable
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from testenv import cluster
-from wpclone_common import constants
+from wpclone_common import constants, times
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition",
@@ -64,7 +63,7 @@ def get_json(plane: cluster.ControlPlane, namespace: str, *what: str) -> dict[st
 def bring_ttl_forward(plane: cluster.ControlPlane, namespace: str, name: str) -> None:
     """The clone's TTL ends now (its status.expiresAt moved to this moment): a test of what expiry does
     need not wait a whole minute, the shortest ttlMinutes."""
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = times.format_time(times.now())
     plane.kubectl("patch", "-n", namespace, "wpc", name, "--subresource=status", "--type=merge",
                   "-p", json.dumps({"status": {"expiresAt": now}}))
 

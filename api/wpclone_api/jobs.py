@@ -104,20 +104,25 @@ def restore_resource(request: RestoreRequest, job_id: str, tenant: str, clone_na
     """A CloneRestore; a source that is the caller's clone is named by cloneRef (conflict checks)."""
     name = restore_name(job_id)
     source = RestoreSource(cloneRef=CloneReference(name=clone_name)) if clone_name else RestoreSource(
-        url=request.source.url, credentialsSecretRef=SecretReference(name=f"{name}-source-login"))
+        url=request.source.url, credentialsSecretRef=_login_ref(name, "source"))
     spec = CloneRestoreSpec(
         source=source,
-        target=SiteReference(url=request.target.url, credentialsSecretRef=SecretReference(name=f"{name}-target-login")),
+        target=SiteReference(url=request.target.url, credentialsSecretRef=_login_ref(name, "target")),
         include=RestoreInclude.model_validate(request.include.model_dump()), dryRun=request.dry_run,
         backup=request.backup, onConflict="Overwrite" if request.on_conflict == "overwrite" else "Fail")
     return resources.body(constants.RESTORE_KIND, name, tenants.labels(tenant, job_id), spec)
+
+
+def _login_ref(restore: str, side: str) -> SecretReference:
+    """The Secret holding a restore's source or target login (made by the API, owned by the restore)."""
+    return SecretReference(name=f"{restore}-{side}-login")
 
 
 def rollback_resource(request: RollbackRequest, job_id: str, tenant: str) -> dict[str, Any]:
     """A CloneRestore that puts a backup back on its target (the operator checks the target's login)."""
     name = restore_name(job_id)
     spec = CloneRestoreSpec(
-        target=SiteReference(url=request.target.url, credentialsSecretRef=SecretReference(name=f"{name}-target-login")),
+        target=SiteReference(url=request.target.url, credentialsSecretRef=_login_ref(name, "target")),
         rollbackTo=request.backup_id)
     return resources.body(constants.RESTORE_KIND, name, tenants.labels(tenant, job_id), spec)
 

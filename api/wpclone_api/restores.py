@@ -84,10 +84,9 @@ async def create_restore(namespace: Namespace, caller: tenants.Caller, request: 
     job_id = uuid.uuid4().hex
     clone_name = await clone_source(namespace, caller, request.source)
     resource = jobs.restore_resource(request, job_id, caller.tenant, clone_name)
-    name = resource["metadata"]["name"]
-    logins = [(f"{name}-target-login", request.target)]
+    logins = [(_login_secret(resource, "target"), request.target)]
     if clone_name is None:
-        logins.append((f"{name}-source-login", request.source))
+        logins.append((_login_secret(resource, "source"), request.source))
     await _create_with_logins(namespace, caller.tenant, job_id, resource, logins)
     return job_id
 
@@ -96,8 +95,13 @@ async def create_rollback(namespace: Namespace, caller: tenants.Caller, request:
     job_id = uuid.uuid4().hex
     resource = jobs.rollback_resource(request, job_id, caller.tenant)
     await _create_with_logins(namespace, caller.tenant, job_id, resource,
-                              [(f"{resource['metadata']['name']}-target-login", request.target)])
+                              [(_login_secret(resource, "target"), request.target)])
     return job_id
+
+
+def _login_secret(resource: dict[str, Any], side: str) -> str:
+    """The name of the Secret the CloneRestore reads its `side`'s login from."""
+    return str(resource["spec"][side]["credentialsSecretRef"]["name"])
 
 
 async def _create_with_logins(namespace: Namespace, tenant: str, job_id: str, resource: dict[str, Any],
