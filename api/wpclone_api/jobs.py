@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from wpclone_api import tenants
 from wpclone_api.schemas import CloneRequest, JobState, JobStatus, Progress, RestoreRequest, RollbackRequest, SiteLogin
@@ -96,12 +96,21 @@ def login_secret(name: str, login: SiteLogin, job_id: str, tenant: str) -> dict[
             "stringData": {"username": login.username, "password": login.password.get_secret_value()}}
 
 
+ON_CONFLICT: dict[str, Literal["Fail", "Overwrite", "Merge"]] = {
+    "fail": "Fail", "overwrite": "Overwrite", "merge": "Merge"}
+MERGE_CONFLICTS: dict[str, Literal["Fail", "PreferClone", "PreferProduction"]] = {
+    "fail": "Fail", "prefer_clone": "PreferClone", "prefer_production": "PreferProduction"}
+
+
 def restore_name(job_id: str) -> str:
     return f"restore-{job_id[:16]}"
 
 
-def restore_resource(request: RestoreRequest, job_id: str, tenant: str, clone_name: str | None) -> dict[str, Any]:
-    """A CloneRestore; a source that is the caller's clone is named by cloneRef (conflict checks)."""
+def restore_resource(request: RestoreRequest, job_id: str, tenant: str, clone_name: str | None, *,
+                     merges: bool = False) -> dict[str, Any]:
+    """A CloneRestore; a source that is the caller's clone is named by cloneRef (conflict checks). With no
+    on_conflict, a clone restored into the site it was taken from (`merges`) is merged, anything else fails
+    on a conflict."""
     name = restore_name(job_id)
     source = RestoreSource(cloneRef=CloneReference(name=clone_name)) if clone_name else RestoreSource(
         url=request.source.url, credentialsSecretRef=_login_ref(name, "source"))
@@ -109,7 +118,8 @@ def restore_resource(request: RestoreRequest, job_id: str, tenant: str, clone_na
         source=source,
         target=SiteReference(url=request.target.url, credentialsSecretRef=_login_ref(name, "target")),
         include=RestoreInclude.model_validate(request.include.model_dump()), dryRun=request.dry_run,
-        backup=request.backup, onConflict="Overwrite" if request.on_conflict == "overwrite" else "Fail")
+        backup=request.backup, onConflict=ON_CONFLICT[request.on_conflict or ("merge" if merges else "fail")],
+        mergeConflicts=MERGE_CONFLICTS[request.merge_conflicts])
     return resources.body(constants.RESTORE_KIND, name, tenants.labels(tenant, job_id), spec)
 
 

@@ -62,9 +62,9 @@ def is_admin_login(login: SiteLogin, admin: dict[str, str] | None) -> bool:
     return username and password
 
 
-async def clone_source(namespace: Namespace, caller: tenants.Caller, source: SiteLogin) -> str | None:
-    """The name of the caller's clone the restore reads from, once the given login proved to be that
-    clone's admin login; None when the source is no clone (a site whose login the operator checks)."""
+async def clone_source(namespace: Namespace, caller: tenants.Caller, source: SiteLogin) -> dict[str, Any] | None:
+    """The caller's clone the restore reads from, once the given login proved to be that clone's admin
+    login; None when the source is no clone (a site whose login the operator checks)."""
     at_url = serving(await clones.all_clones(namespace), source.url)
     if not at_url:
         return None
@@ -77,13 +77,19 @@ async def clone_source(namespace: Namespace, caller: tenants.Caller, source: Sit
     if not is_admin_login(source, admin):
         raise SourceRefused(403, f"the source login is not the admin login of the clone {name} "
                                  "(the username and password its clone job returned)")
-    return name
+    return clone
 
 
 async def create_restore(namespace: Namespace, caller: tenants.Caller, request: RestoreRequest) -> str:
     job_id = uuid.uuid4().hex
-    clone_name = await clone_source(namespace, caller, request.source)
-    resource = jobs.restore_resource(request, job_id, caller.tenant, clone_name)
+    clone = await clone_source(namespace, caller, request.source)
+    clone_name = None if clone is None else str(clone["metadata"]["name"])
+    taken_from = "" if clone is None else str(((clone.get("spec") or {}).get("source") or {}).get("url") or "")
+    merges = clone is not None and taken_from.rstrip("/") == request.target.url.rstrip("/")
+    if request.on_conflict == "merge" and not merges:
+        raise SourceRefused(422, "on_conflict merge needs the source to be one of your clones and the target the "
+                                 "site it was taken from (its baseline is what the merge compares with)")
+    resource = jobs.restore_resource(request, job_id, caller.tenant, clone_name, merges=merges)
     logins = [(_login_secret(resource, "target"), request.target)]
     if clone_name is None:
         logins.append((_login_secret(resource, "source"), request.source))

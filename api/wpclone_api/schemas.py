@@ -65,7 +65,13 @@ class RestoreRequest(BaseModel):
     include: RestoreParts = Field(default_factory=RestoreParts)
     dry_run: bool = False
     backup: bool = True
-    on_conflict: Literal["fail", "overwrite"] = "fail"
+    on_conflict: Literal["merge", "fail", "overwrite"] | None = Field(default=None, description=(
+        "When production changed since the clone was taken: merge (the clone's changed rows only, production's "
+        "own changes kept), fail (write nothing) or overwrite (the clone's tables replace production's). "
+        "Default: merge for one of your clones restored into the site it was taken from, else fail"))
+    merge_conflicts: Literal["fail", "prefer_clone", "prefer_production"] = Field(default="fail", description=(
+        "In a merge, rows changed both on the clone and in production: write nothing (fail), or take the "
+        "clone's or keep production's"))
 
 
 class CloneUpdate(BaseModel):

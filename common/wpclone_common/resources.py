@@ -206,14 +206,21 @@ class CloneRestoreSpec(Model):
     include: RestoreInclude = Field(default_factory=RestoreInclude, description="What to restore; all by default")
     backup: bool = Field(default=True, description="Back up the target first (kept on the target)")
     dryRun: bool = Field(default=False, description="Report what would change and write nothing")
-    onConflict: Literal["Fail", "Overwrite"] = Field(
-        default="Fail", description="When production changed since the clone was taken")
+    onConflict: Literal["Fail", "Overwrite", "Merge"] = Field(default="Fail", description=(
+        "When production changed since the clone was taken: Fail (write nothing), Overwrite (the clone's tables "
+        "replace production's), or Merge (the clone's changed rows only, production's own changes kept; a "
+        "cloneRef source restored into the site it was taken from)"))
+    mergeConflicts: Literal["Fail", "PreferClone", "PreferProduction"] = Field(default="Fail", description=(
+        "In a Merge, rows changed both on the clone and in production: write nothing at all (Fail), or take "
+        "the clone's (PreferClone) or keep production's (PreferProduction)"))
     rollbackTo: str | None = Field(default=None, max_length=128, pattern=BACKUP_ID,
                                    description="A backup id on the target to restore instead of copying")
 
     model_config = ConfigDict(json_schema_extra=rules(
         ("self == oldSelf", "a CloneRestore is a one-off job: create a new one instead of editing it"),
         ("has(self.source) != has(self.rollbackTo)", "set either source or rollbackTo"),
+        ("!has(self.onConflict) || self.onConflict != 'Merge' || (has(self.source) && has(self.source.cloneRef))",
+         "onConflict Merge needs a cloneRef source (a clone's baseline is what it merges against)"),
     ))
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import aiomysql
 from pymysql.constants import CLIENT
 
-from wpclone_engine import frames
+from wpclone_engine import frames, merge
 from wpclone_engine.site_move import PRESERVED_OPTIONS, map_collations, table_definition
 
 _OWN_TABLE = re.compile(r"^wpc[ibr]_[0-9a-f]{12}_[0-9]+$")
@@ -125,6 +125,69 @@ class _OneStatementConnection(aiomysql.Connection):
         self.client_flag &= ~CLIENT.MULTI_STATEMENTS
 
 
+async def connect(target: DatabaseTarget) -> aiomysql.Connection:
+    """A connection to a clone's database that speaks raw bytes and runs one statement per query."""
+    connection = _OneStatementConnection(host=target.host, port=target.port, user=target.user,
+                                         password=target.password, db=target.database, charset="utf8mb4",
+                                         use_unicode=False, autocommit=True)
+    await connection._connect()  # what aiomysql.connect() does, for a connection it cannot make
+    try:
+        async with connection.cursor() as cursor:
+            for statement in _SESSION:
+                await cursor.execute(statement)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def baseline_inserts(table: str, rows: Sequence[merge.BaselineRow],
+                     max_bytes: int = MAX_STATEMENT_BYTES) -> Iterator[bytes]:
+    """Multi-row INSERTs of a table's baseline entries into the baseline table."""
+    head = b"INSERT INTO " + name(merge.BASELINE_TABLE) + b" (tbl, row_key, source_hash, clone_hash, label) VALUES "
+    tuples: list[bytes] = []
+    size = len(head)
+    for key, source, clone, label in rows:
+        row = b"(" + b",".join(literal(value) for value in (table.encode(), key, source, clone, label)) + b")"
+        if tuples and size + len(row) > max_bytes:
+            yield head + b",".join(tuples)
+            tuples, size = [], len(head)
+        tuples.append(row)
+        size += len(row) + 1
+    if tuples:
+        yield head + b",".join(tuples)
+
+
+class CloneBaseline:
+    """A clone's baseline, read back from its database for a merge restore (merge.py)."""
+
+    def __init__(self, connection: aiomysql.Connection) -> None:
+        self._connection = connection
+
+    @classmethod
+    async def open(cls, target: DatabaseTarget) -> CloneBaseline:
+        return cls(await connect(target))
+
+    async def tables(self) -> set[str] | None:
+        """The tables the baseline covers; None when the clone has no baseline."""
+        async with self._connection.cursor() as cursor:
+            await cursor.execute(b"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                                 b"AND TABLE_NAME = " + literal(merge.BASELINE_TABLE.encode()))
+            if (await cursor.fetchone())[0] == 0:
+                return None
+            await cursor.execute(b"SELECT DISTINCT tbl FROM " + name(merge.BASELINE_TABLE))
+            return {row[0].decode() for row in await cursor.fetchall()}
+
+    async def entries(self, table: str) -> dict[bytes, merge.BaselineEntry]:
+        async with self._connection.cursor() as cursor:
+            await cursor.execute(b"SELECT row_key, source_hash, clone_hash, label FROM " + name(merge.BASELINE_TABLE)
+                                 + b" WHERE tbl = " + literal(table.encode()))
+            return {row[0]: merge.BaselineEntry(row[1], row[2], row[3]) for row in await cursor.fetchall()}
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 class DatabaseImport:
     """One import into a database: stage, swap in (keeping the old tables aside), then finish or revert."""
 
@@ -139,14 +202,9 @@ class DatabaseImport:
 
     @classmethod
     async def open(cls, target: DatabaseTarget) -> DatabaseImport:
-        connection = _OneStatementConnection(host=target.host, port=target.port, user=target.user,
-                                             password=target.password, db=target.database, charset="utf8mb4",
-                                             use_unicode=False, autocommit=True)
-        await connection._connect()  # what aiomysql.connect() does, for a connection it cannot make
+        connection = await connect(target)
         importer = cls(connection, target)
         try:
-            for statement in _SESSION:
-                await importer._execute(statement)
             importer._collations = frozenset(row[0].decode().lower() for row in await importer._fetch(
                 b"SELECT COLLATION_NAME FROM information_schema.COLLATIONS"))
             for table in await importer._tables(""):
@@ -203,6 +261,34 @@ class DatabaseImport:
         for _, table in trash:
             await self._execute(b"DROP TABLE IF EXISTS " + name(table))
         self._swap = None
+
+    async def begin_baseline(self) -> None:
+        """An empty baseline table (a copy tried again records its baseline anew)."""
+        await self._execute(b"DROP TABLE IF EXISTS " + name(merge.BASELINE_TABLE))
+        await self._execute(merge.BASELINE_CREATE)
+
+    async def add_baseline(self, table: str, rows: Sequence[merge.BaselineRow]) -> None:
+        for statement in baseline_inserts(table, rows):
+            await self._execute(statement)
+
+    async def raise_counters(self, offset: int) -> int:
+        """Moves the auto-increment counter of each table this import swapped in `offset` above the
+        source's (merge.raised_counter); returns how many tables it moved."""
+        if offset <= 0 or not self._staged:
+            return 0
+        tables = b", ".join(literal(table.encode()) for table in self._staged)
+        rows = await self._fetch(
+            b"SELECT t.TABLE_NAME, c.COLUMN_TYPE, COALESCE(t.AUTO_INCREMENT, 1) FROM information_schema.TABLES t "
+            b"JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME "
+            b"WHERE t.TABLE_SCHEMA = DATABASE() AND c.EXTRA LIKE '%auto_increment%' "
+            b"AND t.TABLE_NAME IN (" + tables + b")")
+        moved = 0
+        for table, column_type, next_id in rows:
+            counter = merge.raised_counter(column_type.decode(), int(next_id), offset)
+            if counter is not None:
+                await self._execute(b"ALTER TABLE " + name(table.decode()) + b" AUTO_INCREMENT = %d" % counter)
+                moved += 1
+        return moved
 
     async def count_occurrences(self, count: Callable[[bytes], int], needle: bytes,
                                 tables: Sequence[str] | None = None) -> int:

@@ -24,6 +24,16 @@ DESTINATION_NOT_ALLOWED = "DestinationNotAllowed"
 # logins again after its window (15 minutes). Permanent for the job: trying again would only lengthen it.
 LOGIN_THROTTLED = "LoginThrottled"
 
+# A merge restore found rows changed on both sides (on the clone and in production since the clone was
+# taken) under the policy Fail, or a row of the clone collides with a unique key production added: nothing
+# was written. Permanent: choose a policy (PreferClone, PreferProduction) or restore again later.
+CONFLICT = "Conflict"
+# Production changed between a merge's plan and its transaction: nothing was written. Trying again plans anew.
+PRODUCTION_CHANGED = "ProductionChanged"
+# A merge restore of a clone that has no baseline (made before merges existed, or its baseline is gone).
+NO_BASELINE = "NoBaseline"
+
 # The migrator's refusal codes (its REST error codes) that have a reason of their own; the others
 # are MigratorError, the code in the message.
-MIGRATOR_CODES = {"wpclone_forbidden_file": FORBIDDEN_FILE}
+MIGRATOR_CODES = {"wpclone_forbidden_file": FORBIDDEN_FILE, "wpclone_merge_conflict": CONFLICT,
+                  "wpclone_production_changed": PRODUCTION_CHANGED}

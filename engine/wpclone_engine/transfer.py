@@ -22,7 +22,7 @@ from typing import Protocol
 
 import pymysql
 
-from wpclone_engine import frames
+from wpclone_engine import frames, merge
 from wpclone_engine.database_import import DatabaseImport, DatabaseTarget
 from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
 from wpclone_engine.passwords import wordpress_hash
@@ -86,6 +86,10 @@ class DatabaseDestination:
     database: DatabaseTarget
     url: str
     files: Migrator | None = None
+    # A merge restore's baseline (merge.py), recorded in the clone's database as the rows arrive, and how
+    # far above the source's the clone's auto-increment counters start (0: where the source's are).
+    baseline: bool = False
+    id_offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,15 +139,15 @@ async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestinati
     # Checksums strictly before the export: a change made after them either travels with the copy
     # or shows up as a conflict when the copy is restored; it can never go unnoticed.
     source_info = await source.info(checksums=True)
-    tables = _chosen_tables(source_info, include)
-    tally = _Tally(progress)
+    tables = chosen_tables(source_info, include)
+    tally = Tally(progress)
     if isinstance(destination, DatabaseDestination):
         return await _copy_into_database(source, source_info, destination, include, tables, rewrite_to,
                                          admin_password, tally)
     destination_info = await destination.info()
     if destination_info.home.rstrip("/") == source_info.home.rstrip("/"):
         raise TransferError("SameSite", f"{source.url} and {destination.url} are the same site")
-    move = _site_move(source_info, destination_info.table_prefix, rewrite_to or destination_info.home,
+    move = site_move(source_info, destination_info.table_prefix, rewrite_to or destination_info.home,
                       {name: value.encode() for name, value in destination_info.options.items() if value is not None},
                       admin_password)
     job = await destination.begin_import(
@@ -166,47 +170,51 @@ async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestinati
     except BaseException:
         await tables_import.chunks.cancel()
         await files_import.chunks.cancel()
-        await _quietly(destination.abort_import(job.id))
+        await quietly(destination.abort_import(job.id))
         raise
     return tally.result(source_info, str(move.rewrite.new), committed.get("backup"))
 
 
 async def _copy_into_database(source: Migrator, source_info: SiteInfo, destination: DatabaseDestination,
                               include: Include, tables: list[str], rewrite_to: str | None,
-                              admin_password: AdminPassword | None, tally: _Tally) -> CopyResult:
+                              admin_password: AdminPassword | None, tally: Tally) -> CopyResult:
     """Clone from nothing: the tables go straight into the clone's database, then the files go to the
     clone's migrator, which loads now that WordPress has tables. A failure puts the old tables back."""
     if include.folders and destination.files is None:
         raise TransferError("NoFilesDestination", "copying files into a database destination needs its migrator")
     database = await DatabaseImport.open(destination.database)
     try:
-        move = _site_move(source_info, destination.database.table_prefix, rewrite_to or destination.url,
+        move = site_move(source_info, destination.database.table_prefix, rewrite_to or destination.url,
                           await database.preserved_options(), admin_password)
         foreign_keys: dict[str, list[str]] = {}
         if include.database:
-            await _copy_database(source, database, move, tables, include, admin_password, tally, foreign_keys)
+            if destination.baseline:
+                await database.begin_baseline()
+            await _copy_database(source, database, move, tables, include, admin_password, tally, foreign_keys,
+                                 baseline=database if destination.baseline else None)
             await database.swap(replace_all=include.tables is None)
+            await database.raise_counters(destination.id_offset)
             if move.rewrite.leaves_old_url_checkable:
                 tally.old_urls_left = await database.count_occurrences(move.rewrite.occurrences, move.rewrite.needle)
         try:
             if include.folders and destination.files is not None:
                 await _copy_files_into(source, destination.files, include, tally)
         except BaseException:
-            await _quietly(database.revert())
+            await quietly(database.revert())
             raise
         await database.finish()
         # Once the tables they refer to are all there, and the replaced ones (with the same names of
         # constraints) are gone; the rows are the source's own, so they are not checked again.
         await database.add_foreign_keys(foreign_keys)
     except BaseException:
-        await _quietly(database.abort())
+        await quietly(database.abort())
         raise
     finally:
         database.close()
     return tally.result(source_info, str(move.rewrite.new), None)
 
 
-async def _copy_files_into(source: Migrator, destination: Migrator, include: Include, tally: _Tally) -> None:
+async def _copy_files_into(source: Migrator, destination: Migrator, include: Include, tally: Tally) -> None:
     job = await destination.begin_import(database=False, tables=None, files=include.folders,
                                          dropins=include.dropins, exclude=include.exclude)
     files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
@@ -216,7 +224,7 @@ async def _copy_files_into(source: Migrator, destination: Migrator, include: Inc
         await destination.commit_import(job.id, chunks=chunks, backup=False)
     except BaseException:
         await files_import.chunks.cancel()
-        await _quietly(destination.abort_import(job.id))
+        await quietly(destination.abort_import(job.id))
         raise
 
 
@@ -232,7 +240,7 @@ async def _together(*streams: Awaitable[None]) -> None:
         raise
 
 
-def _site_move(source: SiteInfo, destination_prefix: str, destination_url: str, preserved: dict[str, bytes],
+def site_move(source: SiteInfo, destination_prefix: str, destination_url: str, preserved: dict[str, bytes],
                admin_password: AdminPassword | None) -> SiteMove:
     return SiteMove(
         rewrite=UrlRewrite(source.home, destination_url), source_prefix=source.table_prefix,
@@ -241,7 +249,7 @@ def _site_move(source: SiteInfo, destination_prefix: str, destination_url: str, 
         admin_hash=wordpress_hash(admin_password.password) if admin_password else None)
 
 
-def _chosen_tables(source: SiteInfo, include: Include) -> list[str]:
+def chosen_tables(source: SiteInfo, include: Include) -> list[str]:
     if include.tables is None:
         return sorted(source.tables)
     unknown = sorted(set(include.tables) - set(source.tables))
@@ -267,16 +275,23 @@ class DatabaseSink(Protocol):
 
 async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                          tables: list[str], include: Include, admin_password: AdminPassword | None,
-                         tally: _Tally, foreign_keys: dict[str, list[str]] | None = None) -> None:
+                         tally: Tally, foreign_keys: dict[str, list[str]] | None = None,
+                         baseline: DatabaseImport | None = None) -> None:
     """Streams the tables into `sink`; their foreign keys (destination names) into `foreign_keys`, when
-    the sink adds them itself (a migrator's import leaves them out)."""
+    the sink adds them itself (a migrator's import leaves them out); each row's baseline entry into
+    `baseline`'s baseline table, when given."""
     table_rows = None
+    recorder: _BaselineRecorder | None = None
     async with source.export_database(None if include.tables is None else tables, SLICE_BYTES) as chunks:
         async for frame in frames.read_frames(chunks):
             tally.bytes += len(frame.payload) + 5
             if frame.kind == frames.TABLE:
                 meta = frame.json()
                 table_rows = move.table_rows(meta["name"], meta["columns"])
+                if baseline is not None:
+                    unprefixed = move.table_name(meta["name"])[len(move.destination_prefix):]
+                    recorder = _BaselineRecorder(baseline, merge.TableBaseline.of(
+                        meta["name"], meta["columns"], meta.get("key"), unprefixed))
                 await sink.begin_table(move.table_name(meta["name"]),
                                        move.create_statement(meta["create"], meta["name"]), meta["columns"])
                 if foreign_keys is not None and (keys := move.foreign_keys(meta["create"], meta["name"])):
@@ -285,9 +300,14 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                 payload, counts = table_rows.apply(frame.payload)
                 tally.counts.add(counts)
                 await sink.rows(payload)
+                if recorder is not None:
+                    await recorder.rows(frame.payload, payload)
             elif frame.kind == frames.TABLE_END:
                 end = frame.json()
                 await sink.end_table(move.table_name(end["name"]), int(end["rows"]))
+                if recorder is not None:
+                    await recorder.finish()
+                    recorder = None
                 tally.tables += 1
                 tally.rows += int(end["rows"])
                 table_rows = None
@@ -302,7 +322,7 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                             "whose password could be set")
 
 
-async def _copy_files(source: Migrator, sink: FilesImport, include: Include, tally: _Tally) -> None:
+async def _copy_files(source: Migrator, sink: FilesImport, include: Include, tally: Tally) -> None:
     async with source.export_files(include.folders, SLICE_BYTES, dropins=include.dropins,
                                    exclude=include.exclude) as chunks:
         async for frame in frames.read_frames(chunks):
@@ -334,7 +354,32 @@ def _dropins(names: object) -> tuple[str, ...]:
     return tuple(sorted({name for name in names if isinstance(name, str) and name in DROPINS}))
 
 
-class _Tally:
+class _BaselineRecorder:
+    """One table's baseline entries (merge.TableBaseline) into the clone's baseline table, a batch at a time."""
+
+    BATCH = 5000
+
+    def __init__(self, database: DatabaseImport, table: merge.TableBaseline) -> None:
+        self._database = database
+        self._table = table
+        self._entries: list[merge.BaselineRow] = []
+
+    async def rows(self, sent: bytes, arrived: bytes) -> None:
+        self._entries += self._table.rows(sent, arrived)
+        if len(self._entries) >= self.BATCH:
+            await self._flush()
+
+    async def finish(self) -> None:
+        self._entries += self._table.summary()
+        await self._flush()
+
+    async def _flush(self) -> None:
+        if self._entries:
+            await self._database.add_baseline(self._table.name, self._entries)
+            self._entries = []
+
+
+class Tally:
     """Counts what went through and reports progress, at most every half second unless forced."""
 
     def __init__(self, callback: ProgressCallback | None) -> None:
@@ -361,7 +406,7 @@ class _Tally:
                           self.old_urls_left, self.dropins_left, self.not_copied)
 
 
-async def _quietly(cleanup: Awaitable[None]) -> None:
+async def quietly(cleanup: Awaitable[None]) -> None:
     """Best-effort cleanup after a failure: the original error is the one to report."""
     with contextlib.suppress(Exception):
         await cleanup

@@ -184,6 +184,17 @@ class Migrator:
         """Swaps the import in, once the site has checked that the `chunks` sent of each kind all arrived."""
         return await self._call("import/commit", {"job": job, "chunks": chunks, "backup": backup}, timeout=900.0)
 
+    @asynccontextmanager
+    async def export_fingerprints(self, tables: list[str] | None) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Each row's key and fingerprint (merge.py), table by table, as the database export walks them."""
+        async with self._stream("export/fingerprints", {"tables": tables}) as chunks:
+            yield chunks
+
+    async def commit_merge(self, job: str, *, chunks: int, plan: list[dict[str, Any]], backup: bool) -> dict[str, Any]:
+        """Applies a merge whose rows the import `job` staged, by `plan`, in one transaction."""
+        return await self._call("import/merge", {"job": job, "chunks": {"database": chunks}, "plan": plan,
+                                                 "backup": backup}, timeout=900.0)
+
     async def abort_import(self, job: str | None = None) -> None:
         await self._call("import/abort", {"job": job})
 

@@ -57,7 +57,8 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
                 database=DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"],
                                         password=database["password"], database=database["database"],
                                         table_prefix=children.TABLE_PREFIX),
-                url=children.url(clone, settings), files=clone_site)
+                url=children.url(clone, settings), files=clone_site, baseline=True,
+                id_offset=settings.merge_id_offset)
             return await copy_site(source, destination, include=include_for(clone),
                                    admin_password=AdminPassword(admin["username"], admin["password"]),
                                    progress=progress)

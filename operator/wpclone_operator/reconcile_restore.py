@@ -56,7 +56,9 @@ def restore_status(spec: CloneRestoreSpec, outcome: restoring.Outcome, generatio
     """The final status of a restore, from what it did (pure)."""
     at = status.now()
     if outcome.result is None and outcome.conflicts and not spec.dryRun:
-        message = f"production changed since the clone was taken; nothing was written ({len(outcome.conflicts)})"
+        message = (f"rows changed on the clone and in production (mergeConflicts: Fail); nothing was written "
+                   f"({len(outcome.conflicts)})" if outcome.merged else
+                   f"production changed since the clone was taken; nothing was written ({len(outcome.conflicts)})")
         return {"phase": "Failed", "conflicts": outcome.conflicts, "message": message,
                 "completedAt": status.format_time(at),
                 "conditions": [status.condition(constants.READY, False, "Conflict", message, generation, at)]}
@@ -70,10 +72,15 @@ def restore_status(spec: CloneRestoreSpec, outcome: restoring.Outcome, generatio
         return {"phase": "Completed", "changes": outcome.changes, "conflicts": outcome.conflicts,
                 "message": message, "completedAt": status.format_time(at),
                 "conditions": [status.condition(constants.READY, True, "DryRun", message, generation, at)]}
-    assert outcome.result is not None
+    if outcome.result is None:  # a Merge with nothing to write
+        message = "nothing to merge: production has every change of the clone"
+        return {"phase": "Completed", "changes": outcome.changes, "conflicts": outcome.conflicts, "message": message,
+                "completedAt": status.format_time(at),
+                "conditions": [status.condition(constants.READY, True, "Restored", message, generation, at)]}
     result = outcome.result
-    message = (f"restored {result.tables} tables ({result.rows} rows) and {result.files} files into "
-               f"{result.destination_url}" + (f"; backup {result.backup} kept on the target" if result.backup else ""))
+    message = (f"merged {result.rows} rows of {result.tables} tables into {result.destination_url}" if outcome.merged
+               else f"restored {result.tables} tables ({result.rows} rows) and {result.files} files into "
+               f"{result.destination_url}") + (f"; backup {result.backup} kept on the target" if result.backup else "")
     return {"phase": "Completed", "backupId": result.backup, "changes": outcome.changes,
             "conflicts": outcome.conflicts, "message": message, "completedAt": status.format_time(at),
             "counts": {"tables": result.tables, "rows": result.rows, "files": result.files, "bytes": result.bytes},

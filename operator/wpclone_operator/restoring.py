@@ -14,7 +14,9 @@ import httpx
 
 from wpclone_common import constants, kube
 from wpclone_common.resources import CloneRestoreSpec, ContentRules, RestoreInclude, WordPressClone
-from wpclone_engine import outbound
+from wpclone_engine import outbound, reasons
+from wpclone_engine.database_import import CloneBaseline, DatabaseTarget
+from wpclone_engine.merge_restore import merge_clone
 from wpclone_engine.site_move import AdminPassword
 from wpclone_engine.transfer import CopyResult, Include, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError, site_session
@@ -22,8 +24,8 @@ from wpclone_operator import children, credentials
 from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport, content_rules
 from wpclone_operator.settings import Settings
 
-RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {"Conflict", "CloneNotFound", "UnknownBackup",
-                                                  constants.FORBIDDEN_FILE}
+RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {reasons.CONFLICT, "CloneNotFound", "UnknownBackup",
+                                                  constants.FORBIDDEN_FILE, reasons.NO_BASELINE, "MergeNeedsSource"}
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +40,7 @@ class Outcome:
     result: CopyResult | None = None
     changes: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    merged: bool = False  # a Merge restore (its conflicts are rows; nothing to write is no failure)
 
 
 async def _site(jobs: AsyncExitStack, http: httpx.AsyncClient, settings: Settings, namespace: str, url: str,
@@ -173,6 +176,9 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
                                                spec.source.credentialsSecretRef.name, "source"))
         source_info = await source.migrator.info(content=True)
         include = include_for(spec.include, source_info.table_prefix, clone.spec.content if clone else None)
+        if spec.onConflict == "Merge":
+            assert clone is not None  # the CRD requires a cloneRef for a Merge
+            return await _merge(clone, source, target, spec, include, settings, progress)
         target_info = await target.info(checksums=bool(source.recorded_checksums), content=True)
         restored = None if include.tables is None else [
             target_info.table_prefix + table.removeprefix(source_info.table_prefix) for table in include.tables]
@@ -192,3 +198,31 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
         if result.backup is not None:
             await prune_backups(target, settings.backup_retention, result.backup)
         return Outcome(result=result, changes=changes, conflicts=found)
+
+
+async def _merge(clone: WordPressClone, source: RestoreSource, target: Migrator, spec: CloneRestoreSpec,
+                 include: Include, settings: Settings, progress: ProgressReport) -> Outcome:
+    """A Merge restore of a clone into the site it was taken from: its database, row by row (merge.py)."""
+    if clone.spec.source.url.rstrip("/") != spec.target.url.rstrip("/"):
+        raise TransferError("MergeNeedsSource", f"a Merge writes into the site the clone {clone.name} was taken "
+                            f"from ({clone.spec.source.url}), not into {spec.target.url}")
+    database = await asyncio.to_thread(kube.read_secret, clone.namespace, children.db_secret_name(clone))
+    if database is None:
+        raise TransferError("CloneNotReady", f"WordPressClone {clone.name} has no database Secret")
+    mysql = settings.mysql_admin
+    baseline = await CloneBaseline.open(DatabaseTarget(
+        host=mysql.host, port=mysql.port, user=database["username"], password=database["password"],
+        database=database["database"], table_prefix=children.TABLE_PREFIX))
+    assert target.login is not None and target.password is not None
+    try:
+        merged = await merge_clone(source.migrator, baseline, target, include=include, policy=spec.mergeConflicts,
+                                   dry_run=spec.dryRun, backup=spec.backup,
+                                   recorded_checksums=source.recorded_checksums,
+                                   admin_password=AdminPassword(target.login, target.password), progress=progress)
+    finally:
+        baseline.close()
+    if merged.result is not None and merged.result.backup is not None:
+        await prune_backups(target, settings.backup_retention, merged.result.backup)
+    changes = merged.changes + ([] if not include.folders else [
+        "files: not written (a Merge restore merges the database; restore files with onConflict Overwrite)"])
+    return Outcome(result=merged.result, changes=changes, conflicts=merged.conflicts, merged=True)

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     retry_delay_seconds: float = Field(5.0, gt=0)
     copy_retry_seconds: float = Field(600.0, gt=0, description="how long an unreachable source is retried")
     # After a restore that kept a backup, the target keeps only its newest N backups (0: keeps them all).
+    # How far above the source's auto-increment counters a clone numbers its own rows, so that a merge
+    # restore never finds a row made on the clone and one made in production with the same id. Far more
+    # rows than a busy site adds in a clone's longest life; 0 leaves the counters where the source's are.
+    merge_id_offset: int = Field(100_000_000, ge=0, description="ids of a clone's own rows start this far above")
     backup_retention: int = Field(3, ge=0, description="backups a restore target keeps; 0 keeps all")
     # The migrator plugin leaves a source or target at the end of each job (a must-use copy stays).
     keep_migrator: bool = Field(False, description="leave the migrator plugin installed on sites after a job")

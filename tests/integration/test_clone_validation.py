@@ -94,8 +94,8 @@ INVALID_RESTORES = {
     "tables without the database": (restore(source={"cloneRef": {"name": "shop"}},
                                             include={"database": False, "tables": ["options"]}),
                                     "tables needs database: true"),
-    "unknown conflict policy": (restore(source={"cloneRef": {"name": "shop"}}, onConflict="Merge"),
-                                'spec.onConflict: Unsupported value: "Merge"'),
+    "unknown conflict policy": (restore(source={"cloneRef": {"name": "shop"}}, onConflict="Replace"),
+                                'spec.onConflict: Unsupported value: "Replace"'),
 }
 
 

@@ -12,7 +12,7 @@ from tests.unit.test_children import make_clone
 from wpclone_common.resources import RestoreInclude
 from wpclone_engine import frames
 from wpclone_engine.import_chunks import ChunkedImport, FilesImport, TablesImport
-from wpclone_engine.transfer import Include, TransferError, _chosen_tables
+from wpclone_engine.transfer import Include, TransferError, chosen_tables
 from wpclone_engine.wordpress import ImportJob, SiteInfo, TableInfo
 from wpclone_operator import cloning, restoring
 from wpclone_operator.settings import Settings
@@ -129,8 +129,8 @@ def test_tables_to_copy_must_exist_on_the_source() -> None:
     info = SiteInfo(home="http://a.test", siteurl="http://a.test", table_prefix="wp_",
                     tables={"wp_posts": TableInfo("wp_posts", 1), "wp_options": TableInfo("wp_options", 1)},
                     options={}, mode="plugin", max_request_bytes=1, backups=[], versions={})
-    assert _chosen_tables(info, Include()) == ["wp_options", "wp_posts"]
-    assert _chosen_tables(info, Include(tables=("wp_posts",))) == ["wp_posts"]
+    assert chosen_tables(info, Include()) == ["wp_options", "wp_posts"]
+    assert chosen_tables(info, Include(tables=("wp_posts",))) == ["wp_posts"]
     with pytest.raises(TransferError, match="has no table wp_nope") as failure:
-        _chosen_tables(info, Include(tables=("wp_posts", "wp_nope")))
+        chosen_tables(info, Include(tables=("wp_posts", "wp_nope")))
     assert failure.value.reason == "UnknownTable"

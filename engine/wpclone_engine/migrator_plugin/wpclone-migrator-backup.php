@@ -100,6 +100,12 @@ final class WPClone_Backups
         $backup = self::load($request->get_param('backup'));
         $db = WPClone_Db::connect();
         $id = $backup['id'];
+        if (($backup['kind'] ?? '') === 'merge') {
+            WPClone_Merge::undo($db, $backup);
+            @unlink(self::path($id));
+            wp_cache_flush();
+            return ['rolled_back' => $id];
+        }
         $existing = $db->tables('');
         $replaced = $backup['all_tables'] ? WPClone_Site::tables($db) : array_intersect($backup['imported'], $existing);
         $renames = [];

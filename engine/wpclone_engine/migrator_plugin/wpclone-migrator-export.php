@@ -51,7 +51,7 @@ final class WPClone_Export
         });
     }
 
-    private static function chosen_tables(WPClone_Db $db, $wanted): array
+    public static function chosen_tables(WPClone_Db $db, $wanted): array
     {
         $tables = WPClone_Site::tables($db);
         if ($wanted === null) {
@@ -73,8 +73,11 @@ final class WPClone_Export
         return max(16 * KB_IN_BYTES, min($wanted, 16 * MB_IN_BYTES));
     }
 
-    /** Streams one table: T, R..., E. Returns its row count. */
-    private static function table(WPClone_Db $db, string $table, int $slice): int
+    /**
+     * Streams one table: T, R..., E. Returns its row count. Each R record is the row itself, or what
+     * $record makes of the row and its key's values (the fingerprints stream).
+     */
+    public static function table(WPClone_Db $db, string $table, int $slice, ?callable $record = null): int
     {
         $columns = $db->rows('SHOW FULL COLUMNS FROM ' . WPClone_Db::name($table));
         $names = array_column($columns, 'Field');
@@ -92,8 +95,10 @@ final class WPClone_Export
         }, $key);
         $buffer = '';
         $count = 0;
-        $emit = function (array $row) use (&$buffer, &$count, $slice) {
-            $buffer .= WPClone_Frames::record($row);
+        $emit = function (array $row) use (&$buffer, &$count, $slice, $record, $positions) {
+            $buffer .= $record === null ? WPClone_Frames::record($row) : $record($row, array_map(function ($position) use ($row) {
+                return $row[$position];
+            }, $positions));
             $count++;
             if (strlen($buffer) >= $slice) {
                 WPClone_Stream::send(WPClone_Frames::frame('R', $buffer));
@@ -136,7 +141,7 @@ final class WPClone_Export
      * The columns to walk the table by: its primary key, else a unique key of NOT NULL columns, else
      * none (the table is then read in one unbuffered scan).
      */
-    private static function keyset_columns(WPClone_Db $db, string $table, array $columns): array
+    public static function keyset_columns(WPClone_Db $db, string $table, array $columns): array
     {
         $by_name = array_column($columns, null, 'Field');
         $indexes = [];
@@ -180,7 +185,7 @@ final class WPClone_Export
     }
 
     /** A value as a literal that compares the way the column orders: numbers as numbers, text in its collation. */
-    private static function literal(WPClone_Db $db, array $column, string $value): string
+    public static function literal(WPClone_Db $db, array $column, string $value): string
     {
         if (preg_match('/^(tinyint|smallint|mediumint|int|integer|bigint|decimal|numeric|float|double|year)\b/i', $column['Type'])
             && preg_match('/^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/', $value)) {

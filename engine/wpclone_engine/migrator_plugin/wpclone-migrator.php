@@ -22,10 +22,12 @@
  *   info             site report: URLs, versions, prefix, tables (rows, checksums), content sizes, backups
  *   export/database  stream of the site's tables          {tables?, slice_bytes?}
  *   export/files     stream of wp-content folders         {include?: [uploads, themes, plugins, mu-plugins], slice_bytes?}
+ *   export/fingerprints stream of each row's key and fingerprint {tables?}
  *   import/begin     start an import (replaces any unfinished one) {database, tables?, files?}
  *   import/database  one numbered chunk of table frames   (body: frames, the first an H frame)
  *   import/files     one numbered chunk of file pieces    (body: frames, the first an H frame)
  *   import/commit    check all arrived, swap it in at once {job, chunks: {database, files}, backup?}
+ *   import/merge     apply a staged merge in one transaction {job, chunks: {database}, plan, backup?}
  *   import/abort     drop an import, or every unfinished one {job?}
  *   import/status    where an import stands               {job}
  *   backup/rollback  put a backup back                     {backup}
@@ -45,6 +47,7 @@ require_once __DIR__ . '/wpclone-migrator-auth.php';
 require_once __DIR__ . '/wpclone-migrator-export.php';
 require_once __DIR__ . '/wpclone-migrator-import.php';
 require_once __DIR__ . '/wpclone-migrator-backup.php';
+require_once __DIR__ . '/wpclone-migrator-merge.php';
 
 add_filter('determine_current_user', ['WPClone_Auth', 'session_user'], 30);
 add_filter('rest_authentication_errors', ['WPClone_Auth', 'rest_errors'], 110);
@@ -59,10 +62,12 @@ function wpclone_migrator_routes(): void
         'info' => ['WPClone_Site', 'info'],
         'export/database' => ['WPClone_Export', 'database'],
         'export/files' => ['WPClone_Export', 'files'],
+        'export/fingerprints' => ['WPClone_Merge', 'fingerprints'],
         'import/begin' => ['WPClone_Import', 'begin'],
         'import/database' => ['WPClone_Import', 'database'],
         'import/files' => ['WPClone_Import', 'files'],
         'import/commit' => ['WPClone_Import', 'commit'],
+        'import/merge' => ['WPClone_Merge', 'merge'],
         'import/abort' => ['WPClone_Import', 'abort'],
         'import/status' => ['WPClone_Import', 'status'],
         'backup/rollback' => ['WPClone_Backups', 'rollback'],
