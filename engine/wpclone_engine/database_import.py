@@ -264,7 +264,8 @@ class DatabaseImport:
 
     async def begin_baseline(self) -> None:
         """An empty baseline table (a copy tried again records its baseline anew)."""
-        await self._execute(b"DROP TABLE IF EXISTS " + name(merge.BASELINE_TABLE))
+        if merge.BASELINE_TABLE in await self._tables(merge.BASELINE_TABLE):
+            await self._execute(b"DROP TABLE " + name(merge.BASELINE_TABLE))
         await self._execute(merge.BASELINE_CREATE)
 
     async def add_baseline(self, table: str, rows: Sequence[merge.BaselineRow]) -> None:
@@ -278,7 +279,8 @@ class DatabaseImport:
             return 0
         tables = b", ".join(literal(table.encode()) for table in self._staged)
         rows = await self._fetch(
-            b"SELECT t.TABLE_NAME, c.COLUMN_TYPE, COALESCE(t.AUTO_INCREMENT, 1) FROM information_schema.TABLES t "
+            b"SELECT t.TABLE_NAME, c.COLUMN_TYPE, CAST(COALESCE(t.AUTO_INCREMENT, 1) AS CHAR) "
+            b"FROM information_schema.TABLES t "
             b"JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME "
             b"WHERE t.TABLE_SCHEMA = DATABASE() AND c.EXTRA LIKE '%auto_increment%' "
             b"AND t.TABLE_NAME IN (" + tables + b")")

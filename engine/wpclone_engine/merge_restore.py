@@ -93,7 +93,9 @@ async def _merge(clone: Migrator, baseline: CloneBaseline, target: Migrator, inc
     tally = Tally(progress)
     job = None if dry_run else await target.begin_import(database=True, tables=None, files=[])
     sink = None if job is None else TablesImport(ChunkedImport(target, job, "database"))
-    state = _Merge(target_info, move, covered, production, recorded_checksums, policy, include.plugins,
+    # A merge writes no plugin files, so production keeps its active plugins (activating one it does not
+    # have, or deactivating a migrator that runs as a plugin, would break it).
+    state = _Merge(target_info, move, covered, production, recorded_checksums, policy, False,
                    merge.MergeReport(), sink, [])
     try:
         async with clone.export_database(None if include.tables is None else tables, SLICE_BYTES) as chunks:

@@ -215,7 +215,7 @@ final class WPClone_Backups
     }
 
     /** The folder that will hold a backup of $folder's entries: outside the document root if it can. */
-    private static function make_outer(string $folder, string $root, string $id): string
+    public static function make_outer(string $folder, string $root, string $id): string
     {
         $store = self::store($folder);
         if ($store === null) {
@@ -257,7 +257,7 @@ final class WPClone_Backups
     }
 
     /** Removes what holds a backup's kept folder once nothing is kept in it (deny files and all). */
-    private static function remove_outer(string $folder, array $record): void
+    public static function remove_outer(string $folder, array $record): void
     {
         $outer = self::absolute($folder, self::outer($record));
         @rmdir($outer . '/' . self::KEPT);
@@ -342,7 +342,7 @@ final class WPClone_Backups
         $moves[] = [$from, $to];
     }
 
-    private static function undo(array $moves): void
+    public static function undo(array $moves): void
     {
         foreach (array_reverse($moves) as [$from, $to]) {
             @rename($to, $from);

@@ -35,13 +35,18 @@ final class WPClone_Export
         $roots = WPClone_Site::roots(is_array($include) ? $include : WPClone_Site::ROOTS);
         $rules = WPClone_Site::rules($request->get_param('dropins'), $request->get_param('exclude'));
         $slice = self::slice_bytes($request);
+        $only = $request->get_param('paths');  // a merge's: only these stream paths
+        $only = is_array($only) ? array_fill_keys(array_filter($only, 'is_string'), true) : null;
         WPClone_Stream::begin();
-        WPClone_Stream::finish(function () use ($roots, $rules, $slice) {
+        WPClone_Stream::finish(function () use ($roots, $rules, $slice, $only) {
             $files = 0;
             $bytes = 0;
             $skipped = 0;
             foreach ($roots as $name => $folder) {
-                $skipped += WPClone_Site::walk($folder, $name, function ($path, $stream_path) use ($slice, &$files, &$bytes) {
+                $skipped += WPClone_Site::walk($folder, $name, function ($path, $stream_path) use ($slice, &$files, &$bytes, $only) {
+                    if ($only !== null && !isset($only[$stream_path])) {
+                        return;
+                    }
                     $bytes += self::file($path, $stream_path, $slice);
                     $files++;
                 }, $rules);

@@ -40,7 +40,37 @@ final class WPClone_Merge
         });
     }
 
-    /** Applies a staged merge ({job, chunks: {database}, plan, backup?}); all of it or, on any error, nothing. */
+    /** Each file's stream path and fingerprint (md5 of its bytes), as export/files walks them: R records. */
+    public static function file_fingerprints(WP_REST_Request $request)
+    {
+        $include = $request->get_param('include');
+        $roots = WPClone_Site::roots(is_array($include) ? $include : WPClone_Site::ROOTS);
+        $rules = WPClone_Site::rules($request->get_param('dropins'), $request->get_param('exclude'));
+        WPClone_Stream::begin();
+        WPClone_Stream::finish(function () use ($roots, $rules) {
+            $buffer = '';
+            $files = 0;
+            foreach ($roots as $name => $folder) {
+                WPClone_Site::walk($folder, $name, function ($path, $stream_path) use (&$buffer, &$files) {
+                    $digest = @md5_file($path, true);
+                    if ($digest !== false) {
+                        $buffer .= WPClone_Frames::record([$stream_path, $digest]);
+                        $files++;
+                    }
+                    if (strlen($buffer) >= MB_IN_BYTES) {
+                        WPClone_Stream::send(WPClone_Frames::frame('R', $buffer));
+                        $buffer = '';
+                    }
+                }, $rules);
+            }
+            if ($buffer !== '') {
+                WPClone_Stream::send(WPClone_Frames::frame('R', $buffer));
+            }
+            return ['files' => $files];
+        });
+    }
+
+    /** Applies a staged merge ({job, chunks: {database, files}, plan, files?, backup?}); all of it or nothing. */
     public static function merge(WP_REST_Request $request): array
     {
         ignore_user_abort(true);
@@ -65,14 +95,16 @@ final class WPClone_Merge
             if (!is_array($plan) || array_values($plan) !== $plan) {
                 throw new WPClone_Error('bad_request', 'plan must be a list of tables');
             }
-            $backup = self::apply($db, $job, $plan);
+            $staged_files = WPClone_Import_Files::finish($job, (int) ($chunks['files'] ?? 0));
+            $backup = self::apply($db, $job, $plan, $request->get_param('files'), $staged_files);
         } catch (Throwable $error) {
             WPClone_Import::discard($db, $job);
             throw $error;
         }
         WPClone_Import::discard($db, $job);
         wp_cache_flush();
-        $answer = ['tables' => count($backup['merged']) + count($backup['created_tables']), 'rows' => $backup['rows']];
+        $answer = ['tables' => count($backup['merged']) + count($backup['created_tables']), 'rows' => $backup['rows'],
+            'files' => count($backup['files'] ?? [])];
         if (!$request->get_param('backup')) {
             WPClone_Backups::remove($db, $backup);
             return $answer + ['backup' => null];
@@ -81,7 +113,7 @@ final class WPClone_Merge
         return $answer + ['backup' => $backup['id']];
     }
 
-    private static function apply(WPClone_Db $db, WPClone_Job $job, array $plan): array
+    private static function apply(WPClone_Db $db, WPClone_Job $job, array $plan, $files, int $staged_files): array
     {
         $db->query('SET SESSION unique_checks = 1');  // a merge must never let a duplicate unique key in
         $staged = array_column($job->data['staged'], null, 'name');
@@ -112,11 +144,20 @@ final class WPClone_Merge
                     $backup['merged'][$name] = ['replace' => true];
                 }
             }
+            // The files last, while the rows are locked: renames, undone if anything fails before COMMIT.
+            $moves = [];
+            if (is_array($files)) {
+                self::merge_files($job, $files, $backup, $moves);
+            }
             $db->query('COMMIT');
         } catch (Throwable $error) {
             $db->query('ROLLBACK');
+            WPClone_Backups::undo($moves ?? []);
             foreach ($kept as $table) {
                 $db->query('DROP TABLE IF EXISTS ' . WPClone_Db::name($table));
+            }
+            foreach ($backup['folders'] as $root => $record) {
+                WPClone_Backups::remove_outer(WPClone_Site::roots([$root])[$root], $record);
             }
             throw $error;
         }
@@ -129,6 +170,83 @@ final class WPClone_Merge
             }
         }
         return $backup;
+    }
+
+    /**
+     * Merges files ({delete: [stream paths], expect: digest}): every staged file replaces or joins the live
+     * one, every deleted one goes; what they replace or delete is kept in the backup's folders first. The
+     * digest covers what was live for each path (md5, or nothing) when the operator planned.
+     */
+    private static function merge_files(WPClone_Job $job, array $files, array &$backup, array &$moves): void
+    {
+        $written = [];
+        foreach ($job->manifest_numbers() as $seq) {
+            foreach ($job->manifest($seq)['pieces'] as [$path]) {
+                $written[(string) $path] = true;
+            }
+        }
+        $deleted = [];
+        foreach ((array) ($files['delete'] ?? []) as $path) {
+            if (!is_string($path) || WPClone_Site::excluded($path, WPClone_Site::rules_of($job->data))) {
+                throw new WPClone_Error('bad_request', 'a file to delete must be a stream path of the merged folders');
+            }
+            $deleted[$path] = true;
+        }
+        $paths = array_map('strval', array_keys($written + $deleted));
+        sort($paths, SORT_STRING);
+        $digest = hash_init('md5');
+        $live = [];
+        foreach ($paths as $path) {
+            $live[$path] = self::live_path($job, $path);
+            $now = is_file($live[$path]) && !is_link($live[$path]) ? md5_file($live[$path], true) : false;
+            $record = WPClone_Frames::record([$path]);
+            hash_update($digest, pack('N', strlen($record)) . $record . ($now === false ? str_repeat("\0", 16) : $now));
+        }
+        if (!is_string($files['expect'] ?? null) || !hash_equals(hash_final($digest), $files['expect'])) {
+            throw new WPClone_Error('production_changed', 'files changed in production while the merge was planned; '
+                . 'nothing was written (restore again)', 409);
+        }
+        $backup['files'] = [];
+        foreach ($paths as $path) {
+            $root = explode('/', $path, 2)[0];
+            $folder = WPClone_Site::roots([$root])[$root];
+            if (!isset($backup['folders'][$root])) {
+                $outer = WPClone_Backups::make_outer($folder, $root, $backup['id']);
+                $backup['folders'][$root] = ['backup' => $outer, 'kept' => $outer . '/' . WPClone_Backups::KEPT];
+            }
+            $kept = $backup['folders'][$root]['kept'] . '/' . substr($path, strlen($root) + 1);
+            $was = is_file($live[$path]);
+            if ($was) {
+                self::move_into($live[$path], $kept, $moves);
+            }
+            if (isset($written[$path])) {
+                self::move_into($folder . '/.wpclone-' . $job->id() . '/' . substr($path, strlen($root) + 1),
+                    $live[$path], $moves);
+            }
+            $backup['files'][] = [$path, $was];
+        }
+    }
+
+    private static function live_path(WPClone_Job $job, string $path): string
+    {
+        $segments = explode('/', $path);
+        $root = array_shift($segments);
+        if (!in_array($root, $job->data['roots'], true) || !$segments || array_intersect($segments, ['', '.', '..'])
+            || strpos($path, "\0") !== false) {
+            throw new WPClone_Error('bad_path', 'refusing file path ' . wp_json_encode($path) . ' in a merge');
+        }
+        return WPClone_Site::roots([$root])[$root] . '/' . implode('/', $segments);
+    }
+
+    private static function move_into(string $from, string $to, array &$moves): void
+    {
+        if (!is_dir(dirname($to)) && !@mkdir(dirname($to), 0755, true)) {
+            throw new WPClone_Error('unwritable', 'cannot create the folder of ' . $to, 500);
+        }
+        if (!@rename($from, $to)) {
+            throw new WPClone_Error('unwritable', "cannot move $from to $to", 500);
+        }
+        $moves[] = [$from, $to];
     }
 
     /** The plan's entries, each a table of this site in a mode it can be merged in. */
@@ -314,6 +432,29 @@ final class WPClone_Merge
         }
         foreach ($backup['created_tables'] as $table) {
             $db->query('DROP TABLE IF EXISTS ' . WPClone_Db::name($table));
+        }
+        self::undo_files($backup);
+    }
+
+    /** Puts back the files a merge replaced or deleted, and removes the ones it added. */
+    private static function undo_files(array $backup): void
+    {
+        foreach ($backup['files'] ?? [] as [$path, $was]) {
+            $root = explode('/', (string) $path, 2)[0];
+            $relative = substr((string) $path, strlen($root) + 1);
+            $live = WPClone_Site::roots([$root])[$root] . '/' . $relative;
+            if (is_file($live) || is_link($live)) {
+                @unlink($live);
+            }
+            if ($was) {
+                $moves = [];
+                self::move_into($backup['folders'][$root]['kept'] . '/' . $relative, $live, $moves);
+            }
+        }
+        foreach ($backup['folders'] as $root => $record) {
+            $folder = WPClone_Site::roots([$root])[$root];
+            WPClone_Backups::remove_folder($record['kept']);
+            WPClone_Backups::remove_outer($folder, $record);
         }
     }
 }

@@ -23,11 +23,12 @@
  *   export/database  stream of the site's tables          {tables?, slice_bytes?}
  *   export/files     stream of wp-content folders         {include?: [uploads, themes, plugins, mu-plugins], slice_bytes?}
  *   export/fingerprints stream of each row's key and fingerprint {tables?}
+ *   export/file-fingerprints stream of each file's path and md5 {include?, dropins?, exclude?}
  *   import/begin     start an import (replaces any unfinished one) {database, tables?, files?}
  *   import/database  one numbered chunk of table frames   (body: frames, the first an H frame)
  *   import/files     one numbered chunk of file pieces    (body: frames, the first an H frame)
  *   import/commit    check all arrived, swap it in at once {job, chunks: {database, files}, backup?}
- *   import/merge     apply a staged merge in one transaction {job, chunks: {database}, plan, backup?}
+ *   import/merge     apply a staged merge in one transaction {job, chunks: {database, files}, plan, files?, backup?}
  *   import/abort     drop an import, or every unfinished one {job?}
  *   import/status    where an import stands               {job}
  *   backup/rollback  put a backup back                     {backup}
@@ -63,6 +64,7 @@ function wpclone_migrator_routes(): void
         'export/database' => ['WPClone_Export', 'database'],
         'export/files' => ['WPClone_Export', 'files'],
         'export/fingerprints' => ['WPClone_Merge', 'fingerprints'],
+        'export/file-fingerprints' => ['WPClone_Merge', 'file_fingerprints'],
         'import/begin' => ['WPClone_Import', 'begin'],
         'import/database' => ['WPClone_Import', 'database'],
         'import/files' => ['WPClone_Import', 'files'],

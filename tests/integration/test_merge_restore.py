@@ -1,0 +1,212 @@
+"""Merge restores on the real stack: the clone's changes go to production row by row, and production keeps
+what happened there while the clone was worked on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from testenv import cluster
+from testenv.mariadb import MariaDB
+from testenv.operator_process import OperatorProcess
+from testenv.wordpress import WordPressSite
+from tests.helpers import apply, eventually, get_json
+from tests.integration import transfer_fixtures
+from tests.integration.test_restore import (
+    clone_database,
+    clone_of,
+    post_titles,
+    release_imports,
+    restore_manifest,
+    staging_left,
+    wait_restore,
+)
+from tests.integration.transfer_fixtures import SiteMaker, leftovers, snapshot
+
+pytestmark = pytest.mark.integration
+make_site = transfer_fixtures.make_site
+DATABASE_ONLY = {"database": True, "uploads": False, "themes": False, "plugins": False, "content": False}
+
+
+def sql_text(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def insert_post(title: str, content: str = "", post_type: str = "post") -> str:
+    return f"""INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt,
+        post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, post_content_filtered, post_type,
+        guid) VALUES (1, NOW(), UTC_TIMESTAMP(), {sql_text(content)}, {sql_text(title)}, '', 'publish',
+        {sql_text(title.lower().replace(' ', '-'))}, '', '', NOW(), UTC_TIMESTAMP(), '', '{post_type}', '');"""
+
+
+def on(mariadb: MariaDB, database: str, *statements: str) -> str:
+    return mariadb.sql(f"USE `{database}`; " + " ".join(statements))
+
+
+def rows(mariadb: MariaDB, database: str, query: str) -> list[str]:
+    found = on(mariadb, database, query)
+    return found.split("\n") if found else []
+
+
+def merge_restore(name: str, production: WordPressSite, stage: str, **spec: Any) -> dict[str, Any]:
+    return restore_manifest(name, production, source={"cloneRef": {"name": stage}}, onConflict="Merge",
+                            include=DATABASE_ONLY, **spec)
+
+
+def production_changes(mariadb: MariaDB, production: WordPressSite) -> None:
+    """What a live shop gets while a clone is worked on: 50 comments, 20 posts, 5 customers."""
+    statements = [f"""INSERT INTO wp_comments (comment_post_ID, comment_author, comment_author_email, comment_content,
+        comment_date, comment_date_gmt, comment_approved, comment_type) VALUES (1, 'Customer {n}',
+        'c{n}@example.com', 'Comment {n} made in production', NOW(), UTC_TIMESTAMP(), '1', 'comment');"""
+                  for n in range(50)]
+    statements += [insert_post(f"Production post {n}", f"<p>News {n}</p>") for n in range(20)]
+    statements += [f"""INSERT INTO wp_users (user_login, user_pass, user_nicename, user_email, user_registered,
+        display_name) VALUES ('customer{n}', '$P$Bnotarealhash', 'customer{n}', 'customer{n}@example.com', NOW(),
+        'Customer {n}');""" for n in range(5)]
+    on(mariadb, production.db_name, *statements)
+
+
+def test_a_merge_keeps_every_production_change_and_brings_every_clone_change(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker) -> None:
+    production = make_site()
+    on(mariadb, production.db_name, *(insert_post(f"Page {n}", f"<p>Page {n} as it was</p>", "page")
+                                      for n in range(10)),
+       "INSERT INTO wp_options (option_name, option_value, autoload) VALUES ('theme_mods_shop', "
+       "'a:1:{s:12:\"header_color\";s:4:\"blue\";}', 'yes');")
+    pages = rows(mariadb, production.db_name, "SELECT ID FROM wp_posts WHERE post_type = 'page' AND post_title LIKE "
+                                              "'Page %' ORDER BY ID")
+    stage = clone_of(control_plane, namespace, production)
+    clone_url = get_json(control_plane, namespace, "wpc", stage)["status"]["url"]
+    database = clone_database(control_plane, namespace, stage)
+    on(mariadb, database,
+       *(f"UPDATE wp_posts SET post_content = '<p>Page {n} edited on the clone, see <a href=\"{clone_url}/shop\">"
+         f"the shop</a></p>' WHERE ID = {page};" for n, page in enumerate(pages)),
+       *(insert_post(f"Clone post {n}", f"<p>Made on the clone {n}</p>") for n in range(3)),
+       "UPDATE wp_options SET option_value = 'a:1:{s:12:\"header_color\";s:3:\"red\";}' "
+       "WHERE option_name = 'theme_mods_shop';")
+    production_changes(mariadb, production)
+    before = {table: int(on(mariadb, production.db_name, f"SELECT COUNT(*) FROM {table}"))
+              for table in ("wp_comments", "wp_posts", "wp_users", "wp_options")}
+
+    apply(control_plane, namespace, merge_restore("preview", production, stage, dryRun=True))
+    preview = wait_restore(control_plane, namespace, "preview")["status"]
+    assert preview["phase"] == "Completed" and not preview["conflicts"], preview
+    assert [line for line in preview["changes"] if line.startswith("table ")] == [
+        "table wp_options: insert 0, update 1, delete 0", "table wp_posts: insert 3, update 10, delete 0"], preview
+    listed = [line for line in preview["changes"] if not line.startswith("table ")]
+    assert sorted(line.split(" (")[1].rstrip(")") for line in listed if line.startswith("insert wp_posts")) == \
+        ["Clone post 0", "Clone post 1", "Clone post 2"]
+    assert {line.split(" ")[2] for line in listed if line.startswith("update wp_posts")} == \
+        {f"ID={page}" for page in pages}
+    assert [line for line in listed if "wp_options" in line] == [
+        line for line in listed if line.startswith("update wp_options") and "(theme_mods_shop)" in line]
+    assert len(listed) == 14
+    assert "Clone post 0" not in post_titles(production)
+
+    apply(control_plane, namespace, merge_restore("push", production, stage))
+    done = wait_restore(control_plane, namespace, "push")["status"]
+    assert done["phase"] == "Completed" and done["backupId"], done
+    after = {table: int(on(mariadb, production.db_name, f"SELECT COUNT(*) FROM {table}"))
+             for table in before}
+    assert after == {**before, "wp_posts": before["wp_posts"] + 3}
+    assert len(rows(mariadb, production.db_name, "SELECT comment_ID FROM wp_comments WHERE comment_content "
+                                                 "LIKE 'Comment % made in production'")) == 50
+    titles = rows(mariadb, production.db_name, "SELECT post_title FROM wp_posts")
+    assert {f"Production post {n}" for n in range(20)} | {f"Clone post {n}" for n in range(3)} <= set(titles)
+    assert len(rows(mariadb, production.db_name, "SELECT ID FROM wp_users WHERE user_login LIKE 'customer%'")) == 5
+    edited = rows(mariadb, production.db_name, f"SELECT post_content FROM wp_posts WHERE ID IN ({','.join(pages)})")
+    assert len(edited) == 10 and all("edited on the clone" in text and f'"{production.url}/shop"' in text
+                                     for text in edited), edited
+    assert on(mariadb, production.db_name, "SELECT option_value FROM wp_options WHERE option_name = "
+                                           "'theme_mods_shop'") == 'a:1:{s:12:"header_color";s:3:"red";}'
+    # The clone's new posts kept the ids they had on the clone: far above production's own.
+    ids = rows(mariadb, production.db_name, "SELECT ID FROM wp_posts WHERE post_title LIKE 'Clone post %'")
+    assert all(int(found) > 100_000_000 for found in ids), ids
+    # The backup holds the rows the merge replaced, nothing else: 10 pages and one option.
+    record = json.loads((production.docroot / "wp-content" / "wpclone-migrator" / "backups"
+                         / f"{done['backupId']}.json").read_text())
+    kept = {name: int(on(mariadb, production.db_name, f"SELECT COUNT(*) FROM `{table}`"))
+            for name, table in record["tables"]}
+    assert kept == {"wp_posts": 10, "wp_options": 1}, kept
+    assert staging_left(mariadb, production, done["backupId"]) == []
+
+
+@pytest.mark.parametrize("policy", ["Fail", "PreferClone", "PreferProduction"])
+def test_a_page_edited_on_both_sides_is_settled_by_the_policy_and_rolls_back_exactly(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker, policy: str) -> None:
+    production = make_site()
+    on(mariadb, production.db_name, insert_post("About us", "<p>As it was</p>", "page"))
+    page = on(mariadb, production.db_name, "SELECT ID FROM wp_posts WHERE post_title = 'About us'")
+    stage = clone_of(control_plane, namespace, production)
+    on(mariadb, clone_database(control_plane, namespace, stage),
+       f"UPDATE wp_posts SET post_content = '<p>Edited on the clone</p>' WHERE ID = {page};",
+       insert_post("Made on the clone"))
+    on(mariadb, production.db_name, f"UPDATE wp_posts SET post_content = '<p>Edited in production</p>' "
+                                    f"WHERE ID = {page};")
+    before = snapshot(mariadb, production)
+
+    apply(control_plane, namespace, merge_restore("push", production, stage, mergeConflicts=policy))
+    done = wait_restore(control_plane, namespace, "push")["status"]
+    content = on(mariadb, production.db_name, f"SELECT post_content FROM wp_posts WHERE ID = {page}")
+    assert done["conflicts"] == [f"wp_posts ID={page} (About us): changed on the clone and in production"], done
+    if policy == "Fail":
+        assert done["phase"] == "Failed" and done["conditions"][0]["reason"] == "Conflict", done
+        assert snapshot(mariadb, production) == before
+        return
+    assert done["phase"] == "Completed", done
+    assert content == {"PreferClone": "<p>Edited on the clone</p>",
+                       "PreferProduction": "<p>Edited in production</p>"}[policy]
+    assert "Made on the clone" in post_titles(production)
+
+    apply(control_plane, namespace, restore_manifest("undo", production, rollbackTo=done["backupId"]))
+    assert wait_restore(control_plane, namespace, "undo")["status"]["phase"] == "RolledBack"
+    assert snapshot(mariadb, production) == before
+
+
+# Production's side of a merge held before it begins: the request waits while wp-content/hold-imports exists.
+HOLD_MERGE = """<?php
+add_filter('rest_pre_dispatch', function ($result, $server, $request) {
+    $hold = WP_CONTENT_DIR . '/hold-imports';
+    if ($request->get_route() === '/wpclone/v1/import/merge' && is_file($hold)) {
+        touch(WP_CONTENT_DIR . '/import-held');
+        for ($waited = 0; $waited < 1200 && is_file($hold); $waited++) {
+            usleep(100000);
+        }
+    }
+    return $result;
+}, 10, 3);
+"""
+
+
+def test_an_operator_killed_in_the_middle_of_a_merge_leaves_production_before_or_after(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker) -> None:
+    production = make_site()
+    content = production.docroot / "wp-content"
+    (content / "mu-plugins" / "hold-merge.php").write_text(HOLD_MERGE)
+    (content / "hold-imports").touch()
+    stage = clone_of(control_plane, namespace, production)
+    on(mariadb, clone_database(control_plane, namespace, stage), insert_post("Made on the clone"),
+       "UPDATE wp_posts SET post_title = 'Hello from the clone' WHERE ID = 1;")
+    production_changes(mariadb, production)
+    before = snapshot(mariadb, production)
+    apply(control_plane, namespace, merge_restore("push", production, stage))
+    eventually(lambda: (content / "import-held").exists(), timeout=120, what="the merge to be held")
+    operator.kill()
+    try:
+        during = snapshot(mariadb, production)
+    finally:
+        release_imports(production)
+        operator.start()
+    done = wait_restore(control_plane, namespace, "push", timeout=180)["status"]
+    assert during == before
+    assert done["phase"] == "Completed", done
+    titles = rows(mariadb, production.db_name, "SELECT post_title FROM wp_posts")
+    assert titles.count("Made on the clone") == 1 and "Hello from the clone" in titles
+    assert {f"Production post {n}" for n in range(20)} <= set(titles)
+    # (the merge released after the kill may have committed with a backup of its own: backups stay)
+    assert [name for name in leftovers(mariadb, production) if not name.startswith("wpcb_")] == []
