@@ -3,6 +3,7 @@
     wpclone clone https://shop.example.com --user admin --password-stdin --name acme-shop --wait
     wpclone status JOB · list · extend CLONE MINUTES · delete CLONE
     wpclone restore JOB --target URL --target-user admin --target-password-stdin [--dry-run] [--wait]
+                        [--on-conflict merge|fail|overwrite] [--merge-conflicts fail|prefer_clone|prefer_production]
     wpclone backups URL · rollback URL BACKUP --target-user admin --target-password-stdin [--wait]
 
 The API's address and token come from --api-url/--token, else WPCLONE_API_URL/WPCLONE_API_TOKEN, else the
@@ -189,6 +190,11 @@ def parser() -> argparse.ArgumentParser:
         writes_production.add_argument("--wait", action="store_true", help="wait until the job ends")
     restore.add_argument("--dry-run", action="store_true", help="only report what would change")
     restore.add_argument("--no-backup", action="store_true", help="do not keep a backup of production first")
+    restore.add_argument("--on-conflict", choices=("merge", "fail", "overwrite"),
+                         help="merge (row by row, production's changes kept: the default into the clone's own "
+                              "source), fail, or overwrite")
+    restore.add_argument("--merge-conflicts", choices=("fail", "prefer_clone", "prefer_production"), default="fail",
+                         help="in a merge, rows changed on both sides (default: fail, write nothing)")
     backups = command("backups", help="the backups your restores kept on a production site")
     backups.add_argument("target")
     return top
@@ -239,7 +245,8 @@ def run(flags: argparse.Namespace, api: Api, stdin: Any, out: Console, err: Cons
     if clone.get("kind") != "clone" or clone["status"] != "completed":
         raise Stop(REFUSED, f"job {flags.job} is no clone ready to restore from (it is {clone['status']})")
     source = {"url": clone["clone_url"], "username": clone["username"], "password": clone["password"]}
-    body = {"source": source, "target": target_login, "dry_run": flags.dry_run, "backup": not flags.no_backup}
+    body = {"source": source, "target": target_login, "dry_run": flags.dry_run, "backup": not flags.no_backup,
+            "on_conflict": flags.on_conflict, "merge_conflicts": flags.merge_conflicts}
     return started(api.call("POST", "/api/v2/restore", json=body)["job_id"])
 
 

@@ -52,6 +52,10 @@ KEPT_OPTION_PREFIXES = (b"_transient_", b"_site_transient_", b"wpclone_")
 PLUGIN_OPTIONS = frozenset({b"active_plugins", b"recently_activated"})
 KEPT_USER_META = frozenset({b"session_tokens"})
 
+# The baseline's entries of wp-content's files (a key: the file's stream path; both fingerprints: the
+# md5 of its bytes, copied as they are). No table has an empty name.
+FILES = ""
+
 Policy = Literal["Fail", "PreferClone", "PreferProduction"]
 _ABSENT = bytes(16)  # what the digest of a plan holds for a key production has no row for
 MAX_LISTED = 200  # rows listed in words (changes, conflicts); the counts are always whole
@@ -242,9 +246,9 @@ class MergeReport:
     conflict_count: int = 0
     written: int = 0
 
-    def table(self, merge: TableMerge) -> None:
+    def table(self, merge: TableMerge, noun: str = "table") -> None:
         if merge.written:
-            self.changes.append(f"table {merge.name}: insert {len(merge.inserts)}, update {len(merge.updates)}, "
+            self.changes.append(f"{noun} {merge.name}: insert {len(merge.inserts)}, update {len(merge.updates)}, "
                                 f"delete {len(merge.deletes)}")
             self.written += merge.written
         for action, rows in (("insert", merge.inserts), ("update", merge.updates), ("delete", merge.deletes)):
@@ -319,3 +323,18 @@ async def read_fingerprints(chunks: AsyncIterator[bytes]) -> dict[str, tuple[tup
         elif frame.kind != frames.END:
             raise frames.StreamError(f"unexpected frame {frame.kind!r} in a fingerprints stream")
     return tables
+
+
+async def read_file_fingerprints(chunks: AsyncIterator[bytes]) -> dict[bytes, bytes]:
+    """A file fingerprints stream: {key (the record of the file's stream path): md5}."""
+    files: dict[bytes, bytes] = {}
+    async for frame in frames.read_frames(chunks):
+        if frame.kind == frames.ROWS:
+            for start, _, lengths in frames.record_spans(frame.payload, 2):
+                path, digest = frames.record_values(frame.payload, start, lengths)
+                if not path or digest is None or len(digest) != 16 or len(path) > frames.MAX_PATH_BYTES:
+                    raise frames.StreamError("a file fingerprint needs a stream path and a 16-byte md5")
+                files[frames.encode_record([path])] = digest
+        elif frame.kind != frames.END:
+            raise frames.StreamError(f"unexpected frame {frame.kind!r} in a file fingerprints stream")
+    return files

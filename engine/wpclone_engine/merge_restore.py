@@ -19,7 +19,7 @@ import pymysql
 
 from wpclone_engine import frames, merge, reasons
 from wpclone_engine.database_import import CloneBaseline
-from wpclone_engine.import_chunks import ChunkedImport, TablesImport
+from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
 from wpclone_engine.site_move import AdminPassword, SiteMove, TableRows
 from wpclone_engine.transfer import (
     SLICE_BYTES,
@@ -29,10 +29,11 @@ from wpclone_engine.transfer import (
     Tally,
     TransferError,
     chosen_tables,
+    copy_files,
     quietly,
     site_move,
 )
-from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError
+from wpclone_engine.wordpress import ImportJob, Migrator, SiteInfo, WordPressError
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ async def _merge(clone: Migrator, baseline: CloneBaseline, target: Migrator, inc
     async with target.export_fingerprints(in_production) as chunks:
         production = await merge.read_fingerprints(chunks)
     tally = Tally(progress)
-    job = None if dry_run else await target.begin_import(database=True, tables=None, files=[])
+    job = None if dry_run else await target.begin_import(database=True, tables=None, files=include.folders,
+                                                         dropins=include.dropins, exclude=include.exclude)
     sink = None if job is None else TablesImport(ChunkedImport(target, job, "database"))
     # A merge writes no plugin files, so production keeps its active plugins (activating one it does not
     # have, or deactivating a migrator that runs as a plugin, would break it).
@@ -116,24 +118,66 @@ async def _merge(clone: Migrator, baseline: CloneBaseline, target: Migrator, inc
                 elif frame.kind != frames.END:
                     raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
                 await tally.report("database")
+        files = await _judge_files(clone, target, baseline, include, state) if include.folders else None
         report = state.report
-        if job is None or sink is None or not state.plan or (report.conflict_count and policy == "Fail"):
+        nothing = not state.plan and (files is None or not files.written)
+        if job is None or sink is None or nothing or (report.conflict_count and policy == "Fail"):
             if job is not None and sink is not None:
                 await sink.chunks.cancel()
                 await target.abort_import(job.id)
             return MergeOutcome(report.lines(), report.conflicts, report.conflict_count, None)
+        file_chunks = 0
+        if files is not None and files.written:
+            file_chunks = await _stage_files(clone, target, job, include, files, tally)
         sent = await sink.chunks.close()
         await tally.report("commit", force=True)
-        answer = await target.commit_merge(job.id, chunks=sent, plan=state.plan, backup=backup)
+        answer = await target.commit_merge(
+            job.id, chunks={"database": sent, "files": file_chunks}, plan=state.plan, backup=backup,
+            files=None if files is None or not files.written else {
+                "delete": [_path(key) for key, _ in files.deletes], "expect": files.digest()})
     except BaseException:
         if job is not None and sink is not None:
             await sink.chunks.cancel()
             await quietly(target.abort_import(job.id))
         raise
     result = CopyResult(clone_info.home, target_info.home, int(answer.get("tables") or 0),
-                        int(answer.get("rows") or 0), 0, tally.bytes, tally.counts.rewritten,
-                        tally.counts.unparseable, backup=answer.get("backup"))
+                        int(answer.get("rows") or 0), int(answer.get("files") or 0), tally.bytes,
+                        tally.counts.rewritten, tally.counts.unparseable, backup=answer.get("backup"))
     return MergeOutcome(report.lines(), report.conflicts, report.conflict_count, result)
+
+
+async def _judge_files(clone: Migrator, target: Migrator, baseline: CloneBaseline, include: Include,
+                       state: _Merge) -> merge.TableMerge:
+    """wp-content's files, judged as rows are: each file by its stream path and md5 (copied as they are)."""
+    async with clone.export_file_fingerprints(include.folders, dropins=include.dropins,
+                                              exclude=include.exclude) as chunks:
+        on_clone = await merge.read_file_fingerprints(chunks)
+    async with target.export_file_fingerprints(include.folders, dropins=include.dropins,
+                                               exclude=include.exclude) as chunks:
+        in_production = await merge.read_file_fingerprints(chunks)
+    files = merge.TableMerge("wp-content", merge.FILES, ("path",), await baseline.entries(merge.FILES),
+                             in_production, state.policy, plugins=False)
+    for key, digest in on_clone.items():
+        files.clone_row(key, digest, digest, None)
+    files.deletions()
+    state.report.table(files, "files")
+    return files
+
+
+async def _stage_files(clone: Migrator, target: Migrator, job: ImportJob, include: Include,
+                       files: merge.TableMerge, tally: Tally) -> int:
+    """Stages the files a merge writes (from the clone) in production's import job; the chunks sent."""
+    sink = FilesImport(ChunkedImport(target, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
+    try:
+        await copy_files(clone, sink, include, tally, paths=[_path(key) for key, _ in files.inserts + files.updates])
+        return await sink.close()
+    except BaseException:
+        await sink.chunks.cancel()
+        raise
+
+
+def _path(key: bytes) -> str:
+    return (frames.decode_single_record(key, 1)[0] or b"").decode(errors="surrogateescape")
 
 
 class _Table:

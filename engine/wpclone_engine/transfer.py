@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pymysql
 
@@ -162,7 +163,7 @@ async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestinati
         if include.database:
             streams.append(_copy_database(source, tables_import, move, tables, include, admin_password, tally))
         if include.folders:
-            streams.append(_copy_files(source, files_import, include, tally))
+            streams.append(copy_files(source, files_import, include, tally))
         await _together(*streams)
         chunks = {"database": await tables_import.chunks.close(), "files": await files_import.close()}
         await tally.report("commit", force=True)
@@ -198,7 +199,8 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
                 tally.old_urls_left = await database.count_occurrences(move.rewrite.occurrences, move.rewrite.needle)
         try:
             if include.folders and destination.files is not None:
-                await _copy_files_into(source, destination.files, include, tally)
+                await _copy_files_into(source, destination.files, include, tally,
+                                       database if destination.baseline and include.database else None)
         except BaseException:
             await quietly(database.revert())
             raise
@@ -214,18 +216,22 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
     return tally.result(source_info, str(move.rewrite.new), None)
 
 
-async def _copy_files_into(source: Migrator, destination: Migrator, include: Include, tally: Tally) -> None:
+async def _copy_files_into(source: Migrator, destination: Migrator, include: Include, tally: Tally,
+                           baseline: DatabaseImport | None) -> None:
     job = await destination.begin_import(database=False, tables=None, files=include.folders,
                                          dropins=include.dropins, exclude=include.exclude)
     files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
+    digests: list[merge.BaselineRow] | None = None if baseline is None else []
     try:
-        await _copy_files(source, files_import, include, tally)
+        await copy_files(source, files_import, include, tally, digests=digests)
         chunks = {"database": 0, "files": await files_import.close()}
         await destination.commit_import(job.id, chunks=chunks, backup=False)
     except BaseException:
         await files_import.chunks.cancel()
         await quietly(destination.abort_import(job.id))
         raise
+    if baseline is not None and digests:
+        await baseline.add_baseline(merge.FILES, digests)
 
 
 async def _together(*streams: Awaitable[None]) -> None:
@@ -322,16 +328,26 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                             "whose password could be set")
 
 
-async def _copy_files(source: Migrator, sink: FilesImport, include: Include, tally: Tally) -> None:
+async def copy_files(source: Migrator, sink: FilesImport, include: Include, tally: Tally, *,
+                     paths: list[str] | None = None, digests: list[merge.BaselineRow] | None = None) -> None:
+    """Streams the files of the included folders (only `paths`, when given) into `sink`; each file's
+    baseline entry (its stream path and md5) into `digests`, when given."""
+    digest: Any = None
     async with source.export_files(include.folders, SLICE_BYTES, dropins=include.dropins,
-                                   exclude=include.exclude) as chunks:
+                                   exclude=include.exclude, paths=paths) as chunks:
         async for frame in frames.read_frames(chunks):
+            if frame.kind in (frames.FILE, frames.END) and digest is not None and digests is not None:
+                digests.append((frames.encode_record([digest[0]]), digest[1].digest(), digest[1].digest(), None))
+                digest = None
             if frame.kind == frames.FILE:
                 tally.files += 1
                 await sink.begin_file(frame.payload)
+                digest = (frames.decode_single_record(frame.payload, 4)[0], hashlib.md5())
             elif frame.kind == frames.DATA:
                 tally.bytes += len(frame.payload)
                 await sink.data(frame.payload)
+                if digest is not None:
+                    digest[1].update(frame.payload)
             elif frame.kind == frames.END:
                 tally.dropins_left = _dropins(frame.json().get("dropins_left"))
             else:

@@ -158,9 +158,20 @@ class Migrator:
 
     @asynccontextmanager
     async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
-                           exclude: tuple[str, ...] = ()) -> AsyncIterator[AsyncIterator[bytes]]:
-        params = {"include": include, "slice_bytes": slice_bytes, "dropins": dropins, "exclude": list(exclude)}
+                           exclude: tuple[str, ...] = (), paths: list[str] | None = None,
+                           ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The files of the `include` folders (only `paths`, stream paths, when given)."""
+        params = {"include": include, "slice_bytes": slice_bytes, "dropins": dropins, "exclude": list(exclude),
+                  "paths": paths}
         async with self._stream("export/files", params) as chunks:
+            yield chunks
+
+    @asynccontextmanager
+    async def export_file_fingerprints(self, include: list[str], *, dropins: bool = False,
+                                       exclude: tuple[str, ...] = ()) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Each file's stream path and md5, as export_files walks them (merge.py)."""
+        params = {"include": include, "dropins": dropins, "exclude": list(exclude)}
+        async with self._stream("export/file-fingerprints", params) as chunks:
             yield chunks
 
     async def begin_import(self, *, database: bool, tables: list[str] | None, files: list[str], dropins: bool = False,
@@ -190,9 +201,10 @@ class Migrator:
         async with self._stream("export/fingerprints", {"tables": tables}) as chunks:
             yield chunks
 
-    async def commit_merge(self, job: str, *, chunks: int, plan: list[dict[str, Any]], backup: bool) -> dict[str, Any]:
-        """Applies a merge whose rows the import `job` staged, by `plan`, in one transaction."""
-        return await self._call("import/merge", {"job": job, "chunks": {"database": chunks}, "plan": plan,
+    async def commit_merge(self, job: str, *, chunks: dict[str, int], plan: list[dict[str, Any]],
+                           files: dict[str, Any] | None, backup: bool) -> dict[str, Any]:
+        """Applies a merge whose rows and files the import `job` staged, by `plan` (tables) and `files`, at once."""
+        return await self._call("import/merge", {"job": job, "chunks": chunks, "plan": plan, "files": files,
                                                  "backup": backup}, timeout=900.0)
 
     async def abort_import(self, job: str | None = None) -> None:

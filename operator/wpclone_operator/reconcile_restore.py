@@ -78,7 +78,8 @@ def restore_status(spec: CloneRestoreSpec, outcome: restoring.Outcome, generatio
                 "completedAt": status.format_time(at),
                 "conditions": [status.condition(constants.READY, True, "Restored", message, generation, at)]}
     result = outcome.result
-    message = (f"merged {result.rows} rows of {result.tables} tables into {result.destination_url}" if outcome.merged
+    message = (f"merged {result.rows} rows of {result.tables} tables and {result.files} files into "
+               f"{result.destination_url}" if outcome.merged
                else f"restored {result.tables} tables ({result.rows} rows) and {result.files} files into "
                f"{result.destination_url}") + (f"; backup {result.backup} kept on the target" if result.backup else "")
     return {"phase": "Completed", "backupId": result.backup, "changes": outcome.changes,

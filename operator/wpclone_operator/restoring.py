@@ -202,7 +202,7 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
 
 async def _merge(clone: WordPressClone, source: RestoreSource, target: Migrator, spec: CloneRestoreSpec,
                  include: Include, settings: Settings, progress: ProgressReport) -> Outcome:
-    """A Merge restore of a clone into the site it was taken from: its database, row by row (merge.py)."""
+    """A Merge restore of a clone into the site it was taken from: its rows and files, one by one (merge.py)."""
     if clone.spec.source.url.rstrip("/") != spec.target.url.rstrip("/"):
         raise TransferError("MergeNeedsSource", f"a Merge writes into the site the clone {clone.name} was taken "
                             f"from ({clone.spec.source.url}), not into {spec.target.url}")
@@ -223,6 +223,4 @@ async def _merge(clone: WordPressClone, source: RestoreSource, target: Migrator,
         baseline.close()
     if merged.result is not None and merged.result.backup is not None:
         await prune_backups(target, settings.backup_retention, merged.result.backup)
-    changes = merged.changes + ([] if not include.folders else [
-        "files: not written (a Merge restore merges the database; restore files with onConflict Overwrite)"])
-    return Outcome(result=merged.result, changes=changes, conflicts=merged.conflicts, merged=True)
+    return Outcome(result=merged.result, changes=merged.changes, conflicts=merged.conflicts, merged=True)

@@ -12,7 +12,7 @@ from testenv import cluster
 from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
-from tests.helpers import apply, eventually, get_json
+from tests.helpers import apply, clone_wp_content, eventually, get_json
 from tests.integration import transfer_fixtures
 from tests.integration.test_restore import (
     clone_database,
@@ -50,9 +50,10 @@ def rows(mariadb: MariaDB, database: str, query: str) -> list[str]:
     return found.split("\n") if found else []
 
 
-def merge_restore(name: str, production: WordPressSite, stage: str, **spec: Any) -> dict[str, Any]:
+def merge_restore(name: str, production: WordPressSite, stage: str, include: dict[str, bool] = DATABASE_ONLY,
+                  **spec: Any) -> dict[str, Any]:
     return restore_manifest(name, production, source={"cloneRef": {"name": stage}}, onConflict="Merge",
-                            include=DATABASE_ONLY, **spec)
+                            include=include, **spec)
 
 
 def production_changes(mariadb: MariaDB, production: WordPressSite) -> None:
@@ -161,6 +162,45 @@ def test_a_page_edited_on_both_sides_is_settled_by_the_policy_and_rolls_back_exa
     assert content == {"PreferClone": "<p>Edited on the clone</p>",
                        "PreferProduction": "<p>Edited in production</p>"}[policy]
     assert "Made on the clone" in post_titles(production)
+
+    apply(control_plane, namespace, restore_manifest("undo", production, rollbackTo=done["backupId"]))
+    assert wait_restore(control_plane, namespace, "undo")["status"]["phase"] == "RolledBack"
+    assert snapshot(mariadb, production) == before
+
+
+@pytest.mark.parametrize("policy", ["Fail", "PreferProduction"])
+def test_uploads_are_merged_file_by_file_and_roll_back_exactly(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker, policy: str) -> None:
+    production = make_site()
+    uploads = production.docroot / "wp-content" / "uploads"
+    for name, text in (("both.txt", "as it was"), ("edited-on-the-clone.txt", "old"), ("gone-on-the-clone.txt", "x")):
+        (uploads / name).write_text(text)
+    stage = clone_of(control_plane, namespace, production)
+    on_clone = clone_wp_content(control_plane, namespace, stage) / "uploads"
+    (on_clone / "2026").mkdir(exist_ok=True)
+    (on_clone / "2026" / "made-on-the-clone.jpg").write_bytes(b"media made on the clone")
+    (on_clone / "edited-on-the-clone.txt").write_text("new")
+    (on_clone / "gone-on-the-clone.txt").unlink()
+    (on_clone / "both.txt").write_text("the clone's")
+    (uploads / "made-in-production.jpg").write_bytes(b"media made in production")
+    (uploads / "both.txt").write_text("production's")
+    before = snapshot(mariadb, production)
+
+    with_uploads = {**DATABASE_ONLY, "uploads": True}
+    apply(control_plane, namespace, merge_restore("push", production, stage, with_uploads, mergeConflicts=policy))
+    done = wait_restore(control_plane, namespace, "push")["status"]
+    assert done["conflicts"] == ["wp-content path=uploads/both.txt: changed on the clone and in production"], done
+    if policy == "Fail":
+        assert done["phase"] == "Failed" and snapshot(mariadb, production) == before, done
+        return
+    assert done["phase"] == "Completed", done
+    assert "files wp-content: insert 1, update 1, delete 1" in done["changes"], done
+    assert (uploads / "2026" / "made-on-the-clone.jpg").read_bytes() == b"media made on the clone"
+    assert (uploads / "edited-on-the-clone.txt").read_text() == "new"
+    assert not (uploads / "gone-on-the-clone.txt").exists()
+    assert (uploads / "made-in-production.jpg").read_bytes() == b"media made in production"
+    assert (uploads / "both.txt").read_text() == "production's"
 
     apply(control_plane, namespace, restore_manifest("undo", production, rollbackTo=done["backupId"]))
     assert wait_restore(control_plane, namespace, "undo")["status"]["phase"] == "RolledBack"

@@ -89,3 +89,17 @@ def test_a_clone_request_can_say_what_of_wp_content_stays_behind() -> None:
 def test_an_exclusion_deeper_than_a_folders_top_level_is_refused(pattern: str) -> None:
     with pytest.raises(ValidationError):
         request(content={"exclude": [pattern]})
+
+
+@pytest.mark.parametrize(("asked", "merges", "policy"), [
+    ({}, True, ("Merge", "Fail")), ({}, False, ("Fail", "Fail")),
+    ({"on_conflict": "overwrite"}, True, ("Overwrite", "Fail")),
+    ({"merge_conflicts": "prefer_production"}, True, ("Merge", "PreferProduction")),
+    ({"on_conflict": "merge", "merge_conflicts": "prefer_clone"}, True, ("Merge", "PreferClone"))])
+def test_a_restore_of_a_clone_into_its_own_source_merges_unless_told_otherwise(
+        asked: dict[str, str], merges: bool, policy: tuple[str, str]) -> None:
+    restore = RestoreRequest.model_validate({
+        "source": {"url": "https://shop.clones.example.com", "username": "a", "password": "b"},
+        "target": {"url": "https://shop.example.com", "username": "c", "password": "d"}, **asked})
+    spec = jobs.restore_resource(restore, "job1", "acme", "shop", merges=merges)["spec"]
+    assert (spec.get("onConflict", "Fail"), spec.get("mergeConflicts", "Fail")) == policy

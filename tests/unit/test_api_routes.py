@@ -159,6 +159,7 @@ def test_a_restore_from_ones_own_clone_needs_its_admin_login(api: TestClient, cl
     assert right.status_code == 202, right.text
     (restore,) = cluster.stored("CloneRestore", "wpclone.dev/tenant=acme")
     assert restore["spec"]["source"] == {"cloneRef": {"name": "acme-shop"}}
+    assert restore["spec"]["onConflict"] == "Merge"  # the clone goes back into the site it was taken from
     target = cluster.objects[("Secret", restore["spec"]["target"]["credentialsSecretRef"]["name"])]
     assert target["metadata"]["labels"]["wpclone.dev/credentials"] == "true"
     assert api.get(right.json()["status_url"], headers=as_("globex")).status_code == 404
@@ -170,6 +171,12 @@ def test_a_restore_from_a_site_that_is_no_clone_keeps_its_login(api: TestClient,
     (restore,) = cluster.stored("CloneRestore", "wpclone.dev/tenant=globex")
     source = cluster.objects[("Secret", restore["spec"]["source"]["credentialsSecretRef"]["name"])]
     assert source["stringData"]["password"] == "pw"
+    assert restore["spec"]["onConflict"] == "Fail"  # no clone, no baseline: nothing to merge against
+    before = dict(cluster.objects)
+    merge = api.post("/api/v2/restore", json={**restore_body("https://staging.example.com", "pw"),
+                                              "on_conflict": "merge"}, headers=as_("globex"))
+    assert merge.status_code == 422 and merge.json()["message"].startswith("on_conflict merge needs the source")
+    assert cluster.objects == before
 
 
 def test_quotas_count_per_tenant(api: TestClient, cluster: FakeKube) -> None:

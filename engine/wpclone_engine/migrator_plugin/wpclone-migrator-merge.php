@@ -192,14 +192,16 @@ final class WPClone_Merge
             }
             $deleted[$path] = true;
         }
-        $paths = array_map('strval', array_keys($written + $deleted));
-        sort($paths, SORT_STRING);
+        $paths = [];  // in the order of their key records, as the operator's digest takes them
+        foreach (array_keys($written + $deleted) as $path) {
+            $paths[WPClone_Frames::record([(string) $path])] = (string) $path;
+        }
+        ksort($paths, SORT_STRING);
         $digest = hash_init('md5');
         $live = [];
-        foreach ($paths as $path) {
+        foreach ($paths as $record => $path) {
             $live[$path] = self::live_path($job, $path);
             $now = is_file($live[$path]) && !is_link($live[$path]) ? md5_file($live[$path], true) : false;
-            $record = WPClone_Frames::record([$path]);
             hash_update($digest, pack('N', strlen($record)) . $record . ($now === false ? str_repeat("\0", 16) : $now));
         }
         if (!is_string($files['expect'] ?? null) || !hash_equals(hash_final($digest), $files['expect'])) {
