@@ -5,7 +5,7 @@
 Builds the reference site (bench_transfer's, database only) as production and clones it the way the
 operator does (straight into the clone's own database, the baseline recorded, ids offset). Then a user's
 day: `--changed-percent` of the posts edited and as many new posts on the clone, as many new posts in
-production. Each round times a merge restore (fingerprints of production, the clone streamed and judged,
+production. It times the clone's copy without and with the baseline; then each round times a merge restore (fingerprints of production, the clone streamed and judged,
 the rows staged and applied in one transaction, with a backup) and a whole-table restore (copy_site with
 a backup), each rolled back afterwards so that the rounds are alike; prints their times and the size of
 their backups, and the baseline's size per 100,000 rows. No thresholds: numbers to read.
@@ -83,8 +83,15 @@ async def main() -> None:
                 target = Migrator(http, production.url, login=production.admin_user,
                                   password=production.admin_password)
                 clone = Migrator(http, url, token=token, role="clone")
+                # What recording the baseline costs a clone's copy: the same copy without it, then with it.
+                begin = time.perf_counter()
+                await copy_site(target, DatabaseDestination(database, url), include=DATABASE_ONLY)
+                without = time.perf_counter() - begin
+                begin = time.perf_counter()
                 copied = await copy_site(target, DatabaseDestination(database, url, baseline=True,
                                                                      id_offset=100_000_000), include=DATABASE_ONLY)
+                print(f"clone copy (database): {time.perf_counter() - begin:.2f} s with the baseline, "
+                      f"{without:.2f} s without")
                 baseline_rows = int(mariadb.sql(f"SELECT COUNT(*) FROM `{database.database}`.wpclone_baseline"))
                 baseline_bytes = table_size(mariadb, database.database, ["wpclone_baseline"])
                 print(f"cloned {copied.rows} rows; baseline {baseline_rows} entries, {baseline_bytes / MIB:.1f} MiB: "

@@ -172,6 +172,14 @@ def record_values(payload: bytes, start: int, lengths: tuple[int, ...]) -> Recor
     return values
 
 
+def record_value(payload: bytes, start: int, lengths: tuple[int, ...], index: int) -> Value:
+    """One value of the record at `start` whose lengths record_spans() read."""
+    if lengths[index] == NULL_LENGTH:
+        return None
+    at = start + 4 * len(lengths) + sum(length for length in lengths[:index] if length != NULL_LENGTH)
+    return payload[at:at + lengths[index]]
+
+
 def decode_records(payload: bytes, width: int) -> Iterator[Record]:
     """The records in a payload, each of exactly `width` values."""
     for start, _, lengths in record_spans(payload, width):

@@ -119,10 +119,13 @@ class TableBaseline:
         entries: list[BaselineRow] = []
         pairs = zip(frames.record_spans(sent, self.width), frames.record_spans(arrived, self.width), strict=True)
         for (start, end, lengths), (clone_start, clone_end, _) in pairs:
-            values = frames.record_values(sent, start, lengths)
-            label = values[self.label] if self.label is not None else None
-            entries.append((frames.encode_record([values[at] for at in self.key]), fingerprint(sent[start:end]),
-                            fingerprint(arrived[clone_start:clone_end]), label[:MAX_LABEL_BYTES] if label else label))
+            source = fingerprint(sent[start:end])
+            # Most rows hold no URL and arrive as they were sent: one fingerprint serves both sides.
+            same = end - start == clone_end - clone_start and sent[start:end] == arrived[clone_start:clone_end]
+            label = frames.record_value(sent, start, lengths, self.label) if self.label is not None else None
+            entries.append((frames.encode_record([frames.record_value(sent, start, lengths, at) for at in self.key]),
+                            source, source if same else fingerprint(arrived[clone_start:clone_end]),
+                            label[:MAX_LABEL_BYTES] if label else label))
         return entries
 
     def summary(self) -> list[BaselineRow]:

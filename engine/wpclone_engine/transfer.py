@@ -305,9 +305,11 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
             elif frame.kind == frames.ROWS and table_rows is not None:
                 payload, counts = table_rows.apply(frame.payload)
                 tally.counts.add(counts)
-                await sink.rows(payload)
-                if recorder is not None:
-                    await recorder.rows(frame.payload, payload)
+                if recorder is None:
+                    await sink.rows(payload)
+                else:  # the fingerprints are taken in a thread while the database takes the rows
+                    await asyncio.gather(sink.rows(payload), recorder.rows(frame.payload, payload))
+                    await recorder.flush(full_only=True)
             elif frame.kind == frames.TABLE_END:
                 end = frame.json()
                 await sink.end_table(move.table_name(end["name"]), int(end["rows"]))
@@ -381,16 +383,15 @@ class _BaselineRecorder:
         self._entries: list[merge.BaselineRow] = []
 
     async def rows(self, sent: bytes, arrived: bytes) -> None:
-        self._entries += self._table.rows(sent, arrived)
-        if len(self._entries) >= self.BATCH:
-            await self._flush()
+        """Takes the entries of a payload (never touching the database: its connection is busy meanwhile)."""
+        self._entries += await asyncio.to_thread(self._table.rows, sent, arrived)
 
     async def finish(self) -> None:
         self._entries += self._table.summary()
-        await self._flush()
+        await self.flush()
 
-    async def _flush(self) -> None:
-        if self._entries:
+    async def flush(self, *, full_only: bool = False) -> None:
+        if self._entries and (not full_only or len(self._entries) >= self.BATCH):
             await self._database.add_baseline(self._table.name, self._entries)
             self._entries = []
 
