@@ -3,12 +3,13 @@
     .venv/bin/python -m bench.bench_merge [--rows-mib 50] [--rounds 2] [--changed-percent 1]
 
 Builds the reference site (bench_transfer's, database only) as production and clones it the way the
-operator does (straight into the clone's own database, the baseline recorded, ids offset). Then a user's
-day: `--changed-percent` of the posts edited and as many new posts on the clone, as many new posts in
-production. It times the clone's copy without and with the baseline; then each round times a merge restore (fingerprints of production, the clone streamed and judged,
-the rows staged and applied in one transaction, with a backup) and a whole-table restore (copy_site with
-a backup), each rolled back afterwards so that the rounds are alike; prints their times and the size of
-their backups, and the baseline's size per 100,000 rows. No thresholds: numbers to read.
+operator does (straight into the clone's own database, the baseline recorded, ids offset), timing that
+copy without and with the baseline. Then a user's day: `--changed-percent` of the posts edited and as
+many new posts on the clone, as many new posts in production. Each round times a merge restore
+(fingerprints of production, the clone streamed and judged, the rows staged and applied in one
+transaction, with a backup) and a whole-table restore (copy_site with a backup), each rolled back
+afterwards so that the rounds are alike; prints their times and the size of their backups, and the
+baseline's size per 100,000 rows. No thresholds: numbers to read.
 """
 
 from __future__ import annotations
