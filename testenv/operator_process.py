@@ -85,6 +85,7 @@ def operator_env(plane: cluster.ControlPlane, database: mariadb.MariaDB, router:
         "WPCLONE_INGRESS_CLASS": router.ingress_class,
         "WPCLONE_OBSERVE_SECONDS": "1",
         "WPCLONE_RETRY_DELAY_SECONDS": "1",
+        "WPCLONE_WEBHOOK_RETRY_SECONDS": "0.25",
         # The test sites are on loopback, and on the bridge's gateway for pods; nothing else is opened
         # (not the pods, not the Services: clones are the operator's own endpoints, allowed anyway).
         "WPCLONE_OUTBOUND_ALLOW": f"127.0.0.0/8,{network.GATEWAY}/32",

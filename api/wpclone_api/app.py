@@ -173,6 +173,7 @@ def _routes(app: FastAPI) -> None:
         over_quota = quotas.job_refusal(limits, await _usage(namespace, caller.tenant, limits))
         if over_quota:
             raise HTTPException(429, over_quota)
+        await _webhook_secret(request, caller, body.callback_url)
         job_id = await restores.create_rollback(namespace, caller, body)
         return JobAccepted(job_id=job_id, status="pending", status_url=_status_url(request, job_id))
 
@@ -260,6 +261,7 @@ async def _create_clone(request: Request, caller: tenants.Caller, body: CloneReq
         over_quota = quotas.clone_refusal(limits, await _usage(namespace, caller.tenant, limits))
         if over_quota:
             raise HTTPException(429, over_quota)
+        await _webhook_secret(request, caller, body.callback_url)
         return await clones.create_clone(namespace, body, caller.tenant)
     except clones.NameTaken as taken:
         raise _name_taken(caller, body.customer_id, taken.clone) from None
@@ -274,11 +276,26 @@ def _name_taken(caller: tenants.Caller, customer_id: str, clone: dict[str, Any] 
     return HTTPException(409, f"the customer_id {customer_id} is not available; choose another")
 
 
+async def _webhook_secret(request: Request, caller: tenants.Caller, callback_url: str | None) -> None:
+    """A job with a callback_url: its tenant's signing key, where the operator reads it (422 without one)."""
+    if callback_url is None:
+        return
+    key = request.app.state.settings.webhook_secret(caller.tenant)
+    if key is None:
+        raise HTTPException(422, "callback_url needs a webhook signing secret for your tenant, and this API has "
+                                 "none (WPCLONE_API_WEBHOOK_SECRETS): ask its operator")
+    secret = jobs.webhook_secret(caller.tenant, key)
+    namespace = _namespace(request)
+    secret["metadata"]["namespace"] = namespace.name
+    await namespace.server.apply(secret)
+
+
 async def _create_restore(request: Request, caller: tenants.Caller, body: RestoreRequest) -> str:
     namespace, limits = _namespace(request), request.app.state.settings.limits()
     over_quota = quotas.job_refusal(limits, await _usage(namespace, caller.tenant, limits))
     if over_quota:
         raise HTTPException(429, over_quota)
+    await _webhook_secret(request, caller, body.callback_url)
     try:
         return await restores.create_restore(namespace, caller, body)
     except restores.SourceRefused as refused:

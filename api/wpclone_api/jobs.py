@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from wpclone_api import tenants
@@ -11,6 +12,7 @@ from wpclone_common.resources import (
     CloneReference,
     CloneRestoreSpec,
     ContentRules,
+    Notify,
     RestoreInclude,
     RestoreSource,
     SecretReference,
@@ -45,9 +47,29 @@ def clone_resource(request: CloneRequest, job_id: str, tenant: str) -> dict[str,
     content = None if request.content is None else ContentRules(dropIns=request.content.drop_ins,
                                                                  exclude=request.content.exclude)
     spec = WordPressCloneSpec(source=SiteReference(url=request.source_url, credentialsSecretRef=login),
-                              ttlMinutes=request.ttl_minutes, content=content)
+                              ttlMinutes=request.ttl_minutes, content=content,
+                              notify=notify_of(request.callback_url, tenant))
     labels = {**tenants.labels(tenant, job_id), constants.LABEL_CUSTOMER: request.customer_id}
     return resources.body(constants.CLONE_KIND, request.customer_id, labels, spec)
+
+
+def webhook_secret_name(tenant: str) -> str:
+    """The Secret holding a tenant's webhook signing key (tenant names need not be DNS labels)."""
+    return "wpclone-webhook-" + hashlib.sha256(tenant.encode()).hexdigest()[:16]
+
+
+def webhook_secret(tenant: str, key: str) -> dict[str, Any]:
+    """A tenant's webhook signing key, readable by the operator (it opts in as a login Secret does)."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": webhook_secret_name(tenant),
+                         "labels": {constants.LABEL_MANAGED_BY: tenants.MANAGED_BY_API, constants.LABEL_TENANT: tenant,
+                                    constants.LABEL_CREDENTIALS: "true"}},
+            "stringData": {"secret": key}}
+
+
+def notify_of(callback_url: str | None, tenant: str) -> Notify | None:
+    return None if callback_url is None else Notify(
+        url=callback_url, secretRef=SecretReference(name=webhook_secret_name(tenant)))
 
 
 def owned_by(resource: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +103,7 @@ def clone_job_status(clone: dict[str, Any], admin_login: dict[str, str] | None) 
         expires_at=status.get("expiresAt"),
         progress=Progress(**progress) if progress else None,
         error=_error(status, state) if state in ("failed", "running", "pending") else None,
+        notifications=status.get("notifications"),
     )
 
 
@@ -119,7 +142,7 @@ def restore_resource(request: RestoreRequest, job_id: str, tenant: str, clone_na
         target=SiteReference(url=request.target.url, credentialsSecretRef=_login_ref(name, "target")),
         include=RestoreInclude.model_validate(request.include.model_dump()), dryRun=request.dry_run,
         backup=request.backup, onConflict=ON_CONFLICT[request.on_conflict or ("merge" if merges else "fail")],
-        mergeConflicts=MERGE_CONFLICTS[request.merge_conflicts])
+        mergeConflicts=MERGE_CONFLICTS[request.merge_conflicts], notify=notify_of(request.callback_url, tenant))
     return resources.body(constants.RESTORE_KIND, name, tenants.labels(tenant, job_id), spec)
 
 
@@ -133,7 +156,7 @@ def rollback_resource(request: RollbackRequest, job_id: str, tenant: str) -> dic
     name = restore_name(job_id)
     spec = CloneRestoreSpec(
         target=SiteReference(url=request.target.url, credentialsSecretRef=_login_ref(name, "target")),
-        rollbackTo=request.backup_id)
+        rollbackTo=request.backup_id, notify=notify_of(request.callback_url, tenant))
     return resources.body(constants.RESTORE_KIND, name, tenants.labels(tenant, job_id), spec)
 
 
@@ -145,4 +168,5 @@ def restore_job_status(restore: dict[str, Any]) -> JobStatus:
         job_id=restore["metadata"]["labels"][constants.LABEL_JOB_ID], kind="restore", status=state,
         progress=Progress(**progress) if progress else None,
         error=status.get("message") if state in ("failed", "running", "pending") else None,
-        backup_id=status.get("backupId"), changes=status.get("changes"), conflicts=status.get("conflicts"))
+        backup_id=status.get("backupId"), changes=status.get("changes"), conflicts=status.get("conflicts"),
+        notifications=status.get("notifications"))

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from wpclone_common.resources import BACKUP_ID, CONTENT_EXCLUDE, MAX_TTL_MINUTES, SITE_URL
+from wpclone_common.resources import BACKUP_ID, CONTENT_EXCLUDE, MAX_TTL_MINUTES, SITE_URL, Delivery
 from wpclone_common.resources import CopyProgress as Progress
 
 CUSTOMER_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -34,6 +34,9 @@ class CloneRequest(BaseModel):
                              description="DNS label; becomes the clone's name and host name label")
     ttl_minutes: int | None = Field(default=None, ge=1, le=MAX_TTL_MINUTES, examples=[30])
     content: ContentOptions | None = None
+    callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048, description=(
+        "A webhook: the job's end (completed, failed, expired) is POSTed there as JSON, signed with your tenant's "
+        "webhook secret (X-WPClone-Signature: sha256=<HMAC-SHA256 of the body>)"))
 
 
 class SiteLogin(BaseModel):
@@ -72,6 +75,9 @@ class RestoreRequest(BaseModel):
     merge_conflicts: Literal["fail", "prefer_clone", "prefer_production"] = Field(default="fail", description=(
         "In a merge, rows changed both on the clone and in production: write nothing (fail), or take the "
         "clone's or keep production's"))
+    callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048, description=(
+        "A webhook: the job's end (completed, failed) is POSTed there as JSON, signed with your tenant's "
+        "webhook secret (X-WPClone-Signature: sha256=<HMAC-SHA256 of the body>)"))
 
 
 class CloneUpdate(BaseModel):
@@ -88,6 +94,9 @@ class RollbackRequest(BaseModel):
     target: SiteLogin = Field(description="The production site a restore wrote to")
     backup_id: str = Field(pattern=BACKUP_ID, max_length=128, examples=["k3x9q2"],
                            description="The restore's backup_id")
+    callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048, description=(
+        "A webhook: the job's end (completed, failed) is POSTed there as JSON, signed with your tenant's "
+        "webhook secret (X-WPClone-Signature: sha256=<HMAC-SHA256 of the body>)"))
 
 
 class Backup(BaseModel):
@@ -118,6 +127,8 @@ class JobStatus(BaseModel):
     backup_id: str | None = None
     changes: list[str] | None = None
     conflicts: list[str] | None = None
+    notifications: dict[str, Delivery] | None = Field(default=None, description=(
+        "The callback_url's deliveries by event: state Retrying, Delivered or Failed, attempts, lastError"))
 
 
 class ErrorBody(BaseModel):

@@ -22,6 +22,9 @@ class ApiSettings(BaseSettings):
     # Tokens of admins, who see every tenant's jobs; same format. What an admin creates is its tenant's.
     admin_tokens: SecretStr = SecretStr("")
     admin_tokens_file: Path | None = None
+    # Webhook signing secrets as `tenant:secret` entries, comma-separated: a request's callback_url gets
+    # events signed with its tenant's (a tenant without one may not name a callback_url).
+    webhook_secrets: SecretStr = SecretStr("")
     namespace: str = Field("default", description="namespace where the API creates clones and restores")
     public_url: str = Field("", description="base of status_url links; empty: relative links")
     v1_timeout_seconds: float = Field(900.0, gt=0, description="how long the legacy v1 calls block")
@@ -42,6 +45,13 @@ class ApiSettings(BaseSettings):
     def token_table(self) -> list[tenants.ApiToken]:
         return tenants.token_table(_read(self.tokens, self.tokens_file), _read(self.admin_tokens,
                                                                                self.admin_tokens_file))
+
+    def webhook_secret(self, tenant: str) -> str | None:
+        for entry in self.webhook_secrets.get_secret_value().replace("\n", ",").split(","):
+            name, _, secret = entry.strip().partition(":")
+            if name == tenant and secret:
+                return secret
+        return None
 
     def limits(self) -> quotas.Limits:
         return quotas.Limits(self.max_clones_per_tenant, self.max_running_jobs_per_tenant, self.max_ttl_minutes)

@@ -184,6 +184,8 @@ def parser() -> argparse.ArgumentParser:
     rollback = command("rollback", help="put a backup back on production")
     rollback.add_argument("target", help="the production site's URL")
     rollback.add_argument("backup", help="a backup id (see `wpclone backups URL`)")
+    for job in (clone, restore, rollback):
+        job.add_argument("--callback-url", help="POST the job's end there (signed with your tenant's webhook secret)")
     for writes_production in (restore, rollback):
         writes_production.add_argument("--target-user", required=True)
         writes_production.add_argument("--target-password-stdin", action="store_true", required=True)
@@ -215,7 +217,8 @@ def run(flags: argparse.Namespace, api: Api, stdin: Any, out: Console, err: Cons
 
     if flags.command == "clone":
         body = {"source_url": flags.url, "source_username": flags.user, "customer_id": flags.name,
-                "source_password": read_password(stdin, "password"), "ttl_minutes": flags.ttl}
+                "source_password": read_password(stdin, "password"), "ttl_minutes": flags.ttl,
+                "callback_url": flags.callback_url}
         return started(api.call("POST", "/api/v2/clone", json=body)["job_id"])
     if flags.command == "status":
         return started(flags.job)
@@ -240,13 +243,15 @@ def run(flags: argparse.Namespace, api: Api, stdin: Any, out: Console, err: Cons
                     "password": read_password(stdin, "target password")}
     if flags.command == "rollback":
         return started(api.call("POST", "/api/v2/rollback",
-                                json={"target": target_login, "backup_id": flags.backup})["job_id"])
+                                json={"target": target_login, "backup_id": flags.backup,
+                                      "callback_url": flags.callback_url})["job_id"])
     clone = api.call("GET", f"/api/v2/job-status/{flags.job}")
     if clone.get("kind") != "clone" or clone["status"] != "completed":
         raise Stop(REFUSED, f"job {flags.job} is no clone ready to restore from (it is {clone['status']})")
     source = {"url": clone["clone_url"], "username": clone["username"], "password": clone["password"]}
     body = {"source": source, "target": target_login, "dry_run": flags.dry_run, "backup": not flags.no_backup,
-            "on_conflict": flags.on_conflict, "merge_conflicts": flags.merge_conflicts}
+            "on_conflict": flags.on_conflict, "merge_conflicts": flags.merge_conflicts,
+            "callback_url": flags.callback_url}
     return started(api.call("POST", "/api/v2/restore", json=body)["job_id"])
 
 

@@ -82,6 +82,29 @@ class ContentRules(Model):
             "plugins/big-*, or content/languages for the rest of wp-content"))
 
 
+class Notify(Model):
+    """Where to POST an event when the job completes, fails or expires, signed with the Secret's key."""
+
+    url: str = Field(max_length=2048, pattern=SITE_URL, description=(
+        "The receiver's URL (http or https; it passes the operator's outbound policy like any site)"))
+    secretRef: SecretReference = Field(description=(
+        "Secret (labelled wpclone.dev/credentials: \"true\") whose key `secret` signs each event: header "
+        "X-WPClone-Signature: sha256=<HMAC-SHA256 of the body, hex>"))
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("!self.url.matches('^https?://[^/]*@')", "url must not contain credentials"),
+    ))
+
+
+class Delivery(Model):
+    """How the event of one kind reached the receiver."""
+
+    state: Literal["Retrying", "Delivered", "Failed"] = Field(description="Delivered, or Failed once retries end")
+    attempts: int = Field(default=0, description="POSTs made")
+    lastAttemptAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    lastError: str | None = Field(default=None, description="Why the last attempt failed (never a secret)")
+
+
 class WordPressCloneSpec(Model):
     source: SiteReference = Field(description="The production site to clone; immutable")
     ttlMinutes: int | None = Field(
@@ -101,6 +124,8 @@ class WordPressCloneSpec(Model):
         default="Delete",
         description="On expiry, Delete the resource, or Retain it as Expired with every child and the "
                     "database gone (the choice for GitOps-managed clones)")
+    notify: Notify | None = Field(default=None, description=(
+        "A webhook: events completed (Ready), failed and expired, each POSTed once delivered"))
 
     model_config = ConfigDict(json_schema_extra=rules(
         ("self.source == oldSelf.source", "spec.source is immutable: create a new clone to copy another site"),
@@ -158,6 +183,8 @@ class WordPressCloneStatus(Model):
     progress: CopyProgress | None = Field(default=None, description="The copy of the source's content")
     conditions: list[Condition] = Field(default_factory=list, description="Ready and the steps that lead to it")
     observedGeneration: int | None = Field(default=None, description="The metadata.generation last acted on")
+    notifications: dict[str, Delivery] | None = Field(
+        default=None, description="spec.notify's deliveries, by event (completed, failed, expired)")
 
 
 class CloneReference(Model):
@@ -215,6 +242,8 @@ class CloneRestoreSpec(Model):
         "the clone's (PreferClone) or keep production's (PreferProduction)"))
     rollbackTo: str | None = Field(default=None, max_length=128, pattern=BACKUP_ID,
                                    description="A backup id on the target to restore instead of copying")
+    notify: Notify | None = Field(default=None, description=(
+        "A webhook: events completed and failed, each POSTed once delivered"))
 
     model_config = ConfigDict(json_schema_extra=rules(
         ("self == oldSelf", "a CloneRestore is a one-off job: create a new one instead of editing it"),
@@ -250,6 +279,8 @@ class CloneRestoreStatus(Model):
                                     description="When it ended")
     conditions: list[Condition] = Field(default_factory=list, description="Ready: the restore's outcome")
     observedGeneration: int | None = Field(default=None, description="The metadata.generation acted on")
+    notifications: dict[str, Delivery] | None = Field(
+        default=None, description="spec.notify's deliveries, by event (completed, failed)")
 
 
 def body(kind: str, name: str, labels: dict[str, str], spec: WordPressCloneSpec | CloneRestoreSpec) -> dict[str, Any]:

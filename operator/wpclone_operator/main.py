@@ -9,7 +9,7 @@ from typing import Any
 import kopf
 
 from wpclone_common import constants
-from wpclone_operator import metrics, reconcile, reconcile_restore, workloads
+from wpclone_operator import metrics, notify, reconcile, reconcile_restore, workloads
 from wpclone_operator.settings import Settings
 
 CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
@@ -82,7 +82,20 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **k
 
 @kopf.on.delete(*CLONES, id="cleanup")
 async def clean_up_clone(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await notify.expired_before_deletion(body, SETTINGS)
     await reconcile.clean_up_clone(body, SETTINGS, memo)
+
+
+@kopf.timer(*CLONES, id="notify", interval=1.0,
+            when=lambda spec, status, **_: notify.pending(constants.CLONE_KIND, spec, status))
+async def notify_clone(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    await notify.on_timer(constants.CLONE_KIND, body, patch, SETTINGS)
+
+
+@kopf.timer(*RESTORES, id="notify-restore", interval=1.0,
+            when=lambda spec, status, **_: notify.pending(constants.RESTORE_KIND, spec, status))
+async def notify_restore(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    await notify.on_timer(constants.RESTORE_KIND, body, patch, SETTINGS)
 
 
 @kopf.on.create(*RESTORES, id="restore", timeout=SETTINGS.copy_retry_seconds)

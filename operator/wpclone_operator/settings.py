@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # restore never finds a row made on the clone and one made in production with the same id. Far more
     # rows than a busy site adds in a clone's longest life; 0 leaves the counters where the source's are.
     merge_id_offset: int = Field(100_000_000, ge=0, description="ids of a clone's own rows start this far above")
+    # A webhook's first retry waits this long, each next one twice as long; six attempts in all.
+    webhook_retry_seconds: float = Field(2.0, gt=0, description="the first wait before a webhook is POSTed again")
     backup_retention: int = Field(3, ge=0, description="backups a restore target keeps; 0 keeps all")
     # The migrator plugin leaves a source or target at the end of each job (a must-use copy stays).
     keep_migrator: bool = Field(False, description="leave the migrator plugin installed on sites after a job")
