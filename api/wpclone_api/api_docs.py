@@ -29,12 +29,12 @@ def example(schema: dict[str, Any], document: dict[str, Any], depth: int = 0) ->
     with their required properties (all of them, for the top level of a request)."""
     if "$ref" in schema:
         schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    if "examples" in schema:  # an optional field's example stands beside its anyOf
+        return schema["examples"][0]
     for choice in ("anyOf", "oneOf"):
         if choice in schema:
             options = [option for option in schema[choice] if option.get("type") != "null"]
             return example(options[0], document, depth) if options else None
-    if "examples" in schema:
-        return schema["examples"][0]
     if "default" in schema:
         return schema["default"]
     kind = schema.get("type")

@@ -34,7 +34,8 @@ class CloneRequest(BaseModel):
                              description="DNS label; becomes the clone's name and host name label")
     ttl_minutes: int | None = Field(default=None, ge=1, le=MAX_TTL_MINUTES, examples=[30])
     content: ContentOptions | None = None
-    callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048, description=(
+    callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048,
+                                     examples=["https://hooks.example.com/wpclone"], description=(
         "A webhook: the job's end (completed, failed, expired) is POSTed there as JSON, signed with your tenant's "
         "webhook secret (X-WPClone-Signature: sha256=<HMAC-SHA256 of the body>)"))
 
@@ -75,7 +76,8 @@ class RestoreRequest(BaseModel):
     merge_conflicts: Literal["fail", "prefer_clone", "prefer_production"] = Field(default="fail", description=(
         "In a merge, rows changed both on the clone and in production: write nothing (fail), or take the "
         "clone's or keep production's"))
-    callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048, description=(
+    callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048,
+                                     examples=["https://hooks.example.com/wpclone"], description=(
         "A webhook: the job's end (completed, failed) is POSTed there as JSON, signed with your tenant's "
         "webhook secret (X-WPClone-Signature: sha256=<HMAC-SHA256 of the body>)"))
 
@@ -94,7 +96,8 @@ class RollbackRequest(BaseModel):
     target: SiteLogin = Field(description="The production site a restore wrote to")
     backup_id: str = Field(pattern=BACKUP_ID, max_length=128, examples=["k3x9q2"],
                            description="The restore's backup_id")
-    callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048, description=(
+    callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048,
+                                     examples=["https://hooks.example.com/wpclone"], description=(
         "A webhook: the job's end (completed, failed) is POSTed there as JSON, signed with your tenant's "
         "webhook secret (X-WPClone-Signature: sha256=<HMAC-SHA256 of the body>)"))
 
