@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import aiomysql
@@ -31,11 +32,29 @@ async def _run(admin: MySQLAdmin, statements: list[tuple[str, tuple[str, ...]]])
     try:
         async with connection.cursor() as cursor:
             for statement, parameters in statements:
-                await cursor.execute(statement, parameters or None)
+                await _execute(cursor, statement, parameters)
     except aiomysql.Error as error:
         raise DatabaseError(f"MySQL at {admin.host}:{admin.port}: {_first_line(error)}") from None
     finally:
         connection.close()
+
+
+# Errors a statement meets for a moment, when many clones come or go at once: MariaDB's Aria system
+# tables (mysql.db) answer "is read only" (1036) to a DROP USER racing others, and InnoDB deadlocks
+# (1213) or lock waits (1205). Every statement here may run again (IF EXISTS, IF NOT EXISTS).
+TRANSIENT_ERRORS = frozenset({1036, 1205, 1213})
+RETRY_DELAYS = (0.1, 0.3, 1.0)
+
+
+async def _execute(cursor: aiomysql.Cursor, statement: str, parameters: tuple[str, ...]) -> None:
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            await cursor.execute(statement, parameters or None)
+            return
+        except aiomysql.OperationalError as error:
+            if delay is None or not error.args or error.args[0] not in TRANSIENT_ERRORS:
+                raise
+        await asyncio.sleep(delay)
 
 
 def _first_line(error: BaseException) -> str:
