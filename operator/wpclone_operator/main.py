@@ -82,7 +82,7 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **k
 
 @kopf.on.delete(*CLONES, id="cleanup")
 async def clean_up_clone(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await notify.expired_before_deletion(body, SETTINGS)
+    await notify.expired_before_deletion(body, SETTINGS, memo)
     await reconcile.clean_up_clone(body, SETTINGS, memo)
 
 

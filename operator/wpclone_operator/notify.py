@@ -58,13 +58,18 @@ async def on_timer(kind: str, body: kopf.Body, patch: kopf.Patch, settings: Sett
         _warn_if_given_up(body, event, delivery)
 
 
-async def expired_before_deletion(body: kopf.Body, settings: Settings) -> None:
+async def expired_before_deletion(body: kopf.Body, settings: Settings, memo: kopf.Memo) -> None:
     """A clone deleted at its TTL (expiryPolicy Delete) tells its webhook first, retrying as the timer
-    would, for as long as that takes (its deletion waits; about a minute and a half at most)."""
+    would, for as long as that takes (its deletion waits; about a minute and a half at most). Once:
+    kopf may run a deletion handler again (an event arrives before the finalizer's removal shows)."""
     status = body.get("status") or {}
     expires = status.get("expiresAt")
     if not (body.get("spec") or {}).get("notify") or not expires or not times.is_expired(expires, times.now()):
         return
+    settled = ((status.get("notifications") or {}).get("expired") or {}).get("state") in webhooks.SETTLED
+    if settled or memo.get("expired_notified"):
+        return
+    memo.expired_notified = True
     record = dict(body)
     for delay in (0.0, *webhooks.retry_delays(settings.webhook_retry_seconds)):
         await asyncio.sleep(delay)

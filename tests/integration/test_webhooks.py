@@ -29,10 +29,11 @@ KEY = "receiver-signing-key"
 
 @dataclass
 class Receiver:
-    """An HTTP receiver on loopback: records every POST; answers 500 to the first `failures` of them."""
+    """An HTTP receiver on loopback: records every POST; answers 500 to the first POST about each of the
+    resources named in `down_once`."""
 
     url: str
-    failures: int = 0
+    down_once: set[str] = field(default_factory=set)
     received: list[dict[str, Any]] = field(default_factory=list)
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
@@ -48,7 +49,9 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the standard library's name
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = 500 if len(state.received) < state.failures else 204
+            name = json.loads(body)["name"]
+            status = 500 if name in state.down_once else 204
+            state.down_once.discard(name)
             state.received.append({"headers": dict(self.headers), "body": body, "json": json.loads(body),
                                    "status": status, "path": self.path})
             self.send_response(status)
@@ -78,15 +81,22 @@ def deliveries(plane: cluster.ControlPlane, namespace: str, kind: str, name: str
     return ((get_json(plane, namespace, kind, name) or {}).get("status") or {}).get("notifications") or {}
 
 
-def test_a_clone_tells_its_webhook_it_completed_then_expired_signed_and_retried(
+def test_clones_tell_their_webhook_they_completed_failed_or_expired_signed_and_retried(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str,
         wordpress_sites: list[WordPressSite], receiver: Receiver) -> None:
-    site = wordpress_sites[0]
-    receiver.failures = 1  # the first POST meets a receiver that is down for a moment
-    apply(control_plane, namespace, notify_secret(), credentials_secret("source-login", site.admin_user,
-                                                                        site.admin_password),
-          clone_manifest("hooked", site.url, expiryPolicy="Retain",
-                         notify={"url": receiver.url, "secretRef": {"name": "hooks"}}))
+    """Four clones at once: one Retained (its receiver down for a moment), one with a wrong password,
+    one deleted at its TTL, and one whose receiver never answers."""
+    site, closed = wordpress_sites[0], processes.free_port()
+    receiver.down_once.add("hooked")  # its first POST meets a receiver that is down for a moment
+    notify = {"url": receiver.url, "secretRef": {"name": "hooks"}}
+    apply(control_plane, namespace, notify_secret(), credentials_secret("wrong-login", site.admin_user, "wrong"),
+          credentials_secret("source-login", site.admin_user, site.admin_password),
+          clone_manifest("hooked", site.url, expiryPolicy="Retain", notify=notify),
+          clone_manifest("denied", site.url, secret="wrong-login", notify=notify),
+          clone_manifest("brief", site.url, notify=notify),
+          clone_manifest("nobody-listens", site.url,
+                         notify={"url": f"http://127.0.0.1:{closed}/hook", "secretRef": {"name": "hooks"}}))
+
     eventually(lambda: deliveries(control_plane, namespace, "wpc", "hooked").get("completed", {}).get("state")
                == "Delivered", timeout=180, what="the completed event to be delivered")
     (completed,) = receiver.events("hooked")
@@ -95,46 +105,29 @@ def test_a_clone_tells_its_webhook_it_completed_then_expired_signed_and_retried(
     assert signed_by(completed, KEY) and not signed_by(completed, "another key")
     assert completed["headers"]["X-WPClone-Event"] == "completed"
     assert deliveries(control_plane, namespace, "wpc", "hooked")["completed"]["attempts"] == 2
-    assert receiver.received[0]["headers"]["X-WPClone-Delivery"] == completed["headers"]["X-WPClone-Delivery"]
-    assert site.admin_password not in json.dumps([post["json"] for post in receiver.received])
+    first = next(post for post in receiver.received if post["json"]["name"] == "hooked")
+    assert first["status"] == 500
+    assert first["headers"]["X-WPClone-Delivery"] == completed["headers"]["X-WPClone-Delivery"]
 
-    bring_ttl_forward(control_plane, namespace, "hooked")
+    eventually(lambda: receiver.events("denied"), timeout=120, what="the failed event")
+    (failed,) = receiver.events("denied")
+    assert (failed["json"]["event"], failed["json"]["reason"]) == ("failed", "LoginFailed") and signed_by(failed, KEY)
+
+    eventually(lambda: receiver.events("brief"), timeout=180, what="brief's completed event")
+    for name in ("hooked", "brief"):  # brief's expiryPolicy is Delete: the resource goes at its TTL
+        bring_ttl_forward(control_plane, namespace, name)
     eventually(lambda: [post["json"]["event"] for post in receiver.events("hooked")] == ["completed", "expired"],
                timeout=90, what="the expired event")
     assert signed_by(receiver.events("hooked")[1], KEY)
     assert deliveries(control_plane, namespace, "wpc", "hooked")["expired"]["state"] == "Delivered"
-
-
-def test_a_failed_clone_and_a_clone_deleted_at_its_ttl_tell_their_webhook(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str,
-        wordpress_sites: list[WordPressSite], receiver: Receiver) -> None:
-    site = wordpress_sites[0]
-    notify = {"url": receiver.url, "secretRef": {"name": "hooks"}}
-    apply(control_plane, namespace, notify_secret(), credentials_secret("wrong-login", site.admin_user, "wrong"),
-          credentials_secret("source-login", site.admin_user, site.admin_password),
-          clone_manifest("denied", site.url, secret="wrong-login", notify=notify),
-          clone_manifest("brief", site.url, notify=notify))
-    eventually(lambda: receiver.events("denied"), timeout=120, what="the failed event")
-    (failed,) = receiver.events("denied")
-    assert (failed["json"]["event"], failed["json"]["reason"]) == ("failed", "LoginFailed") and signed_by(failed, KEY)
-    eventually(lambda: receiver.events("brief"), timeout=180, what="brief's completed event")
-    bring_ttl_forward(control_plane, namespace, "brief")  # expiryPolicy Delete: the resource goes
     eventually(lambda: get_json(control_plane, namespace, "wpc", "brief") is None, timeout=90,
                what="brief to be deleted")
     assert [post["json"]["event"] for post in receiver.events("brief")] == ["completed", "expired"]
+    assert site.admin_password not in json.dumps([post["json"] for post in receiver.received])
 
-
-def test_an_unreachable_webhook_is_retried_then_reported_failed(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str,
-        wordpress_sites: list[WordPressSite]) -> None:
-    site, closed = wordpress_sites[0], processes.free_port()
-    apply(control_plane, namespace, notify_secret(), credentials_secret("source-login", site.admin_user,
-                                                                        site.admin_password),
-          clone_manifest("nobody-listens", site.url,
-                         notify={"url": f"http://127.0.0.1:{closed}/hook", "secretRef": {"name": "hooks"}}))
     gave_up = eventually(lambda: (d := deliveries(control_plane, namespace, "wpc", "nobody-listens")
-                                  .get("completed", {})).get("state") == "Failed" and d, timeout=240,
-                         what="the webhook to be given up")
+                                  .get("completed", {})).get("state") == "Failed" and d, timeout=120,
+                         what="the unreachable webhook to be given up")
     assert gave_up["attempts"] == 6 and gave_up["lastError"].startswith("unreachable")
     events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
     assert any(event["reason"] == "WebhookFailed" for event in events)
@@ -164,6 +157,19 @@ def test_rest_jobs_with_a_callback_url_are_signed_with_the_tenants_secret(
         stored = get_json(control_plane, namespace, "secret", status_secret_name(control_plane, namespace, job))
         assert base64.b64decode(stored["data"]["secret"]).decode() == tenant_key
         assert tenant_key not in json.dumps(get_json(control_plane, namespace, "wpc", body["customer_id"]))
+
+        # A restore's end too: a dry run of the clone into its source, with the same callback.
+        login = {"url": status["clone_url"], "username": status["username"], "password": status["password"]}
+        target = {"url": site.url, "username": site.admin_user, "password": site.admin_password}
+        restore = acme.post("/api/v2/restore", json={"source": login, "target": target, "dry_run": True,
+                                                      "callback_url": receiver.url})
+        assert restore.status_code == 202, restore.text
+        restore_job = restore.json()["job_id"]
+        eventually(lambda: [post for post in receiver.events() if post["json"]["job_id"] == restore_job],
+                   timeout=120, what="the restore's event")
+        (ended,) = [post for post in receiver.events() if post["json"]["job_id"] == restore_job]
+        assert (ended["json"]["kind"], ended["json"]["event"]) == ("CloneRestore", "completed")
+        assert signed_by(ended, tenant_key) and status["password"] not in ended["body"].decode()
 
         # A tenant with no signing secret may not name a callback_url; a bad URL is refused as such.
         globex = httpx.Client(base_url=api.url, headers={"Authorization": "Bearer t-globex"}, timeout=30)
