@@ -7,13 +7,14 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from wpclone_api import clones, jobs, metrics, quotas, restores, tenants
+from wpclone_api import clones, jobs, login_links, metrics, quotas, restores, tenants
 from wpclone_api.auth import AuthenticatedCaller
 from wpclone_api.rate_limit import RateLimiter
 from wpclone_api.schemas import (
@@ -23,6 +24,7 @@ from wpclone_api.schemas import (
     ErrorBody,
     JobAccepted,
     JobStatus,
+    LoginLink,
     RestoreRequest,
     RollbackRequest,
 )
@@ -136,6 +138,22 @@ def _routes(app: FastAPI) -> None:
         found = (await clones.all_clones(namespace) if caller.admin
                  else await clones.tenant_clones(namespace, caller.tenant, cached=True))
         return [jobs.clone_job_status(clone, None) for clone in sorted(found, key=lambda c: c["metadata"]["name"])]
+
+    @app.post("/api/v2/clones/{clone_id}/login-link", response_model=LoginLink, responses=ERRORS, tags=["v2"],
+              summary="A one-click, single-use link into the clone's wp-admin")
+    async def login_link(clone_id: str, request: Request, caller: AuthenticatedCaller) -> LoginLink:
+        namespace = _namespace(request)
+        clone = await _visible_clone(namespace, caller, clone_id)
+        if clone is None:
+            raise HTTPException(404, f"no clone {clone_id}")
+        status = clone.get("status") or {}
+        admin_ref = (status.get("adminSecretRef") or {}).get("name")
+        admin = await namespace.server.read_secret(namespace.name, admin_ref) if admin_ref else None
+        if status.get("phase") != constants.PHASE_READY or not status.get("url") or not admin:
+            raise HTTPException(409, f"the clone {clone_id} is not ready ({status.get('phase') or 'Pending'})")
+        expires = int(time.time()) + request.app.state.settings.login_link_seconds
+        return LoginLink(url=login_links.link(status["url"], admin["migrator-token"], admin["username"], expires),
+                         expires_at=times.format_time(datetime.fromtimestamp(expires, UTC)))
 
     @app.patch("/api/v2/clones/{clone_id}", response_model=JobStatus, responses=ERRORS, tags=["v2"],
                summary="Extend a clone's life (or shorten it)")

@@ -102,6 +102,11 @@ class RollbackRequest(BaseModel):
         "webhook secret (X-WPClone-Signature: sha256=<HMAC-SHA256 of the body>)"))
 
 
+class LoginLink(BaseModel):
+    url: str = Field(description="Opens the clone's wp-admin as its administrator, once, until expires_at")
+    expires_at: str
+
+
 class Backup(BaseModel):
     backup_id: str = Field(description="What POST /api/v2/rollback takes")
     target_url: str

@@ -38,6 +38,8 @@ class ApiSettings(BaseSettings):
     max_clones_per_tenant: int = Field(20, ge=1)
     max_running_jobs_per_tenant: int = Field(5, ge=1)
     max_ttl_minutes: int = Field(1440, ge=1, le=MAX_TTL_MINUTES)
+    # How long a one-click login link into a clone stays valid (it works once).
+    login_link_seconds: int = Field(120, ge=10, le=3600)
     # Per token, in each API replica: requests a second on average, and at once after a quiet spell.
     rate_limit_per_second: float = Field(10.0, gt=0)
     rate_limit_burst: int = Field(20, ge=1)

@@ -1,7 +1,7 @@
 """`wpclone`: the REST API from a terminal or a script.
 
     wpclone clone https://shop.example.com --user admin --password-stdin --name acme-shop --wait
-    wpclone status JOB · list · extend CLONE MINUTES · delete CLONE
+    wpclone status JOB · list · extend CLONE MINUTES · login CLONE [--open] · delete CLONE
     wpclone restore JOB --target URL --target-user admin --target-password-stdin [--dry-run] [--wait]
                         [--on-conflict merge|fail|overwrite] [--merge-conflicts fail|prefer_clone|prefer_production]
     wpclone backups URL · rollback URL BACKUP --target-user admin --target-password-stdin [--wait]
@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import tomllib
+import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,10 @@ def parser() -> argparse.ArgumentParser:
     clone.add_argument("--ttl", type=int, help="minutes the clone lives")
     clone.add_argument("--wait", action="store_true", help="wait until the clone is ready, showing progress")
 
+    login = command("login", help="a one-click, single-use link into a clone's wp-admin")
+    login.add_argument("clone", help="the clone's name")
+    login.add_argument("--open", action="store_true", help="open it in the browser")
+
     status = command("status", help="a job's state")
     status.add_argument("job")
     status.add_argument("--wait", action="store_true", help="wait until the job ends")
@@ -230,6 +235,12 @@ def run(flags: argparse.Namespace, api: Api, stdin: Any, out: Console, err: Cons
     if flags.command == "extend":
         clone = api.call("PATCH", f"/api/v2/clones/{flags.clone}", json={"ttl_minutes": flags.minutes})
         say(clone, f"{clone['clone_id']} expires at {clone['expires_at']}")
+        return DONE
+    if flags.command == "login":
+        link = api.call("POST", f"/api/v2/clones/{flags.clone}/login-link")
+        say(link, f"{link['url']}\n(valid once, until {link['expires_at']})")
+        if flags.open:
+            webbrowser.open(link["url"])
         return DONE
     if flags.command == "delete":
         say(api.call("DELETE", f"/api/v2/delete/{flags.clone}"), f"{flags.clone} is being deleted")

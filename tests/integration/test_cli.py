@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
+import httpx
 import pytest
 
+from testenv import cluster
 from testenv.api_process import ApiProcess
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
+from tests.helpers import get_json
+from wpclone_api import login_links
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +33,9 @@ def wpclone(api: ApiProcess, *args: str, password: str = "", token: str | None =
                           capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_a_clone_waited_for_then_listed_extended_and_deleted(
-        api: ApiProcess, operator: OperatorProcess, wordpress_sites: list[WordPressSite]) -> None:
+def test_a_clone_waited_for_then_listed_extended_logged_into_and_deleted(
+        api: ApiProcess, operator: OperatorProcess, control_plane: cluster.ControlPlane,
+        wordpress_sites: list[WordPressSite]) -> None:
     site, name = wordpress_sites[0], f"cli-{uuid.uuid4().hex[:6]}"
     made = wpclone(api, "clone", site.url, "--user", site.admin_user, "--password-stdin", "--name", name,
                    "--wait", password=site.admin_password)
@@ -45,6 +52,24 @@ def test_a_clone_waited_for_then_listed_extended_and_deleted(
 
     extended = wpclone(api, "--json", "extend", name, "90")
     assert extended.returncode == 0 and json.loads(extended.stdout)["clone_id"] == name
+
+    # One click into wp-admin: the link logs in once, then says it was used; a forged or expired one never.
+    link = json.loads(wpclone(api, "--json", "login", name).stdout)["url"]
+    assert site.admin_password not in link and "password" not in link
+    opened = httpx.get(link, follow_redirects=False, timeout=30)
+    assert opened.status_code == 302 and opened.headers["location"].endswith("/wp-admin/"), opened.text[:300]
+    dashboard = httpx.get(opened.headers["location"], cookies=opened.cookies, timeout=30)
+    assert dashboard.status_code == 200 and "Dashboard" in dashboard.text
+    again = httpx.get(link, follow_redirects=False, timeout=30)
+    assert again.status_code == 410 and "used already" in again.text
+    forged_link = link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB")
+    forged = httpx.get(forged_link, follow_redirects=False, timeout=30)
+    assert forged.status_code == 403 and "not valid" in forged.text
+    admin = get_json(control_plane, api.namespace, "secret", f"{name}-admin")
+    token, user = (base64.b64decode(admin["data"][key]).decode() for key in ("migrator-token", "username"))
+    expired = login_links.link(link.split("/wp-login.php")[0], token, user, int(time.time()) - 1)
+    late = httpx.get(expired, follow_redirects=False, timeout=30)
+    assert late.status_code == 410 and "expired" in late.text
 
     # Production (the shared seeded site) only previewed: a dry run writes nothing and keeps no backup.
     preview = wpclone(api, "restore", mine["job_id"], "--target", site.url, "--target-user", site.admin_user,

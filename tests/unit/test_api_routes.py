@@ -322,3 +322,15 @@ def test_backups_are_listed_per_target_newest_first_from_the_tenants_own_restore
                                                   headers=as_("globex")).json()] == ["b6"]
     assert api.get("/api/v2/backups", params={"target": "not a url"}, headers=as_("acme")).status_code == 422
     assert api.get("/api/v2/backups", headers=as_("acme")).status_code == 422
+
+
+def test_a_login_link_is_made_for_ones_own_ready_clone_only(api: TestClient, cluster: FakeKube) -> None:
+    start_clone(api, "acme", "acme-shop")
+    early = api.post("/api/v2/clones/acme-shop/login-link", headers=as_("acme"))
+    assert early.status_code == 409 and early.json() == {"message": "the clone acme-shop is not ready (Pending)"}
+    url = cluster.make_ready("acme-shop")
+    assert api.post("/api/v2/clones/acme-shop/login-link", headers=as_("globex")).status_code == 404
+    made = api.post("/api/v2/clones/acme-shop/login-link", headers=as_("acme"))
+    assert made.status_code == 200, made.text
+    assert made.json()["url"].startswith(f"{url}/wp-login.php?wpclone-login=")
+    assert "generated-for" not in made.text

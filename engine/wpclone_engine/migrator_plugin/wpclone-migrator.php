@@ -49,6 +49,7 @@ require_once __DIR__ . '/wpclone-migrator-export.php';
 require_once __DIR__ . '/wpclone-migrator-import.php';
 require_once __DIR__ . '/wpclone-migrator-backup.php';
 require_once __DIR__ . '/wpclone-migrator-merge.php';
+require_once __DIR__ . '/wpclone-migrator-login.php';
 
 add_filter('determine_current_user', ['WPClone_Auth', 'session_user'], 30);
 add_filter('rest_authentication_errors', ['WPClone_Auth', 'rest_errors'], 110);
