@@ -53,7 +53,8 @@ def test_every_route_in_the_openapi_document_but_health_needs_a_valid_token(api:
                   for method in item if method in ("get", "post", "put", "patch", "delete")]
     guarded = [(method, path) for method, path in operations if path != "/healthz"]
     assert set(guarded) == {("POST", "/api/v2/clone"), ("GET", "/api/v2/job-status/x"), ("DELETE", "/api/v2/delete/x"),
-                            ("GET", "/api/v2/clones"), ("PATCH", "/api/v2/clones/x"), ("POST", "/api/v2/restore"),
+                            ("GET", "/api/v2/clones"), ("PATCH", "/api/v2/clones/x"),
+                            ("POST", "/api/v2/clones/x/login-link"), ("POST", "/api/v2/restore"),
                             ("POST", "/api/v2/rollback"), ("GET", "/api/v2/backups"), ("POST", "/clone"),
                             ("POST", "/restore")}
     for method, path in guarded:
