@@ -267,6 +267,19 @@ final class WPClone_Import
     /** Checks that everything sent arrived ({job, chunks: {database, files}}), then swaps it in. */
     public static function commit(WP_REST_Request $request): array
     {
+        return self::finishing($request, true, function (WPClone_Db $db, WPClone_Job $job, int $files): array {
+            $backup = WPClone_Backups::swap_in($db, $job);
+            return [$backup, ['tables' => count($backup['imported']), 'rows' => $job->data['rows'], 'files' => $files]];
+        });
+    }
+
+    /**
+     * Ends a job (a commit, a merge): checks that every chunk sent arrived, has $apply put it in place
+     * ($apply returns the backup record of what it replaced, and the answer), then keeps that backup or
+     * drops it. Any failure discards the job: the site stays as it was.
+     */
+    public static function finishing(WP_REST_Request $request, bool $needs_tables, callable $apply): array
+    {
         ignore_user_abort(true);
         if (function_exists('set_time_limit')) {
             @set_time_limit(0);
@@ -276,16 +289,15 @@ final class WPClone_Import
         $chunks = (array) $request->get_param('chunks');
         $db = WPClone_Db::connect();
         try {
-            self::require_tables($job, (int) ($chunks['database'] ?? 0));
+            self::require_tables($job, (int) ($chunks['database'] ?? 0), $needs_tables);
             $files = WPClone_Import_Files::finish($job, (int) ($chunks['files'] ?? 0));
-            $backup = WPClone_Backups::swap_in($db, $job);
+            [$backup, $answer] = $apply($db, $job, $files);
         } catch (Throwable $error) {
             self::discard($db, $job);
             throw $error;
         }
-        $job->forget();
+        self::discard($db, $job);  // what is left of it: the job's record, emptied staging folders
         wp_cache_flush();
-        $answer = ['tables' => count($backup['imported']), 'rows' => $job->data['rows'], 'files' => $files];
         if (!$request->get_param('backup')) {
             WPClone_Backups::remove($db, $backup);
             return $answer + ['backup' => null];
@@ -339,7 +351,7 @@ final class WPClone_Import
         }
     }
 
-    private static function require_tables(WPClone_Job $job, int $chunks): void
+    private static function require_tables(WPClone_Job $job, int $chunks, bool $needs_tables = true): void
     {
         if ($job->data['seq'] !== $chunks) {
             throw new WPClone_Error('incomplete', sprintf('%d database chunks were sent, %d arrived',
@@ -350,7 +362,7 @@ final class WPClone_Import
                 throw new WPClone_Error('incomplete', 'table ' . $table['name'] . ' was not received completely', 409);
             }
         }
-        if ($job->data['database'] && !$job->data['staged']) {
+        if ($needs_tables && $job->data['database'] && !$job->data['staged']) {
             throw new WPClone_Error('incomplete', 'the import holds no tables', 409);
         }
     }

@@ -73,47 +73,18 @@ final class WPClone_Merge
     /** Applies a staged merge ({job, chunks: {database, files}, plan, files?, backup?}); all of it or nothing. */
     public static function merge(WP_REST_Request $request): array
     {
-        ignore_user_abort(true);
-        if (function_exists('set_time_limit')) {
-            @set_time_limit(0);
-        }
-        $lock = WPClone_Job::lock(true);
-        $job = WPClone_Job::load($request->get_param('job'));
-        $chunks = (array) $request->get_param('chunks');
-        $plan = $request->get_param('plan');
-        $db = WPClone_Db::connect();
-        try {
-            if ($job->data['seq'] !== (int) ($chunks['database'] ?? 0)) {
-                throw new WPClone_Error('incomplete', sprintf('%d database chunks were sent, %d arrived',
-                    (int) ($chunks['database'] ?? 0), $job->data['seq']), 409);
-            }
-            foreach ($job->data['staged'] as $table) {
-                if (!$table['done']) {
-                    throw new WPClone_Error('incomplete', 'table ' . $table['name'] . ' was not received completely', 409);
-                }
-            }
+        return WPClone_Import::finishing($request, false, function (WPClone_Db $db, WPClone_Job $job) use ($request): array {
+            $plan = $request->get_param('plan');
             if (!is_array($plan) || array_values($plan) !== $plan) {
                 throw new WPClone_Error('bad_request', 'plan must be a list of tables');
             }
-            $staged_files = WPClone_Import_Files::finish($job, (int) ($chunks['files'] ?? 0));
-            $backup = self::apply($db, $job, $plan, $request->get_param('files'), $staged_files);
-        } catch (Throwable $error) {
-            WPClone_Import::discard($db, $job);
-            throw $error;
-        }
-        WPClone_Import::discard($db, $job);
-        wp_cache_flush();
-        $answer = ['tables' => count($backup['merged']) + count($backup['created_tables']), 'rows' => $backup['rows'],
-            'files' => count($backup['files'] ?? [])];
-        if (!$request->get_param('backup')) {
-            WPClone_Backups::remove($db, $backup);
-            return $answer + ['backup' => null];
-        }
-        WPClone_Backups::save($backup);
-        return $answer + ['backup' => $backup['id']];
+            $backup = self::apply($db, $job, $plan, $request->get_param('files'));
+            return [$backup, ['tables' => count($backup['merged']) + count($backup['created_tables']),
+                'rows' => $backup['rows'], 'files' => count($backup['files'] ?? [])]];
+        });
     }
 
-    private static function apply(WPClone_Db $db, WPClone_Job $job, array $plan, $files, int $staged_files): array
+    private static function apply(WPClone_Db $db, WPClone_Job $job, array $plan, $files): array
     {
         $db->query('SET SESSION unique_checks = 1');  // a merge must never let a duplicate unique key in
         $staged = array_column($job->data['staged'], null, 'name');
