@@ -108,8 +108,9 @@ def clone_job_status(clone: dict[str, Any], admin_login: dict[str, str] | None) 
 
 
 RESTORE_PHASE_TO_STATE: dict[str | None, JobState] = {
-    None: "pending", "Pending": "pending", "Checking": "running", "BackingUp": "running", "Restoring": "running",
-    "Completed": "completed", "RolledBack": "completed", "Failed": "failed",
+    None: "pending", constants.PENDING: "pending", constants.CHECKING: "running", constants.BACKING_UP: "running",
+    constants.RESTORING: "running", constants.COMPLETED: "completed", constants.ROLLED_BACK: "completed",
+    constants.FAILED: "failed",
 }
 
 

@@ -10,7 +10,7 @@ from wpclone_common import constants
 # A clone past these phases no longer works (its copy ended or it is going away); a restore past
 # these has ended.
 CLONE_DONE = {constants.PHASE_READY, constants.FAILED, constants.EXPIRING, constants.EXPIRED}
-RESTORE_DONE = {"Completed", "RolledBack", "Failed"}
+RESTORE_DONE = set(constants.RESTORE_ENDED)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def backups(restore_list: list[dict[str, Any]], target_url: str) -> list[Backup]
     target keeps only its newest few: a rollback to an older one fails and says so)."""
     rolled_back = {spec["rollbackTo"] for restore in restore_list
                    if (spec := restore.get("spec") or {}).get("rollbackTo")
-                   and (restore.get("status") or {}).get("phase") == "RolledBack"}
+                   and (restore.get("status") or {}).get("phase") == constants.ROLLED_BACK}
     kept = [Backup(backup_id=status["backupId"], target_url=restore["spec"]["target"]["url"],
                    job_id=restore["metadata"]["labels"][constants.LABEL_JOB_ID], created_at=status.get("completedAt"),
                    rolled_back=status["backupId"] in rolled_back)

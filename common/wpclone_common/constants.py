@@ -59,6 +59,14 @@ FAILED = "Failed"
 EXPIRING = "Expiring"
 EXPIRED = "Expired"
 
+# Phases of a CloneRestore (with PENDING and FAILED above); the last three end it.
+CHECKING = "Checking"
+BACKING_UP = "BackingUp"
+RESTORING = "Restoring"
+COMPLETED = "Completed"
+ROLLED_BACK = "RolledBack"
+RESTORE_ENDED = (COMPLETED, ROLLED_BACK, FAILED)
+
 # Reasons of a login Secret the operator cannot use (permanent: the user must fix the Secret).
 CREDENTIALS_MISSING = "CredentialsMissing"
 CREDENTIALS_NOT_OPTED_IN = "CredentialsNotOptedIn"

@@ -14,30 +14,28 @@ from wpclone_engine.wordpress import WordPressError
 from wpclone_operator import cloning, metrics, restoring, status
 from wpclone_operator.settings import Settings
 
-TERMINAL = ("Completed", "Failed", "RolledBack")
-
 
 async def run_restore(body: kopf.Body, patch: kopf.Patch, settings: Settings, retry: int,
                       work_slots: asyncio.Semaphore) -> None:
     current = body.get("status") or {}
-    if current.get("phase") in TERMINAL:
+    if current.get("phase") in constants.RESTORE_ENDED:
         return
     metadata = body["metadata"]
     namespace, name, generation = metadata["namespace"], metadata["name"], metadata["generation"]
     spec = CloneRestoreSpec.model_validate(dict(body["spec"]))
     started = time.monotonic()
     await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.RESTORE_KIND, namespace, name, {
-        "phase": "Checking", "startedAt": current.get("startedAt") or status.format_time(status.now()),
+        "phase": constants.CHECKING, "startedAt": current.get("startedAt") or status.format_time(status.now()),
         "observedGeneration": generation})
     try:
         async with work_slots:
             outcome = await restoring.restore(namespace, spec, settings, cloning.progress_reporter(
-                constants.RESTORE_KIND, namespace, name, {"phase": "Restoring"}))
+                constants.RESTORE_KIND, namespace, name, {"phase": constants.RESTORING}))
     except WordPressError as error:
         permanent = error.reason in restoring.RESTORE_PERMANENT_REASONS
         metrics.FAILURES.labels(error.reason).inc()
         patch.status.update({
-            "phase": "Failed" if permanent else "Checking", "message": str(error),
+            "phase": constants.FAILED if permanent else constants.CHECKING, "message": str(error),
             "conditions": [status.condition(constants.READY, False, error.reason, str(error), generation,
                                             status.now())]})
         kopf.warn(body, reason=error.reason, message=str(error))
@@ -48,7 +46,7 @@ async def run_restore(body: kopf.Body, patch: kopf.Patch, settings: Settings, re
     if outcome.result is not None:
         metrics.COPY_SECONDS.labels("restore").observe(time.monotonic() - started)
         metrics.COPY_BYTES.labels("restore").inc(outcome.result.bytes)
-    kopf.event(body, type="Warning" if patch.status["phase"] == "Failed" else "Normal",
+    kopf.event(body, type="Warning" if patch.status["phase"] == constants.FAILED else "Normal",
                reason=patch.status["conditions"][0]["reason"], message=patch.status["message"])
 
 
@@ -59,30 +57,30 @@ def restore_status(spec: CloneRestoreSpec, outcome: restoring.Outcome, generatio
         message = (f"rows changed on the clone and in production (mergeConflicts: Fail); nothing was written "
                    f"({len(outcome.conflicts)})" if outcome.merged else
                    f"production changed since the clone was taken; nothing was written ({len(outcome.conflicts)})")
-        return {"phase": "Failed", "conflicts": outcome.conflicts, "message": message,
+        return {"phase": constants.FAILED, "conflicts": outcome.conflicts, "message": message,
                 "completedAt": status.format_time(at),
                 "conditions": [status.condition(constants.READY, False, "Conflict", message, generation, at)]}
     if spec.rollbackTo:
         message = f"the target is back to backup {spec.rollbackTo}"
-        return {"phase": "RolledBack", "changes": outcome.changes, "message": message,
+        return {"phase": constants.ROLLED_BACK, "changes": outcome.changes, "message": message,
                 "completedAt": status.format_time(at),
                 "conditions": [status.condition(constants.READY, True, "RolledBack", message, generation, at)]}
     if spec.dryRun:
         message = f"dry run: {len(outcome.changes)} changes would be made; nothing was written"
-        return {"phase": "Completed", "changes": outcome.changes, "conflicts": outcome.conflicts,
+        return {"phase": constants.COMPLETED, "changes": outcome.changes, "conflicts": outcome.conflicts,
                 "message": message, "completedAt": status.format_time(at),
                 "conditions": [status.condition(constants.READY, True, "DryRun", message, generation, at)]}
     if outcome.result is None:  # a Merge with nothing to write
         message = "nothing to merge: production has every change of the clone"
-        return {"phase": "Completed", "changes": outcome.changes, "conflicts": outcome.conflicts, "message": message,
-                "completedAt": status.format_time(at),
+        return {"phase": constants.COMPLETED, "changes": outcome.changes, "conflicts": outcome.conflicts,
+                "message": message, "completedAt": status.format_time(at),
                 "conditions": [status.condition(constants.READY, True, "Restored", message, generation, at)]}
     result = outcome.result
     message = (f"merged {result.rows} rows of {result.tables} tables and {result.files} files into "
                f"{result.destination_url}" if outcome.merged
                else f"restored {result.tables} tables ({result.rows} rows) and {result.files} files into "
                f"{result.destination_url}") + (f"; backup {result.backup} kept on the target" if result.backup else "")
-    return {"phase": "Completed", "backupId": result.backup, "changes": outcome.changes,
+    return {"phase": constants.COMPLETED, "backupId": result.backup, "changes": outcome.changes,
             "conflicts": outcome.conflicts, "message": message, "completedAt": status.format_time(at),
             "counts": {"tables": result.tables, "rows": result.rows, "files": result.files, "bytes": result.bytes},
             "progress": {"phase": "done", "bytes": result.bytes, "rows": result.rows, "files": result.files},

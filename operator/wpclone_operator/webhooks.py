@@ -29,7 +29,8 @@ SIGNATURE_HEADER = "X-WPClone-Signature"
 EVENTS = {
     constants.CLONE_KIND: {constants.PHASE_READY: "completed", constants.FAILED: "failed",
                            constants.EXPIRED: "expired"},
-    constants.RESTORE_KIND: {"Completed": "completed", "RolledBack": "completed", "Failed": "failed"},
+    constants.RESTORE_KIND: {constants.COMPLETED: "completed", constants.ROLLED_BACK: "completed",
+                             constants.FAILED: "failed"},
 }
 SETTLED = ("Delivered", "Failed")
 
