@@ -135,10 +135,23 @@ def test_a_merge_keeps_every_production_change_and_brings_every_clone_change(
     assert staging_left(mariadb, production, done["backupId"]) == []
 
 
-@pytest.mark.parametrize("policy", ["Fail", "PreferClone", "PreferProduction"])
-def test_a_page_edited_on_both_sides_is_settled_by_the_policy_and_rolls_back_exactly(
+def settle(plane: cluster.ControlPlane, namespace: str, production: WordPressSite, stage: str, policy: str,
+           include: dict[str, bool] = DATABASE_ONLY) -> dict[str, Any]:
+    """A merge under `policy`; its status."""
+    name = f"push-{policy.lower()}"
+    apply(plane, namespace, merge_restore(name, production, stage, include, mergeConflicts=policy))
+    return dict(wait_restore(plane, namespace, name)["status"])
+
+
+def roll_back(plane: cluster.ControlPlane, namespace: str, production: WordPressSite, backup: str) -> None:
+    name = f"undo-{backup}"
+    apply(plane, namespace, restore_manifest(name, production, rollbackTo=backup))
+    assert wait_restore(plane, namespace, name)["status"]["phase"] == "RolledBack"
+
+
+def test_a_page_edited_on_both_sides_is_settled_by_each_policy_and_rolls_back_exactly(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        make_site: SiteMaker, policy: str) -> None:
+        make_site: SiteMaker) -> None:
     production = make_site()
     on(mariadb, production.db_name, insert_post("About us", "<p>As it was</p>", "page"))
     page = on(mariadb, production.db_name, "SELECT ID FROM wp_posts WHERE post_title = 'About us'")
@@ -149,29 +162,25 @@ def test_a_page_edited_on_both_sides_is_settled_by_the_policy_and_rolls_back_exa
     on(mariadb, production.db_name, f"UPDATE wp_posts SET post_content = '<p>Edited in production</p>' "
                                     f"WHERE ID = {page};")
     before = snapshot(mariadb, production)
+    conflict = [f"wp_posts ID={page} (About us): changed on the clone and in production"]
 
-    apply(control_plane, namespace, merge_restore("push", production, stage, mergeConflicts=policy))
-    done = wait_restore(control_plane, namespace, "push")["status"]
-    content = on(mariadb, production.db_name, f"SELECT post_content FROM wp_posts WHERE ID = {page}")
-    assert done["conflicts"] == [f"wp_posts ID={page} (About us): changed on the clone and in production"], done
-    if policy == "Fail":
-        assert done["phase"] == "Failed" and done["conditions"][0]["reason"] == "Conflict", done
-        assert snapshot(mariadb, production) == before
-        return
-    assert done["phase"] == "Completed", done
-    assert content == {"PreferClone": "<p>Edited on the clone</p>",
-                       "PreferProduction": "<p>Edited in production</p>"}[policy]
-    assert "Made on the clone" in post_titles(production)
+    refused = settle(control_plane, namespace, production, stage, "Fail")
+    assert refused["phase"] == "Failed" and refused["conditions"][0]["reason"] == "Conflict", refused
+    assert refused["conflicts"] == conflict and snapshot(mariadb, production) == before
 
-    apply(control_plane, namespace, restore_manifest("undo", production, rollbackTo=done["backupId"]))
-    assert wait_restore(control_plane, namespace, "undo")["status"]["phase"] == "RolledBack"
-    assert snapshot(mariadb, production) == before
+    for policy, kept in (("PreferProduction", "<p>Edited in production</p>"),
+                         ("PreferClone", "<p>Edited on the clone</p>")):
+        done = settle(control_plane, namespace, production, stage, policy)
+        assert done["phase"] == "Completed" and done["conflicts"] == conflict, done
+        assert on(mariadb, production.db_name, f"SELECT post_content FROM wp_posts WHERE ID = {page}") == kept
+        assert "Made on the clone" in post_titles(production)
+        roll_back(control_plane, namespace, production, done["backupId"])
+        assert snapshot(mariadb, production) == before, policy
 
 
-@pytest.mark.parametrize("policy", ["Fail", "PreferProduction"])
 def test_uploads_are_merged_file_by_file_and_roll_back_exactly(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        make_site: SiteMaker, policy: str) -> None:
+        make_site: SiteMaker) -> None:
     production = make_site()
     uploads = production.docroot / "wp-content" / "uploads"
     for name, text in (("both.txt", "as it was"), ("edited-on-the-clone.txt", "old"), ("gone-on-the-clone.txt", "x")):
@@ -186,24 +195,22 @@ def test_uploads_are_merged_file_by_file_and_roll_back_exactly(
     (uploads / "made-in-production.jpg").write_bytes(b"media made in production")
     (uploads / "both.txt").write_text("production's")
     before = snapshot(mariadb, production)
-
     with_uploads = {**DATABASE_ONLY, "uploads": True}
-    apply(control_plane, namespace, merge_restore("push", production, stage, with_uploads, mergeConflicts=policy))
-    done = wait_restore(control_plane, namespace, "push")["status"]
-    assert done["conflicts"] == ["wp-content path=uploads/both.txt: changed on the clone and in production"], done
-    if policy == "Fail":
-        assert done["phase"] == "Failed" and snapshot(mariadb, production) == before, done
-        return
-    assert done["phase"] == "Completed", done
+    conflict = ["wp-content path=uploads/both.txt: changed on the clone and in production"]
+
+    refused = settle(control_plane, namespace, production, stage, "Fail", with_uploads)
+    assert refused["phase"] == "Failed" and refused["conflicts"] == conflict, refused
+    assert snapshot(mariadb, production) == before
+
+    done = settle(control_plane, namespace, production, stage, "PreferProduction", with_uploads)
+    assert done["phase"] == "Completed" and done["conflicts"] == conflict, done
     assert "files wp-content: insert 1, update 1, delete 1" in done["changes"], done
     assert (uploads / "2026" / "made-on-the-clone.jpg").read_bytes() == b"media made on the clone"
     assert (uploads / "edited-on-the-clone.txt").read_text() == "new"
     assert not (uploads / "gone-on-the-clone.txt").exists()
     assert (uploads / "made-in-production.jpg").read_bytes() == b"media made in production"
     assert (uploads / "both.txt").read_text() == "production's"
-
-    apply(control_plane, namespace, restore_manifest("undo", production, rollbackTo=done["backupId"]))
-    assert wait_restore(control_plane, namespace, "undo")["status"]["phase"] == "RolledBack"
+    roll_back(control_plane, namespace, production, done["backupId"])
     assert snapshot(mariadb, production) == before
 
 
