@@ -15,8 +15,6 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-import pymysql
-
 from wpclone_engine import frames, merge, reasons
 from wpclone_engine.database_import import CloneBaseline
 from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
@@ -32,8 +30,9 @@ from wpclone_engine.transfer import (
     copy_files,
     quietly,
     site_move,
+    transfer_errors,
 )
-from wpclone_engine.wordpress import ImportJob, Migrator, SiteInfo, WordPressError
+from wpclone_engine.wordpress import ImportJob, Migrator, SiteInfo
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,9 @@ async def merge_clone(clone: Migrator, baseline: CloneBaseline, target: Migrator
                       policy: merge.Policy, dry_run: bool, backup: bool, recorded_checksums: dict[str, str],
                       admin_password: AdminPassword | None, progress: ProgressCallback | None = None) -> MergeOutcome:
     """Merges the clone's database changes into `target` (the site the clone was taken from)."""
-    try:
+    with transfer_errors():
         return await _merge(clone, baseline, target, include, policy, dry_run, backup, recorded_checksums,
                             admin_password, progress)
-    except WordPressError as error:
-        raise TransferError(error.reason, str(error)) from error
-    except frames.StreamError as error:
-        raise TransferError(error.reason, str(error)) from error
-    except pymysql.MySQLError as error:
-        raise TransferError("DatabaseError", f"the clone's baseline could not be read: {error}") from error
 
 
 @dataclass

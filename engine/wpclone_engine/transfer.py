@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -124,8 +124,15 @@ async def copy_site(source: Migrator, destination: Migrator | DatabaseDestinatio
     """Copies `source` into `destination`, the source's URL rewritten to `rewrite_to` (by default the
     destination's own URL). The destination keeps its siteurl, home and blog_public; `admin_password`
     sets one administrator's password there; `backup` keeps what the copy replaced, for a rollback."""
-    try:
+    with transfer_errors():
         return await _copy_site(source, destination, include, rewrite_to, admin_password, backup, progress)
+
+
+@contextlib.contextmanager
+def transfer_errors() -> Iterator[None]:
+    """A copy's failures as TransferErrors, each with its reason."""
+    try:
+        yield
     except WordPressError as error:
         raise TransferError(error.reason, str(error)) from error
     except frames.StreamError as error:

@@ -43,7 +43,6 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
                                            clone.spec.source.credentialsSecretRef.name)
     database = await asyncio.to_thread(_secret, clone.namespace, children.db_secret_name(clone))
     admin = await asyncio.to_thread(_secret, clone.namespace, children.admin_secret_name(clone))
-    mysql = settings.mysql_admin  # the operator reaches the clone's database where it reaches the server
     # The source is the user's URL and passes the outbound policy; the clone's endpoint is the operator's own.
     endpoint = children.endpoint(clone, settings)
     policy = outbound.Policy.of(settings)
@@ -54,14 +53,19 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
         async with site_session(http, clone.spec.source.url, source_login["username"], source_login["password"],
                                 policy=policy, role="source", keep_migrator=settings.keep_migrator) as source:
             destination = DatabaseDestination(
-                database=DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"],
-                                        password=database["password"], database=database["database"],
-                                        table_prefix=children.TABLE_PREFIX),
+                database=clone_database(database, settings),
                 url=children.url(clone, settings), files=clone_site, baseline=True,
                 id_offset=settings.merge_id_offset)
             return await copy_site(source, destination, include=include_for(clone),
                                    admin_password=AdminPassword(admin["username"], admin["password"]),
                                    progress=progress)
+
+
+def clone_database(database: dict[str, str], settings: Settings) -> DatabaseTarget:
+    """A clone's own database (its Secret's data), where the operator reaches the shared server."""
+    mysql = settings.mysql_admin
+    return DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"], password=database["password"],
+                          database=database["database"], table_prefix=children.TABLE_PREFIX)
 
 
 def include_for(clone: WordPressClone) -> Include:

@@ -15,9 +15,8 @@ from wpclone_operator.settings import Settings
 
 def pending(kind: str, spec: dict[str, Any], status: dict[str, Any]) -> bool:
     """Whether a resource has a webhook whose event for its phase is not settled (the timers' filter)."""
-    event = webhooks.EVENTS[kind].get(status.get("phase") or "")
-    return bool(spec.get("notify")) and event is not None and (
-        ((status.get("notifications") or {}).get(event) or {}).get("state") not in webhooks.SETTLED)
+    return bool(spec.get("notify")) and webhooks.unsettled(kind, status.get("phase"),
+                                                            status.get("notifications")) is not None
 
 
 async def attempt(kind: str, body: kopf.Body | dict[str, Any], settings: Settings,

@@ -15,12 +15,12 @@ import httpx
 from wpclone_common import constants, kube
 from wpclone_common.resources import CloneRestoreSpec, ContentRules, RestoreInclude, WordPressClone
 from wpclone_engine import outbound, reasons
-from wpclone_engine.database_import import CloneBaseline, DatabaseTarget
+from wpclone_engine.database_import import CloneBaseline
 from wpclone_engine.merge_restore import merge_clone
 from wpclone_engine.site_move import AdminPassword
 from wpclone_engine.transfer import CopyResult, Include, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError, site_session
-from wpclone_operator import children, credentials
+from wpclone_operator import children, cloning, credentials
 from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport, content_rules
 from wpclone_operator.settings import Settings
 
@@ -209,10 +209,7 @@ async def _merge(clone: WordPressClone, source: RestoreSource, target: Migrator,
     database = await asyncio.to_thread(kube.read_secret, clone.namespace, children.db_secret_name(clone))
     if database is None:
         raise TransferError("CloneNotReady", f"WordPressClone {clone.name} has no database Secret")
-    mysql = settings.mysql_admin
-    baseline = await CloneBaseline.open(DatabaseTarget(
-        host=mysql.host, port=mysql.port, user=database["username"], password=database["password"],
-        database=database["database"], table_prefix=children.TABLE_PREFIX))
+    baseline = await CloneBaseline.open(cloning.clone_database(database, settings))
     assert target.login is not None and target.password is not None
     try:
         merged = await merge_clone(source.migrator, baseline, target, include=include, policy=spec.mergeConflicts,

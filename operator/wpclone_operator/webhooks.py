@@ -43,16 +43,21 @@ def retry_delays(first: float) -> tuple[float, ...]:
 def due_event(kind: str, phase: str | None, notifications: dict[str, Any] | None, now: datetime,
               delays: tuple[float, ...]) -> str | None:
     """The event to POST now for a resource of `kind` in `phase`, or None (none, settled, or not yet time)."""
-    event = EVENTS[kind].get(phase or "")
+    event = unsettled(kind, phase, notifications)
     if event is None:
         return None
     delivery = (notifications or {}).get(event) or {}
-    if delivery.get("state") in SETTLED:
-        return None
     attempts, last = int(delivery.get("attempts") or 0), delivery.get("lastAttemptAt")
     if attempts and last and now < times.parse_time(last) + timedelta(seconds=delays[min(attempts, len(delays)) - 1]):
         return None
     return event
+
+
+def unsettled(kind: str, phase: str | None, notifications: dict[str, Any] | None) -> str | None:
+    """The event `phase` stands for, unless its delivery is settled (delivered, or given up)."""
+    event = EVENTS[kind].get(phase or "")
+    settled = event is not None and ((notifications or {}).get(event) or {}).get("state") in SETTLED
+    return None if settled else event
 
 
 def after_attempt(previous: dict[str, Any] | None, error: str | None, now: datetime,

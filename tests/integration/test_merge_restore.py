@@ -17,6 +17,7 @@ from tests.integration import transfer_fixtures
 from tests.integration.test_restore import (
     clone_database,
     clone_of,
+    hold_route,
     post_titles,
     release_imports,
     restore_manifest,
@@ -214,19 +215,8 @@ def test_uploads_are_merged_file_by_file_and_roll_back_exactly(
     assert snapshot(mariadb, production) == before
 
 
-# Production's side of a merge held before it begins: the request waits while wp-content/hold-imports exists.
-HOLD_MERGE = """<?php
-add_filter('rest_pre_dispatch', function ($result, $server, $request) {
-    $hold = WP_CONTENT_DIR . '/hold-imports';
-    if ($request->get_route() === '/wpclone/v1/import/merge' && is_file($hold)) {
-        touch(WP_CONTENT_DIR . '/import-held');
-        for ($waited = 0; $waited < 1200 && is_file($hold); $waited++) {
-            usleep(100000);
-        }
-    }
-    return $result;
-}, 10, 3);
-"""
+# Production's side of a merge held before it begins.
+HOLD_MERGE = hold_route("import/merge")
 
 
 def test_an_operator_killed_in_the_middle_of_a_merge_leaves_production_before_or_after(

@@ -365,12 +365,13 @@ def file_hashes(folder: Path) -> dict[str, str]:
             for path in folder.rglob("*") if path.is_file() and not path.is_symlink()}
 
 
-# Production's side of a restore held in the middle: a request of the import's file chunks waits, before
-# the migrator sees it, while wp-content/hold-imports exists (and says so in wp-content/import-held).
-HOLD_IMPORTS = """<?php
+def hold_route(route: str) -> str:
+    """A must-use plugin that holds the migrator's `route` on production: its requests wait, before the
+    migrator sees them, while wp-content/hold-imports exists (and say so in wp-content/import-held)."""
+    return """<?php
 add_filter('rest_pre_dispatch', function ($result, $server, $request) {
     $hold = WP_CONTENT_DIR . '/hold-imports';
-    if ($request->get_route() === '/wpclone/v1/import/files' && is_file($hold)) {
+    if ($request->get_route() === '/wpclone/v1/ROUTE' && is_file($hold)) {
         touch(WP_CONTENT_DIR . '/import-held');
         for ($waited = 0; $waited < 1200 && is_file($hold); $waited++) {
             usleep(100000);
@@ -378,7 +379,11 @@ add_filter('rest_pre_dispatch', function ($result, $server, $request) {
     }
     return $result;
 }, 10, 3);
-"""
+""".replace("ROUTE", route)
+
+
+# A restore held in the middle: its import's file chunks wait.
+HOLD_IMPORTS = hold_route("import/files")
 
 
 def start_a_held_restore(plane: cluster.ControlPlane, mariadb: MariaDB, namespace: str,
