@@ -90,3 +90,10 @@ POD_PROBLEMS = {
     "CreateContainerConfigError": POD_CONFIG_ERROR,
     "CrashLoopBackOff": POD_CRASH_LOOPING,
 }
+
+# A copy Job (the operator's copy_jobs): its component label, and the reasons a clone or restore
+# waiting on one shows. GAVE_UP: still failing when its time (or its tries) ran out.
+COPY_COMPONENT = "copy"
+COPY_QUEUED = "WaitingForCopySlot"
+COPYING = "Copying"
+GAVE_UP = "GaveUp"

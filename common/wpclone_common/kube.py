@@ -95,8 +95,8 @@ def read_secret(namespace: str, name: str) -> dict[str, str] | None:
     return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
 
 
-def list_objects(api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-    """The objects the selector matches (a consistent list)."""
+def list_objects(api_version: str, kind: str, namespace: str | None, label_selector: str) -> list[dict[str, Any]]:
+    """The objects the selector matches (a consistent list); namespace None: in all namespaces."""
     found = _resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
     return [dict(item) for item in found.to_dict()["items"]]
 

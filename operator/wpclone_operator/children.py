@@ -10,7 +10,7 @@ from typing import Any
 
 from wpclone_common import constants
 from wpclone_common.resources import WordPressClone
-from wpclone_operator.settings import Settings
+from wpclone_operator.settings import CopySettings, Settings
 
 WORDPRESS_PORT = 80
 WP_CONTENT_PATH = "/var/www/html/wp-content"
@@ -65,16 +65,16 @@ def database_user(clone: WordPressClone) -> str:
     return f"wpc_{_uid_hash(clone, 16)}"  # MySQL user names are at most 32 characters
 
 
-def host(clone: WordPressClone, settings: Settings) -> str:
+def host(clone: WordPressClone, settings: CopySettings) -> str:
     return clone.spec.host or f"{clone.name}.{settings.base_domain}"
 
 
-def url(clone: WordPressClone, settings: Settings) -> str:
+def url(clone: WordPressClone, settings: CopySettings) -> str:
     port = f":{settings.public_port}" if settings.public_port else ""
     return f"{settings.url_scheme}://{host(clone, settings)}{port}"
 
 
-def endpoint(clone: WordPressClone, settings: Settings) -> str:
+def endpoint(clone: WordPressClone, settings: CopySettings) -> str:
     """Where the operator itself reaches the clone's WordPress."""
     return settings.endpoint_template.format(name=clone.name, namespace=clone.namespace,
                                              host=host(clone, settings), url=url(clone, settings))
@@ -276,7 +276,7 @@ def ingress(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": spec}
 
 
-def _mysql_peer(settings: Settings) -> dict[str, Any]:
+def mysql_peer(settings: Settings) -> dict[str, Any]:
     """Where the clone's database is: one address when it is an IP, else any address on its port."""
     address = settings.clone_db_host
     host, port = address.rsplit(":", 1) if address.rsplit(":", 1)[-1].isdigit() else (address, "3306")
@@ -287,18 +287,24 @@ def _mysql_peer(settings: Settings) -> dict[str, Any]:
     return rule
 
 
+def copy_pods(clone: WordPressClone) -> dict[str, Any]:
+    """The pods of copy Jobs that fill or read `clone` (copy_jobs), as a NetworkPolicy peer."""
+    return {"podSelector": {"matchLabels": {constants.LABEL_COMPONENT: constants.COPY_COMPONENT,
+                                            constants.LABEL_CLONE: clone.name}}}
+
+
 def network_policy(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
-    """A clone runs code its admins upload: it answers only the ingress controller, the operator and
-    the node, and reaches only DNS, its own database and (if allowed) public addresses: never another
+    """A clone runs code its admins upload: it answers only the ingress controller, the operator, its
+    copy Jobs and the node, and reaches only DNS, its own database and (if allowed) public addresses: never another
     clone, the shared database's other port, the cluster's services or the cloud's metadata."""
     dns = {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
-    egress = [dns, _mysql_peer(settings)]
+    egress = [dns, mysql_peer(settings)]
     if settings.clone_internet:
         egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(settings.clone_denied_cidrs)}}]})
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": _metadata(clone, clone.name, "wordpress"),
             "spec": {"podSelector": {"matchLabels": selector(clone)}, "policyTypes": ["Ingress", "Egress"],
-                     "ingress": [{"from": list(settings.clone_ingress_from),
+                     "ingress": [{"from": [*settings.clone_ingress_from, copy_pods(clone)],
                                   "ports": [{"protocol": "TCP", "port": WORDPRESS_PORT}]}],
                      "egress": egress}}
 

@@ -13,36 +13,30 @@ import httpx
 from wpclone_common import constants, kube
 from wpclone_common.resources import ContentRules, WordPressClone
 from wpclone_engine import outbound
-from wpclone_engine.database_import import DatabaseTarget
 from wpclone_engine.site_move import AdminPassword
 from wpclone_engine.transfer import CopyResult, DatabaseDestination, Include, Progress, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, WordPressError, site_session
-from wpclone_operator import children, credentials
-from wpclone_operator.settings import Settings
+from wpclone_operator import children
+from wpclone_operator.inputs import Inputs
+from wpclone_operator.settings import CopySettings
 
 # A copy failing for these reasons will not succeed by trying again: the user must act.
 PERMANENT_REASONS = {"LoginFailed", constants.LOGIN_THROTTLED, "Forbidden", "CannotInstall", "SameSite",
                      "AdminNotFound", "UnknownTable",
                      constants.CREDENTIALS_MISSING, constants.CREDENTIALS_NOT_OPTED_IN, constants.CREDENTIALS_INVALID,
                      constants.DESTINATION_NOT_ALLOWED, constants.MALFORMED_STREAM, constants.BAD_TABLE_DEFINITION,
-                     "GaveUp"}
+                     constants.GAVE_UP}
 ProgressReport = Callable[[Progress], Awaitable[None]]
 
 
-def _secret(namespace: str, name: str) -> dict[str, str]:
-    """One of the clone's own Secrets (made by the operator)."""
-    data = kube.read_secret(namespace, name)
-    if data is None:
-        raise TransferError(constants.CREDENTIALS_MISSING, f"Secret {name} does not exist")
-    return data
-
-
-async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: ProgressReport,
+async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs: Inputs, progress: ProgressReport,
                           timeout: httpx.Timeout | None = None) -> CopyResult:
-    source_login = await asyncio.to_thread(credentials.read_login, clone.namespace,
-                                           clone.spec.source.credentialsSecretRef.name)
-    database = await asyncio.to_thread(_secret, clone.namespace, children.db_secret_name(clone))
-    admin = await asyncio.to_thread(_secret, clone.namespace, children.admin_secret_name(clone))
+    source_login = await asyncio.to_thread(inputs.login, clone.spec.source.credentialsSecretRef.name)
+    database = await asyncio.to_thread(inputs.database, children.db_secret_name(clone))
+    admin = await asyncio.to_thread(inputs.secret, children.admin_secret_name(clone))
+    if database is None or admin is None:
+        raise TransferError(constants.CREDENTIALS_MISSING, f"the clone {clone.name}'s database or admin Secret "
+                            "does not exist")
     # The source is the user's URL and passes the outbound policy; the clone's endpoint is the operator's own.
     endpoint = children.endpoint(clone, settings)
     policy = outbound.Policy.of(settings)
@@ -52,20 +46,11 @@ async def copy_into_clone(clone: WordPressClone, settings: Settings, progress: P
         await until_answering(http, endpoint)  # before production is read at all
         async with site_session(http, clone.spec.source.url, source_login["username"], source_login["password"],
                                 policy=policy, role="source", keep_migrator=settings.keep_migrator) as source:
-            destination = DatabaseDestination(
-                database=clone_database(database, settings),
-                url=children.url(clone, settings), files=clone_site, baseline=True,
-                id_offset=settings.merge_id_offset)
+            destination = DatabaseDestination(database=database, url=children.url(clone, settings),
+                                              files=clone_site, baseline=True, id_offset=settings.merge_id_offset)
             return await copy_site(source, destination, include=include_for(clone),
                                    admin_password=AdminPassword(admin["username"], admin["password"]),
                                    progress=progress)
-
-
-def clone_database(database: dict[str, str], settings: Settings) -> DatabaseTarget:
-    """A clone's own database (its Secret's data), where the operator reaches the shared server."""
-    mysql = settings.mysql_admin
-    return DatabaseTarget(host=mysql.host, port=mysql.port, user=database["username"], password=database["password"],
-                          database=database["database"], table_prefix=children.TABLE_PREFIX)
 
 
 def include_for(clone: WordPressClone) -> Include:

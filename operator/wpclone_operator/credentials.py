@@ -20,7 +20,12 @@ def login_of(secret: dict[str, Any] | None, name: str) -> dict[str, str]:
         raise TransferError(constants.CREDENTIALS_NOT_OPTED_IN,
                             f"Secret {name} is not labelled {constants.LABEL_CREDENTIALS}=true: the operator reads "
                             "only Secrets made to hold a site login")
-    data = {key: base64.b64decode(value).decode(errors="replace") for key, value in (secret.get("data") or {}).items()}
+    return login_data({key: base64.b64decode(value).decode(errors="replace")
+                       for key, value in (secret.get("data") or {}).items()}, name)
+
+
+def login_data(data: dict[str, str], name: str) -> dict[str, str]:
+    """The username and password among a login Secret's decoded data."""
     missing = [key for key in ("username", "password") if not data.get(key)]
     if missing:
         raise TransferError(constants.CREDENTIALS_INVALID, f"Secret {name} lacks the key(s) {', '.join(missing)}")

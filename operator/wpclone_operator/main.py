@@ -102,3 +102,10 @@ async def notify_restore(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 @kopf.on.resume(*RESTORES, id="resume-restore", timeout=SETTINGS.copy_retry_seconds)
 async def restore(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
     await reconcile_restore.run_restore(body, patch, SETTINGS, retry, memo.work_slots)
+
+
+@kopf.timer(*RESTORES, id="restore-job", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds,
+            when=lambda status, **_: SETTINGS.copy_in == "job" and status.get("phase") in (constants.CHECKING,
+                                                                                        constants.RESTORING))
+async def follow_restore_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    await reconcile_restore.advance_job(body, patch, SETTINGS)

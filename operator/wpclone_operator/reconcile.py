@@ -10,8 +10,21 @@ import kopf
 
 from wpclone_common import constants, kube
 from wpclone_common.resources import WordPressClone
+from wpclone_engine.transfer import CopyResult
 from wpclone_engine.wordpress import WordPressError
-from wpclone_operator import children, cloning, expiry, metrics, provision, status
+from wpclone_operator import (
+    children,
+    cloning,
+    copy_job_control,
+    copy_jobs,
+    credentials,
+    expiry,
+    inputs,
+    metrics,
+    provision,
+    status,
+)
+from wpclone_operator.copy_runner import COPY_RESULT
 from wpclone_operator.settings import Settings
 
 
@@ -106,7 +119,13 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     workload = status.workload_condition(deployment, pods, clone.generation, at)
     _report_pod_problem(body, current, workload)
     updates = [workload]
-    if workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED):
+    if (workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED)
+            and settings.copy_in == "job"):
+        content = await _copy_by_job(body, clone, settings, current)
+        if content is None:
+            return
+        updates += content
+    elif workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED):
         # The copy runs beside the timer, so that a slow or stuck copy never holds back the TTL.
         copy = memo.get("copy_task")
         if copy is None:
@@ -171,18 +190,25 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
     try:
         async with memo.work_slots:
             result = await cloning.copy_into_clone(
-                clone, settings, cloning.progress_reporter(constants.CLONE_KIND, clone.namespace, clone.name))
+                clone, settings, inputs.FromApi(clone.namespace, settings.mysql_address),
+                cloning.progress_reporter(constants.CLONE_KIND, clone.namespace, clone.name))
     except WordPressError as error:
         memo.setdefault("first_copy_failure", started)
         attempts = memo.copy_attempts = memo.get("copy_attempts", 0) + 1
         reason, message = error.reason, str(error)
         if time.monotonic() - memo.first_copy_failure > settings.copy_retry_seconds:
-            reason, message = "GaveUp", f"{error} (still failing after {settings.copy_retry_seconds:.0f}s)"
+            reason, message = constants.GAVE_UP, f"{error} (still failing after {settings.copy_retry_seconds:.0f}s)"
         memo.next_copy_at = time.monotonic() + status.retry_delay(attempts - 1, settings.retry_delay_seconds)
         kopf.warn(body, reason=reason, message=message)
         metrics.FAILURES.labels(reason).inc()
         return [status.condition(constants.CONTENT_CLONED, False, reason, message, clone.generation, status.now())]
-    metrics.COPY_SECONDS.labels("clone").observe(time.monotonic() - started)
+    return await _copied(clone, result, time.monotonic() - started)
+
+
+async def _copied(clone: WordPressClone, result: CopyResult, seconds: float) -> list[dict[str, Any]]:
+    """A finished copy recorded (the source's checksums for a later restore, status.progress); the
+    conditions it earned: ContentCloned and SourceUrlsReplaced."""
+    metrics.COPY_SECONDS.labels("clone").observe(seconds)
     metrics.COPY_BYTES.labels("clone").inc(result.bytes)
     await asyncio.to_thread(kube.apply, children.source_checksums_config_map(clone, result.source_checksums))
     message = (f"copied {result.tables} tables ({result.rows} rows) and {result.files} files, "
@@ -198,9 +224,55 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
                                          result.source_url, clone.generation, at)]
 
 
+async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Settings,
+                       current: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The clone's copy Job, started when a slot is free, and what it says: the ContentCloned condition
+    (None: nothing to write this time)."""
+    owner = copy_jobs.Owner.of(body, clone.name)
+    job, outcome = await asyncio.to_thread(copy_job_control.state, owner)
+
+    def content(reason: str, message: str) -> list[dict[str, Any]]:
+        return [status.condition(constants.CONTENT_CLONED, False, reason, message, clone.generation, status.now())]
+
+    if job is not None and copy_job_control.made_for_older_spec(job, owner) and not copy_jobs.is_active(job):
+        await asyncio.to_thread(copy_job_control.discard, owner)  # the spec changed: copy again
+        return None
+    if job is None:
+        secret = clone.spec.source.credentialsSecretRef.name
+        try:  # only a login Secret that opted in is ever mounted into a Job
+            await asyncio.to_thread(credentials.read_login, clone.namespace, secret)
+        except WordPressError as error:
+            kopf.warn(body, reason=error.reason, message=str(error))
+            return content(error.reason, str(error))
+        plan = copy_jobs.Plan(kind=constants.CLONE_KIND, namespace=clone.namespace, name=clone.name,
+                              outcome=copy_jobs.job_name(owner), clone=copy_jobs.plan_body(body))
+        place = await asyncio.to_thread(
+            copy_job_control.start, owner, plan, settings, clone.created,
+            [secret, children.db_secret_name(clone), children.admin_secret_name(clone)], [])
+        if place:
+            return content(constants.COPY_QUEUED, f"waiting for one of {settings.max_copy_jobs} copy slots "
+                           f"({place} in line)")
+        await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
+                                clone.name, {"phase": constants.CLONING})
+        kopf.info(body, reason="Cloning", message=f"copying {clone.spec.source.url} into the clone by Job "
+                  f"{copy_jobs.job_name(owner)}")
+        return content(constants.COPYING, f"copy Job {copy_jobs.job_name(owner)} started")
+    verdict = copy_jobs.job_verdict(job, outcome)
+    if verdict.state == "succeeded":
+        assert verdict.outcome is not None
+        return await _copied(clone, COPY_RESULT.validate_python(verdict.outcome["result"]), copy_jobs.seconds(job))
+    if verdict.state == "failed" or verdict.reason != constants.COPYING:
+        previous = status.find_condition(current, constants.CONTENT_CLONED) or {}
+        if previous.get("reason") != verdict.reason:
+            kopf.warn(body, reason=verdict.reason, message=verdict.message)
+            metrics.FAILURES.labels(verdict.reason).inc()
+    return content(verdict.reason, verdict.message)
+
+
 async def clean_up_clone(body: kopf.Body, settings: Settings, memo: kopf.Memo) -> None:
     stop_copying(memo)
     clone = WordPressClone.from_body(body)
+    copy_job_control.forget(copy_jobs.Owner.of(body, clone.name))  # its Job goes with it (owner reference)
     try:
         await provision.drop_database(clone, settings)
     except Exception as error:  # noqa: BLE001 - any failure here is retried; the message is safe

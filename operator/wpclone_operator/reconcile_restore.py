@@ -9,9 +9,20 @@ from typing import Any
 import kopf
 
 from wpclone_common import constants, kube
-from wpclone_common.resources import CloneRestoreSpec
+from wpclone_common.resources import CloneRestoreSpec, WordPressClone
 from wpclone_engine.wordpress import WordPressError
-from wpclone_operator import cloning, metrics, restoring, status
+from wpclone_operator import (
+    children,
+    cloning,
+    copy_job_control,
+    copy_jobs,
+    credentials,
+    inputs,
+    metrics,
+    restoring,
+    status,
+)
+from wpclone_operator.copy_runner import RESTORE_OUTCOME
 from wpclone_operator.settings import Settings
 
 
@@ -20,6 +31,8 @@ async def run_restore(body: kopf.Body, patch: kopf.Patch, settings: Settings, re
     current = body.get("status") or {}
     if current.get("phase") in constants.RESTORE_ENDED:
         return
+    if settings.copy_in == "job" and current.get("phase") in (constants.CHECKING, constants.RESTORING):
+        return  # its copy Job runs (or waits for a slot); advance_job follows it
     metadata = body["metadata"]
     namespace, name, generation = metadata["namespace"], metadata["name"], metadata["generation"]
     spec = CloneRestoreSpec.model_validate(dict(body["spec"]))
@@ -27,27 +40,102 @@ async def run_restore(body: kopf.Body, patch: kopf.Patch, settings: Settings, re
     await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.RESTORE_KIND, namespace, name, {
         "phase": constants.CHECKING, "startedAt": current.get("startedAt") or status.format_time(status.now()),
         "observedGeneration": generation})
+    if settings.copy_in == "job":
+        return
     try:
+        clone = await _clone_of(namespace, spec)
         async with work_slots:
-            outcome = await restoring.restore(namespace, spec, settings, cloning.progress_reporter(
-                constants.RESTORE_KIND, namespace, name, {"phase": constants.RESTORING}))
+            outcome = await restoring.restore(spec, clone, settings, inputs.FromApi(namespace, settings.mysql_address),
+                                              cloning.progress_reporter(constants.RESTORE_KIND, namespace, name,
+                                                                        {"phase": constants.RESTORING}))
     except WordPressError as error:
-        permanent = error.reason in restoring.RESTORE_PERMANENT_REASONS
-        metrics.FAILURES.labels(error.reason).inc()
-        patch.status.update({
-            "phase": constants.FAILED if permanent else constants.CHECKING, "message": str(error),
-            "conditions": [status.condition(constants.READY, False, error.reason, str(error), generation,
-                                            status.now())]})
-        kopf.warn(body, reason=error.reason, message=str(error))
-        if permanent:
+        _failed(body, patch, error.reason, str(error), generation)
+        if error.reason in restoring.RESTORE_PERMANENT_REASONS:
             raise kopf.PermanentError(str(error)) from None
         raise kopf.TemporaryError(str(error), delay=status.retry_delay(retry, settings.retry_delay_seconds)) from None
+    _ended(body, patch, spec, outcome, generation, time.monotonic() - started)
+
+
+async def _clone_of(namespace: str, spec: CloneRestoreSpec) -> WordPressClone | None:
+    """The restore's cloneRef, which must be Ready (a rollback reads none)."""
+    if spec.rollbackTo or spec.source is None or spec.source.cloneRef is None:
+        return None
+    return await restoring.ready_clone(namespace, spec.source.cloneRef.name)
+
+
+def _failed(body: kopf.Body, patch: kopf.Patch, reason: str, message: str, generation: int,
+            permanent: bool | None = None) -> None:
+    """A failed attempt: the restore Failed (a permanent reason), or Checking until it is tried again."""
+    permanent = reason in restoring.RESTORE_PERMANENT_REASONS if permanent is None else permanent
+    metrics.FAILURES.labels(reason).inc()
+    patch.status.update({
+        "phase": constants.FAILED if permanent else constants.CHECKING, "message": message,
+        "conditions": [status.condition(constants.READY, False, reason, message, generation, status.now())]})
+    if permanent:
+        patch.status["completedAt"] = status.format_time(status.now())
+    kopf.warn(body, reason=reason, message=message)
+
+
+def _ended(body: kopf.Body, patch: kopf.Patch, spec: CloneRestoreSpec, outcome: restoring.Outcome, generation: int,
+           seconds: float) -> None:
     patch.status.update(restore_status(spec, outcome, generation))
     if outcome.result is not None:
-        metrics.COPY_SECONDS.labels("restore").observe(time.monotonic() - started)
+        metrics.COPY_SECONDS.labels("restore").observe(seconds)
         metrics.COPY_BYTES.labels("restore").inc(outcome.result.bytes)
     kopf.event(body, type="Warning" if patch.status["phase"] == constants.FAILED else "Normal",
                reason=patch.status["conditions"][0]["reason"], message=patch.status["message"])
+
+
+async def advance_job(body: kopf.Body, patch: kopf.Patch, settings: Settings) -> None:
+    """A restore's copy Job: started when a slot is free (its clone Ready, its logins opted in), followed,
+    and its outcome made the restore's final status."""
+    generation = body["metadata"]["generation"]
+    spec = CloneRestoreSpec.model_validate(dict(body["spec"]))
+    clone_name = None if spec.rollbackTo or spec.source is None or spec.source.cloneRef is None \
+        else spec.source.cloneRef.name
+    owner = copy_jobs.Owner.of(body, clone_name)
+    job, outcome = await asyncio.to_thread(copy_job_control.state, owner)
+    if job is None:
+        try:
+            await _start_job(body, patch, owner, spec, settings)
+        except WordPressError as error:
+            _failed(body, patch, error.reason, str(error), generation)
+        return
+    verdict = copy_jobs.job_verdict(job, outcome)
+    if verdict.state == "succeeded":
+        assert verdict.outcome is not None
+        _ended(body, patch, spec, RESTORE_OUTCOME.validate_python(verdict.outcome["restore"]), generation,
+               copy_jobs.seconds(job))
+    elif verdict.state == "failed":
+        _failed(body, patch, verdict.reason, verdict.message, generation, permanent=True)
+    elif (body.get("status") or {}).get("message") != verdict.message and verdict.reason != constants.COPYING:
+        patch.status["message"] = verdict.message  # an attempt failed; Kubernetes tries again
+
+
+async def _start_job(body: kopf.Body, patch: kopf.Patch, owner: copy_jobs.Owner, spec: CloneRestoreSpec,
+                     settings: Settings) -> None:
+    clone = await _clone_of(owner.namespace, spec)
+    logins = [spec.target.credentialsSecretRef.name]
+    if clone is None and spec.source is not None and spec.source.credentialsSecretRef is not None:
+        logins.append(spec.source.credentialsSecretRef.name)
+    for login in logins:  # only a login Secret that opted in is ever mounted into a Job
+        await asyncio.to_thread(credentials.read_login, owner.namespace, login)
+    secrets, config_maps = list(logins), []
+    if clone is not None:
+        secrets += [children.admin_secret_name(clone), children.db_secret_name(clone)]
+        config_maps.append(children.source_checksums_name(clone))
+    clone_body = await asyncio.to_thread(kube.get, constants.API_VERSION, constants.CLONE_KIND, owner.namespace,
+                                         clone.name) if clone is not None else None
+    plan = copy_jobs.Plan(kind=constants.RESTORE_KIND, namespace=owner.namespace, name=owner.name,
+                          outcome=copy_jobs.job_name(owner), restore=spec.model_dump(mode="json", exclude_none=True),
+                          clone=copy_jobs.plan_body(clone_body) if clone_body is not None else None)
+    place = await asyncio.to_thread(copy_job_control.start, owner, plan, settings,
+                                    body["metadata"]["creationTimestamp"], secrets, config_maps)
+    if place:
+        patch.status["message"] = f"waiting for one of {settings.max_copy_jobs} copy slots ({place} in line)"
+        return
+    patch.status["message"] = f"copy Job {copy_jobs.job_name(owner)} started"
+    kopf.info(body, reason="Restoring", message=f"copy Job {copy_jobs.job_name(owner)} started")
 
 
 def restore_status(spec: CloneRestoreSpec, outcome: restoring.Outcome, generation: int) -> dict[str, Any]:

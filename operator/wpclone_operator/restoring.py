@@ -20,9 +20,10 @@ from wpclone_engine.merge_restore import merge_clone
 from wpclone_engine.site_move import AdminPassword
 from wpclone_engine.transfer import CopyResult, Include, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError, site_session
-from wpclone_operator import children, cloning, credentials
+from wpclone_operator import children
 from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport, content_rules
-from wpclone_operator.settings import Settings
+from wpclone_operator.inputs import Inputs
+from wpclone_operator.settings import CopySettings
 
 RESTORE_PERMANENT_REASONS = PERMANENT_REASONS | {reasons.CONFLICT, "CloneNotFound", "UnknownBackup",
                                                   constants.FORBIDDEN_FILE, reasons.NO_BASELINE, "MergeNeedsSource"}
@@ -43,16 +44,17 @@ class Outcome:
     merged: bool = False  # a Merge restore (its conflicts are rows; nothing to write is no failure)
 
 
-async def _site(jobs: AsyncExitStack, http: httpx.AsyncClient, settings: Settings, namespace: str, url: str,
+async def _site(jobs: AsyncExitStack, http: httpx.AsyncClient, settings: CopySettings, inputs: Inputs, url: str,
                 secret: str, role: str) -> Migrator:
     """The site's migrator in a session that ends (and the plugin leaves, unless kept) with `jobs`."""
-    login = await asyncio.to_thread(credentials.read_login, namespace, secret)
+    login = await asyncio.to_thread(inputs.login, secret)
     return await jobs.enter_async_context(site_session(
         http, url, login["username"], login["password"], policy=outbound.Policy.of(settings), role=role,
         keep_migrator=settings.keep_migrator))
 
 
-async def _ready_clone(namespace: str, name: str) -> WordPressClone:
+async def ready_clone(namespace: str, name: str) -> WordPressClone:
+    """A restore's cloneRef, read by the operator before the restore starts (a copy Job gets it in its plan)."""
     body = await asyncio.to_thread(kube.get, constants.API_VERSION, constants.CLONE_KIND, namespace, name)
     if body is None:
         raise TransferError("CloneNotFound", f"WordPressClone {name} does not exist")
@@ -62,14 +64,14 @@ async def _ready_clone(namespace: str, name: str) -> WordPressClone:
     return clone
 
 
-async def _clone_source(http: httpx.AsyncClient, clone: WordPressClone, settings: Settings) -> RestoreSource:
-    namespace = clone.namespace
-    admin = await asyncio.to_thread(kube.read_secret, namespace, children.admin_secret_name(clone))
-    checksums = await asyncio.to_thread(kube.get, "v1", "ConfigMap", namespace, children.source_checksums_name(clone))
+async def _clone_source(http: httpx.AsyncClient, clone: WordPressClone, settings: CopySettings,
+                        inputs: Inputs) -> RestoreSource:
+    admin = await asyncio.to_thread(inputs.secret, children.admin_secret_name(clone))
+    checksums = await asyncio.to_thread(inputs.config_map, children.source_checksums_name(clone))
     if admin is None:
         raise TransferError("CloneNotReady", f"WordPressClone {clone.name} has no admin Secret")
     migrator = Migrator(http, children.endpoint(clone, settings), token=admin["migrator-token"], role="clone")
-    return RestoreSource(migrator, dict((checksums or {}).get("data") or {}))
+    return RestoreSource(migrator, checksums)
 
 
 def include_for(spec: RestoreInclude, source_prefix: str, rules: ContentRules | None = None) -> Include:
@@ -150,16 +152,15 @@ async def _http(policy: outbound.Policy) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, progress: ProgressReport) -> Outcome:
+async def restore(spec: CloneRestoreSpec, clone: WordPressClone | None, settings: CopySettings, inputs: Inputs,
+                  progress: ProgressReport) -> Outcome:
+    """`clone`: the Ready clone of spec.source.cloneRef (ready_clone), if it names one."""
     # Target and source URLs are the user's and pass the outbound policy; a cloneRef's endpoint is the
-    # operator's own: its clone is read first, so that the client allows that endpoint as well.
-    clone = None
-    if not spec.rollbackTo and spec.source is not None and spec.source.cloneRef is not None:
-        clone = await _ready_clone(namespace, spec.source.cloneRef.name)
+    # operator's own, allowed as well.
     policy = outbound.Policy.of(settings)
     async with (_http(policy if clone is None else policy.allowing(children.endpoint(clone, settings))) as http,
                 AsyncExitStack() as jobs):
-        target = await _site(jobs, http, settings, namespace, spec.target.url, spec.target.credentialsSecretRef.name,
+        target = await _site(jobs, http, settings, inputs, spec.target.url, spec.target.credentialsSecretRef.name,
                              "target")
         if spec.rollbackTo:
             target_info = await target.info()
@@ -169,16 +170,16 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
             return Outcome(changes=[f"rolled back to backup {spec.rollbackTo}"])
         assert spec.source is not None  # the CRD requires source or rollbackTo
         if clone is not None:
-            source = await _clone_source(http, clone, settings)
+            source = await _clone_source(http, clone, settings, inputs)
         else:
             assert spec.source.url is not None and spec.source.credentialsSecretRef is not None
-            source = RestoreSource(await _site(jobs, http, settings, namespace, spec.source.url,
+            source = RestoreSource(await _site(jobs, http, settings, inputs, spec.source.url,
                                                spec.source.credentialsSecretRef.name, "source"))
         source_info = await source.migrator.info(content=True)
         include = include_for(spec.include, source_info.table_prefix, clone.spec.content if clone else None)
         if spec.onConflict == "Merge":
             assert clone is not None  # the CRD requires a cloneRef for a Merge
-            return await _merge(clone, source, target, spec, include, settings, progress)
+            return await _merge(clone, source, target, spec, include, settings, inputs, progress)
         target_info = await target.info(checksums=bool(source.recorded_checksums), content=True)
         restored = None if include.tables is None else [
             target_info.table_prefix + table.removeprefix(source_info.table_prefix) for table in include.tables]
@@ -201,15 +202,15 @@ async def restore(namespace: str, spec: CloneRestoreSpec, settings: Settings, pr
 
 
 async def _merge(clone: WordPressClone, source: RestoreSource, target: Migrator, spec: CloneRestoreSpec,
-                 include: Include, settings: Settings, progress: ProgressReport) -> Outcome:
+                 include: Include, settings: CopySettings, inputs: Inputs, progress: ProgressReport) -> Outcome:
     """A Merge restore of a clone into the site it was taken from: its rows and files, one by one (merge.py)."""
     if clone.spec.source.url.rstrip("/") != spec.target.url.rstrip("/"):
         raise TransferError("MergeNeedsSource", f"a Merge writes into the site the clone {clone.name} was taken "
                             f"from ({clone.spec.source.url}), not into {spec.target.url}")
-    database = await asyncio.to_thread(kube.read_secret, clone.namespace, children.db_secret_name(clone))
+    database = await asyncio.to_thread(inputs.database, children.db_secret_name(clone))
     if database is None:
         raise TransferError("CloneNotReady", f"WordPressClone {clone.name} has no database Secret")
-    baseline = await CloneBaseline.open(cloning.clone_database(database, settings))
+    baseline = await CloneBaseline.open(database)
     assert target.login is not None and target.password is not None
     try:
         merged = await merge_clone(source.migrator, baseline, target, include=include, policy=spec.mergeConflicts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wpclone_common.resources import STORAGE_SIZE
@@ -28,16 +28,15 @@ class MySQLAdmin:
         return f"MySQLAdmin({self.user}@{self.host}:{self.port})"
 
 
-class Settings(BaseSettings):
+class CopySettings(BaseSettings):
+    """What a copy needs to know besides its inputs: where clones answer, what the outbound policy opens,
+    how the migrator and the merge behave. The operator hands these (and nothing else of its settings)
+    to each copy Job, as the same WPCLONE_ variables (copy_jobs.settings_env)."""
+
     model_config = SettingsConfigDict(env_prefix="WPCLONE_")
 
-    mysql_admin_dsn: SecretStr = Field(description="mysql://user:password@host:port/ of the shared server")
-    # Where clone pods reach the shared MySQL server, when that differs from the operator's view.
-    mysql_host_for_clones: str | None = None
     base_domain: str = "clones.example.com"
-    ingress_class: str | None = None
     tls_enabled: bool = True
-    tls_secret_name: str | None = None
     # Set when the ingress controller listens on a non-standard port (e.g. a laptop cluster).
     public_port: int | None = Field(None, ge=1, le=65535)
     # How the operator reaches a clone's WordPress: in-cluster Service DNS by default; an operator run
@@ -49,6 +48,26 @@ class Settings(BaseSettings):
     outbound_allow: outbound.AllowList = Field(default_factory=list)
     # The cluster's Service and pod ranges, refused like private ones (named so in a refusal) unless allowed.
     cluster_cidrs: outbound.CIDRList = Field(default_factory=lambda: ["10.96.0.0/12", "10.244.0.0/16"])
+    # How far above the source's auto-increment counters a clone numbers its own rows, so that a merge
+    # restore never finds a row made on the clone and one made in production with the same id. Far more
+    # rows than a busy site adds in a clone's longest life; 0 leaves the counters where the source's are.
+    merge_id_offset: int = Field(100_000_000, ge=0, description="ids of a clone's own rows start this far above")
+    # After a restore that kept a backup, the target keeps only its newest N backups (0: keeps them all).
+    backup_retention: int = Field(3, ge=0, description="backups a restore target keeps; 0 keeps all")
+    # The migrator plugin leaves a source or target at the end of each job (a must-use copy stays).
+    keep_migrator: bool = Field(False, description="leave the migrator plugin installed on sites after a job")
+
+    @property
+    def url_scheme(self) -> str:
+        return "https" if self.tls_enabled else "http"
+
+
+class Settings(CopySettings):
+    mysql_admin_dsn: SecretStr = Field(description="mysql://user:password@host:port/ of the shared server")
+    # Where clone pods reach the shared MySQL server, when that differs from the operator's view.
+    mysql_host_for_clones: str | None = None
+    ingress_class: str | None = None
+    tls_secret_name: str | None = None
     ingress_annotations: dict[str, str] = Field(default_factory=dict)
     wordpress_image: str = "wordpress:6.6-php8.2-apache"
     # Unset: Kubernetes' default (IfNotPresent for a tagged image, Always for :latest or no tag).
@@ -90,28 +109,48 @@ class Settings(BaseSettings):
     observe_seconds: float = Field(5.0, gt=0, description="how often TTL and pod readiness are checked")
     retry_delay_seconds: float = Field(5.0, gt=0)
     copy_retry_seconds: float = Field(600.0, gt=0, description="how long an unreachable source is retried")
-    # After a restore that kept a backup, the target keeps only its newest N backups (0: keeps them all).
-    # How far above the source's auto-increment counters a clone numbers its own rows, so that a merge
-    # restore never finds a row made on the clone and one made in production with the same id. Far more
-    # rows than a busy site adds in a clone's longest life; 0 leaves the counters where the source's are.
-    merge_id_offset: int = Field(100_000_000, ge=0, description="ids of a clone's own rows start this far above")
+    # Where copies run. "job" (the default): each clone's and each restore's copy is a Kubernetes Job of
+    # copy_image, placed by the scheduler like any pod, so no copy byte passes through the operator and an
+    # operator restart interrupts none. "operator": inside this process (a small installation).
+    copy_in: Literal["job", "operator"] = "job"
+    copy_image: str = Field("", description="the project's own image, run by copy Jobs (the operator's image)")
+    copy_job_resources: dict[str, dict[str, str]] = Field(default_factory=lambda: {
+        "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "256Mi"}})
+    # A failed attempt (an unreachable source, a dropped connection) is tried again by the Job's own
+    # pod retries, this many times; a permanent failure (a wrong password, a hostile stream) ends the
+    # Job at once.
+    # Kubernetes waits 10 s, 20 s, 40 s... between tries: 6 span about copy_retry_seconds' ten minutes.
+    copy_job_backoff_limit: int = Field(6, ge=0)
+    # A copy Job still running after this long, its retries included, is given up (activeDeadlineSeconds).
+    copy_deadline_seconds: float = Field(3600.0, gt=0)
+    max_copy_jobs: int = Field(20, ge=1, description="copy Jobs running at once, cluster-wide; others wait in order")
+    copy_job_priority_class: str = ""
+    # Where copy Jobs reach the apiserver (to report progress), as CIDRs for their NetworkPolicy; empty:
+    # the addresses of the `kubernetes` Service's endpoints, read when the first Job is made.
+    apiserver_cidrs: list[str] = Field(default_factory=list)
     # A webhook's first retry waits this long, each next one twice as long; six attempts in all.
     webhook_retry_seconds: float = Field(2.0, gt=0, description="the first wait before a webhook is POSTed again")
-    backup_retention: int = Field(3, ge=0, description="backups a restore target keeps; 0 keeps all")
-    # The migrator plugin leaves a source or target at the end of each job (a must-use copy stays).
-    keep_migrator: bool = Field(False, description="leave the migrator plugin installed on sites after a job")
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
     metrics_port: int = Field(9090, ge=0, le=65535, description="Prometheus /metrics; 0 turns it off")
+
+    @model_validator(mode="after")
+    def _copy_image_for_jobs(self) -> Settings:
+        if self.copy_in == "job" and not self.copy_image:
+            raise ValueError("WPCLONE_COPY_IMAGE must name the wpclone image when copies run as Jobs "
+                             "(WPCLONE_COPY_IN=job, the default); WPCLONE_COPY_IN=operator copies in-process")
+        return self
 
     @property
     def mysql_admin(self) -> MySQLAdmin:
         return MySQLAdmin(self.mysql_admin_dsn.get_secret_value())
 
     @property
-    def clone_db_host(self) -> str:
+    def mysql_address(self) -> str:
+        """Where the operator itself reaches the shared server."""
         admin = self.mysql_admin
-        return self.mysql_host_for_clones or f"{admin.host}:{admin.port}"
+        return f"{admin.host}:{admin.port}"
 
     @property
-    def url_scheme(self) -> str:
-        return "https" if self.tls_enabled else "http"
+    def clone_db_host(self) -> str:
+        return self.mysql_host_for_clones or self.mysql_address

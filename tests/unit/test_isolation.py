@@ -17,13 +17,16 @@ def settings(**overrides: object) -> Settings:
                     **overrides)
 
 
-def test_the_network_policy_admits_only_the_ingress_and_operator_and_reaches_only_dns_mysql_and_public() -> None:
+def test_the_network_policy_admits_only_the_ingress_operator_and_own_copies_and_reaches_only_dns_mysql_and_public(
+) -> None:
     policy = children.network_policy(make_clone(), settings())
     spec = policy["spec"]
     assert spec["podSelector"] == {"matchLabels": children.selector(make_clone())}
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     (ingress,) = spec["ingress"]
-    assert ingress["from"] == settings().clone_ingress_from and ingress["ports"] == [{"protocol": "TCP", "port": 80}]
+    copies = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "copy", "wpclone.dev/clone": "shop"}}}
+    assert ingress["from"] == [*settings().clone_ingress_from, copies]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 80}]
     dns, database, internet = spec["egress"]
     assert "to" not in dns and {port["port"] for port in dns["ports"]} == {53}
     assert database == {"ports": [{"protocol": "TCP", "port": 3306}], "to": [{"ipBlock": {"cidr": "10.244.0.1/32"}}]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from wpclone_engine import frames
 from wpclone_engine.import_chunks import ChunkedImport, FilesImport, TablesImport
 from wpclone_engine.transfer import Include, TransferError, chosen_tables
 from wpclone_engine.wordpress import ImportJob, SiteInfo, TableInfo
-from wpclone_operator import cloning, restoring
+from wpclone_operator import children, cloning, restoring
+from wpclone_operator.inputs import Mounted
 from wpclone_operator.settings import Settings
 
 JOB = ImportJob("0123456789ab", max_request_bytes=8192)
@@ -100,7 +102,7 @@ def test_include_names_the_folders_it_carries() -> None:
 
 
 async def test_a_clone_copies_the_sources_mu_plugins_and_a_restore_leaves_productions_alone(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     copies: list[Include] = []
 
     async def copy_site(source: object, destination: object, *, include: Include, **_: object) -> None:
@@ -113,14 +115,18 @@ async def test_a_clone_copies_the_sources_mu_plugins_and_a_restore_leaves_produc
     async def ignore(*_: object) -> None:
         return None
 
-    secret = {"username": "admin", "password": "pw", "database": "db", "migrator-token": "t"}
-    monkeypatch.setattr(cloning.kube, "read_secret", lambda namespace, name: secret)
-    monkeypatch.setattr(cloning.credentials, "read_login", lambda namespace, name: secret)
+    clone = make_clone()
+    secret = {"username": "admin", "password": "pw", "database": "db", "host": "db:3306", "migrator-token": "t"}
+    for name in (clone.spec.source.credentialsSecretRef.name, children.db_secret_name(clone),
+                 children.admin_secret_name(clone)):  # as a copy Job has them: files the kubelet mounted
+        (tmp_path / "secrets" / name).mkdir(parents=True)
+        for key, value in secret.items():
+            (tmp_path / "secrets" / name / key).write_text(value)
     monkeypatch.setattr(cloning, "site_session", site_session)
     monkeypatch.setattr(cloning, "copy_site", copy_site)
     monkeypatch.setattr(cloning, "until_answering", ignore)
     settings = Settings(mysql_admin_dsn="mysql://admin:pw@db:3306/")  # type: ignore[arg-type]
-    await cloning.copy_into_clone(make_clone(), settings, progress=ignore)
+    await cloning.copy_into_clone(clone, settings, Mounted(tmp_path), progress=ignore)
     assert copies == [Include(mu_plugins=True, content=True)]
     assert restoring.include_for(RestoreInclude(), "wp_").folders == ["uploads", "themes", "plugins", "content"]
 

@@ -1,0 +1,92 @@
+"""The operator's side of copy Jobs (copy_jobs builds them): start one when a slot is free, read what
+one says, discard one made for an older spec. Blocking calls: callers use asyncio.to_thread."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from typing import Any
+
+from wpclone_common import constants, kube
+from wpclone_operator import copy_jobs
+from wpclone_operator.copy_jobs import Owner, Plan
+from wpclone_operator.settings import Settings
+
+log = logging.getLogger(__name__)
+SELECTOR = f"{constants.LABEL_MANAGED_BY}=wpclone,{constants.LABEL_COMPONENT}={constants.COPY_COMPONENT}"
+
+# Counting the running Jobs and creating one are one step, or two owners could take the last slot.
+_starting = threading.Lock()
+# Copies waiting for a slot, (namespace, Job name) -> (the owner's creation time, when it last asked):
+# first come, first served. Each waiting owner asks again every observe_seconds; one that stopped asking
+# (deleted, expired, failed) leaves the line (after a restart the line is rebuilt the same way).
+_waiting: dict[tuple[str, str], tuple[str, float]] = {}
+_apiserver: list[str] = []
+
+
+def apiserver_cidrs(settings: Settings) -> list[str]:
+    """Where pods reach the apiserver: the setting, or the `kubernetes` Service's endpoints."""
+    if settings.apiserver_cidrs:
+        return list(settings.apiserver_cidrs)
+    if not _apiserver:
+        endpoints = kube.get("v1", "Endpoints", "default", "kubernetes") or {}
+        addresses = [address["ip"] for subset in endpoints.get("subsets") or []
+                     for address in subset.get("addresses") or []]
+        _apiserver.extend(str(ipaddress.ip_network(address)) for address in addresses)
+    return list(_apiserver)
+
+
+def running(settings: Settings) -> int:
+    """Copy Jobs not yet complete or failed, in the namespaces the operator watches."""
+    scopes: list[str | None] = list(settings.namespaces) or [None]
+    jobs = [job for scope in scopes for job in kube.list_objects("batch/v1", "Job", scope, SELECTOR)]
+    return sum(1 for job in jobs if copy_jobs.is_active(job))
+
+
+def start(owner: Owner, plan: Plan, settings: Settings, created: str, secrets: list[str],
+          config_maps: list[str]) -> int:
+    """Creates the copy Job (and what it needs) when a slot is free and no earlier copy waits for one:
+    returns 0 then, else its place in the line (1: next)."""
+    key = (owner.namespace, copy_jobs.job_name(owner))
+    with _starting:
+        now = time.monotonic()
+        patience = 3 * settings.observe_seconds + 5
+        for stale in [other for other, (_, asked) in _waiting.items() if now - asked > patience]:
+            del _waiting[stale]
+        _waiting[key] = (created, now)
+        ahead = copy_jobs.queue_position(key, {other: when for other, (when, _) in _waiting.items()})
+        if ahead >= settings.max_copy_jobs - running(settings):
+            return ahead + 1
+        for manifest in copy_jobs.objects(owner, plan, settings, secrets, config_maps, apiserver_cidrs(settings)):
+            kube.create_if_missing(manifest)
+        _waiting.pop(key, None)
+        return 0
+
+
+def forget(owner: Owner) -> None:
+    """The owner is gone (deleted, expired): it waits no more."""
+    _waiting.pop((owner.namespace, copy_jobs.job_name(owner)), None)
+
+
+def state(owner: Owner) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The owner's copy Job (None: not made) and its runner's outcome (None: not written yet)."""
+    name = copy_jobs.job_name(owner)
+    job = kube.get("batch/v1", "Job", owner.namespace, name)
+    if job is None:
+        return None, None
+    outcome = kube.get("v1", "ConfigMap", owner.namespace, name)
+    return job, copy_jobs.read_outcome(dict((outcome or {}).get("data") or {}))
+
+
+def made_for_older_spec(job: dict[str, Any], owner: Owner) -> bool:
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    return int(annotations.get(copy_jobs.GENERATION_ANNOTATION, owner.generation)) < owner.generation
+
+
+def discard(owner: Owner) -> None:
+    """Deletes a finished Job and its outcome (the rest stays and is reused), so that a new one can run."""
+    name = copy_jobs.job_name(owner)
+    kube.delete("batch/v1", "Job", owner.namespace, name)
+    kube.delete("v1", "ConfigMap", owner.namespace, name)

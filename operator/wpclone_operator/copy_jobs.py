@@ -1,0 +1,297 @@
+"""Copies as Kubernetes Jobs (the default, settings.copy_in "job"): the objects of one copy Job, built
+from its owner and the settings (pure), and what a Job's state and its runner's outcome say (pure).
+
+Each clone's and each restore's copy runs in a Job of the project's image (copy_runner), placed by the
+scheduler like any pod: no copy byte passes through the operator, and an operator restart interrupts
+no copy. The Job's pod reads its logins from Secrets mounted into it alone; it writes progress into
+its owner's status and, once done, its outcome into a ConfigMap of its own: its ServiceAccount may
+patch exactly those two objects and nothing else (role()). The operator creates, watches and
+interprets Jobs (job_verdict) and writes the owner's phase and conditions from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from wpclone_common import constants
+from wpclone_operator import children
+from wpclone_operator.settings import CopySettings, Settings
+
+RUNNER = ["python", "-m", "wpclone_operator.copy_runner"]
+MOUNTS = "/var/run/wpclone"
+PLAN_ENV = "WPCLONE_COPY_PLAN"
+OUTCOME_KEY = "outcome.json"
+# The runner's exit status for a failure no retry mends (a wrong password, a hostile stream): the Job's
+# podFailurePolicy ends the Job at once instead of trying again.
+PERMANENT_EXIT = 2
+CONTAINER = "copy"
+LABEL_COPY = f"{constants.GROUP}/copy"  # on a copy Job's pod: the Job's name (its NetworkPolicy selects it)
+GENERATION_ANNOTATION = f"{constants.GROUP}/owner-generation"  # the owner's generation the Job copies for
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The WordPressClone or CloneRestore a copy Job works for."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    clone: str | None  # the clone the copy fills or reads: its pod admits the Job's pod
+
+    @classmethod
+    def of(cls, body: Any, clone: str | None) -> Owner:
+        metadata = body["metadata"]
+        return cls(body["kind"], metadata["namespace"], metadata["name"], metadata["uid"],
+                   metadata.get("generation", 1), clone)
+
+    @property
+    def plural(self) -> str:
+        return constants.CLONE_PLURAL if self.kind == constants.CLONE_KIND else constants.RESTORE_PLURAL
+
+
+class Plan(BaseModel):
+    """What a copy Job does, handed to its runner in its environment (no secret in it: logins are files)."""
+
+    kind: Literal["WordPressClone", "CloneRestore"]
+    namespace: str
+    name: str
+    outcome: str  # the ConfigMap the runner writes its outcome into
+    clone: dict[str, Any] | None = None  # the WordPressClone the copy fills, or a restore reads (metadata, spec)
+    restore: dict[str, Any] | None = None  # the CloneRestore's spec
+
+
+def plan_body(body: Any) -> dict[str, Any]:
+    """A WordPressClone as a plan carries it: what WordPressClone.from_body reads, and no status."""
+    metadata = body["metadata"]
+    return {"metadata": {key: metadata[key] for key in ("name", "namespace", "uid", "generation", "creationTimestamp")
+                         if key in metadata}, "spec": dict(body.get("spec") or {})}
+
+
+def job_name(owner: Owner) -> str:
+    """Named after its owner: `{clone}-copy`, `{restore}-restore` (a Job's name is a label value: 63 at most)."""
+    suffix = "-copy" if owner.kind == constants.CLONE_KIND else "-restore"
+    name = owner.name + suffix
+    if len(name) <= 63:
+        return name
+    return f"{owner.name[:63 - len(suffix) - 9]}-{hashlib.sha256(owner.uid.encode()).hexdigest()[:8]}{suffix}"
+
+
+def _owner_reference(owner: Owner) -> dict[str, Any]:
+    return {"apiVersion": constants.API_VERSION, "kind": owner.kind, "name": owner.name, "uid": owner.uid,
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def _labels(owner: Owner) -> dict[str, str]:
+    labels = {constants.LABEL_APP: "wpclone", constants.LABEL_COMPONENT: constants.COPY_COMPONENT,
+              constants.LABEL_MANAGED_BY: "wpclone", constants.LABEL_INSTANCE: owner.name}
+    return {**labels, constants.LABEL_CLONE: owner.clone} if owner.clone else labels
+
+
+def _metadata(owner: Owner, name: str) -> dict[str, Any]:
+    return {"name": name, "namespace": owner.namespace, "labels": _labels(owner),
+            "ownerReferences": [_owner_reference(owner)]}
+
+
+def service_account(owner: Owner) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(owner, job_name(owner)),
+            "automountServiceAccountToken": False}
+
+
+def role(owner: Owner) -> dict[str, Any]:
+    """All a copy Job may do through the apiserver: write its owner's status (its progress) and its own
+    outcome ConfigMap. Its logins are mounted files, read by the kubelet, not by the Job."""
+    name = job_name(owner)
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _metadata(owner, name),
+            "rules": [{"apiGroups": [constants.GROUP], "resources": [f"{owner.plural}/status"],
+                       "resourceNames": [owner.name], "verbs": ["patch"]},
+                      {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
+                       "verbs": ["patch"]}]}
+
+
+def role_binding(owner: Owner) -> dict[str, Any]:
+    name = job_name(owner)
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _metadata(owner, name),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": owner.namespace}]}
+
+
+def outcome_config_map(owner: Owner) -> dict[str, Any]:
+    """Made empty by the operator; the runner patches its outcome in (it may not create objects)."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(owner, job_name(owner)), "data": {}}
+
+
+def _cidr_peers(cidrs: list[str]) -> list[dict[str, Any]]:
+    peers = []
+    for entry in cidrs:
+        try:
+            peers.append({"ipBlock": {"cidr": str(ipaddress.ip_network(entry, strict=False))}})
+        except ValueError:  # a host name of the outbound allowlist: the runner's policy checks it
+            continue
+    return peers
+
+
+def network_policy(owner: Owner, settings: Settings, apiserver_cidrs: list[str]) -> dict[str, Any]:
+    """The copy's pod answers nobody, and reaches DNS, the shared MySQL server's port, its clone's pod, the
+    apiserver and public addresses (where sources and targets are) or those the outbound allowlist opens:
+    never another clone, the cluster's services or the cloud's metadata. Which site it talks to is the
+    outbound policy's to decide, inside the runner, as for every copy."""
+    name = job_name(owner)
+    dns = {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+    egress = [dns, children.mysql_peer(settings),
+              {"to": _cidr_peers(apiserver_cidrs)},
+              {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(settings.clone_denied_cidrs)}},
+                      *_cidr_peers(list(settings.outbound_allow))]}]
+    if owner.clone:
+        egress.append({"to": [{"podSelector": {"matchLabels": {constants.LABEL_CLONE: owner.clone,
+                                                               constants.LABEL_APP: "wordpress"}}}],
+                       "ports": [{"protocol": "TCP", "port": children.WORDPRESS_PORT}]})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(owner, name),
+            "spec": {"podSelector": {"matchLabels": {LABEL_COPY: name}}, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [], "egress": egress}}
+
+
+def settings_env(settings: CopySettings) -> list[dict[str, str]]:
+    """The copy's settings as the WPCLONE_ variables CopySettings reads back in the runner."""
+    env = []
+    for field in CopySettings.model_fields:
+        value = getattr(settings, field)
+        if value is None:
+            continue
+        text = (json.dumps(value) if isinstance(value, list | dict) else str(value).lower()
+                if isinstance(value, bool) else str(value))
+        env.append({"name": f"WPCLONE_{field.upper()}", "value": text})
+    return env
+
+
+def job(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config_maps: list[str]) -> dict[str, Any]:
+    """The Job: one pod at a time, retried by Kubernetes (copy_job_backoff_limit) for a failure that may
+    pass, ended at once for one that will not (PERMANENT_EXIT), given up after copy_deadline_seconds."""
+    name = job_name(owner)
+    mounts = [(f"secret-{index}", f"{MOUNTS}/secrets/{secret}", {"secret": {"secretName": secret,
+                                                                             "defaultMode": 0o440}})
+              for index, secret in enumerate(secrets)]
+    mounts += [(f"config-{index}", f"{MOUNTS}/config/{config_map}",
+                {"configMap": {"name": config_map, "optional": True}}) for index, config_map in enumerate(config_maps)]
+    container: dict[str, Any] = {
+        "name": CONTAINER, "image": settings.copy_image, "command": RUNNER,
+        "env": [*settings_env(settings), {"name": PLAN_ENV, "value": plan.model_dump_json()}],
+        "resources": settings.copy_job_resources,
+        "volumeMounts": [{"name": volume, "mountPath": path, "readOnly": True} for volume, path, _ in mounts]
+        + [{"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": True},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never", "serviceAccountName": name, "automountServiceAccountToken": True,
+        "enableServiceLinks": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": volume, **source} for volume, _, source in mounts] + [{"name": "tmp", "emptyDir": {}}],
+    }
+    if settings.copy_job_priority_class:
+        pod_spec["priorityClassName"] = settings.copy_job_priority_class
+    metadata = _metadata(owner, name)
+    metadata["annotations"] = {GENERATION_ANNOTATION: str(owner.generation)}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
+        "backoffLimit": settings.copy_job_backoff_limit,
+        "activeDeadlineSeconds": int(settings.copy_deadline_seconds),
+        "podFailurePolicy": {"rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
+                                                  "values": [PERMANENT_EXIT]}},
+            # A pod evicted or preempted (a node drained) is no failure of the copy: not counted.
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]},
+        "template": {"metadata": {"labels": {**_labels(owner), LABEL_COPY: name}}, "spec": pod_spec}}}
+
+
+def objects(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config_maps: list[str],
+            apiserver_cidrs: list[str]) -> list[dict[str, Any]]:
+    """Everything one copy Job needs, in the order to create them (its policy before its pod)."""
+    return [service_account(owner), role(owner), role_binding(owner), outcome_config_map(owner),
+            network_policy(owner, settings, apiserver_cidrs), job(owner, plan, settings, secrets, config_maps)]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A copy Job's state as its owner shows it: running (reason COPYING, or the last attempt's failure
+    while Kubernetes tries again), succeeded (with the runner's outcome) or failed."""
+
+    state: Literal["running", "succeeded", "failed"]
+    reason: str
+    message: str
+    outcome: dict[str, Any] | None = None
+
+
+def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def outcome_text(outcome: dict[str, Any]) -> str:
+    return json.dumps(outcome, separators=(",", ":"))
+
+
+def read_outcome(data: dict[str, str]) -> dict[str, Any] | None:
+    """The runner's outcome from its ConfigMap's data; None until it wrote one (or if it is not JSON)."""
+    try:
+        outcome = json.loads(data.get(OUTCOME_KEY) or "null")
+    except ValueError:
+        return None
+    return outcome if isinstance(outcome, dict) else None
+
+
+def job_verdict(job: dict[str, Any], outcome: dict[str, Any] | None) -> Verdict:
+    name = job["metadata"]["name"]
+    failure = outcome if outcome is not None and "reason" in outcome else None
+    last = f"{failure['reason']}: {failure.get('message', '')}" if failure else "no outcome was written"
+    if _condition(job, "Complete") is not None:
+        if outcome is None or failure is not None:
+            return Verdict("failed", constants.GAVE_UP, f"copy Job {name} completed without an outcome ({last})")
+        return Verdict("succeeded", "Copied", f"copy Job {name} completed", outcome)
+    failed = _condition(job, "Failed")
+    if failed is not None:
+        if failed.get("reason") == "PodFailurePolicy" and failure is not None:
+            return Verdict("failed", str(failure["reason"]), str(failure.get("message", "")), failure)
+        spec = job.get("spec") or {}
+        why = {"DeadlineExceeded": f"still not done after {spec.get('activeDeadlineSeconds')}s",
+               "BackoffLimitExceeded": f"failed {(job.get('status') or {}).get('failed', 0)} times"}.get(
+            str(failed.get("reason")), str(failed.get("message") or failed.get("reason")))
+        return Verdict("failed", constants.GAVE_UP, f"copy Job {name} {why}; the last attempt: {last}", failure)
+    attempts = (job.get("status") or {}).get("failed", 0)
+    if failure is not None and attempts:
+        return Verdict("running", str(failure["reason"]),
+                       f"{failure.get('message', '')} (attempt {attempts} failed; copy Job {name} tries again)")
+    return Verdict("running", constants.COPYING, f"copy Job {name} is copying")
+
+
+def seconds(job: dict[str, Any]) -> float:
+    """How long a finished Job ran, from its start to its completion (0 when either is not known)."""
+    state = job.get("status") or {}
+    started, ended = state.get("startTime"), state.get("completionTime")
+    if not started or not ended:
+        return 0.0
+    return (datetime.fromisoformat(str(ended).replace("Z", "+00:00"))
+            - datetime.fromisoformat(str(started).replace("Z", "+00:00"))).total_seconds()
+
+
+def is_active(job: dict[str, Any]) -> bool:
+    return _condition(job, "Complete") is None and _condition(job, "Failed") is None
+
+
+def queue_position(me: tuple[str, str], waiting: dict[tuple[str, str], str]) -> int:
+    """How many copies wait ahead of `me` (key: (namespace, Job name), value: its owner's creation
+    time), first come, first served."""
+    mine = waiting.get(me, "~")
+    return sum(1 for key, created in waiting.items() if key != me and (created, key) < (mine, me))

@@ -1,0 +1,76 @@
+"""A copy Job's process (`python -m wpclone_operator.copy_runner`): one clone's or one restore's copy, the
+same code the operator runs when it copies in-process, its inputs read from the files mounted into the
+Job. It reports progress into its owner's status, writes its outcome into its own ConfigMap, and exits
+0 (done), 1 (failed: Kubernetes may try again) or PERMANENT_EXIT (failed for good)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from wpclone_common import constants, kube
+from wpclone_common.resources import CloneRestoreSpec, WordPressClone
+from wpclone_engine.transfer import CopyResult
+from wpclone_engine.wordpress import WordPressError
+from wpclone_operator import cloning, copy_jobs, restoring
+from wpclone_operator.inputs import Inputs, Mounted
+from wpclone_operator.settings import CopySettings
+
+log = logging.getLogger("wpclone.copy")
+COPY_RESULT = TypeAdapter(CopyResult)
+RESTORE_OUTCOME = TypeAdapter(restoring.Outcome)
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
+async def run(plan: copy_jobs.Plan, settings: CopySettings, inputs: Inputs) -> dict[str, Any]:
+    """The outcome of the plan's copy: {"result": …} of a clone's, {"restore": …} of a restore's."""
+    clone = WordPressClone.from_body(plan.clone) if plan.clone is not None else None
+    if plan.kind == constants.CLONE_KIND:
+        assert clone is not None
+        result = await cloning.copy_into_clone(
+            clone, settings, inputs, cloning.progress_reporter(plan.kind, plan.namespace, plan.name))
+        return {"result": COPY_RESULT.dump_python(result, mode="json")}
+    spec = CloneRestoreSpec.model_validate(plan.restore)
+    outcome = await restoring.restore(spec, clone, settings, inputs, cloning.progress_reporter(
+        plan.kind, plan.namespace, plan.name, {"phase": constants.RESTORING}))
+    return {"restore": RESTORE_OUTCOME.dump_python(outcome, mode="json")}
+
+
+def permanent(kind: str, reason: str) -> bool:
+    reasons = cloning.PERMANENT_REASONS if kind == constants.CLONE_KIND else restoring.RESTORE_PERMANENT_REASONS
+    return reason in reasons
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    plan = copy_jobs.Plan.model_validate_json(os.environ[copy_jobs.PLAN_ENV])
+    try:
+        outcome = asyncio.run(run(plan, CopySettings(), Mounted(Path(copy_jobs.MOUNTS))))
+        code, summary = 0, "copied"
+    except WordPressError as error:  # every failure of a copy, with a reason (transfer_errors)
+        outcome = {"reason": error.reason, "message": str(error)}
+        code = copy_jobs.PERMANENT_EXIT if permanent(plan.kind, error.reason) else 1
+        summary = f"{error.reason}: {error}"
+    except Exception as error:  # a fault of ours: its trace stays in this pod's log, the owner gets its kind
+        log.exception("the copy failed unexpectedly")
+        outcome = {"reason": "CopyCrashed", "message": f"the copy failed unexpectedly ({type(error).__name__})"}
+        code, summary = 1, f"CopyCrashed: {type(error).__name__}"
+    log.info("%s %s/%s: %s", plan.kind, plan.namespace, plan.name, summary)
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": plan.outcome, "namespace": plan.namespace},
+                "data": {copy_jobs.OUTCOME_KEY: copy_jobs.outcome_text(outcome)}})
+    if TERMINATION_LOG.parent.is_dir():  # what `kubectl describe pod` shows of the ending
+        with contextlib.suppress(OSError):
+            TERMINATION_LOG.write_text(summary[:4000])
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
