@@ -26,6 +26,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -153,7 +154,8 @@ def leftovers(running: stack.Stack) -> tuple[int, int, int]:
     return clones, int(databases.split()[-1]), int(users.split()[-1])
 
 
-async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: int) -> None:
+async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: int,
+                before_delete: Callable[[], None] | None = None) -> None:
     assert running.api is not None and running.operator is not None and running.operator.server is not None
     async with aiohttp.ClientSession(running.api.url, headers={"Authorization": f"Bearer {running.api.token}"},
                                      connector=aiohttp.TCPConnector(limit=count),
@@ -186,6 +188,8 @@ async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: in
         print(f"operator {memory(running.operator.server.process.pid)}; "
               f"API {memory(running.api.server.process.pid)}")
 
+        if before_delete is not None:
+            before_delete()
         present = leftovers(running)
         begin = time.perf_counter()
         answers = await asyncio.gather(*(http.delete(f"/api/v2/delete/{name}") for name, _, _ in done))

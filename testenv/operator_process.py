@@ -77,6 +77,10 @@ def operator_env(plane: cluster.ControlPlane, database: mariadb.MariaDB, router:
         "WPCLONE_MYSQL_ADMIN_DSN": database.dsn,
         "WPCLONE_MYSQL_HOST_FOR_CLONES": database.address_for_pods,
         "WPCLONE_WORDPRESS_IMAGE": images.ref("wordpress"),
+        # In-process copies: the sites of most tests (and `make dev`'s sample) are on loopback, where no
+        # pod reaches. tests/integration/test_copy_jobs.py runs the default, copy Jobs of this image.
+        "WPCLONE_COPY_IN": "operator",
+        "WPCLONE_COPY_IMAGE": images.ref("wpclone"),
         "WPCLONE_BLOCK_EXTERNAL_HTTP": "true",
         "WPCLONE_ALLOWED_IMAGES": '["localhost/wpclone/*"]',
         "WPCLONE_BASE_DOMAIN": "localhost",

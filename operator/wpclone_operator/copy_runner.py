@@ -62,7 +62,9 @@ def main() -> int:
         log.exception("the copy failed unexpectedly")
         outcome = {"reason": "CopyCrashed", "message": f"the copy failed unexpectedly ({type(error).__name__})"}
         code, summary = 1, f"CopyCrashed: {type(error).__name__}"
-    log.info("%s %s/%s: %s", plan.kind, plan.namespace, plan.name, summary)
+    used = os.times()  # what one copy costs, for sizing nodes (bench.bench_copy_jobs reads it)
+    log.info("%s %s/%s: %s; %.2f CPU-seconds", plan.kind, plan.namespace, plan.name, summary,
+             used.user + used.system)
     kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": plan.outcome, "namespace": plan.namespace},
                 "data": {copy_jobs.OUTCOME_KEY: copy_jobs.outcome_text(outcome)}})

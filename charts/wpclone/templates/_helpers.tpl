@@ -85,6 +85,19 @@ app.kubernetes.io/component: {{ index . 1 }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# Each copy (copy_jobs.py) is a Job: created, read to follow it, listed to count those running (the
+# maxJobs cap), deleted to copy again after a spec change; its pod's ServiceAccount, and the Role and
+# RoleBinding that let that pod patch its owner's status and its own outcome ConfigMap, nothing else
+# (granting those needs the operator to hold them: it does, above).
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, create, delete]
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [create]
 {{- end -}}
 
 {{/* What the API does in its namespace (api/wpclone_api/clones.py, restores.py). */}}

@@ -1,0 +1,210 @@
+"""Copies as Kubernetes Jobs (the default copy_in): each clone's and each restore's copy runs in a Job
+of the image built here, on the real node, under a ServiceAccount that may patch its owner's status and
+its own outcome ConfigMap and nothing else; the operator only starts, counts and reads Jobs.
+
+The session's operator copies in-process (its tests' sites are on loopback, where no pod reaches); for
+this module it is restarted with copy_in=job and at most two copy Jobs at once, and the sites live on
+the node bridge's gateway."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from testenv import cluster, images, network, node
+from testenv.mariadb import MariaDB
+from testenv.operator_process import OperatorProcess
+from testenv.wordpress import WordPressSite
+from tests.helpers import apply, clone_manifest, clone_wp_content, condition, credentials_secret, eventually, get_json
+from tests.integration import transfer_fixtures
+from tests.integration.test_restore import (
+    CLONE_FILES,
+    change_the_clone,
+    clone_database,
+    hold_route,
+    post_titles,
+    restore_manifest,
+    wait_restore,
+)
+from tests.integration.transfer_fixtures import SiteMaker
+
+pytestmark = pytest.mark.integration
+make_site = transfer_fixtures.make_site
+
+MAX_COPY_JOBS = 2
+# The source's database export, held while wp-content/hold-imports exists: a copy Job caught mid-copy.
+HOLD_EXPORT = hold_route("export/database")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def copies_in_jobs(operator: OperatorProcess) -> Iterator[OperatorProcess]:
+    images.import_into(node.ctr(), ["wpclone"])
+    before = dict(operator.env)
+    operator.env.update({"WPCLONE_COPY_IN": "job", "WPCLONE_MAX_COPY_JOBS": str(MAX_COPY_JOBS),
+                         "WPCLONE_COPY_IMAGE": images.ref("wpclone")})
+    operator.restart()
+    yield operator
+    operator.env.clear()
+    operator.env.update(before)
+    operator.restart()
+
+
+def login_of(site: WordPressSite, name: str = "production-login") -> dict[str, Any]:
+    return credentials_secret(name, site.admin_user, site.admin_password)
+
+
+def wait_phase(plane: cluster.ControlPlane, namespace: str, name: str, *phases: str,
+               timeout: float = 180) -> dict[str, Any]:
+    return eventually(lambda: (c := get_json(plane, namespace, "wpc", name))
+                      and (c.get("status") or {}).get("phase") in phases and c,
+                      timeout=timeout, what=f"clone {name} to be {' or '.join(phases)}", interval=0.5)
+
+
+def job_pods(plane: cluster.ControlPlane, namespace: str, job: str) -> list[dict[str, Any]]:
+    return (get_json(plane, namespace, "pods", "-l", f"job-name={job}") or {}).get("items", [])
+
+
+def can(plane: cluster.ControlPlane, namespace: str, account: str, *request: str) -> bool:
+    """`kubectl auth can-i` as the ServiceAccount (the apiserver's own RBAC decision)."""
+    answer = plane.kubectl("auth", "can-i", "-n", namespace, f"--as=system:serviceaccount:{namespace}:{account}",
+                           *request, check=False)
+    return answer.strip().splitlines()[0] == "yes"
+
+
+def hold(site: WordPressSite) -> None:
+    content = site.docroot / "wp-content"
+    (content / "mu-plugins" / "hold-export.php").write_text(HOLD_EXPORT)
+    (content / "hold-imports").touch()
+
+
+def held(site: WordPressSite) -> bool:
+    return (site.docroot / "wp-content" / "import-held").exists()
+
+
+def release(site: WordPressSite) -> None:
+    (site.docroot / "wp-content" / "hold-imports").unlink(missing_ok=True)
+    (site.docroot / "wp-content" / "import-held").unlink(missing_ok=True)
+
+
+def test_a_clone_is_copied_by_its_own_job_whose_account_reaches_nothing_else(
+        control_plane: cluster.ControlPlane, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site(host=network.GATEWAY)
+    apply(control_plane, namespace, login_of(production), clone_manifest("stage", production.url, "production-login"),
+          clone_manifest("other", production.url, "production-login"))
+    clone = wait_phase(control_plane, namespace, "stage", "Ready", "Failed")
+    assert clone["status"]["phase"] == "Ready", clone["status"]
+    assert clone["status"]["progress"]["phase"] == "done" and clone["status"]["progress"]["rows"] > 0
+    assert condition(clone, "SourceUrlsReplaced")["reason"] == "NoneLeft"
+    assert condition(clone, "ContentCloned")["reason"] == "Copied"
+
+    job = get_json(control_plane, namespace, "job", "stage-copy")
+    assert job is not None and job["metadata"]["ownerReferences"][0]["uid"] == clone["metadata"]["uid"]
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"])
+    (pod,) = job_pods(control_plane, namespace, "stage-copy")
+    assert pod["spec"]["serviceAccountName"] == "stage-copy"
+    assert "copied" in control_plane.kubectl("logs", "-n", namespace, "job/stage-copy")
+    # The clone serves the copied site: production's posts, through the ingress, from the clone's own pod.
+    served = httpx.get(f"{clone['status']['url']}/wp-json/wp/v2/posts?per_page=100", timeout=30).json()
+    assert post_titles(production) and sorted(post["title"]["rendered"] for post in served) == sorted(
+        post_titles(production))
+
+    role = get_json(control_plane, namespace, "role", "stage-copy")
+    assert role["rules"] == [
+        {"apiGroups": ["wpclone.dev"], "resources": ["wordpressclones/status"], "resourceNames": ["stage"],
+         "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["stage-copy"], "verbs": ["patch"]}]
+    account = "stage-copy"
+    assert can(control_plane, namespace, account, "patch", "wordpressclones.wpclone.dev/stage", "--subresource=status")
+    assert can(control_plane, namespace, account, "patch", "configmaps/stage-copy")
+    refused = [("patch", "wordpressclones.wpclone.dev/other", "--subresource=status"),
+               ("patch", "wordpressclones.wpclone.dev/stage"), ("get", "wordpressclones.wpclone.dev/stage"),
+               ("get", "secrets/stage-db"), ("get", "secrets/production-login"), ("list", "secrets"),
+               ("patch", "configmaps/other-copy"), ("create", "configmaps"), ("list", "pods"),
+               ("create", "jobs.batch"), ("get", "configmaps/stage-source-checksums")]
+    assert [request for request in refused if can(control_plane, namespace, account, *request)] == []
+
+    control_plane.kubectl("delete", "-n", namespace, "wpc", "stage", "other", "--wait=true", "--timeout=120s")
+    eventually(lambda: not (get_json(control_plane, namespace, "jobs", "-l", "app.kubernetes.io/component=copy")
+                            or {}).get("items") and not job_pods(control_plane, namespace, "stage-copy"),
+               timeout=120, what="the deleted clones' Jobs and their pods to be gone")
+
+
+def test_a_wrong_password_ends_the_job_at_once_and_fails_the_clone(
+        control_plane: cluster.ControlPlane, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site(host=network.GATEWAY)
+    apply(control_plane, namespace, credentials_secret("production-login", production.admin_user, "not-it"),
+          clone_manifest("stage", production.url, "production-login"))
+    clone = wait_phase(control_plane, namespace, "stage", "Failed", "Ready")
+    assert condition(clone, "ContentCloned")["reason"] == "LoginFailed", clone["status"]
+    assert "not-it" not in str(clone)
+    job = get_json(control_plane, namespace, "job", "stage-copy")
+    failed = [c for c in job["status"]["conditions"] if c["type"] == "Failed" and c["status"] == "True"]
+    assert failed and failed[0]["reason"] == "PodFailurePolicy"
+    assert job["status"].get("failed") == 1 and len(job_pods(control_plane, namespace, "stage-copy")) == 1
+
+
+def test_a_killed_copy_pod_is_retried_an_operator_restart_interrupts_no_copy_and_the_cap_holds(
+        control_plane: cluster.ControlPlane, copies_in_jobs: OperatorProcess, namespace: str,
+        make_site: SiteMaker) -> None:
+    production, other = make_site(host=network.GATEWAY), make_site(host=network.GATEWAY)
+    hold(production)
+    try:
+        apply(control_plane, namespace, login_of(production), login_of(other, "other-login"),
+              clone_manifest("first", production.url, "production-login"))
+        eventually(lambda: held(production), timeout=180, what="the first copy to be held mid-export")
+        (killed,) = job_pods(control_plane, namespace, "first-copy")
+        control_plane.kubectl("delete", "pod", "-n", namespace, killed["metadata"]["name"], "--wait=false")
+        release(production)  # the killed pod's request ends; the retry's is held again
+        hold(production)
+        eventually(lambda: held(production) and [pod["metadata"]["name"] for pod in job_pods(
+            control_plane, namespace, "first-copy") if pod["status"].get("phase") == "Running"
+            and pod["metadata"]["name"] != killed["metadata"]["name"]],
+            timeout=180, what="a new pod of the first Job to be copying (held again)")
+        apply(control_plane, namespace, clone_manifest("second", production.url, "production-login"))
+        eventually(lambda: [pod for pod in job_pods(control_plane, namespace, "second-copy")
+                            if pod["status"].get("phase") == "Running"], timeout=180, what="the second copy to run")
+        # Both slots taken: a third clone (of a site nothing holds) waits, and says so.
+        apply(control_plane, namespace, clone_manifest("third", other.url, "other-login"))
+        waiting = eventually(lambda: (c := get_json(control_plane, namespace, "wpc", "third"))
+                             and (condition(c, "ContentCloned") or {}).get("reason") == "WaitingForCopySlot" and c,
+                             timeout=120, what="the third clone to wait for a copy slot")
+        assert waiting["status"]["phase"] == "Cloning"
+        assert "in line" in condition(waiting, "ContentCloned")["message"]
+        copies_in_jobs.restart()  # the copies go on without it
+        time.sleep(3)
+        assert get_json(control_plane, namespace, "job", "third-copy") is None
+    finally:
+        release(production)
+    for name in ("first", "second", "third"):
+        clone = wait_phase(control_plane, namespace, name, "Ready", "Failed")
+        assert clone["status"]["phase"] == "Ready", (name, clone["status"])
+    first, second = (get_json(control_plane, namespace, "job", name) for name in ("first-copy", "second-copy"))
+    # The killed pod's copy was done by another pod; the operator's restart cost no attempt of either Job.
+    (survivor,) = job_pods(control_plane, namespace, "first-copy")
+    assert survivor["metadata"]["name"] != killed["metadata"]["name"] and first["status"]["succeeded"] == 1
+    assert first["status"].get("failed", 0) <= 1
+    assert second["status"]["succeeded"] == 1 and second["status"].get("failed", 0) == 0
+
+
+def test_a_restore_runs_as_a_job_into_production_with_a_backup(
+        control_plane: cluster.ControlPlane, mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site(host=network.GATEWAY)
+    apply(control_plane, namespace, login_of(production), clone_manifest("stage", production.url, "production-login"))
+    assert wait_phase(control_plane, namespace, "stage", "Ready", "Failed")["status"]["phase"] == "Ready"
+    change_the_clone(mariadb, clone_database(control_plane, namespace, "stage"),
+                     clone_wp_content(control_plane, namespace, "stage"))
+    apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": "stage"}}))
+    pushed = wait_restore(control_plane, namespace, "push", timeout=240)
+    assert pushed["status"]["phase"] == "Completed", pushed["status"]
+    assert pushed["status"]["backupId"] and pushed["status"]["progress"]["phase"] == "done"
+    assert "Made on the clone" in post_titles(production)
+    assert (production.docroot / "wp-content" / CLONE_FILES["uploads"]).read_bytes() == b"media made on the clone\n"
+    job = get_json(control_plane, namespace, "job", "push-restore")
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"])
+    role = get_json(control_plane, namespace, "role", "push-restore")
+    assert [rule["resources"] for rule in role["rules"]] == [["clonerestores/status"], ["configmaps"]]
+    assert [rule["resourceNames"] for rule in role["rules"]] == [["push"], ["push-restore"]]
