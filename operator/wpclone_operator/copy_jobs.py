@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from wpclone_common import constants
+from wpclone_common.resources import WordPressClone
 from wpclone_operator import children
 from wpclone_operator.settings import CopySettings, Settings
 
@@ -52,6 +53,10 @@ class Owner:
         metadata = body["metadata"]
         return cls(body["kind"], metadata["namespace"], metadata["name"], metadata["uid"],
                    metadata.get("generation", 1), clone)
+
+    @classmethod
+    def of_clone(cls, clone: WordPressClone) -> Owner:
+        return cls(constants.CLONE_KIND, clone.namespace, clone.name, clone.uid, clone.generation, clone.name)
 
     @property
     def plural(self) -> str:
@@ -212,6 +217,13 @@ def job(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config
             # A pod evicted or preempted (a node drained) is no failure of the copy: not counted.
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]},
         "template": {"metadata": {"labels": {**_labels(owner), LABEL_COPY: name}}, "spec": pod_spec}}}
+
+
+def object_keys(owner: Owner) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of each object objects() makes: what goes when its clone expires but stays."""
+    return [(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"])
+            for manifest in (service_account(owner), role(owner), role_binding(owner), outcome_config_map(owner))] + [
+        ("networking.k8s.io/v1", "NetworkPolicy", job_name(owner)), ("batch/v1", "Job", job_name(owner))]
 
 
 def objects(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config_maps: list[str],

@@ -13,7 +13,7 @@ from wpclone_common import constants, kube
 from wpclone_common.resources import WordPressClone
 from wpclone_engine.migrator import mu_plugins
 from wpclone_engine.transfer import TransferError
-from wpclone_operator import admission, children, credentials, mysql, status
+from wpclone_operator import admission, children, copy_jobs, credentials, mysql, status
 from wpclone_operator.settings import Settings
 
 
@@ -135,6 +135,7 @@ def delete_children(clone: WordPressClone) -> None:
         ("v1", "ConfigMap", children.source_checksums_name(clone)),
         ("v1", "Secret", children.db_secret_name(clone)),
         ("v1", "Secret", children.admin_secret_name(clone)),
+        *copy_jobs.object_keys(copy_jobs.Owner.of_clone(clone)),  # its copy Job, if it had one
     ):
         existing = kube.get(api_version, kind, clone.namespace, name)
         if existing is not None and children.owned_by(existing, clone):

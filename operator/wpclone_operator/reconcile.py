@@ -228,7 +228,7 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
                        current: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """The clone's copy Job, started when a slot is free, and what it says: the ContentCloned condition
     (None: nothing to write this time)."""
-    owner = copy_jobs.Owner.of(body, clone.name)
+    owner = copy_jobs.Owner.of_clone(clone)
     job, outcome = await asyncio.to_thread(copy_job_control.state, owner)
 
     def content(reason: str, message: str) -> list[dict[str, Any]]:
@@ -272,7 +272,7 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
 async def clean_up_clone(body: kopf.Body, settings: Settings, memo: kopf.Memo) -> None:
     stop_copying(memo)
     clone = WordPressClone.from_body(body)
-    copy_job_control.forget(copy_jobs.Owner.of(body, clone.name))  # its Job goes with it (owner reference)
+    copy_job_control.forget(copy_jobs.Owner.of_clone(clone))  # its Job goes with it (owner reference)
     try:
         await provision.drop_database(clone, settings)
     except Exception as error:  # noqa: BLE001 - any failure here is retried; the message is safe

@@ -207,3 +207,11 @@ def test_which_failures_end_a_job_at_once() -> None:
     assert not copy_runner.permanent(constants.CLONE_KIND, "Unreachable")
     assert copy_runner.permanent(constants.RESTORE_KIND, "Conflict")
     assert not copy_runner.permanent(constants.CLONE_KIND, "Conflict")
+
+
+def test_a_retained_clone_loses_every_object_its_copy_made() -> None:
+    made = {(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"])
+            for manifest in copy_jobs.objects(owner(), plan(), settings(), [], [], [])}
+    assert set(copy_jobs.object_keys(owner())) == made
+    clone = WordPressClone.from_body(CLONE_BODY)
+    assert copy_jobs.Owner.of_clone(clone) == owner()

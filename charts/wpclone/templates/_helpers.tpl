@@ -92,12 +92,14 @@ app.kubernetes.io/component: {{ index . 1 }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, create, delete]
+# A clone that expires but stays (expiryPolicy Retain) loses them like its other children: read first
+# (only its own are deleted), then deleted.
 - apiGroups: [""]
   resources: [serviceaccounts]
-  verbs: [create]
+  verbs: [get, create, delete]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [create]
+  verbs: [get, create, delete]
 {{- end -}}
 
 {{/* What the API does in its namespace (api/wpclone_api/clones.py, restores.py). */}}
