@@ -375,6 +375,7 @@ add_filter('rest_pre_dispatch', function ($result, $server, $request) {
         touch(WP_CONTENT_DIR . '/import-held');
         for ($waited = 0; $waited < 1200 && is_file($hold); $waited++) {
             usleep(100000);
+            clearstatcache();  // is_file() of a file that existed is cached: it would never see it go
         }
     }
     return $result;
