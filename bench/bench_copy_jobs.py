@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import statistics
@@ -29,18 +30,19 @@ from bench.bench_scale import burst
 from bench.bench_transfer import MIB, build_reference_site, folder_bytes, table_bytes
 from testenv import images, network, node, stack, wordpress
 from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
+from wpclone_operator import copy_jobs
 
 JOB_CPU = re.compile(r"copied; ([0-9.]+) CPU-seconds")
 
 
-def jobs_cpu(running: stack.Stack, namespace: str) -> list[float]:
-    """Each finished copy Job's CPU-seconds, as its runner logged them."""
+def finished_jobs(running: stack.Stack, namespace: str) -> list[tuple[float, float]]:
+    """(CPU-seconds as its runner logged them, seconds from start to completion) of each finished copy Job."""
     jobs = json.loads(running.control_plane.kubectl("get", "jobs", "-n", namespace, "-o", "json"))["items"]
-    used = []
+    finished = []
     for job in jobs:
         log = running.control_plane.kubectl("logs", "-n", namespace, f"job/{job['metadata']['name']}", check=False)
-        used += [float(seconds) for seconds in JOB_CPU.findall(log)]
-    return used
+        finished += [(float(cpu), copy_jobs.seconds(job)) for cpu in JOB_CPU.findall(log)]
+    return finished
 
 
 def main() -> int:
@@ -63,15 +65,16 @@ def main() -> int:
         assert running.operator is not None and running.api is not None
         for mode in ("operator", "job"):
             running.operator.env.update({"WPCLONE_COPY_IN": mode, "WPCLONE_CONCURRENCY": str(chosen.clones),
-                                         "WPCLONE_MAX_COPY_JOBS": str(chosen.clones)})
+                                         "WPCLONE_MAX_COPY_JOBS": str(chosen.clones),
+                                         "WPCLONE_COPY_IMAGE": images.ref("wpclone")})  # the one imported
             running.operator.restart()
             print(f"=== copies in the {mode}")
             if mode == "job":
                 # The Jobs' logs before the burst's deletes take them: read them as the clones turn Ready.
-                asyncio.run(burst(running, source, chosen.clones,
+                asyncio.run(burst(running, source, chosen.clones, prefix="job",
                                   before_delete=lambda: report_jobs(running, site_bytes, chosen.clones)))
             else:
-                asyncio.run(burst(running, source, chosen.clones))
+                asyncio.run(burst(running, source, chosen.clones, prefix="in-operator"))
     finally:
         running.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -80,19 +83,26 @@ def main() -> int:
 
 def report_jobs(running: stack.Stack, site_bytes: int, clones: int) -> None:
     assert running.api is not None
-    used = jobs_cpu(running, running.api.namespace)
-    if not used:
+    finished = finished_jobs(running, running.api.namespace)
+    if not finished:
         print("  no copy Job logged its CPU-seconds")
         return
-    per_copy = statistics.median(used)
-    per_gib = per_copy * 1024 * MIB / site_bytes
-    print(f"  copy Jobs: {len(used)} of {clones} logged; CPU-seconds per copy median {per_copy:.1f}, "
-          f"slowest {max(used):.1f} ({site_bytes / MIB:.0f} MiB site: {per_gib:.0f} CPU-seconds per GiB)")
-    # The paper estimate: 50 copies of 1 GiB each need 50 x per_gib CPU-seconds; a copy runs on one core.
-    total = 50 * per_gib
-    for cores in (2, 16, 64):
-        print(f"  50 clones of 1 GiB sites: {total / 3600:.1f} CPU-hours; on {cores} cores "
-              f"(one copy per core): about {max(total / cores, per_gib) / 60:.0f} min")
+    cpu, wall = statistics.median(c for c, _ in finished), statistics.median(w for _, w in finished)
+    print(f"  copy Jobs: {len(finished)} of {clones} finished; per copy of {site_bytes / MIB:.0f} MiB: median "
+          f"{cpu:.1f} CPU-seconds (slowest {max(c for c, _ in finished):.1f}), {wall:.0f} s from the Job's start "
+          f"to its end (slowest {max(w for _, w in finished):.0f} s), with {clones} copies sharing the machine")
+    # A paper estimate for 50 clones of 1 GiB sites: a copy's CPU and time grow with its bytes (taken as
+    # linear, an upper bound: a part of each is the runner's start); one copy per core (its CPU limit).
+    # The measured copies shared this machine's cores `clones` ways, the source's PHP and MySQL with them:
+    # on a core of its own, one would take about cores/clones of the time it took here.
+    scale, cores_here = 1024 * MIB / site_bytes, os.cpu_count() or 1
+    per_copy_cpu, per_copy_seconds = cpu * scale, wall * scale * cores_here / clones
+    print(f"  50 clones of 1 GiB: {50 * per_copy_cpu / 3600:.1f} CPU-hours in the copy Jobs (the sources' PHP and "
+          f"the shared MySQL server besides); one copy about {per_copy_seconds / 60:.0f} min on a core of its own")
+    for nodes, cores in ((1, 2), (3, 4), (10, 8)):
+        rounds = -(-50 // (nodes * cores))
+        print(f"    {nodes} node(s) x {cores} cores: {min(50, nodes * cores)} copies at once, {rounds} round(s), "
+              f"about {rounds * per_copy_seconds / 60:.0f} min for all 50")
 
 
 if __name__ == "__main__":

@@ -106,10 +106,9 @@ class Outcomes:
                     self.event(name).set()
 
 
-async def one_clone(http: aiohttp.ClientSession, source: wordpress.WordPressSite, number: int,
+async def one_clone(http: aiohttp.ClientSession, source: wordpress.WordPressSite, name: str,
                     outcomes: Outcomes) -> tuple[str, str, float]:
     """(clone id, final job status as the API tells it, seconds from the burst's start to Ready or Failed)."""
-    name = f"scale-{number}"
     body = {"source_url": source.url, "source_username": source.admin_user, "source_password": source.admin_password,
             "customer_id": name, "ttl_minutes": 60}
     async with http.post("/api/v2/clone", json=body) as answer:
@@ -155,7 +154,8 @@ def leftovers(running: stack.Stack) -> tuple[int, int, int]:
 
 
 async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: int,
-                before_delete: Callable[[], None] | None = None) -> None:
+                before_delete: Callable[[], None] | None = None, prefix: str = "scale") -> None:
+    """`prefix`: of the clones' names; a second burst takes another (a deleted clone's children may linger)."""
     assert running.api is not None and running.operator is not None and running.operator.server is not None
     async with aiohttp.ClientSession(running.api.url, headers={"Authorization": f"Bearer {running.api.token}"},
                                      connector=aiohttp.TCPConnector(limit=count),
@@ -165,7 +165,8 @@ async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: in
         begin, machine_before, operator_before = time.perf_counter(), cpu_seconds(), cpu_seconds(operator_pid)
         outcomes = Outcomes()
         watching = asyncio.create_task(outcomes.follow(running.control_plane.kubeconfig, running.api.namespace, begin))
-        done = await asyncio.gather(*(one_clone(http, source, number, outcomes) for number in range(count)))
+        done = await asyncio.gather(*(one_clone(http, source, f"{prefix}-{number}", outcomes)
+                                      for number in range(count)))
         watching.cancel()
         wall, machine, operator = (time.perf_counter() - begin, cpu_seconds() - machine_before,
                                    cpu_seconds(operator_pid) - operator_before)

@@ -288,6 +288,12 @@ def job_verdict(job: dict[str, Any], outcome: dict[str, Any] | None) -> Verdict:
     return Verdict("running", constants.COPYING, f"copy Job {name} is copying")
 
 
+def unreadable(job: dict[str, Any]) -> Verdict:
+    """A Job that completed with an outcome that is no copy's result."""
+    return Verdict("failed", constants.GAVE_UP,
+                   f"copy Job {job['metadata']['name']} completed, but its outcome cannot be read")
+
+
 def seconds(job: dict[str, Any]) -> float:
     """How long a finished Job ran, from its start to its completion (0 when either is not known)."""
     state = job.get("status") or {}

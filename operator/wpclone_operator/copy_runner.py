@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from wpclone_common import constants, kube
 from wpclone_common.resources import CloneRestoreSpec, WordPressClone
@@ -41,6 +41,23 @@ async def run(plan: copy_jobs.Plan, settings: CopySettings, inputs: Inputs) -> d
     outcome = await restoring.restore(spec, clone, settings, inputs, cloning.progress_reporter(
         plan.kind, plan.namespace, plan.name, {"phase": constants.RESTORING}))
     return {"restore": RESTORE_OUTCOME.dump_python(outcome, mode="json")}
+
+
+def copied(outcome: dict[str, Any] | None) -> CopyResult | None:
+    """A clone's copy as its Job's outcome tells it; None when the outcome is not one (a Job's outcome is
+    checked like anything a pod writes)."""
+    try:
+        return COPY_RESULT.validate_python((outcome or {})["result"])
+    except (KeyError, ValidationError):
+        return None
+
+
+def restored(outcome: dict[str, Any] | None) -> restoring.Outcome | None:
+    """A restore as its Job's outcome tells it; None when the outcome is not one."""
+    try:
+        return RESTORE_OUTCOME.validate_python((outcome or {})["restore"])
+    except (KeyError, ValidationError):
+        return None
 
 
 def permanent(kind: str, reason: str) -> bool:

@@ -17,6 +17,7 @@ from wpclone_operator import (
     cloning,
     copy_job_control,
     copy_jobs,
+    copy_runner,
     credentials,
     expiry,
     inputs,
@@ -24,7 +25,6 @@ from wpclone_operator import (
     provision,
     status,
 )
-from wpclone_operator.copy_runner import COPY_RESULT
 from wpclone_operator.settings import Settings
 
 
@@ -258,9 +258,11 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
                   f"{copy_jobs.job_name(owner)}")
         return content(constants.COPYING, f"copy Job {copy_jobs.job_name(owner)} started")
     verdict = copy_jobs.job_verdict(job, outcome)
+    result = copy_runner.copied(verdict.outcome) if verdict.state == "succeeded" else None
+    if result is not None:
+        return await _copied(clone, result, copy_jobs.seconds(job))
     if verdict.state == "succeeded":
-        assert verdict.outcome is not None
-        return await _copied(clone, COPY_RESULT.validate_python(verdict.outcome["result"]), copy_jobs.seconds(job))
+        verdict = copy_jobs.unreadable(job)
     if verdict.state == "failed" or verdict.reason != constants.COPYING:
         previous = status.find_condition(current, constants.CONTENT_CLONED) or {}
         if previous.get("reason") != verdict.reason:

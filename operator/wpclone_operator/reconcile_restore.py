@@ -16,13 +16,13 @@ from wpclone_operator import (
     cloning,
     copy_job_control,
     copy_jobs,
+    copy_runner,
     credentials,
     inputs,
     metrics,
     restoring,
     status,
 )
-from wpclone_operator.copy_runner import RESTORE_OUTCOME
 from wpclone_operator.settings import Settings
 
 
@@ -102,11 +102,13 @@ async def advance_job(body: kopf.Body, patch: kopf.Patch, settings: Settings) ->
             _failed(body, patch, error.reason, str(error), generation)
         return
     verdict = copy_jobs.job_verdict(job, outcome)
+    restored = copy_runner.restored(verdict.outcome) if verdict.state == "succeeded" else None
+    if restored is not None:
+        _ended(body, patch, spec, restored, generation, copy_jobs.seconds(job))
+        return
     if verdict.state == "succeeded":
-        assert verdict.outcome is not None
-        _ended(body, patch, spec, RESTORE_OUTCOME.validate_python(verdict.outcome["restore"]), generation,
-               copy_jobs.seconds(job))
-    elif verdict.state == "failed":
+        verdict = copy_jobs.unreadable(job)
+    if verdict.state == "failed":
         _failed(body, patch, verdict.reason, verdict.message, generation, permanent=True)
     elif (body.get("status") or {}).get("message") != verdict.message and verdict.reason != constants.COPYING:
         patch.status["message"] = verdict.message  # an attempt failed; Kubernetes tries again

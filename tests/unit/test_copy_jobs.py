@@ -10,7 +10,7 @@ import pytest
 from wpclone_common import constants
 from wpclone_common.resources import WordPressClone
 from wpclone_engine.transfer import TransferError
-from wpclone_operator import copy_jobs, copy_runner
+from wpclone_operator import copy_jobs, copy_runner, restoring
 from wpclone_operator.copy_jobs import Owner, Plan
 from wpclone_operator.inputs import Mounted
 from wpclone_operator.settings import CopySettings, Settings
@@ -215,3 +215,12 @@ def test_a_retained_clone_loses_every_object_its_copy_made() -> None:
     assert set(copy_jobs.object_keys(owner())) == made
     clone = WordPressClone.from_body(CLONE_BODY)
     assert copy_jobs.Owner.of_clone(clone) == owner()
+
+
+def test_an_outcome_that_is_no_copy_is_not_taken_for_one() -> None:
+    assert copy_runner.copied({"result": {"rows": "many"}}) is None
+    assert copy_runner.copied({"restore": {}}) is None and copy_runner.copied(None) is None
+    assert copy_runner.restored({"restore": {"result": "x"}}) is None
+    assert copy_runner.restored({"restore": {"changes": ["table wp_posts"]}}) == restoring.Outcome(
+        changes=["table wp_posts"])
+    assert copy_jobs.unreadable({"metadata": {"name": "shop-copy"}}).state == "failed"
