@@ -32,16 +32,17 @@ from testenv import images, network, node, stack, wordpress
 from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
 from wpclone_operator import copy_jobs
 
-JOB_CPU = re.compile(r"copied; ([0-9.]+) CPU-seconds")
+JOB_LOG = re.compile(r"copied; ([0-9.]+) CPU-seconds, ([0-9.]+) s")
 
 
-def finished_jobs(running: stack.Stack, namespace: str) -> list[tuple[float, float]]:
-    """(CPU-seconds as its runner logged them, seconds from start to completion) of each finished copy Job."""
+def finished_jobs(running: stack.Stack, namespace: str) -> list[tuple[float, float, float]]:
+    """(CPU-seconds and seconds of its copy, as its runner logged them, and seconds from the Job's start to
+    its completion: the pod's start besides) of each finished copy Job."""
     jobs = json.loads(running.control_plane.kubectl("get", "jobs", "-n", namespace, "-o", "json"))["items"]
     finished = []
     for job in jobs:
         log = running.control_plane.kubectl("logs", "-n", namespace, f"job/{job['metadata']['name']}", check=False)
-        finished += [(float(cpu), copy_jobs.seconds(job)) for cpu in JOB_CPU.findall(log)]
+        finished += [(float(cpu), float(copying), copy_jobs.seconds(job)) for cpu, copying in JOB_LOG.findall(log)]
     return finished
 
 
@@ -87,10 +88,12 @@ def report_jobs(running: stack.Stack, site_bytes: int, clones: int) -> None:
     if not finished:
         print("  no copy Job logged its CPU-seconds")
         return
-    cpu, wall = statistics.median(c for c, _ in finished), statistics.median(w for _, w in finished)
+    cpu, wall = statistics.median(c for c, _, _ in finished), statistics.median(w for _, w, _ in finished)
+    job = statistics.median(j for _, _, j in finished)
     print(f"  copy Jobs: {len(finished)} of {clones} finished; per copy of {site_bytes / MIB:.0f} MiB: median "
-          f"{cpu:.1f} CPU-seconds (slowest {max(c for c, _ in finished):.1f}), {wall:.0f} s from the Job's start "
-          f"to its end (slowest {max(w for _, w in finished):.0f} s), with {clones} copies sharing the machine")
+          f"{cpu:.1f} CPU-seconds (slowest {max(c for c, _, _ in finished):.1f}), the copy {wall:.1f} s (slowest "
+          f"{max(w for _, w, _ in finished):.1f} s), the Job from its start to its end {job:.0f} s (slowest "
+          f"{max(j for _, _, j in finished):.0f} s: its pod's start besides), {clones} copies sharing the machine")
     # A paper estimate for 50 clones of 1 GiB sites: a copy's CPU and time grow with its bytes (taken as
     # linear, an upper bound: a part of each is the runner's start); one copy per core (its CPU limit).
     # The measured copies shared this machine's cores `clones` ways, the source's PHP and MySQL with them:

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ def permanent(kind: str, reason: str) -> bool:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     plan = copy_jobs.Plan.model_validate_json(os.environ[copy_jobs.PLAN_ENV])
+    started = time.monotonic()
     try:
         outcome = asyncio.run(run(plan, CopySettings(), Mounted(Path(copy_jobs.MOUNTS))))
         code, summary = 0, "copied"
@@ -80,8 +82,8 @@ def main() -> int:
         outcome = {"reason": "CopyCrashed", "message": f"the copy failed unexpectedly ({type(error).__name__})"}
         code, summary = 1, f"CopyCrashed: {type(error).__name__}"
     used = os.times()  # what one copy costs, for sizing nodes (bench.bench_copy_jobs reads it)
-    log.info("%s %s/%s: %s; %.2f CPU-seconds", plan.kind, plan.namespace, plan.name, summary,
-             used.user + used.system)
+    log.info("%s %s/%s: %s; %.2f CPU-seconds, %.1f s", plan.kind, plan.namespace, plan.name, summary,
+             used.user + used.system, time.monotonic() - started)
     kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": plan.outcome, "namespace": plan.namespace},
                 "data": {copy_jobs.OUTCOME_KEY: copy_jobs.outcome_text(outcome)}})
