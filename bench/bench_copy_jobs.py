@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
 import statistics
@@ -94,18 +93,16 @@ def report_jobs(running: stack.Stack, site_bytes: int, clones: int) -> None:
           f"{cpu:.1f} CPU-seconds (slowest {max(c for c, _, _ in finished):.1f}), the copy {wall:.1f} s (slowest "
           f"{max(w for _, w, _ in finished):.1f} s), the Job from its start to its end {job:.0f} s (slowest "
           f"{max(j for _, _, j in finished):.0f} s: its pod's start besides), {clones} copies sharing the machine")
-    # A paper estimate for 50 clones of 1 GiB sites: a copy's CPU and time grow with its bytes (taken as
-    # linear, an upper bound: a part of each is the runner's start); one copy per core (its CPU limit).
-    # The measured copies shared this machine's cores `clones` ways, the source's PHP and MySQL with them:
-    # on a core of its own, one would take about cores/clones of the time it took here.
-    scale, cores_here = 1024 * MIB / site_bytes, os.cpu_count() or 1
-    per_copy_cpu, per_copy_seconds = cpu * scale, wall * scale * cores_here / clones
-    print(f"  50 clones of 1 GiB: {50 * per_copy_cpu / 3600:.1f} CPU-hours in the copy Jobs (the sources' PHP and "
-          f"the shared MySQL server besides); one copy about {per_copy_seconds / 60:.0f} min on a core of its own")
-    for nodes, cores in ((1, 2), (3, 4), (10, 8)):
+    # A paper estimate for 50 clones of 1 GiB sites: a copy's CPU grows with its bytes (taken as linear, an
+    # upper bound: a part of each is the runner's start); one copy per core (its CPU limit), as fast as its
+    # CPU lets it when its source keeps up (here the copies' time went waiting on one shared PHP source).
+    per_copy_cpu = cpu * 1024 * MIB / site_bytes
+    print(f"  50 clones of 1 GiB: {per_copy_cpu:.0f} CPU-seconds per copy, {50 * per_copy_cpu / 3600:.2f} CPU-hours "
+          f"in the copy Jobs (the sources' PHP and the shared MySQL server besides)")
+    for nodes, cores in ((1, 1), (1, 2), (3, 4), (10, 8)):
         rounds = -(-50 // (nodes * cores))
-        print(f"    {nodes} node(s) x {cores} cores: {min(50, nodes * cores)} copies at once, {rounds} round(s), "
-              f"about {rounds * per_copy_seconds / 60:.0f} min for all 50")
+        print(f"    {nodes} node(s) x {cores} core(s): {min(50, nodes * cores)} copies at once, {rounds} round(s), "
+              f"at least {rounds * per_copy_cpu / 60:.1f} min for all 50")
 
 
 if __name__ == "__main__":
