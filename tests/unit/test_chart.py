@@ -46,6 +46,10 @@ OPERATOR_RULES = {
     ("", "pods"): {"list", "watch"},
     ("", "persistentvolumeclaims"): {"get", "create", "delete"},
     ("", "events"): {"create"},
+    ("batch", "jobs"): {"get", "list", "create", "delete"},
+    ("", "serviceaccounts"): {"get", "create", "delete"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "create", "delete"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create", "delete"},
 }
 CLUSTER_WIDE_EXTRA = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 API_RULES = {
@@ -111,6 +115,24 @@ def test_default_install_watches_all_namespaces_with_exactly_the_rules_the_code_
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "wpclone-operator", "namespace": "wpclone"}]
     assert env(docs, "wpclone-operator")["WPCLONE_NAMESPACES"] == "[]"
+
+
+def test_copies_run_in_jobs_of_the_charts_own_image_and_may_read_where_the_apiserver_is() -> None:
+    docs = render(*REQUIRED, "--set", "image.tag=1.2.3")
+    settings = env(docs, "wpclone-operator")
+    assert settings["WPCLONE_COPY_IN"] == "job"
+    assert settings["WPCLONE_COPY_IMAGE"] == container(docs, "wpclone-operator")["image"]
+    assert json.loads(settings["WPCLONE_COPY_JOB_RESOURCES"])["limits"]["cpu"] == "1"
+    (role,) = find(docs, "Role", "wpclone-operator-apiserver")
+    assert role["metadata"]["namespace"] == "default"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["endpoints"], "resourceNames": ["kubernetes"],
+                              "verbs": ["get"]}]
+    (binding,) = find(docs, "RoleBinding", "wpclone-operator-apiserver")
+    assert binding["subjects"][0]["name"] == "wpclone-operator"
+    for values in (["--set", "operator.copies.in=operator"],
+                   ["--set-json", 'operator.copies.apiserverCIDRs=["10.0.0.1/32"]']):
+        assert not find(render(*REQUIRED, *values), "Role", "wpclone-operator-apiserver")
+    assert "/operator/copies/in" in render_error(*REQUIRED, "--set", "operator.copies.in=elsewhere")
 
 
 def test_watched_namespaces_get_a_role_each_and_nothing_cluster_wide() -> None:
