@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -214,22 +215,23 @@ def test_ttl_extension_moves_expiry_and_a_restart_keeps_it(
     assert extended["status"]["observedGeneration"] == extended["metadata"]["generation"]
 
 
-def test_short_ttl_expires_under_both_policies_even_when_due_while_the_operator_was_down(
+def test_a_ttl_that_fell_due_while_the_operator_was_down_expires_under_both_policies(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
         site: WordPressSite) -> None:
     apply(control_plane, namespace, login(site),
           clone_manifest("short-delete", site.url, ttlMinutes=1, expiryPolicy="Delete"),
           clone_manifest("short-retain", site.url, ttlMinutes=1, expiryPolicy="Retain"))
     wait_ready(control_plane, namespace, "short-delete")
-    retain = wait_ready(control_plane, namespace, "short-retain")
+    wait_ready(control_plane, namespace, "short-retain")
     prefix = f"wpc_{namespace.replace('-', '_')[:20]}_short_"
     assert len(database_exists(mariadb, prefix)) == 2
-    # Both expiries fall due while no operator runs; the operator carries them out when it returns.
-    due = datetime.datetime.fromisoformat(retain["status"]["expiresAt"].replace("Z", "+00:00"))
+    # Both expiries fall due while no operator runs; the operator carries them out when it returns. (A
+    # whole minute's TTL running out by itself: the chart's install test waits for that.)
     operator.stop()
     try:
-        eventually(lambda: datetime.datetime.now(datetime.UTC) > due + datetime.timedelta(seconds=2), timeout=90,
-                   what="the expiry to fall due", interval=1)
+        for name in ("short-delete", "short-retain"):
+            bring_ttl_forward(control_plane, namespace, name)
+        time.sleep(2)
         assert get_json(control_plane, namespace, "wpc", "short-delete") is not None  # nobody acted meanwhile
     finally:
         operator.start()
