@@ -252,8 +252,6 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
         if place:
             return content(constants.COPY_QUEUED, f"waiting for one of {settings.max_copy_jobs} copy slots "
                            f"({place} in line)")
-        await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
-                                clone.name, {"phase": constants.CLONING})
         kopf.info(body, reason="Cloning", message=f"copying {clone.spec.source.url} into the clone by Job "
                   f"{copy_jobs.job_name(owner)}")
         return content(constants.COPYING, f"copy Job {copy_jobs.job_name(owner)} started")

@@ -295,11 +295,11 @@ def test_the_chart_pods_restore_clones_to_production(namespaced: Release, stack:
     assert pushed["status"]["phase"] == "Completed", pushed["status"]
     assert pushed["status"]["backupId"]
     # Copied by Jobs (the chart's default), under the accounts the operator made for them.
-    for job in ("stage-copy", "push-restore"):
-        done_job = get_json(plane, WATCHED, "job", job) or {}
-        assert any(c["type"] == "Complete" and c["status"] == "True"
-                   for c in (done_job.get("status") or {}).get("conditions") or []), (job, done_job.get("status"))
-        assert done_job["spec"]["template"]["spec"]["serviceAccountName"] == job
+    for copy_job in ("stage-copy", "push-restore"):
+        done_job = get_json(plane, WATCHED, "job", copy_job) or {}
+        assert any(c["type"] == "Complete" and c["status"] == "True" for c in
+                   (done_job.get("status") or {}).get("conditions") or []), (copy_job, done_job.get("status"))
+        assert done_job["spec"]["template"]["spec"]["serviceAccountName"] == copy_job
 
     assert "Made on the clone" in post_titles(production.url)
     assert (production.docroot / "wp-content" / CLONE_FILES["uploads"]).read_bytes() == b"media made on the clone\n"
