@@ -10,7 +10,7 @@ from typing import Any
 
 from wpclone_common import constants
 from wpclone_common.resources import WordPressClone
-from wpclone_operator.settings import CopySettings, Settings
+from wpclone_operator.settings import CopySettings, Settings, split_address
 
 WORDPRESS_PORT = 80
 WP_CONTENT_PATH = "/var/www/html/wp-content"
@@ -86,7 +86,12 @@ def labels(clone: WordPressClone) -> dict[str, str]:
 
 
 def selector(clone: WordPressClone) -> dict[str, str]:
-    return {constants.LABEL_CLONE: clone.name, constants.LABEL_APP: "wordpress"}
+    return pods_of(clone.name)
+
+
+def pods_of(clone: str) -> dict[str, str]:
+    """The WordPress pods of the clone named `clone`, as labels to select them by."""
+    return {constants.LABEL_CLONE: clone, constants.LABEL_APP: "wordpress"}
 
 
 def label_selector(clone: WordPressClone) -> str:
@@ -278,12 +283,11 @@ def ingress(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
 
 def mysql_peer(settings: Settings) -> dict[str, Any]:
     """Where the clone's database is: one address when it is an IP, else any address on its port."""
-    address = settings.clone_db_host
-    host, port = address.rsplit(":", 1) if address.rsplit(":", 1)[-1].isdigit() else (address, "3306")
-    rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": int(port)}]}
+    host, port = split_address(settings.clone_db_host)
+    rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": port}]}
     # A DNS name cannot be named in a NetworkPolicy: then the port alone narrows the rule.
     with contextlib.suppress(ValueError):
-        rule["to"] = [{"ipBlock": {"cidr": str(ipaddress.ip_network(host.strip("[]")))}}]
+        rule["to"] = [{"ipBlock": {"cidr": str(ipaddress.ip_network(host))}}]
     return rule
 
 

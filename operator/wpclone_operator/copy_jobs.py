@@ -156,8 +156,7 @@ def network_policy(owner: Owner, settings: Settings, apiserver_cidrs: list[str])
               {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(settings.clone_denied_cidrs)}},
                       *_cidr_peers(list(settings.outbound_allow))]}]
     if owner.clone:
-        egress.append({"to": [{"podSelector": {"matchLabels": {constants.LABEL_CLONE: owner.clone,
-                                                               constants.LABEL_APP: "wordpress"}}}],
+        egress.append({"to": [{"podSelector": {"matchLabels": children.pods_of(owner.clone)}}],
                        "ports": [{"protocol": "TCP", "port": children.WORDPRESS_PORT}]})
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(owner, name),
             "spec": {"podSelector": {"matchLabels": {LABEL_COPY: name}}, "policyTypes": ["Ingress", "Egress"],

@@ -11,6 +11,7 @@ from wpclone_common import constants, kube
 from wpclone_engine.database_import import DatabaseTarget
 from wpclone_engine.transfer import TransferError
 from wpclone_operator import children, credentials
+from wpclone_operator.settings import split_address
 
 
 class Inputs(Protocol):
@@ -30,12 +31,6 @@ class Inputs(Protocol):
 def _target(data: dict[str, str], host: str, port: int) -> DatabaseTarget:
     return DatabaseTarget(host=host, port=port, user=data["username"], password=data["password"],
                           database=data["database"], table_prefix=children.TABLE_PREFIX)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """host:port (a bare host means MySQL's port 3306)."""
-    host, _, port = address.rpartition(":")
-    return (host.strip("[]"), int(port)) if host and port.isdigit() else (address, 3306)
 
 
 @dataclass(frozen=True)

@@ -56,11 +56,17 @@ async def run_restore(body: kopf.Body, patch: kopf.Patch, settings: Settings, re
     _ended(body, patch, spec, outcome, generation, time.monotonic() - started)
 
 
-async def _clone_of(namespace: str, spec: CloneRestoreSpec) -> WordPressClone | None:
-    """The restore's cloneRef, which must be Ready (a rollback reads none)."""
+def _clone_ref(spec: CloneRestoreSpec) -> str | None:
+    """The clone a restore reads (a rollback reads none)."""
     if spec.rollbackTo or spec.source is None or spec.source.cloneRef is None:
         return None
-    return await restoring.ready_clone(namespace, spec.source.cloneRef.name)
+    return spec.source.cloneRef.name
+
+
+async def _clone_of(namespace: str, spec: CloneRestoreSpec) -> WordPressClone | None:
+    """The restore's cloneRef, which must be Ready."""
+    name = _clone_ref(spec)
+    return None if name is None else await restoring.ready_clone(namespace, name)
 
 
 def _failed(body: kopf.Body, patch: kopf.Patch, reason: str, message: str, generation: int,
@@ -91,9 +97,7 @@ async def advance_job(body: kopf.Body, patch: kopf.Patch, settings: Settings) ->
     and its outcome made the restore's final status."""
     generation = body["metadata"]["generation"]
     spec = CloneRestoreSpec.model_validate(dict(body["spec"]))
-    clone_name = None if spec.rollbackTo or spec.source is None or spec.source.cloneRef is None \
-        else spec.source.cloneRef.name
-    owner = copy_jobs.Owner.of(body, clone_name)
+    owner = copy_jobs.Owner.of(body, _clone_ref(spec))
     job, outcome = await asyncio.to_thread(copy_job_control.state, owner)
     if job is None:
         try:

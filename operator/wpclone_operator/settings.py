@@ -12,6 +12,12 @@ from wpclone_common.resources import STORAGE_SIZE
 from wpclone_engine import outbound
 
 
+def split_address(address: str) -> tuple[str, int]:
+    """A MySQL server's host:port (a bare host means MySQL's port 3306; an IPv6 host loses its brackets)."""
+    host, _, port = address.rpartition(":")
+    return (host.strip("[]"), int(port)) if host and port.isdigit() else (address.strip("[]"), 3306)
+
+
 class MySQLAdmin:
     """The shared MySQL server's admin account, parsed from a DSN mysql://user:password@host:port/."""
 
