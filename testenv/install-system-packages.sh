@@ -5,12 +5,12 @@
 # The real node: containerd + runc + the CNI plugins run pods; iptables + ipset carry kube-proxy and the
 # NetworkPolicy enforcer; mmdebstrap builds root filesystems from Debian's packages and buildah builds
 # the project's Dockerfile over one (no Docker engine, no registry); busybox-static fills the node's small
-# tools image (testenv/images.py).
+# tools image (testenv/images.py). Chromium runs the dashboard's browser tests (driven by Playwright from PyPI).
 set -euo pipefail
 PACKAGES="wordpress wordpress-theme-twentytwentythree php8.2-cli php8.2-mysql php8.2-curl php8.2-zip
 php8.2-xml php8.2-mbstring php8.2-gd mariadb-server mariadb-client zip make libnss-myhostname
 containerd runc containernetworking-plugins iptables ipset conntrack iproute2 mmdebstrap buildah
-fuse-overlayfs uidmap busybox-static lua5.1"
+fuse-overlayfs uidmap busybox-static lua5.1 chromium fonts-dejavu-core"
 missing=""
 for package in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

@@ -24,6 +24,12 @@ async def require_caller(
     token = tenants.match_token(credentials.credentials, settings.token_table())
     if token is None:
         raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return admit(request, token)
+
+
+def admit(request: Request, token: tenants.ApiToken) -> tenants.Caller:
+    """The token's caller, once its rate limit lets this request through (by bearer token or session)."""
+    settings: ApiSettings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
     wait = limiter.wait_seconds(token.key)
     if wait > 0:

@@ -40,6 +40,10 @@ class ApiSettings(BaseSettings):
     max_ttl_minutes: int = Field(1440, ge=1, le=MAX_TTL_MINUTES)
     # How long a one-click login link into a clone stays valid (it works once).
     login_link_seconds: int = Field(120, ge=10, le=3600)
+    # The dashboard (/ui/): how long a sign-in lasts, and the key that signs its session cookies (empty:
+    # derived from the tokens, the same in every replica; changing a token signs everyone out).
+    session_hours: int = Field(12, ge=1, le=24 * 30)
+    session_secret: SecretStr = SecretStr("")
     # Per token, in each API replica: requests a second on average, and at once after a quiet spell.
     rate_limit_per_second: float = Field(10.0, gt=0)
     rate_limit_burst: int = Field(20, ge=1)
