@@ -73,7 +73,8 @@ Watch the resources:
   export KUBECONFIG={running.control_plane.kubeconfig}
   {kubectl} get wpc,pods -A
 Open http://demo.localhost:{running.ingress.port}/wp-admin/ in a browser on this machine, with the
-username and password from job-status. Logs: {running.base / 'logs'}. Stop everything: make down
+username and password from job-status. Or use the dashboard: {running.api.url}/ui/ (sign in with the token).
+Logs: {running.base / 'logs'}. Stop everything: make down
 """
 
 
