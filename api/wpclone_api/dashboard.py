@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -66,7 +66,12 @@ def _session(request: Request) -> tuple[tenants.Caller, str]:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """A posted form's fields (the last value of each), bounded in size."""
+    """A posted form's fields (the last value of each), bounded in size. A browser names the page a form
+    came from (Origin): one of another site's is refused, a sign-in too (no one is signed in as someone
+    else by a page they visited)."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, "this form was not sent from the dashboard")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise HTTPException(413, "the form is too large")
@@ -93,7 +98,7 @@ def _secure(response: Response) -> Response:
 
 def _page(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    notice = request.cookies.get(NOTICE_COOKIE, "")
+    notice = "" if template.startswith("_") else request.cookies.get(NOTICE_COOKIE, "")  # a page's, not a part's
     response = templates.TemplateResponse(request, template, {
         "csrf": sessions.csrf_token(cookie, _key(request)) if cookie else "", "notice": notice[:500],
         "tenant": getattr(getattr(request.state, "caller", None), "tenant", None), **context}, status_code=status_code)
@@ -154,7 +159,10 @@ async def login_page(request: Request) -> Response:
 
 @router.post("/login")
 async def sign_in(request: Request) -> Response:
-    form = await _form(request)
+    try:
+        form = await _form(request)
+    except HTTPException as refused:
+        return _page(request, "login.html", {"error": _message(refused)}, status_code=refused.status_code)
     settings = actions.settings_of(request)
     token = tenants.match_token(form.get("token", ""), settings.token_table())
     if token is None:

@@ -86,6 +86,12 @@ def test_a_form_without_the_sessions_csrf_token_changes_nothing(browser: TestCli
     for token in ("", "a" * 43):
         refused = browser.post("/ui/clones", data={**form, "csrf": token})
         assert refused.status_code == 403 and "reload the page" in shown(refused.text, "error")
+    elsewhere = browser.post("/ui/clones", data={**form, "csrf": csrf(browser)},
+                             headers={"Origin": "https://attacker.example"})
+    assert elsewhere.status_code == 403 and "not sent from the dashboard" in shown(elsewhere.text, "error")
+    signed_in_elsewhere = browser.post("/ui/login", data={"token": TOKENS["globex"]},
+                                       headers={"Origin": "https://attacker.example"}, follow_redirects=False)
+    assert signed_in_elsewhere.status_code == 403 and "set-cookie" not in signed_in_elsewhere.headers
     assert cluster.of_kind("WordPressClone") == [] and cluster.of_kind("Secret") == []
 
 
