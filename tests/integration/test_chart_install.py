@@ -245,7 +245,7 @@ def test_the_chart_pods_provision_serve_expire_and_delete_clones(
           clone_manifest("short-delete", other.url, "other-login", ttlMinutes=1, expiryPolicy="Delete"))
     clone = wait_ready(plane, WATCHED, "shop")
     wait_ready(plane, WATCHED, "short-delete")
-    apply(plane, WATCHED, clone_manifest("short-retain", other.url, "other-login", ttlMinutes=1,
+    apply(plane, WATCHED, clone_manifest("short-retain", other.url, "other-login", ttlMinutes=2,
                                          expiryPolicy="Retain"))
     http = namespaced.api()
     accepted = http.post("/api/v2/clone", json={
@@ -269,7 +269,7 @@ def test_the_chart_pods_provision_serve_expire_and_delete_clones(
     plane.kubectl("delete", "-n", WATCHED, "wpc", "shop", "--timeout=60s")
     assert databases(mariadb, WATCHED, "shop") == []
     # The Delete-policy clone's whole minute runs out by itself (the one real TTL of the suite); the
-    # Retain-policy one's is brought forward once it is Ready.
+    # Retain-policy one's (long enough to be Ready first) is brought forward once it is Ready.
     wait_ready(plane, WATCHED, "short-retain")
     bring_ttl_forward(plane, WATCHED, "short-retain")
     eventually(lambda: get_json(plane, WATCHED, "wpc", "short-delete") is None, timeout=120, interval=1,
