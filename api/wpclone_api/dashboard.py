@@ -34,10 +34,11 @@ SESSION_COOKIE, NOTICE_COOKIE = "wpclone_session", "wpclone_notice"
 EXTEND_MINUTES = 30
 MAX_FORM_BYTES = 64 * 1024
 STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-# No inline script or style, no framing, no referrer (a clone's address never learns the dashboard's).
+# No inline script or style, no framing, a referrer only to the dashboard itself (a clone never learns its
+# address; "no-referrer" would make browsers send its forms with `Origin: null`).
 HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                       "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'",
-           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
            "X-Frame-Options": "DENY"}
 PROGRESS_STEPS = ["", "database", "files", "commit", "done"]
 RESTORE_PARTS = ("database", "uploads", "themes", "plugins", "content")

@@ -74,7 +74,7 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_pages_carry_no_token(cluster
         page = client.get("/ui/")
         assert page.status_code == 200 and TOKENS["acme"] not in page.text
         assert "script-src 'self'" in page.headers["content-security-policy"]
-        assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "same-origin"
         assert "<script>" not in page.text and " style=" not in page.text  # the policy allows neither inline
         out = client.post("/ui/logout", data={"csrf": csrf(client)}, follow_redirects=False)
         assert out.headers["location"] == "/ui/login"
@@ -154,7 +154,7 @@ def test_open_goes_to_a_fresh_login_link_of_a_ready_clone(browser: TestClient, c
     url = cluster.make_ready("acme-shop")
     opened = browser.post("/ui/clones/acme-shop/open", data={"csrf": csrf(browser)}, follow_redirects=False)
     assert opened.status_code == 303 and opened.headers["location"].startswith(f"{url}/wp-login.php?wpclone-login=")
-    assert opened.headers["referrer-policy"] == "no-referrer"
+    assert opened.headers["referrer-policy"] == "same-origin"
 
 
 def test_a_restore_is_previewed_then_confirmed_with_the_previews_logins(browser: TestClient,
