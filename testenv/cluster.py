@@ -42,8 +42,10 @@ class ControlPlane:
         if self.node is not None:
             self.node.stop()
             self.node = None
+        # Nothing of a test stack's control plane is kept: no drain. (On SIGTERM the apiserver would wait
+        # ~10 s for its kubernetes Service's endpoint reconciler, until the default timeout killed it.)
         for server in reversed(self.servers):
-            server.stop()
+            server.stop(timeout=1)
         self.servers.clear()
         node.clean_up()
 

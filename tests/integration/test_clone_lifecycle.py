@@ -10,11 +10,15 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
 
 from testenv import cluster
 from testenv.ingress import IngressProcess
@@ -71,31 +75,50 @@ def wait_ready(plane: cluster.ControlPlane, namespace: str, name: str) -> dict:
     return clone
 
 
+@dataclass(frozen=True)
+class Shop:
+    """A Ready clone named shared-shop of the sample site, in a namespace of its own: the tests that only look at
+    a clone share it (each would otherwise wait for a clone of its own)."""
+
+    namespace: str
+    clone: dict
+
+
+@pytest.fixture(scope="module")
+def shop(control_plane: cluster.ControlPlane, operator: OperatorProcess, kube_client: ApiClient,
+         wordpress_sites: list[WordPressSite]) -> Iterator[Shop]:
+    namespace = f"t-shared-shop-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(kube_client)
+    core.create_namespace({"metadata": {"name": namespace}})
+    apply(control_plane, namespace, login(wordpress_sites[0]), clone_manifest("shared-shop", wordpress_sites[0].url))
+    yield Shop(namespace, wait_ready(control_plane, namespace, "shared-shop"))
+    core.delete_namespace(namespace)
+
+
 def test_applied_clone_gets_database_children_and_becomes_ready(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        ingress: IngressProcess, site: WordPressSite) -> None:
-    apply(control_plane, namespace, login(site), clone_manifest("shop", site.url))
-    clone = wait_ready(control_plane, namespace, "shop")
+        control_plane: cluster.ControlPlane, mariadb: MariaDB, ingress: IngressProcess, shop: Shop) -> None:
+    namespace, clone = shop.namespace, shop.clone
 
     status = clone["status"]
     assert status["phase"] == "Ready"
-    assert status["url"] == f"http://shop.localhost:{ingress.port}"
-    assert status["adminSecretRef"] == {"name": "shop-admin"}
+    assert status["url"] == f"http://shared-shop.localhost:{ingress.port}"
+    assert status["adminSecretRef"] == {"name": "shared-shop-admin"}
     assert status["observedGeneration"] == clone["metadata"]["generation"]
     for kind in ("Ready", "DatabaseReady", "ObjectsReady", "WorkloadReady"):
         found = condition(clone, kind)
         assert found and found["status"] == "True", found
         assert found["observedGeneration"] == clone["metadata"]["generation"]
 
-    prefix = f"wpc_{namespace.replace('-', '_')[:20]}_shop_"
+    prefix = f"wpc_{namespace.replace('-', '_')[:20]}_shared_shop_"
     assert len(database_exists(mariadb, prefix)) == 1
     uid = clone["metadata"]["uid"]
-    for kind, name in [("secret", "shop-db"), ("secret", "shop-admin"), ("configmap", "shop-mu-plugins"),
-                       ("deployment", "shop"), ("service", "shop"), ("ingress", "shop")]:
+    for kind, name in [("secret", "shared-shop-db"), ("secret", "shared-shop-admin"),
+                       ("configmap", "shared-shop-mu-plugins"), ("deployment", "shared-shop"),
+                       ("service", "shared-shop"), ("ingress", "shared-shop")]:
         child = get_json(control_plane, namespace, kind, name)
         assert child is not None, f"{kind}/{name} missing"
         assert [ref["uid"] for ref in child["metadata"]["ownerReferences"]] == [uid]
-    pods = get_json(control_plane, namespace, "pods", "-l", "wpclone.dev/clone=shop")
+    pods = get_json(control_plane, namespace, "pods", "-l", "wpclone.dev/clone=shared-shop")
     assert pods and pods["items"][0]["status"]["phase"] == "Running"
 
     table = control_plane.kubectl("get", "wpc", "-n", namespace)
@@ -105,11 +128,8 @@ def test_applied_clone_gets_database_children_and_becomes_ready(
 
 
 def test_the_clone_database_user_can_log_in_with_the_secret_password(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        site: WordPressSite) -> None:
-    apply(control_plane, namespace, login(site), clone_manifest("login", site.url))
-    wait_ready(control_plane, namespace, "login")
-    secret = get_json(control_plane, namespace, "secret", "login-db")
+        control_plane: cluster.ControlPlane, mariadb: MariaDB, shop: Shop) -> None:
+    secret = get_json(control_plane, shop.namespace, "secret", "shared-shop-db")
     data = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
     result = subprocess.run(["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", str(mariadb.port),
                              "-u", data["username"], f"-p{data['password']}", data["database"], "-e", "SELECT 1"],
@@ -262,15 +282,13 @@ def test_a_ttl_that_fell_due_while_the_operator_was_down_expires_under_both_poli
 
 
 def test_no_password_reaches_the_resource_events_or_log(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        site: WordPressSite) -> None:
-    apply(control_plane, namespace, login(site),
-          clone_manifest("quiet", site.url))
-    wait_ready(control_plane, namespace, "quiet")
-    generated = [base64.b64decode(value).decode() for name in ("quiet-db", "quiet-admin")
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, site: WordPressSite,
+        shop: Shop) -> None:
+    namespace = shop.namespace
+    generated = [base64.b64decode(value).decode() for name in ("shared-shop-db", "shared-shop-admin")
                  for key, value in get_json(control_plane, namespace, "secret", name)["data"].items()
                  if key in ("password", "migrator-token")]
-    visible = json.dumps(get_json(control_plane, namespace, "wpc", "quiet")) + \
+    visible = json.dumps(get_json(control_plane, namespace, "wpc", "shared-shop")) + \
         control_plane.kubectl("get", "events", "-n", namespace, "-o", "json") + \
         operator.log_path.read_text()
     for secret in [site.admin_password, mariadb.admin_password, *generated]:
@@ -278,11 +296,10 @@ def test_no_password_reaches_the_resource_events_or_log(
 
 
 def test_clone_serves_a_copy_of_the_source_with_its_own_admin_login(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, namespace: str, site: WordPressSite) -> None:
-    """Through the container stand-in: the pod's spec alone points WordPress at the clone's database,
-    which now holds the source's content, at the clone's URL."""
-    apply(control_plane, namespace, login(site), clone_manifest("served", site.url))
-    clone = wait_ready(control_plane, namespace, "served")
+        control_plane: cluster.ControlPlane, site: WordPressSite, shop: Shop) -> None:
+    """The pod's spec alone points WordPress at the clone's database, which now holds the source's
+    content, at the clone's URL."""
+    namespace, clone = shop.namespace, shop.clone
     url = clone["status"]["url"]
     assert condition(clone, "ContentCloned")["status"] == "True"
     assert clone["status"]["progress"]["rows"] > 0 and clone["status"]["progress"]["files"] > 0
@@ -299,14 +316,14 @@ def test_clone_serves_a_copy_of_the_source_with_its_own_admin_login(
     assert home.headers.get("x-robots-tag", "").startswith("noindex")
 
     admin = {key: base64.b64decode(value).decode()
-             for key, value in get_json(control_plane, namespace, "secret", "served-admin")["data"].items()}
+             for key, value in get_json(control_plane, namespace, "secret", "shared-shop-admin")["data"].items()}
     assert admin["username"] == site.admin_user and admin["password"] != site.admin_password
     browser = httpx.Client(base_url=url, timeout=30)
     browser.get("/wp-login.php")
     browser.post("/wp-login.php", data={"log": admin["username"], "pwd": admin["password"], "testcookie": "1"})
     dashboard = browser.get("/wp-admin/")
     assert dashboard.status_code == 200 and "wp-admin-bar" in dashboard.text
-    checksums = get_json(control_plane, namespace, "configmap", "served-source-checksums")
+    checksums = get_json(control_plane, namespace, "configmap", "shared-shop-source-checksums")
     assert any(table.endswith("posts") for table in checksums["data"])
 
 

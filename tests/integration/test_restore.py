@@ -6,11 +6,14 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
 
 from testenv import cluster
 from testenv.api_process import ApiProcess
@@ -83,6 +86,49 @@ def changed_clone_of(plane: cluster.ControlPlane, mariadb: MariaDB, namespace: s
     return stage
 
 
+class Staged(NamedTuple):
+    """A fresh production and, in a namespace of its own (with production's login as production-login),
+    a Ready clone of it named `stage` with a user's changes on it."""
+
+    production: WordPressSite
+    namespace: str
+    stage: str
+
+
+STAGED_AT_ONCE = 5  # the tests below that take one
+
+
+@pytest.fixture(scope="module")
+def staged(control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB,
+           kube_client: ApiClient, make_site: SiteMaker) -> Iterator[Callable[[], Staged]]:
+    """Hands out Staged clones: the first call makes STAGED_AT_ONCE side by side (their pods start and
+    copy together), so each test waits for its restore, not for a clone of its own in turn."""
+    core, made, ready = client.CoreV1Api(kube_client), [], []
+
+    def start() -> tuple[WordPressSite, str, str]:
+        production, namespace = make_site(), f"t-staged-{uuid.uuid4().hex[:8]}"
+        core.create_namespace({"metadata": {"name": namespace}})
+        made.append(namespace)
+        stage = f"stage-{uuid.uuid4().hex[:6]}"
+        apply(control_plane, namespace,
+              credentials_secret("production-login", production.admin_user, production.admin_password),
+              clone_manifest(stage, production.url, secret="production-login"))
+        return production, namespace, stage
+
+    def take() -> Staged:
+        if not ready:
+            for production, namespace, stage in [start() for _ in range(STAGED_AT_ONCE)]:
+                control_plane.kubectl("wait", "-n", namespace, f"wpc/{stage}", "--for=condition=Ready",
+                                      "--timeout=180s")
+                change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
+                                 clone_wp_content(control_plane, namespace, stage))
+                ready.append(Staged(production, namespace, stage))
+        return ready.pop()
+    yield take
+    for namespace in made:
+        core.delete_namespace(namespace)
+
+
 def option(mariadb: MariaDB, site: WordPressSite, name: str) -> str:
     return mariadb.sql(f"SELECT option_value FROM `{site.db_name}`.wp_options WHERE option_name = '{name}'")
 
@@ -136,9 +182,8 @@ def test_clone_changes_are_restored_to_production_with_a_backup(
 
 def test_rollback_returns_production_to_its_pre_restore_state(
         control_plane: cluster.ControlPlane, operator: OperatorProcess,
-        mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
-    production = make_site()
-    stage = changed_clone_of(control_plane, mariadb, namespace, production)
+        mariadb: MariaDB, staged: Callable[[], Staged]) -> None:
+    production, namespace, stage = staged()
     before = snapshot(mariadb, production)
     apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}}))
     backup = wait_restore(control_plane, namespace, "push")["status"]["backupId"]
@@ -153,10 +198,9 @@ def test_rollback_returns_production_to_its_pre_restore_state(
 
 
 def test_production_changed_since_the_clone_refuses_the_restore(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        make_site: SiteMaker) -> None:
-    production = make_site()
-    stage = clone_of(control_plane, namespace, production)
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB,
+        staged: Callable[[], Staged]) -> None:
+    production, namespace, stage = staged()
     mariadb.sql(f"UPDATE `{production.db_name}`.wp_posts SET post_title = 'Edited in production' WHERE ID = 1")
     before = snapshot(mariadb, production)
 
@@ -169,10 +213,9 @@ def test_production_changed_since_the_clone_refuses_the_restore(
 
 
 def test_overwrite_restores_over_a_conflict_and_says_what_it_overwrote(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        make_site: SiteMaker) -> None:
-    production = make_site()
-    stage = changed_clone_of(control_plane, mariadb, namespace, production)
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB,
+        staged: Callable[[], Staged]) -> None:
+    production, namespace, stage = staged()
     mariadb.sql(f"UPDATE `{production.db_name}`.wp_posts SET post_title = 'Edited in production' WHERE ID = 1")
 
     apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}},
@@ -186,10 +229,9 @@ def test_overwrite_restores_over_a_conflict_and_says_what_it_overwrote(
 
 
 def test_a_restore_without_a_backup_keeps_none(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
-        make_site: SiteMaker) -> None:
-    production = make_site()
-    stage = changed_clone_of(control_plane, mariadb, namespace, production)
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB,
+        staged: Callable[[], Staged]) -> None:
+    production, namespace, stage = staged()
     apply(control_plane, namespace, restore_manifest("push", production, source={"cloneRef": {"name": stage}},
                                                      backup=False))
     done = wait_restore(control_plane, namespace, "push")
@@ -237,9 +279,8 @@ def test_a_restore_from_a_site_given_by_url_and_login(
 
 def test_dry_run_lists_what_would_change_and_writes_nothing(
         control_plane: cluster.ControlPlane, operator: OperatorProcess,
-        mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
-    production = make_site()
-    stage = changed_clone_of(control_plane, mariadb, namespace, production)
+        mariadb: MariaDB, staged: Callable[[], Staged]) -> None:
+    production, namespace, stage = staged()
     before = snapshot(mariadb, production)
     apply(control_plane, namespace, restore_manifest("preview", production, source={"cloneRef": {"name": stage}},
                                                      dryRun=True))
@@ -252,32 +293,55 @@ def test_dry_run_lists_what_would_change_and_writes_nothing(
     assert snapshot(mariadb, production) == before
 
 
-@pytest.mark.parametrize(("include", "database_changes", "file_changes"), [
-    ({"database": False, "themes": False, "plugins": False, "content": False}, False, {"uploads"}),
-    ({"database": False, "uploads": False, "content": False}, False, {"themes", "plugins"}),
-    ({"database": False, "uploads": False, "plugins": False, "content": False}, False, {"themes"}),
-    ({"database": False, "uploads": False, "themes": False, "plugins": False}, False, {"content"}),
-    ({"uploads": False, "themes": False, "plugins": False, "content": False}, True, set()),
-    ({"uploads": False, "themes": False, "plugins": False, "content": False, "tables": ["options"]}, "options only",
-     set()),
-], ids=["uploads", "themes-and-plugins", "themes", "rest-of-wp-content", "database", "options-table"])
-def test_selective_restore_writes_only_what_is_included(
+# What each selection restores: its include, whether the database arrives (all of it, or the options table
+# alone), and which of the clone's files.
+SELECTIONS: dict[str, tuple[dict[str, Any], bool | str, set[str]]] = {
+    "uploads": ({"database": False, "themes": False, "plugins": False, "content": False}, False, {"uploads"}),
+    "themes-and-plugins": ({"database": False, "uploads": False, "content": False}, False, {"themes", "plugins"}),
+    "themes": ({"database": False, "uploads": False, "plugins": False, "content": False}, False, {"themes"}),
+    "rest-of-wp-content": ({"database": False, "uploads": False, "themes": False, "plugins": False}, False,
+                           {"content"}),
+    "database": ({"uploads": False, "themes": False, "plugins": False, "content": False}, True, set()),
+    "options-table": ({"uploads": False, "themes": False, "plugins": False, "content": False,
+                       "tables": ["options"]}, "options only", set()),
+}
+
+
+def test_selective_restores_write_only_what_each_includes(
         control_plane: cluster.ControlPlane, operator: OperatorProcess,
-        mariadb: MariaDB, namespace: str, make_site: SiteMaker, include: dict[str, Any],
-        database_changes: bool | str, file_changes: set[str]) -> None:
-    production = make_site()
-    stage = changed_clone_of(control_plane, mariadb, namespace, production)
-    dropin = production.docroot / "wp-content" / "object-cache.php"
-    dropin.write_text("<?php // production's own object cache\n")
-    apply(control_plane, namespace, restore_manifest("part", production, source={"cloneRef": {"name": stage}},
-                                                     include=include))
-    done = wait_restore(control_plane, namespace, "part")
-    assert done["status"]["phase"] == "Completed", json.dumps(done["status"])
-    arrived = {part for part, path in CLONE_FILES.items() if (production.docroot / "wp-content" / path).exists()}
-    assert arrived == file_changes
-    assert dropin.read_text() == "<?php // production's own object cache\n"  # a drop-in is production's own
-    assert (option(mariadb, production, "blogdescription") == "Tagline from the clone") == bool(database_changes)
-    assert ("Made on the clone" in post_titles(production)) == (database_changes is True)
+        mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
+    """Each selection restores a changed clone into a production of its own; all at once, so that their
+    clones' pods start side by side (a failure names its selection)."""
+    productions = {selection: make_site() for selection in SELECTIONS}
+    stages = {selection: f"part{number}-{uuid.uuid4().hex[:6]}" for number, selection in enumerate(SELECTIONS)}
+    for selection, production in productions.items():
+        apply(control_plane, namespace,
+              credentials_secret(f"login-{stages[selection]}", production.admin_user, production.admin_password),
+              clone_manifest(stages[selection], production.url, secret=f"login-{stages[selection]}"))
+    for selection, production in productions.items():
+        stage = stages[selection]
+        control_plane.kubectl("wait", "-n", namespace, f"wpc/{stage}", "--for=condition=Ready", "--timeout=180s")
+        change_the_clone(mariadb, clone_database(control_plane, namespace, stage),
+                         clone_wp_content(control_plane, namespace, stage))
+        (production.docroot / "wp-content" / "object-cache.php").write_text(PRODUCTIONS_DROP_IN)
+        restore = restore_manifest(stage, production, source={"cloneRef": {"name": stage}},
+                                   include=SELECTIONS[selection][0])
+        restore["spec"]["target"]["credentialsSecretRef"]["name"] = f"login-{stage}"
+        apply(control_plane, namespace, restore)
+
+    for selection, (_, database_changes, file_changes) in SELECTIONS.items():
+        production, done = productions[selection], wait_restore(control_plane, namespace, stages[selection])
+        assert done["status"]["phase"] == "Completed", (selection, json.dumps(done["status"]))
+        content = production.docroot / "wp-content"
+        arrived = {part for part, path in CLONE_FILES.items() if (content / path).exists()}
+        assert arrived == file_changes, selection
+        assert (content / "object-cache.php").read_text() == PRODUCTIONS_DROP_IN, selection  # production's own
+        assert (option(mariadb, production, "blogdescription") == "Tagline from the clone") == bool(
+            database_changes), selection
+        assert ("Made on the clone" in post_titles(production)) == (database_changes is True), selection
+
+
+PRODUCTIONS_DROP_IN = "<?php // production's own object cache\n"
 
 
 def test_rest_restore_of_a_clone_made_over_rest_then_its_rollback_over_rest(
