@@ -198,11 +198,7 @@ async def _webhook_secret(request: Request, caller: tenants.Caller, callback_url
 
 
 async def create_restore(request: Request, caller: tenants.Caller, body: RestoreRequest) -> str:
-    namespace, limits = namespace_of(request), settings_of(request).limits()
-    over_quota = quotas.job_refusal(limits, await _usage(namespace, caller.tenant, limits))
-    if over_quota:
-        raise HTTPException(429, over_quota)
-    await _webhook_secret(request, caller, body.callback_url)
+    namespace = await _within_job_quota(request, caller, body.callback_url)
     try:
         return await restores.create_restore(namespace, caller, body)
     except restores.SourceRefused as refused:
@@ -210,12 +206,18 @@ async def create_restore(request: Request, caller: tenants.Caller, body: Restore
 
 
 async def create_rollback(request: Request, caller: tenants.Caller, body: RollbackRequest) -> str:
+    return await restores.create_rollback(await _within_job_quota(request, caller, body.callback_url), caller, body)
+
+
+async def _within_job_quota(request: Request, caller: tenants.Caller, callback_url: str | None) -> Namespace:
+    """Where a restore or rollback job goes, once the tenant's running jobs leave room for it (429 if not)
+    and its callback_url's signing key is in place."""
     namespace, limits = namespace_of(request), settings_of(request).limits()
     over_quota = quotas.job_refusal(limits, await _usage(namespace, caller.tenant, limits))
     if over_quota:
         raise HTTPException(429, over_quota)
-    await _webhook_secret(request, caller, body.callback_url)
-    return await restores.create_rollback(namespace, caller, body)
+    await _webhook_secret(request, caller, callback_url)
+    return namespace
 
 
 async def backups(request: Request, caller: tenants.Caller, target: str) -> list[Backup]:

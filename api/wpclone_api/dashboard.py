@@ -188,18 +188,19 @@ async def sign_out(request: Request) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    async def show() -> Response:
-        caller, _ = _session(request)
-        return _page(request, "home.html", await _tables(request, caller))
-    return await _run(request, show)
+    return await _tables_page(request, "home.html")
 
 
 @router.get("/live/jobs", response_class=HTMLResponse)
 async def live_jobs(request: Request) -> Response:
     """The home page's tables alone, for the script's refresh."""
+    return await _tables_page(request, "_jobs.html")
+
+
+async def _tables_page(request: Request, template: str) -> Response:
     async def show() -> Response:
         caller, _ = _session(request)
-        return _page(request, "_jobs.html", await _tables(request, caller))
+        return _page(request, template, await _tables(request, caller))
     return await _run(request, show)
 
 
@@ -302,19 +303,19 @@ async def preview_restore(request: Request, clone_id: str) -> Response:
 
 @router.get("/restores/{job_id}", response_class=HTMLResponse)
 async def restore_page(request: Request, job_id: str) -> Response:
-    async def show() -> Response:
-        caller, _ = _session(request)
-        job = restore_row(await actions.own_restore(request, caller, job_id))
-        return _page(request, "restore_job.html", {"job": job})
-    return await _run(request, show)
+    return await _restore_job_page(request, job_id, "restore_job.html")
 
 
 @router.get("/live/restores/{job_id}", response_class=HTMLResponse)
 async def live_restore(request: Request, job_id: str) -> Response:
+    """A restore's page alone, for the script's refresh."""
+    return await _restore_job_page(request, job_id, "_restore_job.html")
+
+
+async def _restore_job_page(request: Request, job_id: str, template: str) -> Response:
     async def show() -> Response:
         caller, _ = _session(request)
-        return _page(request, "_restore_job.html",
-                     {"job": restore_row(await actions.own_restore(request, caller, job_id))})
+        return _page(request, template, {"job": restore_row(await actions.own_restore(request, caller, job_id))})
     return await _run(request, show)
 
 

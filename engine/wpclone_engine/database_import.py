@@ -196,6 +196,7 @@ class DatabaseImport:
         self._target = target
         self.job = secrets.token_hex(6)
         self._staged: dict[str, str] = {}
+        self._foreign_keys: dict[str, Sequence[str]] = {}  # added once every table is in place
         self._order = frames.TableOrder()
         self._swap: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
         self._collations: frozenset[str] = frozenset()  # the server's own, lower case
@@ -225,13 +226,17 @@ class DatabaseImport:
                                  + b" WHERE option_name IN (" + wanted + b")")
         return {row[0].decode(): row[1] for row in rows}
 
-    async def begin_table(self, table: str, create: str, columns: list[str]) -> None:
+    async def begin_table(self, table: str, create: str, columns: list[str], foreign_keys: Sequence[str] = ()) -> None:
+        """`create` without its foreign keys; those (checked by table_definition, referring to this database)
+        wait for add_foreign_keys."""
         if not table.startswith(self._target.table_prefix) or table in self._staged:
             raise frames.StreamError(f"refusing table {table}")
         self._order.begin(table, columns)
         staging = f"wpci_{self.job}_{len(self._staged)}"
         statement = staging_create(create, table, staging, self._collations)
         self._staged[table] = staging
+        if foreign_keys:
+            self._foreign_keys[table] = foreign_keys
         await self._execute(statement)
 
     async def rows(self, payload: bytes) -> None:
@@ -310,9 +315,9 @@ class DatabaseImport:
             found += sum(count(cell) for row in rows for cell in row if cell is not None)
         return found
 
-    async def add_foreign_keys(self, keys: dict[str, list[str]]) -> None:
-        """Adds each table's foreign key clauses (checked by table_definition, referring to this database)."""
-        for table, clauses in sorted(keys.items()):
+    async def add_foreign_keys(self) -> None:
+        """Adds the foreign keys of the tables begun, under their live names."""
+        for table, clauses in sorted(self._foreign_keys.items()):
             await self._execute(b"ALTER TABLE " + name(table) + b" " + b", ".join(
                 b"ADD " + clause.encode() for clause in clauses))
 

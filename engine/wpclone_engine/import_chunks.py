@@ -8,6 +8,8 @@ once, and double up to the limit, so there are few of them (each request boots W
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from wpclone_engine import frames
 from wpclone_engine.pipeline import Pipeline
 from wpclone_engine.wordpress import ImportJob, Migrator
@@ -72,9 +74,13 @@ class TablesImport:
         self.chunks = chunks
         self._order = frames.TableOrder()
 
-    async def begin_table(self, table: str, create: str, columns: list[str]) -> None:
+    async def begin_table(self, table: str, create: str, columns: list[str], foreign_keys: Sequence[str] = ()) -> None:
+        """`create` without its foreign keys; the migrator adds those (checked again there) when it commits."""
         self._order.begin(table, columns)
-        await self.chunks.add(frames.encode_json(frames.TABLE, {"name": table, "create": create, "columns": columns}))
+        meta: dict[str, object] = {"name": table, "create": create, "columns": columns}
+        if foreign_keys:
+            meta["foreign_keys"] = list(foreign_keys)
+        await self.chunks.add(frames.encode_json(frames.TABLE, meta))
 
     async def rows(self, payload: bytes) -> None:
         self._order.open_table()

@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -194,11 +194,10 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
     try:
         move = site_move(source_info, destination.database.table_prefix, rewrite_to or destination.url,
                           await database.preserved_options(), admin_password)
-        foreign_keys: dict[str, list[str]] = {}
         if include.database:
             if destination.baseline:
                 await database.begin_baseline()
-            await _copy_database(source, database, move, tables, include, admin_password, tally, foreign_keys,
+            await _copy_database(source, database, move, tables, include, admin_password, tally,
                                  baseline=database if destination.baseline else None)
             await database.swap(replace_all=include.tables is None)
             await database.raise_counters(destination.id_offset)
@@ -214,7 +213,7 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
         await database.finish()
         # Once the tables they refer to are all there, and the replaced ones (with the same names of
         # constraints) are gone; the rows are the source's own, so they are not checked again.
-        await database.add_foreign_keys(foreign_keys)
+        await database.add_foreign_keys()
     except BaseException:
         await quietly(database.abort())
         raise
@@ -281,18 +280,18 @@ DROPINS = frozenset({"advanced-cache.php", "object-cache.php", "db.php", "db-err
 class DatabaseSink(Protocol):
     """What receives tables: a migrator (TablesImport) or a bare database (DatabaseImport)."""
 
-    async def begin_table(self, table: str, create: str, columns: list[str]) -> None: ...
+    async def begin_table(self, table: str, create: str, columns: list[str],
+                          foreign_keys: Sequence[str] = ()) -> None: ...
     async def rows(self, payload: bytes) -> None: ...
     async def end_table(self, table: str, rows: int) -> None: ...
 
 
 async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                          tables: list[str], include: Include, admin_password: AdminPassword | None,
-                         tally: Tally, foreign_keys: dict[str, list[str]] | None = None,
-                         baseline: DatabaseImport | None = None) -> None:
-    """Streams the tables into `sink`; their foreign keys (destination names) into `foreign_keys`, when
-    the sink adds them itself (a migrator's import leaves them out); each row's baseline entry into
-    `baseline`'s baseline table, when given."""
+                         tally: Tally, baseline: DatabaseImport | None = None) -> None:
+    """Streams the tables into `sink`, each with its foreign keys (under the destination's names) for the
+    sink to add once every table is there; each row's baseline entry into `baseline`'s baseline table,
+    when given."""
     table_rows = None
     recorder: _BaselineRecorder | None = None
     async with source.export_database(None if include.tables is None else tables, SLICE_BYTES) as chunks:
@@ -306,9 +305,8 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                     recorder = _BaselineRecorder(baseline, merge.TableBaseline.of(
                         meta["name"], meta["columns"], meta.get("key"), unprefixed))
                 await sink.begin_table(move.table_name(meta["name"]),
-                                       move.create_statement(meta["create"], meta["name"]), meta["columns"])
-                if foreign_keys is not None and (keys := move.foreign_keys(meta["create"], meta["name"])):
-                    foreign_keys[move.table_name(meta["name"])] = keys
+                                       move.create_statement(meta["create"], meta["name"]), meta["columns"],
+                                       move.foreign_keys(meta["create"], meta["name"]))
             elif frame.kind == frames.ROWS and table_rows is not None:
                 payload, counts = table_rows.apply(frame.payload)
                 tally.counts.add(counts)

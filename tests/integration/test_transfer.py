@@ -209,15 +209,27 @@ async def test_a_clone_gets_the_whole_of_wp_content_but_caches_backups_config_an
     assert home.status_code == 200 and not list(content.glob(".wpclone-*"))
 
 
-async def test_a_clones_tables_keep_their_foreign_keys_to_one_another(
-        mariadb: MariaDB, make_site: SiteMaker, empty_clone: EmptyClone) -> None:
-    source = make_site()
-    mariadb.sql(f"""USE `{source.db_name}`;
+def add_a_shop(mariadb: MariaDB, site: WordPressSite, total: int = 10) -> None:
+    """Two tables of a shop plugin, items referring to their order by a named foreign key."""
+    mariadb.sql(f"""USE `{site.db_name}`;
         CREATE TABLE wp_shop_orders (id INT PRIMARY KEY, total INT) ENGINE=InnoDB;
         CREATE TABLE wp_shop_items (id INT PRIMARY KEY, order_id INT, KEY (order_id),
             CONSTRAINT fk_order FOREIGN KEY (order_id) REFERENCES wp_shop_orders (id) ON DELETE CASCADE) ENGINE=InnoDB;
-        INSERT INTO wp_shop_orders VALUES (1, 10), (2, 20);
+        INSERT INTO wp_shop_orders VALUES (1, {total}), (2, 20);
         INSERT INTO wp_shop_items VALUES (1, 1), (2, 1), (3, 2);""")
+
+
+def foreign_keys(mariadb: MariaDB, database: str) -> set[tuple[str, ...]]:
+    """(table, constraint, the table it refers to) of each foreign key in `database`."""
+    found = mariadb.sql("SELECT TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME FROM information_schema."
+                        f"REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = '{database}'")
+    return {tuple(line.split("\t")) for line in found.splitlines()}
+
+
+async def test_a_clones_tables_keep_their_foreign_keys_to_one_another(
+        mariadb: MariaDB, make_site: SiteMaker, empty_clone: EmptyClone) -> None:
+    source = make_site()
+    add_a_shop(mariadb, source)
     async with httpx.AsyncClient() as http:
         destination = DatabaseDestination(
             DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
@@ -293,6 +305,32 @@ async def test_a_backup_taken_by_a_copy_rolls_the_destination_back(
     assert [backup["id"] for backup in backups] == [result.backup]
     assert snapshot(mariadb, target) == before
     assert after.backups == [] and leftovers(mariadb, target) == []
+
+
+async def test_a_copy_into_a_site_brings_its_foreign_keys_and_a_rollback_puts_the_sites_own_back(
+        mariadb: MariaDB, make_site: SiteMaker) -> None:
+    """A restore: the site's replaced tables keep their keys in the backup; the tables put in their place
+    arrive with the source's keys (named by the server), referring to each other under their live names."""
+    source, target = make_site(), make_site()
+    add_a_shop(mariadb, source)
+    add_a_shop(mariadb, target, total=99)
+    before = foreign_keys(mariadb, target.db_name)
+    async with httpx.AsyncClient() as http:
+        destination = migrator(http, target, "target")
+        result = await copy_site(migrator(http, source, "source"), destination, backup=True,
+                                 include=Include(uploads=False, themes=False, plugins=False))
+        restored = foreign_keys(mariadb, target.db_name)
+        assert ("wp_shop_items", "wp_shop_items_ibfk_1", "wp_shop_orders") in restored, restored
+        (kept,) = restored - {("wp_shop_items", "wp_shop_items_ibfk_1", "wp_shop_orders")}
+        assert kept[0].startswith("wpcb_") and kept[1] == "fk_order" and kept[2].startswith("wpcb_"), restored
+        assert mariadb.sql(f"SELECT total FROM `{target.db_name}`.wp_shop_orders WHERE id = 1") == "10"
+        mariadb.sql(f"DELETE FROM `{target.db_name}`.wp_shop_orders WHERE id = 1")  # the key works on the site
+        assert mariadb.sql(f"SELECT id FROM `{target.db_name}`.wp_shop_items") == "3"
+        await destination.rollback(result.backup or "")
+
+    assert foreign_keys(mariadb, target.db_name) == before == {("wp_shop_items", "fk_order", "wp_shop_orders")}
+    assert mariadb.sql(f"SELECT total FROM `{target.db_name}`.wp_shop_orders WHERE id = 1") == "99"
+    assert leftovers(mariadb, target) == []
 
 
 async def test_a_copy_of_some_tables_and_the_uploads_leaves_the_rest_of_the_destination_alone(

@@ -4,6 +4,7 @@
  * names it uses are stood in for here; everything else is the plugin's own code.
  *
  *   php migrator_import.php definitions  stdin [{create, name, staging}...] -> [{statement} or {error, message}...]
+ *   php migrator_import.php foreign_keys stdin [{clause, name}...] -> [{key} or {error, message}...]
  *   php migrator_import.php chunk        stdin a database chunk (H, T, R, E frames) -> {rows, tables} or {error, message}
  *   php migrator_import.php query        stdin one query string -> {ok} or {error, message}
  *
@@ -90,11 +91,23 @@ function check_definition(array $asked): array
     }
 }
 
+function check_foreign_key(array $asked): array
+{
+    try {
+        return ['key' => WPClone_Table_Definition::foreign_key($asked['clause'], $asked['name'])];
+    } catch (WPClone_Error $error) {
+        return ['error' => $error->reason, 'message' => $error->getMessage()];
+    }
+}
+
 $input = stream_get_contents(STDIN);
 try {
     switch ($argv[1]) {
         case 'definitions':
             $answer = array_map('check_definition', json_decode($input, true));
+            break;
+        case 'foreign_keys':
+            $answer = array_map('check_foreign_key', json_decode($input, true));
             break;
         case 'chunk':
             $answer = apply_chunk($input);

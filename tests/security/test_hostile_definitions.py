@@ -4,13 +4,14 @@ refuse every one that would do more than create a table, and rebuild only what t
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.security.hostile_input import hostile_definitions, php_definitions
+from tests.security.hostile_input import hostile_definitions, php, php_definitions
 from wpclone_common import constants
 from wpclone_engine import frames
 from wpclone_engine.rewrite import UrlRewrite
@@ -80,6 +81,30 @@ def test_a_foreign_key_to_anything_but_the_sites_own_tables_is_refused(reference
     with pytest.raises(frames.StreamError, match=refusal) as refusal_error:
         move.foreign_keys(create, TABLE)
     assert refusal_error.value.reason == "BadTableDefinition"
+
+
+def test_the_migrator_rebuilds_a_foreign_key_from_its_parts_without_its_names() -> None:
+    clause = ("CONSTRAINT `fk_parent` FOREIGN KEY `by_parent` (`parent`, `kind`) REFERENCES `wp_t1` (`id`, `kind`) "
+              "ON DELETE CASCADE ON UPDATE SET NULL")
+    assert php("foreign_keys", json.dumps([{"clause": clause, "name": TABLE}]).encode()) == [{"key": {
+        "head": "FOREIGN KEY (`parent`, `kind`)", "references": "wp_t1",
+        "tail": "(`id`, `kind`) ON DELETE CASCADE ON UPDATE SET NULL"}}]
+
+
+@pytest.mark.parametrize("clause", [
+    "CONSTRAINT `fk` FOREIGN KEY (`parent`) REFERENCES `other_db`.`wp_t1` (`id`)",
+    "FOREIGN KEY (`parent`) REFERENCES `wp_t1` (`id`); DROP TABLE `wp_users`",
+    "FOREIGN KEY (`parent`) REFERENCES `wp_t1` (`id`) /*!50000 , ADD COLUMN x int */",
+    "FOREIGN KEY (`parent`) REFERENCES `wp_t1` (`id`) ON DELETE DROP",
+    "FOREIGN KEY (`parent`) REFERENCES `wp_t1` (`id`), ADD COLUMN `x` int",
+    "FOREIGN KEY (parent) REFERENCES `wp_t1` (`id`)",
+    "FOREIGN KEY (`parent`) REFERENCES (SELECT 1)",
+    "CHECK (1)",
+    "",
+])
+def test_the_migrator_refuses_a_foreign_key_that_is_anything_more(clause: str) -> None:
+    [answer] = php("foreign_keys", json.dumps([{"clause": clause, "name": TABLE}]).encode())
+    assert answer.get("error") == "bad_table_definition", answer
 
 
 def _verdict(answer: dict[str, str]) -> str | None:

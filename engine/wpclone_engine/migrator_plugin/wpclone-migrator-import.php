@@ -268,6 +268,7 @@ final class WPClone_Import
     public static function commit(WP_REST_Request $request): array
     {
         return self::finishing($request, true, function (WPClone_Db $db, WPClone_Job $job, int $files): array {
+            self::add_foreign_keys($db, $job);
             $backup = WPClone_Backups::swap_in($db, $job);
             return [$backup, ['tables' => count($backup['imported']), 'rows' => $job->data['rows'], 'files' => $files]];
         });
@@ -304,6 +305,26 @@ final class WPClone_Import
         }
         WPClone_Backups::save($backup);
         return $answer + ['backup' => $backup['id']];
+    }
+
+    /**
+     * The staged tables' foreign keys, before the swap: one that refers to a table this import brings refers
+     * to its staged copy, which the swap's rename turns into the live table (and the table it replaces, with
+     * its own keys, into its backup). Without names: the server names them after their table, as the rename
+     * renames them.
+     */
+    private static function add_foreign_keys(WPClone_Db $db, WPClone_Job $job): void
+    {
+        $staged = array_column($job->data['staged'], 'staging', 'name');
+        foreach ($job->data['staged'] as $table) {
+            $clauses = array_map(function (array $key) use ($staged) {
+                return 'ADD ' . $key['head'] . ' REFERENCES ' . WPClone_Db::name($staged[$key['references']]
+                    ?? $key['references']) . ' ' . $key['tail'];
+            }, $table['foreign_keys'] ?? []);
+            if ($clauses) {
+                $db->query('ALTER TABLE ' . WPClone_Db::name($table['staging']) . ' ' . implode(', ', $clauses));
+            }
+        }
     }
 
     /** Removes a job's staging tables and folders and the job itself. */
@@ -462,9 +483,23 @@ final class WPClone_Import_Tables
         if (!is_string($create)) {
             throw new WPClone_Error('bad_table', "table $name has no definition");
         }
+        $keys = $table['foreign_keys'] ?? [];
+        if (!is_array($keys) || count($keys) > 64 || array_values($keys) !== $keys) {
+            throw new WPClone_Error('bad_table', "table $name needs a list of at most 64 foreign keys");
+        }
+        $keys = array_map(function ($clause) use ($name) {
+            $key = WPClone_Table_Definition::foreign_key($clause, $name);
+            if (!preg_match(self::NAME, $key['references']) || strpos($key['references'], WPClone_Site::table_prefix()) !== 0
+                || preg_match(WPClone_Site::OWN_TABLE, $key['references'])) {
+                throw new WPClone_Error('bad_table_definition', "a foreign key of $name refers to "
+                    . wp_json_encode(substr($key['references'], 0, 80)) . ', which is not a table of this site');
+            }
+            return $key;
+        }, $keys);
         $staging = 'wpci_' . $job->id() . '_' . count($job->data['staged']);
         $db->query(WPClone_Table_Definition::statement($create, $name, $staging));
-        $job->data['staged'][] = ['name' => $name, 'staging' => $staging, 'columns' => $columns, 'rows' => 0, 'done' => false];
+        $job->data['staged'][] = ['name' => $name, 'staging' => $staging, 'columns' => $columns, 'rows' => 0,
+            'done' => false, 'foreign_keys' => $keys];
         $job->data['open_table'] = count($job->data['staged']) - 1;
     }
 
@@ -577,6 +612,78 @@ REGEX;
         self::check_options($options, $name);
         return 'CREATE TABLE ' . WPClone_Db::name($staging) . " (\n  " . implode(",\n  ", $kept) . "\n)"
             . ($options ? ' ' . trim(substr($create, $options[0][2])) : '');
+    }
+
+    /** How a foreign key may act when its row changes. */
+    const FOREIGN_KEY_ACTIONS = ['restrict', 'cascade', 'set null', 'set default', 'no action'];
+
+    /**
+     * One FOREIGN KEY clause of $name's definition ([CONSTRAINT [`c`]] FOREIGN KEY [`i`] (`a`, ...) REFERENCES
+     * `t` (`b`, ...) [ON DELETE|UPDATE action]... [MATCH ...]), checked and rebuilt without its names (the
+     * replaced table keeps those, in its backup): {head: FOREIGN KEY (...), references: t, tail: (...) ON ...}.
+     * A table of another database, or anything else, is refused.
+     */
+    public static function foreign_key($clause, string $name): array
+    {
+        if (!is_string($clause) || strlen($clause) > 4096) {
+            throw self::refused($name, 'a foreign key that is no clause of at most 4096 bytes');
+        }
+        $tokens = self::tokens($clause, $name);
+        $at = 0;
+        if (isset($tokens[0]) && self::is_word($tokens[0], 'constraint')) {
+            $at = isset($tokens[1]) && $tokens[1][0] === 'name' ? 2 : 1;
+        }
+        if (!isset($tokens[$at + 1]) || !self::is_word($tokens[$at], 'foreign') || !self::is_word($tokens[$at + 1], 'key')) {
+            throw self::refused($name, 'a foreign key that does not say FOREIGN KEY');
+        }
+        $at += isset($tokens[$at + 2]) && $tokens[$at + 2][0] === 'name' ? 3 : 2;
+        $columns = self::names($tokens, $at, $name);
+        if (!isset($tokens[$at + 1]) || !self::is_word($tokens[$at], 'references') || $tokens[$at + 1][0] !== 'name'
+            || (isset($tokens[$at + 2]) && $tokens[$at + 2][1] === '.')) {
+            throw self::refused($name, 'a foreign key that refers to no table of the same database');
+        }
+        $references = str_replace('``', '`', substr($tokens[$at + 1][1], 1, -1));
+        $at += 2;
+        $tail = self::names($tokens, $at, $name);
+        while ($at < count($tokens)) {
+            $words = strtolower(implode(' ', array_column(array_slice($tokens, $at, 4), 1)));
+            $action = null;
+            foreach (self::FOREIGN_KEY_ACTIONS as $candidate) {
+                foreach (['on delete', 'on update'] as $event) {
+                    if (strpos("$words ", "$event $candidate ") === 0) {
+                        $action = "$event $candidate";
+                    }
+                }
+            }
+            if ($action === null && preg_match('/^match (full|partial|simple)( |$)/', $words, $match)) {
+                $action = "match {$match[1]}";
+            }
+            if ($action === null) {
+                throw self::refused($name, 'a foreign key that goes on with ' . substr($tokens[$at][1], 0, 40));
+            }
+            $at += substr_count($action, ' ') + 1;
+            $tail .= ' ' . strtoupper($action);
+        }
+        return ['head' => 'FOREIGN KEY ' . $columns, 'references' => $references, 'tail' => $tail];
+    }
+
+    /** A parenthesized list of names at $at, rebuilt; $at moves past it. */
+    private static function names(array $tokens, int &$at, string $name): string
+    {
+        $names = [];
+        if (($tokens[$at][1] ?? '') !== '(') {
+            throw self::refused($name, 'a foreign key without its list of columns');
+        }
+        do {
+            $at++;
+            if (($tokens[$at][0] ?? '') !== 'name' || !in_array($tokens[$at + 1][1] ?? '', [',', ')'], true)) {
+                throw self::refused($name, 'a foreign key whose columns are not a list of names');
+            }
+            $names[] = $tokens[$at][1];
+            $at++;
+        } while ($tokens[$at][1] === ',');
+        $at++;
+        return '(' . implode(', ', $names) . ')';
     }
 
     /** @return array<int, array{0: string, 1: string, 2: int, 3: int}> kind, text, start, end of each token */
