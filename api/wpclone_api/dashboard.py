@@ -390,7 +390,7 @@ def clone_row(clone: dict[str, Any]) -> dict[str, Any]:
     step = PROGRESS_STEPS.index(progress.get("phase", "")) if progress.get("phase", "") in PROGRESS_STEPS else 0
     return {"name": clone["metadata"]["name"], "job_id": job.job_id, "state": job.status,
             "phase": status.get("phase") or constants.PENDING, "url": job.clone_url, "expires_at": job.expires_at,
-            "error": job.error, "source": (spec.get("source") or {}).get("url", ""),
+            "error": job.error, "message": job.message, "source": (spec.get("source") or {}).get("url", ""),
             "ready": job.status == "completed", "deleting": bool(clone["metadata"].get("deletionTimestamp")),
             "step": 4 if job.status == "completed" else step, "steps": len(PROGRESS_STEPS) - 1,
             "progress": progress_text(progress)}

@@ -79,13 +79,16 @@ def owned_by(resource: dict[str, Any]) -> dict[str, Any]:
                                  "name": metadata["name"], "uid": metadata["uid"]}]}
 
 
+def _ready(status: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == constants.READY), {})
+
+
 def _error(status: dict[str, Any], state: JobState) -> str | None:
     """Why a job failed, or why a running one is being retried (the operator's safe message)."""
     if status.get("message"):
         return str(status["message"])
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == constants.READY), None)
-    if state == "failed" and ready and ready.get("message"):
-        return str(ready["message"])
+    if state == "failed" and _ready(status).get("message"):
+        return str(_ready(status)["message"])
     return None
 
 
@@ -102,6 +105,7 @@ def clone_job_status(clone: dict[str, Any], admin_login: dict[str, str] | None) 
         password=(admin_login or {}).get("password") if completed else None,
         expires_at=status.get("expiresAt"),
         progress=Progress(**progress) if progress else None,
+        message=_ready(status).get("message") if state in ("running", "pending") else None,
         error=_error(status, state) if state in ("failed", "running", "pending") else None,
         notifications=status.get("notifications"),
     )

@@ -131,6 +131,8 @@ class JobStatus(BaseModel):
     password: str | None = None
     expires_at: str | None = None
     progress: Progress | None = None
+    message: str | None = Field(default=None, description=(
+        "While a clone job is pending or running: what it is doing or waiting for (say, a free copy slot)"))
     error: str | None = None
     backup_id: str | None = None
     changes: list[str] | None = None

@@ -114,7 +114,8 @@ def progress_line(job: dict[str, Any]) -> str:
     progress = job.get("progress") or {}
     parts = [job["status"]] + ([progress["phase"]] if progress.get("phase") else [])
     moved = [f"{progress[key]} {key}" for key in ("rows", "files") if progress.get(key)]
-    return " · ".join(parts + moved)
+    waiting = [job["message"]] if job.get("message") and not progress.get("phase") else []  # say, for a copy slot
+    return " · ".join(parts + moved + waiting)
 
 
 class Shown:

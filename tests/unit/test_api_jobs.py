@@ -73,6 +73,15 @@ def test_a_running_job_hides_the_login_and_explains_a_retry() -> None:
     assert status.error == "cannot connect to MySQL"
 
 
+def test_a_running_job_says_what_it_waits_for_and_a_finished_one_does_not() -> None:
+    waiting = [{"type": "Ready", "status": "False", "reason": "WaitingForCopySlot",
+                "message": "waiting for a copy slot: 2nd in line for one of 20"}]
+    status = jobs.clone_job_status(clone("Cloning", conditions=waiting), None)
+    assert status.message == "waiting for a copy slot: 2nd in line for one of 20" and status.error is None
+    ready = [{"type": "Ready", "status": "True", "reason": "CloneReady", "message": "the clone serves at https://x"}]
+    assert jobs.clone_job_status(clone("Ready", conditions=ready), None).message is None
+
+
 def test_a_failed_job_explains_why() -> None:
     failed = clone("Failed", conditions=[{"type": "Ready", "status": "False", "message": "source login failed"}])
     assert jobs.clone_job_status(failed, None).error == "source login failed"

@@ -40,6 +40,13 @@ def test_json_goes_before_or_after_the_command() -> None:
     assert parser().parse_args(["status", "j1"]).json is False
 
 
+def test_a_job_that_waits_says_for_what_until_its_copy_moves() -> None:
+    waiting = {"status": "running", "message": "waiting for a copy slot: 2nd in line"}
+    assert progress_line(waiting) == "running · waiting for a copy slot: 2nd in line"
+    moving = {**waiting, "progress": {"phase": "database", "rows": 10}}
+    assert progress_line(moving) == "running · database · 10 rows"
+
+
 def test_what_is_printed_of_a_job_never_holds_its_password() -> None:
     job = {"job_id": "j1", "kind": "clone", "status": "completed", "clone_url": "https://shop.clones.test",
            "username": "admin", "password": "s3cret-generated", "expires_at": "2026-12-01T11:00:00Z",
