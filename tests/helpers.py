@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Any
 
 from testenv import cluster
 from wpclone_common import constants, times
+
+# What tests keep for people to look at (screenshots, timelines): build/test-artifacts unless set.
+ARTIFACTS = Path(os.environ.get("WPCLONE_TEST_ARTIFACTS", Path(__file__).parents[1] / "build" / "test-artifacts"))
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition",

@@ -29,6 +29,7 @@ from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
 from tests.helpers import (
+    ARTIFACTS,
     apply,
     bring_ttl_forward,
     clone_manifest,
@@ -236,8 +237,32 @@ def test_helm_install_runs_the_operator_and_the_api_as_pods_of_the_image_built_h
     plane.kubectl("apply", "--dry-run=server", "-n", WATCHED, "-f", str(example))
 
 
+@pytest.fixture
+def timeline(namespaced: Release, request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the test, pass or fail: when each copy Job and pod of the watched namespace began and ended,
+    and the namespace's events, in build/test-artifacts/chart/<test>.txt (the time of a slow run, step
+    by step)."""
+    yield
+    lines: list[str] = []
+    try:
+        items = json.loads(namespaced.plane.kubectl("get", "jobs,pods", "-n", WATCHED, "-o", "json"))["items"]
+    except (RuntimeError, ValueError) as error:
+        items, lines = [], [f"no timeline: {error}"]
+    for item in items:
+        status, metadata = item.get("status") or {}, item["metadata"]
+        lines.append(" ".join(str(part) for part in (
+            item["kind"], metadata["name"], "created", metadata.get("creationTimestamp"), "started",
+            status.get("startTime"), "completed", status.get("completionTime"), "failed", status.get("failed", 0),
+            "phase", status.get("phase"), "restarts", sum(c.get("restartCount", 0)
+                                                          for c in status.get("containerStatuses") or []))))
+    events = namespaced.plane.kubectl("get", "events", "-n", WATCHED, "--sort-by=.lastTimestamp", check=False)
+    folder = ARTIFACTS / "chart"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{request.node.name}.txt").write_text("\n".join(sorted(lines)) + "\n\n" + (events or ""))
+
+
 def test_the_chart_pods_provision_serve_expire_and_delete_clones(
-        namespaced: Release, stack: Stack, pod_sites: list[WordPressSite]) -> None:
+        namespaced: Release, stack: Stack, pod_sites: list[WordPressSite], timeline: None) -> None:
     plane, mariadb = namespaced.plane, stack.mariadb
     site, other = pod_sites
     # One first copy per source at a time: the first copy installs the migrator plugin on the source.
@@ -286,7 +311,7 @@ def test_the_chart_pods_provision_serve_expire_and_delete_clones(
 
 
 def test_the_chart_pods_restore_clones_to_production(namespaced: Release, stack: Stack,
-                                                    make_site: SiteMaker) -> None:
+                                                    make_site: SiteMaker, timeline: None) -> None:
     plane = namespaced.plane
     production = make_site(host=network.GATEWAY)
     other_production = make_site(host=network.GATEWAY)

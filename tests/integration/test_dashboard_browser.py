@@ -4,13 +4,11 @@ preview and run the restore, delete it. A screenshot of each page is kept as an 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,12 +16,12 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from testenv.api_process import ApiProcess
 from testenv.operator_process import OperatorProcess
+from tests.helpers import ARTIFACTS
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site
-ARTIFACTS = Path(os.environ.get("WPCLONE_TEST_ARTIFACTS", Path(__file__).parents[2] / "build" / "test-artifacts"))
 READY_SECONDS = 240  # a bound for the wait, not a measure: the time is printed
 
 
