@@ -23,7 +23,7 @@ import aiomysql
 from pymysql.constants import CLIENT
 
 from wpclone_engine import frames, merge
-from wpclone_engine.site_move import PRESERVED_OPTIONS, map_collations, table_definition
+from wpclone_engine.site_move import PRESERVED_OPTIONS, DatabaseObject, map_collations, table_definition
 
 _OWN_TABLE = re.compile(r"^wpc[ibr]_[0-9a-f]{12}_[0-9]+$")
 _SPECIAL = re.compile(rb"[\0\n\r\\'\"\x1a]")
@@ -320,6 +320,27 @@ class DatabaseImport:
         for table, clauses in sorted(self._foreign_keys.items()):
             await self._execute(b"ALTER TABLE " + name(table) + b" " + b", ".join(
                 b"ADD " + clause.encode() for clause in clauses))
+
+    async def create_objects(self, objects: Sequence[DatabaseObject]) -> list[str]:
+        """Makes views, triggers and routines (`create` as the destination runs it: SiteMove.database_object)
+        in the order given, a view that relies on another again once that one is there, each replacing the
+        one of the same name a previous copy made. What cannot be made is returned in words, with the
+        server's reason: a view of a table the copy does not bring, a routine the server refuses this login
+        (binary logging without log_bin_trust_function_creators)."""
+        pending, left = list(objects), []
+        while pending:
+            failed: list[tuple[DatabaseObject, str]] = []
+            for item in pending:
+                try:
+                    await self._execute(b"DROP " + item.kind.upper().encode() + b" IF EXISTS " + name(item.name))
+                    await self._execute(item.create.encode())
+                except aiomysql.Error as error:
+                    failed.append((item, str(error.args[-1])[:160]))
+            if len(failed) == len(pending):  # no progress this round: what is left stays left
+                left = [f"{item.kind} {item.name} (refused: {reason})" for item, reason in failed]
+                break
+            pending = [item for item, _ in failed]
+        return left
 
     async def finish(self) -> None:
         """Drops the tables swap() moved aside."""

@@ -7,6 +7,7 @@
 - Optionally one administrator's password, replaced by a hash made here (passwords.py).
 - Foreign keys are dropped from table definitions: their constraint names are unique per database,
   so a staged copy cannot carry them next to the live table (WordPress core defines none).
+- Views, triggers and stored routines lose their DEFINER: the destination's login becomes theirs.
 
 A table definition comes from the source as text, and a database runs it: it is taken apart and
 checked (table_definition) and only what was checked is rebuilt into the statement a database runs.
@@ -22,6 +23,7 @@ from wpclone_engine import frames, reasons
 from wpclone_engine.rewrite import Outcome, UrlRewrite
 
 PRESERVED_OPTIONS = ("siteurl", "home", "blog_public")
+MAX_OBJECT_DEFINITION_BYTES = 65536  # as the migrator's export sends at most
 
 RowChange = Callable[[frames.Record, "RowCounts"], frames.Record]
 
@@ -74,6 +76,24 @@ class SiteMove:
                                          "not a table of the source site", reasons.BAD_TABLE_DEFINITION)
             clauses.append(key.clause(self.table_name(key.references)))
         return clauses
+
+    def database_object(self, item: DatabaseObject) -> DatabaseObject:
+        """A view, trigger or routine as the destination makes it: without its DEFINER, and named (with
+        the tables it names, backquoted or bare, outside strings) under the destination's prefix. A
+        definition that is not what SHOW CREATE writes is refused (a StreamError)."""
+        statement = item.statement()
+        if self.source_prefix == self.destination_prefix:
+            return DatabaseObject(item.kind, item.name, statement)
+        return DatabaseObject(item.kind, self._prefixed(item.name), _SQL_PIECES.sub(self._renamed, statement))
+
+    def _prefixed(self, name: str) -> str:
+        return self.destination_prefix + name[len(self.source_prefix):] if name.startswith(self.source_prefix) else name
+
+    def _renamed(self, piece: re.Match[str]) -> str:
+        text = piece.group(0)
+        if text.startswith("`"):
+            return _name(self._prefixed(text[1:-1].replace("``", "`")))
+        return text if text[0] in "'\"" else self._prefixed(text)
 
     def table_rows(self, source_table: str, columns: list[str]) -> TableRows:
         """How the rows of one table change; `columns` in the order of the stream's records."""
@@ -245,6 +265,55 @@ class TableDefinition:
         keys = {key.text for key in self.foreign_keys}
         body = ",\n  ".join(part for part in self.parts if foreign_keys or part not in keys)
         return f"CREATE TABLE {_name(table)} (\n  {body}\n)" + (f" {self.options}" if self.options else "")
+
+
+# Views, triggers and stored routines, in the order a copy makes them: a view or trigger may call a routine.
+OBJECT_KINDS = ("procedure", "function", "view", "trigger")
+_QUOTED = r"`(?:[^`]|``)*`|'(?:[^'\\]|\\.|'')*'"
+# CREATE [ALGORITHM=...] [DEFINER=user@host] [SQL SECURITY ...] VIEW|TRIGGER|PROCEDURE|FUNCTION, as SHOW
+# CREATE writes a definition (a trigger's as its author wrote it, with the definer added).
+_OBJECT_HEAD = re.compile(
+    rf"\s*CREATE\s+(?P<algorithm>ALGORITHM\s*=\s*\w+\s+)?(?:DEFINER\s*=\s*(?:{_QUOTED}|[\w.$-]+)"
+    rf"(?:\s*@\s*(?:{_QUOTED}|[\w.%$:-]+))?\s+)?(?P<security>SQL\s+SECURITY\s+(?:DEFINER|INVOKER)\s+)?"
+    r"(?P<kind>VIEW|TRIGGER|PROCEDURE|FUNCTION)\s+(?P<name>`(?:[^`]|``)*`|[\w$]+)", re.IGNORECASE)
+
+
+# A definition's strings, backquoted names and words, and any other character: what a rename reads.
+_SQL_PIECES = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`|[A-Za-z0-9_$]+|.", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class DatabaseObject:
+    """A view, trigger, procedure or function of the source, its definition as SHOW CREATE gave it."""
+
+    kind: str
+    name: str
+    create: str
+
+    def statement(self) -> str:
+        """Its CREATE without the DEFINER clause (the login that runs it becomes the definer); the rest is
+        the source's, run as one statement on a connection that runs no other. A definition that does not
+        begin as SHOW CREATE writes one, for this kind and name, is refused (a StreamError)."""
+        head = _OBJECT_HEAD.match(self.create)
+        written = head["name"][1:-1].replace("``", "`") if head and head["name"].startswith("`") else (
+            head["name"] if head else None)
+        if head is None or head["kind"].lower() != self.kind or written != self.name:
+            raise frames.StreamError(f"the definition of {self.kind} {self.name[:64]} does not begin as "
+                                     f"CREATE ... {self.kind.upper()} {self.name[:64]}", reasons.BAD_TABLE_DEFINITION)
+        return (f"CREATE {head['algorithm'] or ''}{head['security'] or ''}{head['kind'].upper()} "
+                f"{self.create[head.start('name'):]}")
+
+
+def database_objects(found: object) -> tuple[DatabaseObject, ...]:
+    """The views, triggers and routines a source's export described (at most 100; anything else is
+    ignored), in the order a copy makes them."""
+    if not isinstance(found, list):
+        return ()
+    objects = [DatabaseObject(item["type"], item["name"], item["create"]) for item in found[:100]
+               if isinstance(item, dict) and item.get("type") in OBJECT_KINDS and isinstance(item.get("name"), str)
+               and 0 < len(item["name"]) <= 64 and isinstance(item.get("create"), str)
+               and len(item["create"]) <= MAX_OBJECT_DEFINITION_BYTES]
+    return tuple(sorted(objects, key=lambda item: OBJECT_KINDS.index(item.kind)))
 
 
 class _Refused(Exception):

@@ -28,7 +28,7 @@ from wpclone_engine.database_import import DatabaseImport, DatabaseTarget
 from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
 from wpclone_engine.passwords import wordpress_hash
 from wpclone_engine.rewrite import UrlRewrite
-from wpclone_engine.site_move import AdminPassword, RowCounts, SiteMove
+from wpclone_engine.site_move import AdminPassword, DatabaseObject, RowCounts, SiteMove, database_objects
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError
 
 SLICE_BYTES = 1024 * 1024
@@ -180,6 +180,9 @@ async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestinati
         await files_import.chunks.cancel()
         await quietly(destination.abort_import(job.id))
         raise
+    # Into a site (a restore): its own views, triggers and routines stay; the source's are not made there.
+    tally.not_copied = (*tally.not_copied, *(f"{item.kind} {item.name} (a copy into a site leaves the site's own)"
+                                             for item in tally.objects))[:100]
     return tally.result(source_info, str(move.rewrite.new), committed.get("backup"))
 
 
@@ -214,6 +217,8 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
         # Once the tables they refer to are all there, and the replaced ones (with the same names of
         # constraints) are gone; the rows are the source's own, so they are not checked again.
         await database.add_foreign_keys()
+        if include.database and include.tables is None:  # the whole database: its views, triggers, routines
+            tally.not_copied = (*tally.not_copied, *await _make_objects(database, move, tally.objects))[:100]
     except BaseException:
         await quietly(database.abort())
         raise
@@ -326,7 +331,9 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                 table_rows = None
                 await tally.report("database", end["name"], force=True)
             elif frame.kind == frames.END:
-                tally.not_copied = _not_copied(frame.json().get("not_copied"))
+                end = frame.json()
+                tally.not_copied = _not_copied(end.get("not_copied"))
+                tally.objects = database_objects(end.get("objects"))
             else:
                 raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
             await tally.report("database")
@@ -360,6 +367,17 @@ async def copy_files(source: Migrator, sink: FilesImport, include: Include, tall
             else:
                 raise frames.StreamError(f"unexpected frame {frame.kind!r} in a files export")
             await tally.report("files", force=frame.kind == frames.END)
+
+
+async def _make_objects(database: DatabaseImport, move: SiteMove, objects: tuple[DatabaseObject, ...]) -> list[str]:
+    """The source's views, triggers and routines made in the destination's database; what was not, in words."""
+    ready, refused = [], []
+    for item in objects:
+        try:
+            ready.append(move.database_object(item))
+        except frames.StreamError as refusal:
+            refused.append(f"{item.kind} {item.name} ({refusal})")
+    return refused + await database.create_objects(ready)
 
 
 def _not_copied(names: object) -> tuple[str, ...]:
@@ -412,6 +430,7 @@ class Tally:
         self.old_urls_left: int | None = None
         self.dropins_left: tuple[str, ...] = ()
         self.not_copied: tuple[str, ...] = ()
+        self.objects: tuple[DatabaseObject, ...] = ()  # the source's views, triggers and routines
 
     async def report(self, phase: str, table: str | None = None, *, force: bool = False) -> None:
         now = time.monotonic()

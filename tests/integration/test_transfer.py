@@ -249,14 +249,18 @@ async def test_a_clones_tables_keep_their_foreign_keys_to_one_another(
     assert leftovers(mariadb, source) == []
 
 
-async def test_views_triggers_and_routines_the_copy_does_not_carry_are_named(
+async def test_views_triggers_and_routines_are_made_again_in_a_clone_with_its_login_as_their_definer(
         mariadb: MariaDB, make_site: SiteMaker, empty_clone: EmptyClone) -> None:
     source = make_site()
     mariadb.sql(f"""USE `{source.db_name}`;
+        CREATE TABLE wp_post_count (n INT NOT NULL) ENGINE=InnoDB;
+        INSERT INTO wp_post_count VALUES (0);
         CREATE VIEW wp_published AS SELECT ID, post_title FROM wp_posts WHERE post_status = 'publish';
-        CREATE TRIGGER wp_count_posts AFTER INSERT ON wp_posts FOR EACH ROW SET @posts = 1;
-        CREATE PROCEDURE wp_cleanup() SELECT 1;
-        CREATE FUNCTION wp_double(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x;""")
+        CREATE VIEW wp_a_titles AS SELECT post_title FROM wp_published;
+        CREATE TRIGGER wp_count_posts AFTER INSERT ON wp_posts FOR EACH ROW UPDATE wp_post_count SET n = n + 1;
+        CREATE PROCEDURE wp_cleanup() BEGIN DELETE FROM wp_post_count WHERE n < 0; SELECT 1; END;
+        CREATE FUNCTION wp_double(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x;
+        CREATE EVENT wp_nightly ON SCHEDULE EVERY 1 DAY DO UPDATE wp_post_count SET n = 0;""")
     async with httpx.AsyncClient() as http:
         destination = DatabaseDestination(
             DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
@@ -265,9 +269,21 @@ async def test_views_triggers_and_routines_the_copy_does_not_carry_are_named(
         result = await copy_site(migrator(http, source, "source"), destination,
                                  include=Include(uploads=False, themes=False, plugins=False))
 
-    assert result.not_copied == ("view wp_published", "trigger wp_count_posts on wp_posts", "procedure wp_cleanup",
-                                 "function wp_double")
-    assert result.tables == 12  # the view is no table
+    assert result.not_copied == ("event wp_nightly",)  # a clone runs no cron, and no events either
+    clone, definer = empty_clone.db_name, f"{empty_clone.db_user}@127.0.0.1"
+    made = mariadb.sql(f"""SELECT TABLE_NAME, DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{clone}'
+        UNION ALL SELECT TRIGGER_NAME, DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{clone}'
+        UNION ALL SELECT ROUTINE_NAME, DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{clone}'""")
+    # Under the clone's prefix (clone_), as its tables are: names, and the tables they name.
+    assert sorted(made.splitlines()) == sorted(f"{name}\t{definer}" for name in (
+        "clone_a_titles", "clone_published", "clone_count_posts", "clone_cleanup", "clone_double")), made
+    assert mariadb.sql(f"SELECT `{clone}`.clone_double(21)") == "42"
+    published = mariadb.sql(f"SELECT COUNT(*) FROM `{source.db_name}`.wp_posts WHERE post_status = 'publish'")
+    assert mariadb.sql(f"SELECT COUNT(*) FROM `{clone}`.clone_a_titles") == published != "0"
+    mariadb.sql(f"INSERT INTO `{clone}`.clone_posts (post_title, post_content, post_excerpt, to_ping, pinged, "
+                "post_content_filtered) VALUES ('New', '', '', '', '', '')")
+    assert mariadb.sql(f"SELECT n FROM `{clone}`.clone_post_count") == "1"  # the trigger runs in the clone
+    assert result.tables == 13  # the views are no tables
 
 
 async def test_a_mysql_8_table_lands_in_a_mariadb_that_lacks_its_collations(

@@ -6,7 +6,7 @@ import pytest
 
 from wpclone_engine import frames
 from wpclone_engine.rewrite import UrlRewrite
-from wpclone_engine.site_move import SiteMove
+from wpclone_engine.site_move import DatabaseObject, SiteMove, database_objects
 
 MOVE = SiteMove(UrlRewrite("http://a.test", "https://b.test"), "wp_", "clone_",
                 preserved_options={"siteurl": b"https://b.test", "home": b"https://b.test", "blog_public": b"0"},
@@ -88,3 +88,42 @@ def test_corrupt_serialized_values_are_counted() -> None:
     moved, counts = MOVE.table_rows("wp_postmeta", ["meta_id", "meta_value"]).apply(source)
     assert rows_of(moved, 2) == [[b"1", b'a:1:{i:0;s:99:"https://b.test";}'], [b"2", b"https://b.test/"]]
     assert (counts.rewritten, counts.unparseable) == (1, 1)
+
+
+def test_a_view_trigger_or_routine_loses_its_definer_and_follows_the_prefix() -> None:
+    move = SiteMove(UrlRewrite("http://a.test", "http://b.test"), "wp_", "clone_")
+    view = DatabaseObject("view", "wp_open", "CREATE ALGORITHM=MERGE DEFINER=`shop`@`%` SQL SECURITY INVOKER VIEW "
+                                             "`wp_open` AS select `ID` from `wp_posts` where `post_title` = 'wp_posts'")
+    assert move.database_object(view) == DatabaseObject(
+        "view", "clone_open", "CREATE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `clone_open` AS select `ID` from "
+                              "`clone_posts` where `post_title` = 'wp_posts'")
+    routine = DatabaseObject("function", "double_it", "CREATE DEFINER='a'@'localhost' FUNCTION `double_it`(x INT) "
+                                                      "RETURNS int DETERMINISTIC RETURN 2 * x")
+    assert move.database_object(routine).create == (
+        "CREATE FUNCTION `double_it`(x INT) RETURNS int DETERMINISTIC RETURN 2 * x")
+    same = SiteMove(UrlRewrite("http://a.test", "http://b.test"), "wp_", "wp_")
+    assert same.database_object(view).create.startswith("CREATE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `wp_open`")
+
+
+@pytest.mark.parametrize("create", [
+    "CREATE DEFINER=`root`@`%` DEFINER=`x`@`%` VIEW `wp_open` AS select 1",  # a second definer
+    "CREATE VIEW `wp_other` AS select 1",  # another name than the export said
+    "CREATE TRIGGER `wp_open` BEFORE INSERT ON `wp_posts` FOR EACH ROW SET @a = 1",  # another kind
+    "DROP TABLE `wp_users`",
+    "/* a comment */ CREATE VIEW `wp_open` AS select 1",
+])
+def test_a_definition_that_is_not_what_show_create_writes_is_refused(create: str) -> None:
+    move = SiteMove(UrlRewrite("http://a.test", "http://b.test"), "wp_", "clone_")
+    with pytest.raises(frames.StreamError, match="does not begin as CREATE ... VIEW wp_open"):
+        move.database_object(DatabaseObject("view", "wp_open", create))
+
+
+def test_only_well_formed_objects_of_known_kinds_are_taken_from_an_export_in_the_order_they_are_made() -> None:
+    found = [{"type": "view", "name": "wp_v", "create": "CREATE VIEW `wp_v` AS select 1"},
+             {"type": "event", "name": "wp_e", "create": "CREATE EVENT ..."},
+             {"type": "trigger", "name": "", "create": "CREATE TRIGGER ..."},
+             {"type": "procedure", "name": "p", "create": "x" * 70000},
+             {"type": "function", "name": "f", "create": "CREATE FUNCTION `f`() RETURNS int RETURN 1"},
+             "not an object"]
+    assert [(item.kind, item.name) for item in database_objects(found)] == [("function", "f"), ("view", "wp_v")]
+    assert database_objects({"objects": []}) == ()

@@ -25,7 +25,7 @@ final class WPClone_Export
             foreach ($tables as $table) {
                 $rows += self::table($db, $table, $slice);
             }
-            return ['tables' => count($tables), 'rows' => $rows, 'not_copied' => WPClone_Site::other_objects($db)];
+            return ['tables' => count($tables), 'rows' => $rows] + WPClone_Site::database_objects($db);
         });
     }
 

@@ -153,27 +153,56 @@ final class WPClone_Site
         return substr($path, -4) === '.log';
     }
 
+    /** The longest definition of a view, trigger or routine a copy carries. */
+    const MAX_DEFINITION_BYTES = 65536;
+
     /**
-     * What of the site's database a copy does not carry, in words: its views (named with its prefix),
-     * the triggers of its tables, and the database's stored routines and events; at most 100 of them.
+     * The site's views (named with its prefix), its tables' triggers and the database's stored procedures
+     * and functions, at most 100: each one's definition as SHOW CREATE gives it, for a copy to make again
+     * ({type, name, create}); in `not_copied`, in words, what it does not carry: events, and what this
+     * login may not read.
      */
-    public static function other_objects(WPClone_Db $db): array
+    public static function database_objects(WPClone_Db $db): array
     {
         $prefix = $db->like_prefix(self::table_prefix());
-        $found = array_merge(
-            array_map(function ($name) { return "view $name"; }, $db->column(
+        $wanted = array_merge(
+            array_map(function ($name) { return ['view', $name]; }, $db->column(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
                 . " AND TABLE_TYPE = 'VIEW' AND TABLE_NAME LIKE BINARY $prefix ORDER BY 1 LIMIT 100")),
-            array_map(function ($row) { return 'trigger ' . $row[0] . ' on ' . $row[1]; }, $db->query(
-                "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA"
+            array_map(function ($row) { return ['trigger', $row[0]]; }, $db->query(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA"
                 . " = DATABASE() AND EVENT_OBJECT_TABLE LIKE BINARY $prefix ORDER BY 1 LIMIT 100")->fetch_all(MYSQLI_NUM)),
-            array_map(function ($row) { return strtolower($row[0]) . ' ' . $row[1]; }, $db->query(
+            array_map(function ($row) { return [strtolower($row[0]), $row[1]]; }, $db->query(
                 "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()"
-                . " ORDER BY 2 LIMIT 100")->fetch_all(MYSQLI_NUM)),
-            array_map(function ($name) { return "event $name"; }, $db->column(
-                "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY 1 LIMIT 100"))
+                . " ORDER BY 2 LIMIT 100")->fetch_all(MYSQLI_NUM))
         );
-        return array_slice(array_map('strval', $found), 0, 100);
+        $objects = [];
+        $not_copied = array_map(function ($name) { return "event $name"; }, $db->column(
+            "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY 1 LIMIT 100"));
+        foreach (array_slice($wanted, 0, 100) as [$type, $name]) {
+            $create = self::show_create($db, $type, (string) $name);
+            if ($create === null) {
+                $not_copied[] = "$type $name (its definition is not readable by this site's database login)";
+            } elseif (strlen($create) > self::MAX_DEFINITION_BYTES) {
+                $not_copied[] = "$type $name (its definition is longer than " . self::MAX_DEFINITION_BYTES . ' bytes)';
+            } else {
+                $objects[] = ['type' => $type, 'name' => (string) $name, 'create' => $create];
+            }
+        }
+        return ['objects' => $objects, 'not_copied' => array_slice(array_map('strval', $not_copied), 0, 100)];
+    }
+
+    /** SHOW CREATE of a view, trigger, procedure or function: its definition, or null where it is hidden. */
+    private static function show_create(WPClone_Db $db, string $type, string $name): ?string
+    {
+        // The column that holds it: a view's second, a trigger's or a routine's third.
+        $column = $type === 'view' ? 1 : 2;
+        try {
+            $row = $db->query('SHOW CREATE ' . strtoupper($type) . ' ' . WPClone_Db::name($name))->fetch_row();
+        } catch (WPClone_Error $error) {
+            return null;  // no privilege to show it
+        }
+        return is_array($row) && isset($row[$column]) && is_string($row[$column]) ? $row[$column] : null;
     }
 
     /** The drop-ins present in wp-content, which a copy without drop-ins leaves behind. */
