@@ -160,8 +160,8 @@ class CopyProgress(Model):
         default=None, description="Once done: of those, values that look serialized but that PHP cannot read "
                                   "(rewritten as text)")
     notCopied: list[str] | None = Field(
-        default=None, description="Once done: the source database's views, triggers, stored routines and events, "
-                                  "which the copy does not carry (at most 100 named)")
+        default=None, description="Once done: what of the source database's views, triggers, stored routines and "
+                                  "events the copy did not make, each with the reason (at most 100 named)")
     dropInsLeft: list[str] | None = Field(
         default=None, description="Once done: the source's wp-content drop-ins the copy left behind")
     sourceUrlsLeft: int | None = Field(
