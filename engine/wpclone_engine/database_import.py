@@ -328,6 +328,7 @@ class DatabaseImport:
         server's reason: a view of a table the copy does not bring, a routine the server refuses this login
         (binary logging without log_bin_trust_function_creators)."""
         pending, left = list(objects), []
+        await self._execute(b"SET SESSION sql_notes = 0")  # DROP ... IF EXISTS of what is not there: no note
         while pending:
             failed: list[tuple[DatabaseObject, str]] = []
             for item in pending:
@@ -340,6 +341,7 @@ class DatabaseImport:
                 left = [f"{item.kind} {item.name} (refused: {reason})" for item, reason in failed]
                 break
             pending = [item for item, _ in failed]
+        await self._execute(b"SET SESSION sql_notes = 1")
         return left
 
     async def finish(self) -> None:

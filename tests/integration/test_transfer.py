@@ -252,14 +252,20 @@ async def test_a_clones_tables_keep_their_foreign_keys_to_one_another(
 async def test_views_triggers_and_routines_are_made_again_in_a_clone_with_its_login_as_their_definer(
         mariadb: MariaDB, make_site: SiteMaker, empty_clone: EmptyClone) -> None:
     source = make_site()
+    # Routines as a plugin makes them, through the site's own login (only their definer may read them).
+    site_login = f"'{source.db_user}'@'127.0.0.1'"
     mariadb.sql(f"""USE `{source.db_name}`;
         CREATE TABLE wp_post_count (n INT NOT NULL) ENGINE=InnoDB;
         INSERT INTO wp_post_count VALUES (0);
         CREATE VIEW wp_published AS SELECT ID, post_title FROM wp_posts WHERE post_status = 'publish';
         CREATE VIEW wp_a_titles AS SELECT post_title FROM wp_published;
         CREATE TRIGGER wp_count_posts AFTER INSERT ON wp_posts FOR EACH ROW UPDATE wp_post_count SET n = n + 1;
-        CREATE PROCEDURE wp_cleanup() BEGIN DELETE FROM wp_post_count WHERE n < 0; SELECT 1; END;
-        CREATE FUNCTION wp_double(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x;
+        DELIMITER //
+        CREATE DEFINER = {site_login} PROCEDURE wp_cleanup()
+            BEGIN DELETE FROM wp_post_count WHERE n < 0; SELECT 1; END//
+        DELIMITER ;
+        CREATE DEFINER = {site_login} FUNCTION wp_double(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x;
+        CREATE FUNCTION wp_root_only() RETURNS INT DETERMINISTIC RETURN 1;
         CREATE EVENT wp_nightly ON SCHEDULE EVERY 1 DAY DO UPDATE wp_post_count SET n = 0;""")
     async with httpx.AsyncClient() as http:
         destination = DatabaseDestination(
@@ -269,7 +275,8 @@ async def test_views_triggers_and_routines_are_made_again_in_a_clone_with_its_lo
         result = await copy_site(migrator(http, source, "source"), destination,
                                  include=Include(uploads=False, themes=False, plugins=False))
 
-    assert result.not_copied == ("event wp_nightly",)  # a clone runs no cron, and no events either
+    assert result.not_copied == (  # a clone runs no cron, and no events either
+        "event wp_nightly", "function wp_root_only (its definition is not readable by this site's database login)")
     clone, definer = empty_clone.db_name, f"{empty_clone.db_user}@127.0.0.1"
     made = mariadb.sql(f"""SELECT TABLE_NAME, DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{clone}'
         UNION ALL SELECT TRIGGER_NAME, DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{clone}'
