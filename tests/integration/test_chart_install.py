@@ -255,6 +255,11 @@ def timeline(namespaced: Release, request: pytest.FixtureRequest) -> Iterator[No
             status.get("startTime"), "completed", status.get("completionTime"), "failed", status.get("failed", 0),
             "phase", status.get("phase"), "restarts", sum(c.get("restartCount", 0)
                                                           for c in status.get("containerStatuses") or []))))
+        for container in status.get("containerStatuses") or []:  # why a copy pod ended: its runner's message
+            ended = (container.get("state") or {}).get("terminated") or {}
+            if ended.get("exitCode"):
+                lines.append(f"Exit of {metadata['name']}: {ended['exitCode']} ({ended.get('reason')}): "
+                             f"{(ended.get('message') or '').strip()[:300]}")
     events = namespaced.plane.kubectl("get", "events", "-n", WATCHED, "--sort-by=.lastTimestamp", check=False)
     folder = ARTIFACTS / "chart"
     folder.mkdir(parents=True, exist_ok=True)
