@@ -107,9 +107,7 @@ async def delete_clone(request: Request, caller: tenants.Caller, clone_id: str) 
 async def login_link(request: Request, caller: tenants.Caller, clone_id: str) -> LoginLink:
     namespace = namespace_of(request)
     clone = await own_clone(request, caller, clone_id)
-    status = clone.get("status") or {}
-    admin_ref = (status.get("adminSecretRef") or {}).get("name")
-    admin = await namespace.server.read_secret(namespace.name, admin_ref) if admin_ref else None
+    status, admin = clone.get("status") or {}, await clones.admin_login(namespace, clone)
     if status.get("phase") != constants.PHASE_READY or not status.get("url") or not admin:
         raise HTTPException(409, f"the clone {clone_id} is not ready ({status.get('phase') or 'Pending'})")
     expires = int(time.time()) + settings_of(request).login_link_seconds

@@ -68,10 +68,14 @@ async def create_clone(namespace: Namespace, request: CloneRequest, tenant: str)
     return job_id
 
 
-async def clone_status(namespace: Namespace, clone: dict[str, Any]) -> JobStatus:
+async def admin_login(namespace: Namespace, clone: dict[str, Any]) -> dict[str, str] | None:
+    """The clone's admin Secret (username, password, migrator-token), once the operator has made it."""
     admin_ref = ((clone.get("status") or {}).get("adminSecretRef") or {}).get("name")
-    admin_login = await namespace.server.read_secret(namespace.name, admin_ref) if admin_ref else None
-    return jobs.clone_job_status(clone, admin_login)
+    return await namespace.server.read_secret(namespace.name, admin_ref) if admin_ref else None
+
+
+async def clone_status(namespace: Namespace, clone: dict[str, Any]) -> JobStatus:
+    return jobs.clone_job_status(clone, await admin_login(namespace, clone))
 
 
 async def set_ttl(namespace: Namespace, clone: dict[str, Any], ttl_minutes: int) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from wpclone_api import actions, jobs, sessions, tenants
+from wpclone_api import actions, clones, jobs, restores, sessions, tenants
 from wpclone_api.auth import admit
 from wpclone_api.schemas import CloneRequest, RestoreParts, RestoreRequest, RollbackRequest, SiteLogin
 from wpclone_common import constants, times
@@ -50,16 +50,25 @@ class SignedOut(Exception):
 
 # --- sessions --------------------------------------------------------------------------------------
 
+def _tokens(request: Request) -> tuple[list[tenants.ApiToken], bytes]:
+    """The token table and the session key made from it, read once per request (the table may be a file)."""
+    if not hasattr(request.state, "tokens"):
+        settings = actions.settings_of(request)
+        table = settings.token_table()
+        request.state.tokens = table, sessions.session_key(settings.session_secret.get_secret_value(), table)
+    tokens: tuple[list[tenants.ApiToken], bytes] = request.state.tokens
+    return tokens
+
+
 def _key(request: Request) -> bytes:
-    settings = actions.settings_of(request)
-    return sessions.session_key(settings.session_secret.get_secret_value(), settings.token_table())
+    return _tokens(request)[1]
 
 
 def _session(request: Request) -> tuple[tenants.Caller, str]:
     """The signed-in caller (rate-limited as their token is) and their session cookie."""
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    settings = actions.settings_of(request)
-    token = sessions.read(cookie, _key(request), settings.token_table(), int(time.time())) if cookie else None
+    table, key = _tokens(request)
+    token = sessions.read(cookie, key, table, int(time.time())) if cookie else None
     if token is None:
         raise SignedOut
     request.state.caller = admit(request, token)
@@ -165,7 +174,7 @@ async def sign_in(request: Request) -> Response:
     except HTTPException as refused:
         return _page(request, "login.html", {"error": _message(refused)}, status_code=refused.status_code)
     settings = actions.settings_of(request)
-    token = tenants.match_token(form.get("token", ""), settings.token_table())
+    token = tenants.match_token(form.get("token", ""), _tokens(request)[0])
     if token is None:
         return _page(request, "login.html", {"error": "that token is not valid"}, status_code=401)
     admit(request, token)  # failed sign-ins cost nothing; a working token's count as its requests do
@@ -362,10 +371,7 @@ async def static(name: str) -> Response:
 
 async def _clone_login(request: Request, clone: dict[str, Any]) -> SiteLogin:
     """The clone's own admin login, which a restore from the clone must present."""
-    namespace = actions.namespace_of(request)
-    status = clone.get("status") or {}
-    admin_ref = (status.get("adminSecretRef") or {}).get("name")
-    admin = await namespace.server.read_secret(namespace.name, admin_ref) if admin_ref else None
+    status, admin = clone.get("status") or {}, await clones.admin_login(actions.namespace_of(request), clone)
     if not admin or not status.get("url") or status.get("phase") != constants.PHASE_READY:
         raise HTTPException(409, f"the clone {clone['metadata']['name']} is not ready to restore from")
     return SiteLogin(url=status["url"], username=admin["username"], password=admin["password"])
@@ -428,10 +434,9 @@ def restore_row(restore: dict[str, Any]) -> dict[str, Any]:
 
 def restore_rows(restore_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Newest first; a backup a later rollback of the caller's put back is marked so."""
-    rows = [restore_row(restore) for restore in restore_list]
-    rolled_back = {row["rollback_to"] for row in rows if row["kind"] == "rollback" and row["state"] == "completed"}
+    rows, put_back = [restore_row(restore) for restore in restore_list], restores.rolled_back(restore_list)
     for row in rows:
-        row["rolled_back"] = row["backup_id"] in rolled_back
+        row["rolled_back"] = row["backup_id"] in put_back
         row["can_roll_back"] = row["can_roll_back"] and not row["rolled_back"]
     return rows
 

@@ -38,15 +38,20 @@ def serving(clone_list: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
     return [clone for clone in clone_list if same_site((clone.get("status") or {}).get("url") or "", url)]
 
 
+def rolled_back(restore_list: list[dict[str, Any]]) -> set[str]:
+    """The backups a rollback among these put back."""
+    return {spec["rollbackTo"] for restore in restore_list
+            if (spec := restore.get("spec") or {}).get("rollbackTo")
+            and (restore.get("status") or {}).get("phase") == constants.ROLLED_BACK}
+
+
 def backups(restore_list: list[dict[str, Any]], target_url: str) -> list[Backup]:
     """The backups the restores kept on `target_url`, newest first, from the restores' own records (the
     target keeps only its newest few: a rollback to an older one fails and says so)."""
-    rolled_back = {spec["rollbackTo"] for restore in restore_list
-                   if (spec := restore.get("spec") or {}).get("rollbackTo")
-                   and (restore.get("status") or {}).get("phase") == constants.ROLLED_BACK}
+    put_back = rolled_back(restore_list)
     kept = [Backup(backup_id=status["backupId"], target_url=restore["spec"]["target"]["url"],
                    job_id=restore["metadata"]["labels"][constants.LABEL_JOB_ID], created_at=status.get("completedAt"),
-                   rolled_back=status["backupId"] in rolled_back)
+                   rolled_back=status["backupId"] in put_back)
             for restore in restore_list
             if (status := restore.get("status") or {}).get("backupId") and not restore["spec"].get("rollbackTo")
             and same_site(restore["spec"]["target"]["url"], target_url)]
@@ -72,9 +77,7 @@ async def clone_source(namespace: Namespace, caller: tenants.Caller, source: Sit
     if clone is None:  # another tenant's clone is never a source, by ref or by URL
         raise SourceRefused(404, f"no clone of yours serves {source.url}")
     name = str(clone["metadata"]["name"])
-    admin_ref = ((clone.get("status") or {}).get("adminSecretRef") or {}).get("name")
-    admin = await namespace.server.read_secret(namespace.name, admin_ref) if admin_ref else None
-    if not is_admin_login(source, admin):
+    if not is_admin_login(source, await clones.admin_login(namespace, clone)):
         raise SourceRefused(403, f"the source login is not the admin login of the clone {name} "
                                  "(the username and password its clone job returned)")
     return clone

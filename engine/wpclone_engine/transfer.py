@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -181,8 +181,7 @@ async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestinati
         await quietly(destination.abort_import(job.id))
         raise
     # Into a site (a restore): its own views, triggers and routines stay; the source's are not made there.
-    tally.not_copied = (*tally.not_copied, *(f"{item.kind} {item.name} (a copy into a site leaves the site's own)"
-                                             for item in tally.objects))[:100]
+    tally.left_out(f"{item.kind} {item.name} (a copy into a site leaves the site's own)" for item in tally.objects)
     return tally.result(source_info, str(move.rewrite.new), committed.get("backup"))
 
 
@@ -218,7 +217,7 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
         # constraints) are gone; the rows are the source's own, so they are not checked again.
         await database.add_foreign_keys()
         if include.database and include.tables is None:  # the whole database: its views, triggers, routines
-            tally.not_copied = (*tally.not_copied, *await _make_objects(database, move, tally.objects))[:100]
+            tally.left_out(await _make_objects(database, move, tally.objects))
     except BaseException:
         await quietly(database.abort())
         raise
@@ -431,6 +430,10 @@ class Tally:
         self.dropins_left: tuple[str, ...] = ()
         self.not_copied: tuple[str, ...] = ()
         self.objects: tuple[DatabaseObject, ...] = ()  # the source's views, triggers and routines
+
+    def left_out(self, entries: Iterable[str]) -> None:
+        """Adds to what the copy did not carry, in words (at most 100 named)."""
+        self.not_copied = (*self.not_copied, *entries)[:100]
 
     async def report(self, phase: str, table: str | None = None, *, force: bool = False) -> None:
         now = time.monotonic()
