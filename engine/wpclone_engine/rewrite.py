@@ -10,7 +10,8 @@ Every value of every table goes through `UrlRewrite.value`:
   every string inside it, at any depth (arrays, objects of any class — no class is ever loaded —,
   strings that hold serialized data themselves) is rewritten and its `s:N:` prefix set to its new
   length in bytes. Everything else (numbers, floats, keys, property names, references, `C:` payloads)
-  is copied byte for byte.
+  is copied byte for byte. For speed on large values, small flat arrays (rows of a list) are read by
+  one regex match each, and a value's strings are rewritten together in one pass of the text rewrite.
 - A value that looks serialized but does not parse (already corrupt, or truncated), or nests deeper
   than MAX_DEPTH and MAX_STRING_DEPTH (a hostile source's), is rewritten as text: its lengths were
   wrong before and stay wrong (PHP rejects it either way, and WordPress then uses the raw string), but
@@ -34,6 +35,7 @@ Rewriting is idempotent unless the old URL occurs inside the new one (`http://a.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -59,6 +61,48 @@ _STRING = re.compile(rb's:([0-9]{1,10}):"')
 _ARRAY = re.compile(rb"a:([0-9]{1,10}):\{")
 _NAMED = re.compile(rb'[OCE]:([0-9]{1,10}):"')  # an object's, Serializable's or enum's class name follows
 _MEMBERS = re.compile(rb'":([0-9]{1,10}):\{')
+# An array of at most FLAT_MEMBERS members whose values are scalars or strings of at most FLAT_STRING
+# bytes is read by the regex engine in one match (C speed, several times as fast as token by token):
+# its strings' lengths are checked there by spelling every length out, its count by spelling its
+# members out (a pattern per count, made when first met), each value a group. Other arrays are read
+# token by token; both read exactly the same grammar.
+# Values this long at least: making the patterns takes up to a second the first time (per process).
+FLAT_MEMBERS = 8
+FLAT_STRING = 255
+FLAT_FROM = 256 * 1024
+
+
+def _spelled_length_string(limit: int) -> bytes:
+    """A pattern for `s:N:"<N bytes>";` with N from 0 to limit, written without leading zeros."""
+    def after(digits: bytes) -> bytes:
+        branches = [b':".{%d}";' % int(digits)]
+        if digits != b"0":
+            branches += [digit + after(digits + digit) for digit in map(b"%d".__mod__, range(10))
+                         if int(digits + digit) <= limit]
+        return b"(?:" + b"|".join(branches) + b")"
+    first_digits = [b"%d" % digit for digit in range(min(limit, 9) + 1)]
+    return b"s:(?:" + b"|".join(digit + after(digit) for digit in first_digits) + b")"
+
+
+_FLAT_STRING = _spelled_length_string(FLAT_STRING)
+_FLAT_MEMBER = (rb"(?:" + _FLAT_STRING + rb"|" + _INTEGER_KEY.pattern + rb")"  # its key, then its value
+                rb"(" + _FLAT_STRING + rb"|" + _SCALAR.pattern + rb")")
+
+
+@functools.cache
+def _flat_array(count: int) -> re.Pattern[bytes]:
+    """The members and closing brace of a flat array of `count` members; value i is group i."""
+    return re.compile(_FLAT_MEMBER * count + rb"\}", re.DOTALL)
+
+
+
+@functools.cache
+def _flat_row(count: int) -> re.Pattern[bytes]:
+    """A member whose value is a flat array of `count` members (value i is group i)."""
+    return re.compile(rb"(?:" + _FLAT_STRING + rb"|" + _INTEGER_KEY.pattern + rb")a:%d:\{" % count
+                      + _FLAT_MEMBER * count + rb"\}", re.DOTALL)
+
+
 _LOOKS_SERIALIZED = re.compile(rb"(?:[saOE]:[0-9]+:|[bid]:[0-9.E+-]+;$)", re.DOTALL)
 
 
@@ -118,7 +162,8 @@ class UrlRewrite:
         old_escaped, new_escaped = (url.replace(b"/", b"\\/") for url in (old_plain, new_plain))
         scheme = self.new.scheme.encode() + b":"
         # ...and not the beginning of a longer host name, port or path segment.
-        end = rb"(?![A-Za-z0-9_\-%]|\.[A-Za-z0-9%]|:[0-9]|\.?" + _NON_ASCII_CONTINUING + rb")"
+        continues = rb"[A-Za-z0-9_\-%]|\.[A-Za-z0-9%]|:[0-9]|\.?" + _NON_ASCII_CONTINUING
+        end = rb"(?!" + continues + rb")"
         # Passes of re.sub (C speed), in turn while the old host remains: with a scheme, plain and
         # JSON-escaped; then scheme-relative (not after another scheme's colon, nor inside a word).
         forms = [
@@ -132,6 +177,20 @@ class UrlRewrite:
         # The usual form first, in a pattern that begins with letters the regex engine scans for at C
         # speed (about 1.5 times as fast on URL-dense text); the passes above then find what it left.
         self._usual = (re.compile(rb"https?://" + re.escape(old_plain) + end), _template(scheme + b"//" + new_plain))
+        # Faster still (bytes.replace, no match objects): when no occurrence of the old host and path
+        # goes on into a longer name, every `http://old` and `https://old` is the site's.
+        self._continued = re.compile(re.escape(old_plain) + rb"(?=" + continues + rb")")
+        self._usual_literals = [(b"http://" + old_plain, scheme + b"//" + new_plain),
+                                (b"https://" + old_plain, scheme + b"//" + new_plain)]
+        # Passes in turn rewrite as one pass does only when what one writes cannot be read by the next:
+        # the new URL holds no old host, and the text around it reads the same at its edges (it ends
+        # in a letter or digit as the old one does, and not in a scheme: `…/https` + `://old.test`).
+        self._passes_are_one = (self.old.host.encode() not in new_plain and old_plain[-1:].isalnum()
+                                and new_plain[-1:].isalnum() and not new_plain.lower().endswith((b"http", b"https")))
+        # Otherwise: every form in one pass, each match replaced by its own form's new URL.
+        self._one_pass = re.compile(b"|".join(b"(" + before + re.escape(old) + end + b")"
+                                              for before, old, _, _ in forms))
+        self._one_pass_replacements = [after + new for _, _, after, new in forms]
         # Every occurrence contains the host: bytes without it are passed through untouched.
         self.needle = self.old.host.encode()
 
@@ -140,11 +199,25 @@ class UrlRewrite:
 
     def text(self, data: bytes) -> bytes:
         """Rewrites `data` as plain text, whatever it holds."""
-        for pattern, replacement in (self._usual, *self._passes):
+        if self.needle not in data:
+            return data
+        if not self._passes_are_one:
+            return self._one_pass.sub(self._replacement_of_form, data)
+        if self._continued.search(data) is None:
+            for literal, replacement in self._usual_literals:
+                data = data.replace(literal, replacement)
+        else:
+            pattern, replacement = self._usual
+            data = pattern.sub(replacement, data)
+        for pattern, replacement in self._passes:
             if self.needle not in data:
                 break
             data = pattern.sub(replacement, data)
         return data
+
+    def _replacement_of_form(self, found: re.Match[bytes]) -> bytes:
+        """The new URL in the form the old one was found in (each form is a group of `_one_pass`)."""
+        return self._one_pass_replacements[(found.lastindex or 1) - 1]
 
     def occurrences(self, data: bytes) -> int:
         """How many times the old URL occurs in `data`, in any form this rewrite replaces."""
@@ -164,7 +237,7 @@ class UrlRewrite:
         if not looks_serialized(data):
             text = self.text(data)
             return Rewritten(text, Outcome.UNCHANGED if text == data else Outcome.REWRITTEN)
-        walk = _SerializedWalk(self)
+        walk = _SerializedWalk(self, read_flat=len(data) >= FLAT_FROM)
         walked = walk.top(data, 0)
         if walked is None:
             return Rewritten(self.text(data), Outcome.UNPARSEABLE)
@@ -190,12 +263,35 @@ def looks_serialized(data: bytes) -> bool:
     return _LOOKS_SERIALIZED.match(data) is not None
 
 
+class _Pieces:
+    """A serialized value being rewritten: spans copied as they are and strings rewritten (`chunks`),
+    and the string values to rewrite as text, all of a value's in one call at C speed (`queued`: the
+    place of each in `chunks`, and its span)."""
+
+    __slots__ = ("chunks", "queued")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.queued: list[tuple[int, int, int]] = []
+
+    def queue(self, before: bytes, first: int, last: int) -> None:
+        """Copies `before`, then holds a place for the string value at `first:last` rewritten as text."""
+        self.chunks.append(before)
+        self.queued.append((len(self.chunks), first, last))
+        self.chunks.append(b"")
+
+
+# A string value that begins otherwise cannot be serialized data (is_serialized() trims whitespace first).
+_MAY_BE_SERIALIZED = frozenset(b"saOEbidN" + _PHP_WHITESPACE)
+
+
 class _SerializedWalk:
     """Scans a serialized value token by token, rewriting its strings and fixing their lengths; the
     spans between rewritten strings are copied as they are."""
 
-    def __init__(self, rewrite: UrlRewrite) -> None:
+    def __init__(self, rewrite: UrlRewrite, read_flat: bool) -> None:
         self.rewrite = rewrite
+        self.read_flat = read_flat
         self.left_unparseable = False
 
     def top(self, data: bytes, depth: int) -> bytes | None:
@@ -208,22 +304,41 @@ class _SerializedWalk:
             pieces = self._scan(data, start, end, depth)
         except _Unparseable:
             return None
-        return data if not pieces else b"".join(pieces)
+        if not pieces.chunks:
+            return data
+        chunks, queued = pieces.chunks, pieces.queued
+        texts = self._texts([data[first:last] for _, first, last in queued])
+        for (place, _, _), text in zip(queued, texts, strict=True):
+            chunks[place] = b's:%d:"%s' % (len(text), text)
+        return b"".join(chunks)
 
-    def _string(self, text: bytes, depth: int) -> bytes:
-        if self.rewrite.needle not in text:
-            return text
-        if not looks_serialized(text):
-            return self.rewrite.text(text)
-        rewritten = self.top(text, depth + 1)
-        if rewritten is None:
+    def _texts(self, texts: list[bytes]) -> list[bytes]:
+        """Each of `texts` rewritten as text: all in one pass when a separator can keep them apart (no
+        URL form holds a NUL byte, nor does a NUL continue a host or path)."""
+        joined = b"\0".join(texts)
+        if joined.count(b"\0") != len(texts) - 1:
+            return [self.rewrite.text(text) for text in texts]
+        return self.rewrite.text(joined).split(b"\0")
+
+    def _value_string(self, data: bytes, head: int, first: int, last: int, depth: int,
+                      pieces: _Pieces, copied: int) -> int:
+        """Rewrites the string value `data[first:last]` (its head `s:N:"` at `head`), which holds the old
+        host: serialized data in it is walked at once, text is queued for `top`. Returns how far `data`
+        is now copied into `pieces`."""
+        if data[first] in _MAY_BE_SERIALIZED and looks_serialized(text := data[first:last]):
+            rewritten = self.top(text, depth + 1)
+            if rewritten is not None:
+                if rewritten is not text:
+                    pieces.chunks += [data[copied:head], b's:%d:"' % len(rewritten), rewritten]
+                    return last
+                return copied
             self.left_unparseable = True
-            return self.rewrite.text(text)
-        return rewritten
+        pieces.queue(data[copied:head], first, last)
+        return last
 
-    def _scan(self, data: bytes, at: int, end: int, depth: int) -> list[bytes]:
+    def _scan(self, data: bytes, at: int, end: int, depth: int) -> _Pieces:
         """The pieces of the rewritten value (none if nothing changed); raises _Unparseable."""
-        pieces: list[bytes] = []
+        pieces = _Pieces()
         copied = 0
         left: list[int] = []  # per open array or object: how many keys and values are still to come
         needle = self.rewrite.needle
@@ -249,11 +364,7 @@ class _SerializedWalk:
                 if not data.startswith(b'";', last):
                     raise _Unparseable
                 if not is_key and data.find(needle, first, last) >= 0:  # else it stays as it is
-                    text = data[first:last]
-                    rewritten = self._string(text, depth)
-                    if rewritten is not text and rewritten != text:
-                        pieces += [data[copied:at], b's:%d:"' % len(rewritten), rewritten]
-                        copied = last
+                    copied = self._value_string(data, at, first, last, depth, pieces, copied)
                 at = last + 2
             elif is_key:
                 key = _INTEGER_KEY.match(data, at)
@@ -264,9 +375,21 @@ class _SerializedWalk:
                 array = _ARRAY.match(data, at)
                 if array is None:
                     raise _Unparseable
-                left.append(2 * int(array.group(1)))
-                at = array.end()
-                continue
+                count = int(array.group(1))
+                flat = (_flat_array(count).match(data, array.end())
+                        if self.read_flat and 0 < count <= FLAT_MEMBERS and len(left) < MAX_DEPTH else None)
+                if flat is None:
+                    left.append(2 * count)
+                    at = array.end()
+                    continue
+                copied = self._flat_values(data, flat, depth, pieces, copied)
+                at = flat.end()
+                if left:  # its next siblings are often arrays of the same shape (rows): read them here
+                    row = _flat_row(count).match
+                    while left[-1] >= 3 and (flat := row(data, at)) is not None:
+                        copied = self._flat_values(data, flat, depth, pieces, copied)
+                        left[-1] -= 2
+                        at = flat.end()
             elif token in (b"O", b"C", b"E"):
                 at, opened = self._named(data, at, token, left)
                 if opened:
@@ -279,6 +402,23 @@ class _SerializedWalk:
             if not left:
                 return self._finish(data, at, end, pieces, copied)
             left[-1] -= 1
+
+    def _flat_values(self, data: bytes, flat: re.Match[bytes], depth: int, pieces: _Pieces, copied: int) -> int:
+        """Rewrites the string values that hold the old host among a flat array's (the groups of `flat`),
+        as `_scan` does; returns how far `data` is now copied into `pieces`."""
+        needle = self.rewrite.needle
+        for value, value_end in flat.regs[1:]:
+            if data[value] == 0x73 and (found := data.find(needle, value, value_end)) >= 0:  # a string with the host
+                first = data.index(b':"', value) + 2
+                last = value_end - 2
+                if not first <= found < last and data.find(needle, first, last) < 0:
+                    continue  # the host is in its head, not in the string
+                if data[first] in _MAY_BE_SERIALIZED:
+                    copied = self._value_string(data, value, first, last, depth, pieces, copied)
+                else:  # text, as _value_string would find
+                    pieces.queue(data[copied:value], first, last)
+                    copied = last
+        return copied
 
     @staticmethod
     def _named(data: bytes, at: int, token: bytes, left: list[int]) -> tuple[int, bool]:
@@ -305,9 +445,9 @@ class _SerializedWalk:
         return payload_end + 1, False
 
     @staticmethod
-    def _finish(data: bytes, at: int, end: int, pieces: list[bytes], copied: int) -> list[bytes]:
+    def _finish(data: bytes, at: int, end: int, pieces: _Pieces, copied: int) -> _Pieces:
         if at != end:
             raise _Unparseable
-        if pieces:
-            pieces.append(data[copied:])
+        if pieces.chunks:
+            pieces.chunks.append(data[copied:])
         return pieces

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.php_values import IS_SERIALIZED, Nested, PhpObject, PhpUnserialize, dumps
+from wpclone_engine import rewrite as rewrite_module
 from wpclone_engine.rewrite import MAX_DEPTH, Outcome, UrlRewrite, looks_serialized
 
 OLD = "http://a.test"
@@ -73,6 +74,14 @@ def test_text_rewrites_each_occurrence_and_nothing_else(fragments: list[tuple[st
     assert REWRITE.value(text).value == expected
 
 
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=12), st.sampled_from(["https://a.test/clone", "http://b.test/-"]))
+def test_a_new_url_that_a_second_pass_would_read_is_written_in_one_pass(fragments: list[tuple[str, str]],
+                                                                          new: str) -> None:
+    rewrite = UrlRewrite(OLD, new)
+    sources = [source.encode() for source, _ in fragments]
+    assert rewrite.text(b" ".join(sources)) == b" ".join(rewrite.text(source) for source in sources)
+
+
 @pytest.mark.parametrize(("old", "new", "text", "expected"), [
     ("https://a.test", "http://b.test", "http://a.test/x https://a.test/y", "http://b.test/x http://b.test/y"),
     ("http://a.test/", "http://b.test/", "http://a.test/x", "http://b.test/x"),
@@ -83,8 +92,12 @@ def test_text_rewrites_each_occurrence_and_nothing_else(fragments: list[tuple[st
     ("http://127.0.0.1:8081", "http://127.0.0.1:9", "http://127.0.0.1:8081/ http://127.0.0.1:80811/",
      "http://127.0.0.1:9/ http://127.0.0.1:80811/"),
     ("http://A.Test", "http://b.test", "http://a.test/x", "http://b.test/x"),
+    # One pass, even where a second would find the old URL in what the first wrote.
+    ("http://a.test", "https://a.test/clone", "http://a.test/x https://a.test/y",
+     "https://a.test/clone/x https://a.test/clone/y"),
+    ("http://a.test", "http://b.test/https:", "http://a.test//a.test", "http://b.test/https://a.test"),
 ], ids=["https-to-http", "trailing-slashes", "new-trailing-slash", "subdirectory-install",
-        "longer-old-host", "ports", "host-case"])
+        "longer-old-host", "ports", "host-case", "new-holds-old", "new-ends-in-a-scheme"])
 def test_url_edge_cases(old: str, new: str, text: str, expected: str) -> None:
     assert UrlRewrite(old, new).text(text.encode()).decode() == expected
 
@@ -265,3 +278,31 @@ def test_occurrences_count_every_form_the_rewrite_replaces_and_nothing_else() ->
 def test_what_remains_is_not_countable_when_the_new_url_holds_the_old_one() -> None:
     assert REWRITE.leaves_old_url_checkable
     assert not UrlRewrite("http://a.test", "http://a.test/clone").leaves_old_url_checkable
+
+
+# --- the flat-array reading (one regex match) reads exactly what the token-by-token reading reads ---
+
+def test_a_flat_array_is_read_in_one_match_with_its_lengths_and_count_checked() -> None:
+    members = b's:3:"url";s:13:"http://a.test";i:-5;b:1;s:0:"";d:0.5;'
+    assert rewrite_module._flat_array(3).fullmatch(members + b"}")
+    assert not rewrite_module._flat_array(2).match(members + b"}")  # a count that lies
+    assert not rewrite_module._flat_array(3).match(members.replace(b"s:13:", b"s:12:") + b"}")  # a length that lies
+    assert not rewrite_module._flat_array(3).match(members.replace(b"s:13:", b"s:013:") + b"}")  # read token by token
+    assert not rewrite_module._flat_array(1).match(b'b:1;s:1:"x";}')  # a key must be a string or an integer
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # each undoes its patch
+@given(value=php_values, where=st.integers(0, 10_000), delta=st.sampled_from([-1, 0, 1]))
+def test_flat_arrays_are_rewritten_as_the_token_by_token_reading_does(
+        value: Any, where: int, delta: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    serialized = dumps([{"u": "http://a.test/", "v": value}, {"w": value, 7: "//a.test"}, value])  # rows of two
+    lengths = list(re.finditer(rb'[sa]:([0-9]+):', serialized))
+    length = lengths[where % len(lengths)]
+    assume(int(length.group(1)) + delta >= 0)
+    changed = str(int(length.group(1)) + delta).encode()
+    maybe_corrupt = serialized[:length.start(1)] + changed + serialized[length.end(1):]
+    token_by_token = REWRITE.value(maybe_corrupt)
+    with monkeypatch.context() as patch:
+        patch.setattr(rewrite_module, "FLAT_FROM", 0)
+        assert REWRITE.value(maybe_corrupt) == token_by_token
