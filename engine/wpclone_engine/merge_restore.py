@@ -183,6 +183,7 @@ class _Table:
         self.name = name
         self.mode = mode  # "rows", "whole", "create" or "skip"
         self._create = create
+        self._foreign_keys: list[str] = []  # a table production does not have brings its own; the others keep theirs
         self._columns = columns
         self._rows = rows
         self._judge = judge
@@ -203,6 +204,8 @@ class _Table:
             if mode == "skip":
                 state.report.changes.append(f"table {name}: left out (production dropped it since the clone was taken)")
             table = cls(state, name, mode, create, columns, rows, None, key, None)
+            if mode == "create":
+                table._foreign_keys = state.move.foreign_keys(meta["create"], meta["name"])
         elif key:
             production_key, production = state.production.get(name, ((), {}))
             if production_key != tuple(columns[at] for at in key):
@@ -285,7 +288,7 @@ class _Table:
     async def _stage(self) -> None:
         self._staged = 0
         if self._state.sink is not None:
-            await self._state.sink.begin_table(self.name, self._create, self._columns)
+            await self._state.sink.begin_table(self.name, self._create, self._columns, self._foreign_keys)
 
     async def _send(self, payload: bytes) -> None:
         if not payload:

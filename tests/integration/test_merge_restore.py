@@ -88,7 +88,14 @@ def test_a_merge_keeps_every_production_change_and_brings_every_clone_change(
          f"the shop</a></p>' WHERE ID = {page};" for n, page in enumerate(pages)),
        *(insert_post(f"Clone post {n}", f"<p>Made on the clone {n}</p>") for n in range(3)),
        "UPDATE wp_options SET option_value = 'a:1:{s:12:\"header_color\";s:3:\"red\";}' "
-       "WHERE option_name = 'theme_mods_shop';")
+       "WHERE option_name = 'theme_mods_shop';",
+       # Two tables production does not have, with foreign keys: to each other and to one it has.
+       "CREATE TABLE wp_shop_orders (id BIGINT UNSIGNED PRIMARY KEY, note VARCHAR(40)) ENGINE=InnoDB;",
+       "CREATE TABLE wp_shop_items (id BIGINT UNSIGNED PRIMARY KEY, order_id BIGINT UNSIGNED NOT NULL, "
+       "post_id BIGINT UNSIGNED NOT NULL, FOREIGN KEY (order_id) REFERENCES wp_shop_orders (id) ON DELETE CASCADE, "
+       "FOREIGN KEY (post_id) REFERENCES wp_posts (ID)) ENGINE=InnoDB;",
+       "INSERT INTO wp_shop_orders VALUES (1, 'first'), (2, 'second');",
+       f"INSERT INTO wp_shop_items VALUES (1, 1, {pages[0]}), (2, 1, {pages[1]}), (3, 2, {pages[2]});")
     production_changes(mariadb, production)
     before = {table: int(on(mariadb, production.db_name, f"SELECT COUNT(*) FROM {table}"))
               for table in ("wp_comments", "wp_posts", "wp_users", "wp_options")}
@@ -97,7 +104,9 @@ def test_a_merge_keeps_every_production_change_and_brings_every_clone_change(
     preview = wait_restore(control_plane, namespace, "preview")["status"]
     assert preview["phase"] == "Completed" and not preview["conflicts"], preview
     assert [line for line in preview["changes"] if line.startswith("table ")] == [
-        "table wp_options: insert 0, update 1, delete 0", "table wp_posts: insert 3, update 10, delete 0"], preview
+        "table wp_options: insert 0, update 1, delete 0", "table wp_posts: insert 3, update 10, delete 0",
+        "table wp_shop_items: create (a table production does not have) (3 rows)",
+        "table wp_shop_orders: create (a table production does not have) (2 rows)"], preview
     listed = [line for line in preview["changes"] if not line.startswith("table ")]
     assert sorted(line.split(" (")[1].rstrip(")") for line in listed if line.startswith("insert wp_posts")) == \
         ["Clone post 0", "Clone post 1", "Clone post 2"]
@@ -105,7 +114,7 @@ def test_a_merge_keeps_every_production_change_and_brings_every_clone_change(
         {f"ID={page}" for page in pages}
     assert [line for line in listed if "wp_options" in line] == [
         line for line in listed if line.startswith("update wp_options") and "(theme_mods_shop)" in line]
-    assert len(listed) == 14
+    assert len(listed) == 15 and listed[-1] == "… and 5 more rows"  # the new tables' rows are counted, not listed
     assert "Clone post 0" not in post_titles(production)
 
     apply(control_plane, namespace, merge_restore("push", production, stage))
@@ -134,6 +143,12 @@ def test_a_merge_keeps_every_production_change_and_brings_every_clone_change(
             for name, table in record["tables"]}
     assert kept == {"wp_posts": 10, "wp_options": 1}, kept
     assert staging_left(mariadb, production, done["backupId"]) == []
+    # The new tables came with their foreign keys, live: to each other and to production's own posts.
+    assert rows(mariadb, production.db_name, "SELECT TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema."
+                "REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() ORDER BY 1, 2") == [
+        "wp_shop_items\twp_posts", "wp_shop_items\twp_shop_orders"]
+    on(mariadb, production.db_name, "DELETE FROM wp_shop_orders WHERE id = 1;")
+    assert rows(mariadb, production.db_name, "SELECT id FROM wp_shop_items") == ["3"]
 
 
 def settle(plane: cluster.ControlPlane, namespace: str, production: WordPressSite, stage: str, policy: str,

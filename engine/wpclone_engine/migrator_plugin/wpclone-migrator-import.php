@@ -268,7 +268,7 @@ final class WPClone_Import
     public static function commit(WP_REST_Request $request): array
     {
         return self::finishing($request, true, function (WPClone_Db $db, WPClone_Job $job, int $files): array {
-            self::add_foreign_keys($db, $job);
+            self::add_foreign_keys($db, $job->data['staged'], array_column($job->data['staged'], 'staging', 'name'));
             $backup = WPClone_Backups::swap_in($db, $job);
             return [$backup, ['tables' => count($backup['imported']), 'rows' => $job->data['rows'], 'files' => $files]];
         });
@@ -308,15 +308,14 @@ final class WPClone_Import
     }
 
     /**
-     * The staged tables' foreign keys, before the swap: one that refers to a table this import brings refers
-     * to its staged copy, which the swap's rename turns into the live table (and the table it replaces, with
-     * its own keys, into its backup). Without names: the server names them after their table, as the rename
-     * renames them.
+     * Staged tables' foreign keys, before the swap: one that refers to a table this import brings
+     * (`$staged`: name => staging name) refers to its staged copy, which the swap's rename turns into the live
+     * table (and the table it replaces, with its own keys, into its backup). Without names: the server names
+     * them after their table, as the rename renames them.
      */
-    private static function add_foreign_keys(WPClone_Db $db, WPClone_Job $job): void
+    public static function add_foreign_keys(WPClone_Db $db, array $tables, array $staged): void
     {
-        $staged = array_column($job->data['staged'], 'staging', 'name');
-        foreach ($job->data['staged'] as $table) {
+        foreach ($tables as $table) {
             $clauses = array_map(function (array $key) use ($staged) {
                 return 'ADD ' . $key['head'] . ' REFERENCES ' . WPClone_Db::name($staged[$key['references']]
                     ?? $key['references']) . ' ' . $key['tail'];

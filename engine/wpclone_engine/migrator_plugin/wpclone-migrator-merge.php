@@ -132,6 +132,13 @@ final class WPClone_Merge
             }
             throw $error;
         }
+        // Tables production did not have: their keys first (to each other's staged copies, or to live tables).
+        $created = array_values(array_map(function (array $step) use ($staged) {
+            return $staged[$step['name']];
+        }, array_filter($steps, function (array $step) {
+            return $step['mode'] === 'create';
+        })));
+        WPClone_Import::add_foreign_keys($db, $created, array_column($created, 'staging', 'name'));
         foreach ($steps as $step) {
             if ($step['mode'] === 'create') {  // a table production did not have: in whole, at once
                 $db->query('RENAME TABLE ' . WPClone_Db::name($staged[$step['name']]['staging']) . ' TO '
