@@ -57,6 +57,8 @@ class SiteMove:
     preserved_options: Mapping[str, bytes] = field(default_factory=dict)
     admin_login: str | None = None
     admin_hash: str | None = field(default=None, repr=False)
+    # Per table of the destination: the collations to give back where the source has their stand-ins.
+    restored_collations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def table_name(self, source_table: str) -> str:
         if not source_table.startswith(self.source_prefix):
@@ -64,7 +66,10 @@ class SiteMove:
         return self.destination_prefix + source_table[len(self.source_prefix):]
 
     def create_statement(self, create: str, source_table: str) -> str:
-        return table_definition(create, source_table).statement(self.table_name(source_table), foreign_keys=False)
+        name = self.table_name(source_table)
+        statement = table_definition(create, source_table).statement(name, foreign_keys=False)
+        restored = self.restored_collations.get(name)
+        return replace_collations(statement, restored.get) if restored else statement
 
     def foreign_keys(self, create: str, source_table: str) -> list[str]:
         """The table's foreign keys, to add once every table has arrived, referring to the destination's
@@ -384,11 +389,30 @@ def mysql8_collation_for(collation: str, known: Collection[str]) -> str | None:
 
 def map_collations(statement: str, known: Collection[str]) -> str:
     """`statement` (a checked CREATE TABLE) with the MySQL 8 collations a server does not know (`known`:
-    its own, lower case) replaced by their nearest equivalents; names and strings are left as written."""
+    its own, lower case) replaced by their nearest equivalents."""
+    return replace_collations(statement, lambda collation: mysql8_collation_for(collation, known))
+
+
+def collations_to_restore(destination: Collection[str]) -> dict[str, str]:
+    """For a table that the destination has with these collations (the table's and its columns'): the
+    stand-in a copy into a server without MySQL 8's collations gave each of them (lower case) -> the
+    collation itself, where that is certain: the table has no collation of its own that looks the same."""
+    own = {collation.lower() for collation in destination}
+    restored: dict[str, str | None] = {}
+    for collation in destination:
+        stand_in = mysql8_collation_for(collation, ())
+        if stand_in is not None and stand_in not in own:
+            restored[stand_in] = collation if restored.get(stand_in, collation) == collation else None
+    return {stand_in: collation for stand_in, collation in restored.items() if collation is not None}
+
+
+def replace_collations(statement: str, replacement: Callable[[str], str | None]) -> str:
+    """`statement` (a checked CREATE TABLE) with each word `replacement` gives another for (given in lower
+    case) replaced by it; names and strings are left as written."""
     pieces, copied = [], 0
     for token in _tokens(statement):
-        if token.kind == "word" and (replacement := mysql8_collation_for(token.text, known)) is not None:
-            pieces += [statement[copied:token.start], replacement]
+        if token.kind == "word" and (replaced := replacement(token.text.lower())) is not None:
+            pieces += [statement[copied:token.start], replaced]
             copied = token.end
     return "".join(pieces) + statement[copied:] if pieces else statement
 

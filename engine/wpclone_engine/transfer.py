@@ -18,7 +18,7 @@ import hashlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import pymysql
@@ -28,7 +28,14 @@ from wpclone_engine.database_import import DatabaseImport, DatabaseTarget
 from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
 from wpclone_engine.passwords import wordpress_hash
 from wpclone_engine.rewrite import UrlRewrite
-from wpclone_engine.site_move import AdminPassword, DatabaseObject, RowCounts, SiteMove, database_objects
+from wpclone_engine.site_move import (
+    AdminPassword,
+    DatabaseObject,
+    RowCounts,
+    SiteMove,
+    collations_to_restore,
+    database_objects,
+)
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError
 
 SLICE_BYTES = 1024 * 1024
@@ -152,12 +159,17 @@ async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestinati
     if isinstance(destination, DatabaseDestination):
         return await _copy_into_database(source, source_info, destination, include, tables, rewrite_to,
                                          admin_password, tally)
-    destination_info = await destination.info()
+    destination_info = await destination.info(collations=True)
     if destination_info.home.rstrip("/") == source_info.home.rstrip("/"):
         raise TransferError("SameSite", f"{source.url} and {destination.url} are the same site")
     move = site_move(source_info, destination_info.table_prefix, rewrite_to or destination_info.home,
                       {name: value.encode() for name, value in destination_info.options.items() if value is not None},
                       admin_password)
+    # A table the site has with MySQL 8's collations gets them back where the copy has their stand-ins
+    # (a clone on a server without them made them so).
+    move = replace(move, restored_collations={
+        name: restored for name, table in destination_info.tables.items()
+        if (restored := collations_to_restore(table.collations))})
     job = await destination.begin_import(
         database=include.database, files=include.folders,
         tables=None if include.tables is None else [move.table_name(table) for table in tables],

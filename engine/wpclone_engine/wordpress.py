@@ -51,6 +51,7 @@ class TableInfo:
     name: str
     rows: int
     checksum: str | None = None
+    collations: tuple[str, ...] = ()  # the table's and its columns', when asked for
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ class SiteInfo:
     def from_report(cls, report: dict[str, Any]) -> SiteInfo:
         return cls(
             home=report["home"], siteurl=report["siteurl"], table_prefix=report["table_prefix"],
-            tables={table["name"]: TableInfo(table["name"], int(table["rows"]), table.get("checksum"))
-                    for table in report["tables"]},
+            tables={table["name"]: TableInfo(table["name"], int(table["rows"]), table.get("checksum"),
+                                             tuple(table.get("collations") or ())) for table in report["tables"]},
             options=report["options"], mode=report["mode"],
             max_request_bytes=int(report["limits"]["max_request_bytes"]), backups=report["backups"],
             versions={key: report[key] for key in ("migrator", "wordpress", "php", "database")},
@@ -143,8 +144,8 @@ class Migrator:
             self.session = None
         return answer.get("removed") is True
 
-    async def info(self, *, checksums: bool = False, content: bool = False) -> SiteInfo:
-        report = await self._call("info", {"checksums": checksums, "content": content})
+    async def info(self, *, checksums: bool = False, content: bool = False, collations: bool = False) -> SiteInfo:
+        report = await self._call("info", {"checksums": checksums, "content": content, "collations": collations})
         try:
             return SiteInfo.from_report(report)
         except (KeyError, TypeError, ValueError) as error:

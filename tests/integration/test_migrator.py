@@ -121,7 +121,15 @@ async def test_the_migrator_is_installed_where_it_is_missing_and_survives_a_copy
         await install_migrator(site.url, site.admin_user, site.admin_password, policy=LOOPBACK)  # replaces the copy
         await copy_site(migrator(http, source_site, "source"), installed)
         after_copy = await installed.info()
+        with_collations = await installed.info(collations=True)
     assert missing.value.reason == "MigratorMissing"
+    # Asked for, each table's collations (its own and its columns'), as the server has them; else none.
+    assert after_copy.tables["wp_posts"].collations == ()
+    expected = set(mariadb.sql(
+        f"SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{site.db_name}' AND "
+        f"TABLE_NAME = 'wp_posts' UNION SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+        f"'{site.db_name}' AND TABLE_NAME = 'wp_posts' AND COLLATION_NAME IS NOT NULL").split())
+    assert expected and set(with_collations.tables["wp_posts"].collations) == expected
     assert first.mode == "plugin" and after_copy.mode == "plugin"
     active = mariadb.sql(f"SELECT option_value FROM `{site.db_name}`.wp_options WHERE option_name = 'active_plugins'")
     assert '"wpclone-migrator/wpclone-migrator.php"' in active

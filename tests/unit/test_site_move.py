@@ -6,7 +6,7 @@ import pytest
 
 from wpclone_engine import frames
 from wpclone_engine.rewrite import UrlRewrite
-from wpclone_engine.site_move import DatabaseObject, SiteMove, database_objects
+from wpclone_engine.site_move import DatabaseObject, SiteMove, collations_to_restore, database_objects, map_collations
 
 MOVE = SiteMove(UrlRewrite("http://a.test", "https://b.test"), "wp_", "clone_",
                 preserved_options={"siteurl": b"https://b.test", "home": b"https://b.test", "blog_public": b"0"},
@@ -127,3 +127,37 @@ def test_only_well_formed_objects_of_known_kinds_are_taken_from_an_export_in_the
              "not an object"]
     assert [(item.kind, item.name) for item in database_objects(found)] == [("function", "f"), ("view", "wp_v")]
     assert database_objects({"objects": []}) == ()
+
+
+# --- MySQL 8's collations: a clone on a server without them got stand-ins; a restore gives them back ---
+
+MYSQL8_TABLE = ("CREATE TABLE `wp_posts` (\n  `ID` bigint unsigned NOT NULL,\n"
+                "  `post_title` text COLLATE utf8mb4_0900_ai_ci NOT NULL,\n"
+                "  `slug` varchar(200) COLLATE utf8mb4_0900_as_cs DEFAULT 'utf8mb4_0900_ai_ci',\n"
+                "  PRIMARY KEY (`ID`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci")
+
+
+def test_a_restore_gives_a_table_its_mysql_8_collations_back_where_the_clone_has_their_stand_ins() -> None:
+    on_the_clone = map_collations(MYSQL8_TABLE, known={"utf8mb4_unicode_520_ci", "utf8mb4_bin"})
+    assert "0900_as_cs" not in on_the_clone and "COLLATE=utf8mb4_unicode_520_ci" in on_the_clone
+    production = ["utf8mb4_0900_ai_ci", "utf8mb4_0900_as_cs"]  # as the migrator's info reports the live table
+    restored = collations_to_restore(production)
+    assert restored == {"utf8mb4_unicode_520_ci": "utf8mb4_0900_ai_ci", "utf8mb4_bin": "utf8mb4_0900_as_cs"}
+    move = SiteMove(UrlRewrite("http://clone.test", "http://shop.test"), "wp_", "wp_",
+                    restored_collations={"wp_posts": restored})
+    assert move.create_statement(on_the_clone, "wp_posts") == (
+        MYSQL8_TABLE)  # the string default stays as written, too
+    # A table production does not have, or one whose own collations production's server reports as they are,
+    # keeps what the clone has.
+    assert move.create_statement(on_the_clone.replace("`wp_posts`", "`wp_notes`"), "wp_notes") == \
+        on_the_clone.replace("`wp_posts`", "`wp_notes`")
+
+
+@pytest.mark.parametrize(("production", "restored"), [
+    (["utf8mb4_0900_ai_ci", "utf8mb4_unicode_520_ci"], {}),  # the stand-in is production's own too: unsure
+    (["utf8mb4_0900_ai_ci", "utf8mb4_de_pb_0900_ai_ci"], {}),  # two that look the same on the clone: unsure
+    (["utf8mb4_0900_bin", "utf8mb4_general_ci"], {"utf8mb4_bin": "utf8mb4_0900_bin"}),
+    (["utf8mb4_unicode_ci", "latin1_swedish_ci"], {}),  # no MySQL 8 collation: nothing to give back
+], ids=["stand-in-is-its-own", "two-alike", "binary", "none"])
+def test_collations_are_given_back_only_where_certain(production: list[str], restored: dict[str, str]) -> None:
+    assert collations_to_restore(production) == restored

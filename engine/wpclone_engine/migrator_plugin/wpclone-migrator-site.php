@@ -261,12 +261,25 @@ final class WPClone_Site
             return $db->value('SELECT option_value FROM ' . WPClone_Db::name($options)
                 . ' WHERE option_name = ' . $db->quote($name) . ' LIMIT 1');
         };
+        $collations = null;  // table => the collations of the table and its columns
+        if ($request->get_param('collations')) {
+            $collations = [];
+            foreach ($db->rows('SELECT TABLE_NAME AS name, TABLE_COLLATION AS collation FROM information_schema.TABLES '
+                . 'WHERE TABLE_SCHEMA = DATABASE() AND TABLE_COLLATION IS NOT NULL UNION SELECT TABLE_NAME, '
+                . 'COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() '
+                . 'AND COLLATION_NAME IS NOT NULL') as $row) {
+                $collations[$row['name']][] = $row['collation'];
+            }
+        }
         $tables = [];
         foreach (self::tables($db) as $name) {
             $table = ['name' => $name, 'rows' => (int) $db->value('SELECT COUNT(*) FROM ' . WPClone_Db::name($name))];
             if ($request->get_param('checksums')) {
                 $table['checksum'] = $name === $options ? self::options_checksum($db, $options)
                     : (string) $db->query('CHECKSUM TABLE ' . WPClone_Db::name($name))->fetch_row()[1];
+            }
+            if ($collations !== null) {
+                $table['collations'] = array_values(array_unique($collations[$name] ?? []));
             }
             $tables[] = $table;
         }

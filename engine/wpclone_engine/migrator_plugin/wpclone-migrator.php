@@ -19,7 +19,7 @@
  * (wpclone-migrator-auth.php):
  *   session          open a session: {token, idle_seconds, max_seconds}
  *   session/close    end it                                {remove?: leave the site once no session is live}
- *   info             site report: URLs, versions, prefix, tables (rows, checksums), content sizes, backups
+ *   info             site report: URLs, versions, prefix, tables (rows, checksums, collations), content sizes, backups
  *   export/database  stream of the site's tables          {tables?, slice_bytes?}
  *   export/files     stream of wp-content folders         {include?: [uploads, themes, plugins, mu-plugins], slice_bytes?}
  *   export/fingerprints stream of each row's key and fingerprint {tables?}
