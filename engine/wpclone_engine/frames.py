@@ -19,6 +19,7 @@ the frame limit, before it reaches a database.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import struct
@@ -66,6 +67,10 @@ class StreamError(Exception):
     def __init__(self, message: str, reason: str = reasons.MALFORMED_STREAM) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class StreamCut(StreamError):
+    """The stream broke off: what arrived is whole frames, and an exporter may be asked to go on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +238,71 @@ class TableOrder:
         self.table = None
 
 
+class ResumePoint:
+    """Where a database stream stands, by the frames its reader has taken (whole ones: a stream that breaks
+    off loses only the frame in the making): what to ask the exporter to go on from (`resume`), and the
+    next stream's frames joined to what was taken (`join`: the open table's T frame, which it repeats,
+    taken out; its E frame counting the rows taken before too)."""
+
+    def __init__(self) -> None:
+        self._table: dict[str, Any] | None = None  # the open table's T frame
+        self._key: tuple[int, ...] = ()  # its key's positions in its records
+        self._rows = 0  # its rows taken
+        self._earlier = 0  # ...of which by streams before this one
+        self._last: tuple[bytes, int, tuple[int, ...]] | None = None  # its last record taken (payload, start, lengths)
+        self._ended: str | None = None  # the last table ended
+        self._repeat = False  # this stream repeats the open table's T frame first
+
+    @property
+    def resumable(self) -> bool:
+        """Whether an exporter can go on from here: not in the middle of a table without a key."""
+        return self._table is None or bool(self._key) or self._rows == 0
+
+    def taken(self, frame: Frame) -> None:
+        """Notes a frame (as `join` gave it) its reader has taken whole."""
+        if frame.kind == TABLE:
+            self._table = frame.json()
+            columns, key = self._table["columns"], self._table.get("key")
+            self._key = (tuple(columns.index(name) for name in key)
+                         if isinstance(key, list) and key and all(name in columns for name in key) else ())
+            self._rows = self._earlier = 0
+            self._last = None
+        elif frame.kind == ROWS and self._table is not None:
+            for start, _, lengths in record_spans(frame.payload, len(self._table["columns"])):
+                self._rows += 1
+                self._last = (frame.payload, start, lengths)
+        elif frame.kind == TABLE_END:
+            self._ended, self._table = frame.json()["name"], None
+
+    def resume(self) -> dict[str, Any]:
+        """The export's parameters to go on from here (resumable); the next stream is then to be joined."""
+        self._repeat = self._table is not None
+        if self._table is None:
+            return {"resume_past": self._ended} if self._ended is not None else {}
+        self._earlier = self._rows
+        if self._last is None:
+            return {"resume_from": self._table["name"]}
+        values = record_values(*self._last)
+        return {"resume_from": self._table["name"],
+                "resume_after": [base64.b64encode(values[at] or b"").decode() for at in self._key]}
+
+    def join(self, frame: Frame) -> Frame | None:
+        """The frame as the stream it goes on with has it, or None for the repeated T frame."""
+        if self._repeat:
+            self._repeat = False
+            assert self._table is not None
+            again = frame.json() if frame.kind == TABLE else None
+            if again is None or {name: again.get(name) for name in ("name", "columns", "key")} != {
+                    name: self._table.get(name) for name in ("name", "columns", "key")}:
+                raise StreamError(f"the export went on without table {self._table['name']} as it began it")
+            return None
+        if frame.kind == TABLE_END and self._earlier:
+            end = frame.json()
+            if isinstance(end.get("rows"), int):
+                return Frame(TABLE_END, json.dumps({**end, "rows": self._earlier + end["rows"]}).encode())
+        return frame
+
+
 class FrameReader:
     """Cuts a byte stream, fed in pieces of any size, into frames; holds at most one frame's bytes."""
 
@@ -260,8 +330,8 @@ class FrameReader:
 
     def close(self) -> None:
         if self._buffer:
-            raise StreamError(f"the stream ended in the middle of a frame ({len(self._buffer)} bytes left over): "
-                              "connection lost or exporter killed", reasons.BAD_STREAM)
+            raise StreamCut(f"the stream ended in the middle of a frame ({len(self._buffer)} bytes left over): "
+                            "connection lost or exporter killed", reasons.BAD_STREAM)
 
 
 async def read_frames(chunks: AsyncIterator[bytes], max_frame_bytes: int = MAX_FRAME_BYTES,
@@ -277,5 +347,4 @@ async def read_frames(chunks: AsyncIterator[bytes], max_frame_bytes: int = MAX_F
             if frame.kind == END:
                 return
     reader.close()
-    raise StreamError("the stream ended before its end frame (connection lost or exporter killed)",
-                      reasons.BAD_STREAM)
+    raise StreamCut("the stream ended before its end frame (connection lost or exporter killed)", reasons.BAD_STREAM)

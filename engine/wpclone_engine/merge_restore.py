@@ -20,7 +20,6 @@ from wpclone_engine.database_import import CloneBaseline
 from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
 from wpclone_engine.site_move import AdminPassword, SiteMove, TableRows
 from wpclone_engine.transfer import (
-    SLICE_BYTES,
     CopyResult,
     Include,
     ProgressCallback,
@@ -28,6 +27,7 @@ from wpclone_engine.transfer import (
     TransferError,
     chosen_tables,
     copy_files,
+    database_frames,
     quietly,
     site_move,
     transfer_errors,
@@ -93,24 +93,23 @@ async def _merge(clone: Migrator, baseline: CloneBaseline, target: Migrator, inc
     state = _Merge(target_info, move, covered, production, recorded_checksums, policy, False,
                    merge.MergeReport(), sink, [])
     try:
-        async with clone.export_database(None if include.tables is None else tables, SLICE_BYTES) as chunks:
-            table: _Table | None = None
-            async for frame in frames.read_frames(chunks):
-                tally.bytes += len(frame.payload) + 5
-                if frame.kind == frames.TABLE:
-                    table = await _Table.begin(state, baseline, frame.json())
-                elif frame.kind == frames.ROWS and table is not None:
-                    tally.counts.add(await table.rows(frame.payload))
-                elif frame.kind == frames.TABLE_END and table is not None:
-                    end = frame.json()
-                    tally.tables += 1
-                    tally.rows += int(end["rows"])
-                    await table.end()
-                    table = None
-                    await tally.report("database", end["name"], force=True)
-                elif frame.kind != frames.END:
-                    raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
-                await tally.report("database")
+        table: _Table | None = None
+        async for frame in database_frames(clone, None if include.tables is None else tables):
+            tally.bytes += len(frame.payload) + 5
+            if frame.kind == frames.TABLE:
+                table = await _Table.begin(state, baseline, frame.json())
+            elif frame.kind == frames.ROWS and table is not None:
+                tally.counts.add(await table.rows(frame.payload))
+            elif frame.kind == frames.TABLE_END and table is not None:
+                end = frame.json()
+                tally.tables += 1
+                tally.rows += int(end["rows"])
+                await table.end()
+                table = None
+                await tally.report("database", end["name"], force=True)
+            elif frame.kind != frames.END:
+                raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
+            await tally.report("database")
         files = await _judge_files(clone, target, baseline, include, state) if include.folders else None
         report = state.report
         nothing = not state.plan and (files is None or not files.written)

@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -39,7 +40,11 @@ from wpclone_engine.site_move import (
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError
 
 SLICE_BYTES = 1024 * 1024
+# How many times a database export that broke off is asked to go on (database_frames).
+EXPORT_RESUMES = 3
 _PROGRESS_EVERY_SECONDS = 0.5
+
+logger = logging.getLogger(__name__)
 
 
 class TransferError(WordPressError):
@@ -310,47 +315,71 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
     when given."""
     table_rows = None
     recorder: _BaselineRecorder | None = None
-    async with source.export_database(None if include.tables is None else tables, SLICE_BYTES) as chunks:
-        async for frame in frames.read_frames(chunks):
-            tally.bytes += len(frame.payload) + 5
-            if frame.kind == frames.TABLE:
-                meta = frame.json()
-                table_rows = move.table_rows(meta["name"], meta["columns"])
-                if baseline is not None:
-                    unprefixed = move.table_name(meta["name"])[len(move.destination_prefix):]
-                    recorder = _BaselineRecorder(baseline, merge.TableBaseline.of(
-                        meta["name"], meta["columns"], meta.get("key"), unprefixed))
-                await sink.begin_table(move.table_name(meta["name"]),
-                                       move.create_statement(meta["create"], meta["name"]), meta["columns"],
-                                       move.foreign_keys(meta["create"], meta["name"]))
-            elif frame.kind == frames.ROWS and table_rows is not None:
-                payload, counts = table_rows.apply(frame.payload)
-                tally.counts.add(counts)
-                if recorder is None:
-                    await sink.rows(payload)
-                else:  # the fingerprints are taken in a thread while the database takes the rows
-                    await asyncio.gather(sink.rows(payload), recorder.rows(frame.payload, payload))
-                    await recorder.flush(full_only=True)
-            elif frame.kind == frames.TABLE_END:
-                end = frame.json()
-                await sink.end_table(move.table_name(end["name"]), int(end["rows"]))
-                if recorder is not None:
-                    await recorder.finish()
-                    recorder = None
-                tally.tables += 1
-                tally.rows += int(end["rows"])
-                table_rows = None
-                await tally.report("database", end["name"], force=True)
-            elif frame.kind == frames.END:
-                end = frame.json()
-                tally.not_copied = _not_copied(end.get("not_copied"))
-                tally.objects = database_objects(end.get("objects"))
-            else:
-                raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
-            await tally.report("database")
+    async for frame in database_frames(source, None if include.tables is None else tables):
+        tally.bytes += len(frame.payload) + 5
+        if frame.kind == frames.TABLE:
+            meta = frame.json()
+            table_rows = move.table_rows(meta["name"], meta["columns"])
+            if baseline is not None:
+                unprefixed = move.table_name(meta["name"])[len(move.destination_prefix):]
+                recorder = _BaselineRecorder(baseline, merge.TableBaseline.of(
+                    meta["name"], meta["columns"], meta.get("key"), unprefixed))
+            await sink.begin_table(move.table_name(meta["name"]),
+                                   move.create_statement(meta["create"], meta["name"]), meta["columns"],
+                                   move.foreign_keys(meta["create"], meta["name"]))
+        elif frame.kind == frames.ROWS and table_rows is not None:
+            payload, counts = table_rows.apply(frame.payload)
+            tally.counts.add(counts)
+            if recorder is None:
+                await sink.rows(payload)
+            else:  # the fingerprints are taken in a thread while the database takes the rows
+                await asyncio.gather(sink.rows(payload), recorder.rows(frame.payload, payload))
+                await recorder.flush(full_only=True)
+        elif frame.kind == frames.TABLE_END:
+            end = frame.json()
+            await sink.end_table(move.table_name(end["name"]), int(end["rows"]))
+            if recorder is not None:
+                await recorder.finish()
+                recorder = None
+            tally.tables += 1
+            tally.rows += int(end["rows"])
+            table_rows = None
+            await tally.report("database", end["name"], force=True)
+        elif frame.kind == frames.END:
+            end = frame.json()
+            tally.not_copied = _not_copied(end.get("not_copied"))
+            tally.objects = database_objects(end.get("objects"))
+        else:
+            raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
+        await tally.report("database")
     if admin_password is not None and tally.counts.admin_passwords == 0:
         raise TransferError("AdminNotFound", f"the source {source.url} has no user {admin_password.login!r} "
                             "whose password could be set")
+
+
+async def database_frames(source: Migrator, tables: list[str] | None) -> AsyncIterator[frames.Frame]:
+    """The frames of the tables' export. One that breaks off (a lost connection, a killed exporter) is
+    asked to go on where its reader stopped, so it costs what was in flight, not the tables sent: at most
+    EXPORT_RESUMES times, each after some progress, and not in the middle of a table without a key."""
+    point = frames.ResumePoint()
+    resume: dict[str, Any] | None = None
+    for attempt in range(EXPORT_RESUMES + 1):
+        taken = 0
+        try:
+            async with source.export_database(tables, SLICE_BYTES, resume) as chunks:
+                async for frame in frames.read_frames(chunks):
+                    joined = point.join(frame)
+                    if joined is not None:
+                        yield joined
+                        point.taken(joined)
+                        taken += 1
+            return
+        except (frames.StreamCut, WordPressError) as broken:
+            lost = isinstance(broken, frames.StreamCut) or broken.reason == "Unreachable"
+            if not lost or not taken or attempt == EXPORT_RESUMES or not point.resumable:
+                raise
+            resume = point.resume()
+            logger.info("the export of %s broke off (%s); going on from %s", source.url, broken, resume)
 
 
 async def copy_files(source: Migrator, sink: FilesImport, include: Include, tally: Tally, *,

@@ -153,8 +153,11 @@ class Migrator:
                                  f"({_brief(str(error))})") from None
 
     @asynccontextmanager
-    async def export_database(self, tables: list[str] | None, slice_bytes: int) -> AsyncIterator[AsyncIterator[bytes]]:
-        async with self._stream("export/database", {"tables": tables, "slice_bytes": slice_bytes}) as chunks:
+    async def export_database(self, tables: list[str] | None, slice_bytes: int, resume: dict[str, Any] | None = None,
+                              ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The tables' stream; with `resume` (frames.ResumePoint.params), what an interrupted one had left."""
+        params = {"tables": tables, "slice_bytes": slice_bytes, **(resume or {})}
+        async with self._stream("export/database", params) as chunks:
             yield chunks
 
     @asynccontextmanager

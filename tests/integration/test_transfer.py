@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -434,6 +435,29 @@ async def test_a_cut_stream_is_reported_as_such(source_site: WordPressSite, make
         with pytest.raises(TransferError, match="stream ended .* connection lost or exporter killed") as failure:
             await _database_stream_cut(http, source_site, target)
     assert failure.value.reason == "BadStream"
+
+
+async def test_a_database_export_that_breaks_off_goes_on_where_it_stopped(
+        mariadb: MariaDB, make_site: SiteMaker) -> None:
+    source, target = make_site(), make_site()
+    # wp_posts about 2 MiB: the stream breaks off in its second slice, after its first was taken whole.
+    mariadb.sql(f"""USE `{source.db_name}`; INSERT INTO wp_posts (post_author, post_date, post_date_gmt,
+        post_content, post_title, post_excerpt, post_status, post_name, to_ping, pinged, post_modified,
+        post_modified_gmt, post_content_filtered, post_type, guid) SELECT 1, NOW(), UTC_TIMESTAMP(),
+        CONCAT('<p>Bulk ', seq, ' at <a href="{source.url}/bulk-', seq, '/">its page</a></p>', REPEAT('x', 600)),
+        CONCAT('Bulk ', seq), '', 'publish', CONCAT('bulk-', seq), '', '', NOW(), UTC_TIMESTAMP(), '', 'post', ''
+        FROM seq_1_to_3000;""")
+    cutting = CutExports(1_500_000, times=1)
+    async with httpx.AsyncClient(transport=cutting) as through_cut, httpx.AsyncClient() as http:
+        source_rows = sum(table.rows for table in (await migrator(http, source, "source").info()).tables.values())
+        result = await copy_site(migrator(through_cut, source, "source"), migrator(http, target, "target"),
+                                 include=Include(uploads=False, themes=False, plugins=False))
+    first, again = cutting.database_exports
+    assert "resume_from" not in first and again["resume_from"] == "wp_posts"
+    assert int(base64.b64decode(again["resume_after"][0])) > 1000  # after the first slice's last post
+    for table in CONTENT_TABLES:
+        assert rows(mariadb, target, table) == moved(rows(mariadb, source, table), source, target)
+    assert result.rows == source_rows  # each row counted once
 
 
 async def test_a_clone_whose_file_copy_fails_gets_its_old_database_back(

@@ -4,12 +4,14 @@ destinations per test (copies write to them), and ways to look at a site from ou
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -105,16 +107,23 @@ def content_hashes(docroot: Path, root: str = "uploads") -> dict[str, str]:
 
 class CutExports(httpx.AsyncBaseTransport):
     """Passes requests through, but an export stream stops after `limit` bytes, as when the exporting
-    PHP process is killed or the connection drops."""
+    PHP process is killed or the connection drops (only the first `times` ones, when given); keeps the
+    parameters each database export was asked with."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, times: int | None = None) -> None:
         self._inner = httpx.AsyncHTTPTransport()
         self._limit = limit
+        self._times = times
+        self.database_exports: list[dict[str, Any]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
-        if "/export/" not in request.url.path:
+        if request.url.path.endswith("/export/database"):
+            self.database_exports.append(json.loads(request.content))
+        if "/export/" not in request.url.path or self._times == 0:
             return response
+        if self._times is not None:
+            self._times -= 1
         return httpx.Response(response.status_code, headers=response.headers, request=request,
                               stream=_Truncated(response.stream, self._limit))
 

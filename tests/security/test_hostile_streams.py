@@ -148,8 +148,9 @@ class HostileSource:
         return site(self.url)
 
     @asynccontextmanager
-    async def export_database(self, tables: object, slice_bytes: int) -> AsyncIterator[AsyncIterator[bytes]]:
-        yield self._pieces()
+    async def export_database(self, tables: object, slice_bytes: int, resume: object = None,
+                              ) -> AsyncIterator[AsyncIterator[bytes]]:
+        yield self._pieces()  # asked to go on after a break, the same stream again
 
     async def _pieces(self) -> AsyncIterator[bytes]:
         for at in range(0, len(self.stream), self.piece):

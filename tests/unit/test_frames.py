@@ -122,3 +122,56 @@ def test_php_reads_the_frames_and_records_python_writes(rows: list[list[bytes | 
     header, decoded = json.loads(_php(code, body))
     assert json.loads(header) == {"job": "abc", "seq": 1}
     assert [[None if value is None else base64.b64decode(value) for value in row] for row in decoded] == rows
+
+
+# --- a database stream that breaks off goes on where its reader stopped ----------------------------
+
+def _table(name: str, key: list[str]) -> frames.Frame:
+    return frames.Frame(frames.TABLE, json.dumps({"name": name, "create": f"CREATE TABLE `{name}` (`id` int)",
+                                                  "columns": ["id", "title"], "key": key}).encode())
+
+
+def _rows(*ids: int) -> frames.Frame:
+    return frames.Frame(frames.ROWS, b"".join(frames.encode_record([b"%d" % n, b"title %d" % n]) for n in ids))
+
+
+def _end(name: str, rows: int) -> frames.Frame:
+    return frames.Frame(frames.TABLE_END, json.dumps({"name": name, "rows": rows}).encode())
+
+
+def test_a_stream_that_broke_off_in_a_table_goes_on_after_the_last_row_taken() -> None:
+    point = frames.ResumePoint()
+    for frame in (_table("wp_a", ["id"]), _rows(1, 2), _end("wp_a", 2), _table("wp_posts", ["id"]), _rows(3, 4, 5)):
+        assert point.join(frame) is frame
+        point.taken(frame)
+    assert point.resumable
+    assert point.resume() == {"resume_from": "wp_posts", "resume_after": [base64.b64encode(b"5").decode()]}
+    assert point.join(_table("wp_posts", ["id"])) is None  # the repeat of its table's head
+    assert point.join(rows := _rows(6)) is rows
+    point.taken(rows)
+    end = point.join(_end("wp_posts", 1))
+    assert end is not None and end.json() == {"name": "wp_posts", "rows": 4}  # 3 before, 1 now
+    point.taken(end)
+    assert point.resume() == {"resume_past": "wp_posts"}
+    assert point.join(next_table := _table("wp_z", [])) is next_table  # between tables: nothing repeated
+
+
+@pytest.mark.parametrize("head", [_table("wp_other", ["id"]), _table("wp_posts", []), _rows(6)],
+                         ids=["another-table", "another-key", "no-head"])
+def test_a_stream_that_goes_on_otherwise_than_its_table_began_is_refused(head: frames.Frame) -> None:
+    point = frames.ResumePoint()
+    for frame in (_table("wp_posts", ["id"]), _rows(1)):
+        point.taken(frame)
+    point.resume()
+    with pytest.raises(frames.StreamError, match="went on without table wp_posts"):
+        point.join(head)
+
+
+def test_a_table_without_a_key_goes_on_only_from_its_beginning() -> None:
+    point = frames.ResumePoint()
+    point.taken(_table("wp_log", []))
+    assert point.resumable and point.resume() == {"resume_from": "wp_log"}
+    point = frames.ResumePoint()
+    point.taken(_table("wp_log", []))
+    point.taken(_rows(1))
+    assert not point.resumable  # no key to go on after: the copy starts again

@@ -2,7 +2,8 @@
 /**
  * wpclone migrator: the export streams. The database goes out table by table, schema first, then rows
  * read in primary-key order a slice at a time with an unbuffered query (a table is never held in
- * memory); wp-content's folders go out file by file in slices.
+ * memory); wp-content's folders go out file by file in slices. An interrupted database export goes on
+ * where its reader says it stopped: past a table it finished, or in a table after a key.
  */
 
 if (!defined('ABSPATH')) {
@@ -17,13 +18,13 @@ final class WPClone_Export
     public static function database(WP_REST_Request $request)
     {
         $db = WPClone_Db::connect();
-        $tables = self::chosen_tables($db, $request->get_param('tables'));
+        [$tables, $after] = self::resume_point($db, $request, self::chosen_tables($db, $request->get_param('tables')));
         $slice = self::slice_bytes($request);
         WPClone_Stream::begin();
-        WPClone_Stream::finish(function () use ($db, $tables, $slice) {
+        WPClone_Stream::finish(function () use ($db, $tables, $slice, $after) {
             $rows = 0;
-            foreach ($tables as $table) {
-                $rows += self::table($db, $table, $slice);
+            foreach ($tables as $n => $table) {
+                $rows += self::table($db, $table, $slice, null, $n === 0 ? $after : null);
             }
             return ['tables' => count($tables), 'rows' => $rows] + WPClone_Site::database_objects($db);
         });
@@ -72,6 +73,44 @@ final class WPClone_Export
         return array_values(array_intersect($tables, $wanted));
     }
 
+    /**
+     * The tables an export that goes on still has to send, and the key the first one goes on after (its
+     * values base64-encoded, as the reader saw them), or null for the whole table.
+     */
+    private static function resume_point(WPClone_Db $db, WP_REST_Request $request, array $tables): array
+    {
+        $past = $request->get_param('resume_past');
+        $from = $request->get_param('resume_from');
+        if ($past === null && $from === null) {
+            return [$tables, null];
+        }
+        $at = array_search($past ?? $from, $tables, true);
+        if ($at === false) {
+            throw new WPClone_Error('bad_request', 'an export can only go on at a table it sends');
+        }
+        if ($past !== null) {
+            return [array_slice($tables, $at + 1), null];
+        }
+        $after = $request->get_param('resume_after');
+        if ($after !== null) {
+            if (!is_array($after) || !$after || count($after) > 16) {
+                throw new WPClone_Error('bad_request', 'resume_after must be the values of a key');
+            }
+            $after = array_map(function ($value) {
+                $decoded = is_string($value) ? base64_decode($value, true) : false;
+                if ($decoded === false) {
+                    throw new WPClone_Error('bad_request', 'resume_after must be base64-encoded values');
+                }
+                return $decoded;
+            }, array_values($after));
+            $key = self::keyset_columns($db, $tables[$at], $db->rows('SHOW FULL COLUMNS FROM ' . WPClone_Db::name($tables[$at])));
+            if (count($after) !== count($key)) {
+                throw new WPClone_Error('bad_request', "table {$tables[$at]} cannot go on after that key");
+            }
+        }
+        return [array_slice($tables, $at), $after];
+    }
+
     private static function slice_bytes(WP_REST_Request $request): int
     {
         $wanted = (int) ($request->get_param('slice_bytes') ?: MB_IN_BYTES);
@@ -80,13 +119,15 @@ final class WPClone_Export
 
     /**
      * Streams one table: T, R..., E. Returns its row count. Each R record is the row itself, or what
-     * $record makes of the row and its key's values (the fingerprints stream).
+     * $record makes of the row and its key's values (the fingerprints stream). With $after, only the rows
+     * after that key (an export that goes on); E counts the rows this stream sent.
      */
-    public static function table(WPClone_Db $db, string $table, int $slice, ?callable $record = null): int
+    public static function table(WPClone_Db $db, string $table, int $slice, ?callable $record = null,
+                                 ?array $after = null): int
     {
         $columns = $db->rows('SHOW FULL COLUMNS FROM ' . WPClone_Db::name($table));
         $names = array_column($columns, 'Field');
-        $key = self::keyset_columns($db, $table, $columns);
+        $key = self::keyset_columns($db, $table, $columns);  // as long as $after (resume_point checked it)
         WPClone_Stream::send(WPClone_Frames::json('T', [
             'name' => $table,
             'create' => $db->query('SHOW CREATE TABLE ' . WPClone_Db::name($table))->fetch_row()[1],
@@ -120,7 +161,6 @@ final class WPClone_Export
         } else {
             $order = ' ORDER BY ' . implode(', ', array_map(['WPClone_Db', 'name'], array_column($key, 'Field')))
                 . ' LIMIT ' . self::ROWS_PER_QUERY;
-            $after = null;
             do {
                 $where = $after === null ? '' : ' WHERE ' . self::after($db, $key, $after);
                 $result = $db->query($select . $where . $order, true);
