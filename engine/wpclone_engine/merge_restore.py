@@ -12,6 +12,7 @@ Fail, a conflict stages nothing either.
 from __future__ import annotations
 
 import base64
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,22 +95,23 @@ async def _merge(clone: Migrator, baseline: CloneBaseline, target: Migrator, inc
                    merge.MergeReport(), sink, [])
     try:
         table: _Table | None = None
-        async for frame in database_frames(clone, None if include.tables is None else tables):
-            tally.bytes += len(frame.payload) + 5
-            if frame.kind == frames.TABLE:
-                table = await _Table.begin(state, baseline, frame.json())
-            elif frame.kind == frames.ROWS and table is not None:
-                tally.counts.add(await table.rows(frame.payload))
-            elif frame.kind == frames.TABLE_END and table is not None:
-                end = frame.json()
-                tally.tables += 1
-                tally.rows += int(end["rows"])
-                await table.end()
-                table = None
-                await tally.report("database", end["name"], force=True)
-            elif frame.kind != frames.END:
-                raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
-            await tally.report("database")
+        async with contextlib.aclosing(database_frames(clone, None if include.tables is None else tables)) as stream:
+            async for frame in stream:
+                tally.bytes += len(frame.payload) + 5
+                if frame.kind == frames.TABLE:
+                    table = await _Table.begin(state, baseline, frame.json())
+                elif frame.kind == frames.ROWS and table is not None:
+                    tally.counts.add(await table.rows(frame.payload))
+                elif frame.kind == frames.TABLE_END and table is not None:
+                    end = frame.json()
+                    tally.tables += 1
+                    tally.rows += int(end["rows"])
+                    await table.end()
+                    table = None
+                    await tally.report("database", end["name"], force=True)
+                elif frame.kind != frames.END:
+                    raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
+                await tally.report("database")
         files = await _judge_files(clone, target, baseline, include, state) if include.folders else None
         report = state.report
         nothing = not state.plan and (files is None or not files.written)

@@ -18,7 +18,7 @@ import hashlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -315,49 +315,51 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
     when given."""
     table_rows = None
     recorder: _BaselineRecorder | None = None
-    async for frame in database_frames(source, None if include.tables is None else tables):
-        tally.bytes += len(frame.payload) + 5
-        if frame.kind == frames.TABLE:
-            meta = frame.json()
-            table_rows = move.table_rows(meta["name"], meta["columns"])
-            if baseline is not None:
-                unprefixed = move.table_name(meta["name"])[len(move.destination_prefix):]
-                recorder = _BaselineRecorder(baseline, merge.TableBaseline.of(
-                    meta["name"], meta["columns"], meta.get("key"), unprefixed))
-            await sink.begin_table(move.table_name(meta["name"]),
-                                   move.create_statement(meta["create"], meta["name"]), meta["columns"],
-                                   move.foreign_keys(meta["create"], meta["name"]))
-        elif frame.kind == frames.ROWS and table_rows is not None:
-            payload, counts = table_rows.apply(frame.payload)
-            tally.counts.add(counts)
-            if recorder is None:
-                await sink.rows(payload)
-            else:  # the fingerprints are taken in a thread while the database takes the rows
-                await asyncio.gather(sink.rows(payload), recorder.rows(frame.payload, payload))
-                await recorder.flush(full_only=True)
-        elif frame.kind == frames.TABLE_END:
-            end = frame.json()
-            await sink.end_table(move.table_name(end["name"]), int(end["rows"]))
-            if recorder is not None:
-                await recorder.finish()
-                recorder = None
-            tally.tables += 1
-            tally.rows += int(end["rows"])
-            table_rows = None
-            await tally.report("database", end["name"], force=True)
-        elif frame.kind == frames.END:
-            end = frame.json()
-            tally.not_copied = _not_copied(end.get("not_copied"))
-            tally.objects = database_objects(end.get("objects"))
-        else:
-            raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
-        await tally.report("database")
+    # Closed as soon as the loop ends, whichever way: its export's connection with it.
+    async with contextlib.aclosing(database_frames(source, None if include.tables is None else tables)) as stream:
+        async for frame in stream:
+            tally.bytes += len(frame.payload) + 5
+            if frame.kind == frames.TABLE:
+                meta = frame.json()
+                table_rows = move.table_rows(meta["name"], meta["columns"])
+                if baseline is not None:
+                    unprefixed = move.table_name(meta["name"])[len(move.destination_prefix):]
+                    recorder = _BaselineRecorder(baseline, merge.TableBaseline.of(
+                        meta["name"], meta["columns"], meta.get("key"), unprefixed))
+                await sink.begin_table(move.table_name(meta["name"]),
+                                       move.create_statement(meta["create"], meta["name"]), meta["columns"],
+                                       move.foreign_keys(meta["create"], meta["name"]))
+            elif frame.kind == frames.ROWS and table_rows is not None:
+                payload, counts = table_rows.apply(frame.payload)
+                tally.counts.add(counts)
+                if recorder is None:
+                    await sink.rows(payload)
+                else:  # the fingerprints are taken in a thread while the database takes the rows
+                    await asyncio.gather(sink.rows(payload), recorder.rows(frame.payload, payload))
+                    await recorder.flush(full_only=True)
+            elif frame.kind == frames.TABLE_END:
+                end = frame.json()
+                await sink.end_table(move.table_name(end["name"]), int(end["rows"]))
+                if recorder is not None:
+                    await recorder.finish()
+                    recorder = None
+                tally.tables += 1
+                tally.rows += int(end["rows"])
+                table_rows = None
+                await tally.report("database", end["name"], force=True)
+            elif frame.kind == frames.END:
+                end = frame.json()
+                tally.not_copied = _not_copied(end.get("not_copied"))
+                tally.objects = database_objects(end.get("objects"))
+            else:
+                raise frames.StreamError(f"unexpected frame {frame.kind!r} in a database export")
+            await tally.report("database")
     if admin_password is not None and tally.counts.admin_passwords == 0:
         raise TransferError("AdminNotFound", f"the source {source.url} has no user {admin_password.login!r} "
                             "whose password could be set")
 
 
-async def database_frames(source: Migrator, tables: list[str] | None) -> AsyncIterator[frames.Frame]:
+async def database_frames(source: Migrator, tables: list[str] | None) -> AsyncGenerator[frames.Frame, None]:
     """The frames of the tables' export. One that breaks off (a lost connection, a killed exporter) is
     asked to go on where its reader stopped, so it costs what was in flight, not the tables sent: at most
     EXPORT_RESUMES times, each after some progress, and not in the middle of a table without a key."""
