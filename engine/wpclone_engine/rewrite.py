@@ -85,8 +85,8 @@ def _spelled_length_string(limit: int) -> bytes:
 
 
 _FLAT_STRING = _spelled_length_string(FLAT_STRING)
-_FLAT_MEMBER = (rb"(?:" + _FLAT_STRING + rb"|" + _INTEGER_KEY.pattern + rb")"  # its key, then its value
-                rb"(" + _FLAT_STRING + rb"|" + _SCALAR.pattern + rb")")
+_FLAT_KEY = rb"(?:" + _FLAT_STRING + rb"|" + _INTEGER_KEY.pattern + rb")"
+_FLAT_MEMBER = _FLAT_KEY + rb"(" + _FLAT_STRING + rb"|" + _SCALAR.pattern + rb")"  # its key, then its value
 
 
 @functools.cache
@@ -95,12 +95,10 @@ def _flat_array(count: int) -> re.Pattern[bytes]:
     return re.compile(_FLAT_MEMBER * count + rb"\}", re.DOTALL)
 
 
-
 @functools.cache
 def _flat_row(count: int) -> re.Pattern[bytes]:
     """A member whose value is a flat array of `count` members (value i is group i)."""
-    return re.compile(rb"(?:" + _FLAT_STRING + rb"|" + _INTEGER_KEY.pattern + rb")a:%d:\{" % count
-                      + _FLAT_MEMBER * count + rb"\}", re.DOTALL)
+    return re.compile(_FLAT_KEY + rb"a:%d:\{" % count + _FLAT_MEMBER * count + rb"\}", re.DOTALL)
 
 
 _LOOKS_SERIALIZED = re.compile(rb"(?:[saOE]:[0-9]+:|[bid]:[0-9.E+-]+;$)", re.DOTALL)
