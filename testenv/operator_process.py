@@ -42,7 +42,9 @@ class OperatorProcess:
 
     def start(self) -> None:
         env = {**self.env, "WPCLONE_LIVENESS_ENDPOINT": f"http://127.0.0.1:{self.health_port}/healthz",
-               "WPCLONE_METRICS_PORT": str(self.metrics_port)}
+               "WPCLONE_METRICS_PORT": str(self.metrics_port),
+               # The kubernetes client keeps its discovery cache in the temporary folder: the run's own.
+               "TMPDIR": str(self.log_path.parent)}
         self.server = processes.start(self.name, [*in_cluster_dns(self.log_path.parent), sys.executable, "-m",
                                                   "wpclone_operator"], self.log_path, env=env)
         processes.wait_until(self.healthy, "the operator's /healthz", timeout=60, server=self.server)

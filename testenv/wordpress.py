@@ -75,9 +75,14 @@ def write_config(docroot: Path, *, db_host: str, db_name: str, db_user: str, db_
 def serve(docroot: Path, port: int, log_path: Path, env: dict[str, str] | None = None,
           host: str = "127.0.0.1") -> processes.Server:
     """Serve `docroot` on `host`:`port` and return once the port accepts connections."""
+    # PHP spools large request bodies into temporary files, which a server stopped mid-request leaves
+    # behind: beside the site, not in /tmp.
+    temporary = docroot.parent / f"{docroot.name}-tmp"
+    temporary.mkdir(exist_ok=True)
     server = processes.start(
         f"php -S :{port}",
-        ["php", *PHP_SETTINGS, "-S", f"{host}:{port}", "-t", str(docroot), str(PHP_DIR / "router.php")],
+        ["php", *PHP_SETTINGS, "-d", f"sys_temp_dir={temporary}", "-d", f"upload_tmp_dir={temporary}",
+         "-S", f"{host}:{port}", "-t", str(docroot), str(PHP_DIR / "router.php")],
         log_path, env={**(env or {}), "PHP_CLI_SERVER_WORKERS": "4"},
     )
     try:

@@ -1,7 +1,8 @@
 """A copy Job's process (`python -m wpclone_operator.copy_runner`): one clone's or one restore's copy, the
 same code the operator runs when it copies in-process, its inputs read from the files mounted into the
 Job. It reports progress into its owner's status, writes its outcome into its own ConfigMap, and exits
-0 (done), 1 (failed: Kubernetes may try again) or PERMANENT_EXIT (failed for good)."""
+0 (done), 1 (failed: Kubernetes may try again), PERMANENT_EXIT (failed for good) or STOPPED_EXIT (told
+to stop: its pod evicted or deleted; no outcome written, the Job's next pod copies again)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -28,6 +31,36 @@ log = logging.getLogger("wpclone.copy")
 COPY_RESULT = TypeAdapter(CopyResult)
 RESTORE_OUTCOME = TypeAdapter(restoring.Outcome)
 TERMINATION_LOG = Path("/dev/termination-log")
+STOPPED_EXIT = 128 + signal.SIGTERM  # what a shell reports of a process ended by SIGTERM
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """SIGTERM arrived: the copy was cancelled and its cleanup ran."""
+
+
+async def until_stopped(work: Awaitable[T]) -> T:
+    """`work`, cancelled at SIGTERM (an eviction, a drain, the Job deleted) so that its cleanup runs (an
+    import begun is aborted) and the pod ends at once. As its container's PID 1 the runner would otherwise
+    ignore SIGTERM and be killed at the end of the grace period, its replacement waiting all that time."""
+    task = asyncio.ensure_future(work)
+    told = False
+
+    def stop() -> None:
+        nonlocal told
+        told = True
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if told:
+            raise Stopped from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def run(plan: copy_jobs.Plan, settings: CopySettings, inputs: Inputs) -> dict[str, Any]:
@@ -71,8 +104,11 @@ def main() -> int:
     plan = copy_jobs.Plan.model_validate_json(os.environ[copy_jobs.PLAN_ENV])
     started = time.monotonic()
     try:
-        outcome = asyncio.run(run(plan, CopySettings(), Mounted(Path(copy_jobs.MOUNTS))))
+        outcome = asyncio.run(until_stopped(run(plan, CopySettings(), Mounted(Path(copy_jobs.MOUNTS)))))
         code, summary = 0, "copied"
+    except Stopped:
+        log.info("%s %s/%s: stopped by SIGTERM, the copy aborted", plan.kind, plan.namespace, plan.name)
+        return STOPPED_EXIT
     except WordPressError as error:  # every failure of a copy, with a reason (transfer_errors)
         outcome = {"reason": error.reason, "message": str(error)}
         code = copy_jobs.PERMANENT_EXIT if permanent(plan.kind, error.reason) else 1

@@ -9,6 +9,7 @@ Sources live on the node bridge's gateway address, where pods reach them.
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 import subprocess
@@ -42,6 +43,7 @@ from tests.helpers import (
 from tests.integration import transfer_fixtures
 from tests.integration.test_restore import CLONE_FILES, change_the_clone, clone_database
 from tests.integration.transfer_fixtures import SiteMaker
+from wpclone_common import times
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site  # writable production sites, the migrator already installed
@@ -237,6 +239,36 @@ def test_helm_install_runs_the_operator_and_the_api_as_pods_of_the_image_built_h
     plane.kubectl("apply", "--dry-run=server", "-n", WATCHED, "-f", str(example))
 
 
+def test_a_cluster_wide_release_lets_its_operator_work_in_any_namespace(
+        namespaced: Release, stack: Stack, site: WordPressSite, tmp_path: Path) -> None:
+    """Run before the namespaced release has clones: a cluster-wide operator takes up every clone it sees,
+    and theirs would slow this one's."""
+    plane, mariadb = namespaced.plane, stack.mariadb
+    # Only one operator may reconcile a clone: the namespaced release's pauses meanwhile.
+    plane.kubectl("-n", RELEASE_NAMESPACE, "scale", "deployment/wpclone-operator", "--replicas=0")
+    # A second release beside the first: the CRDs already belong to the first one.
+    release = install(stack, "everywhere", "wpclone-everywhere", "--set", "crds.install=false",
+                      "--set", "api.enabled=false")
+    try:
+        (role,) = json.loads(plane.kubectl("get", "clusterroles", "-l", "app.kubernetes.io/instance=everywhere",
+                                           "-o", "json"))["items"]
+        assert role["metadata"]["name"] == "everywhere-wpclone-operator"
+        plane.kubectl("create", "namespace", "team-c")
+        apply(plane, "team-c", login(site), clone_manifest("blog", site.url))
+        wait_ready(plane, "team-c", "blog")
+        assert len(databases(mariadb, "team-c", "blog")) == 1
+        plane.kubectl("delete", "-n", "team-c", "wpc", "blog", "--timeout=60s")
+        assert databases(mariadb, "team-c", "blog") == []
+        assert refusals(release.logs("operator")) == []
+        everywhere = as_service_account(release.token_kubeconfig("operator", tmp_path / "everywhere", "default"))
+        with pytest.raises(ApiException) as error:
+            everywhere.list_secret_for_all_namespaces()
+        assert error.value.status == 403
+    finally:
+        helm(plane, "uninstall", release.name, "-n", release.namespace, "--wait")
+        plane.kubectl("-n", RELEASE_NAMESPACE, "scale", "deployment/wpclone-operator", "--replicas=1")
+
+
 @pytest.fixture
 def timeline(namespaced: Release, request: pytest.FixtureRequest) -> Iterator[None]:
     """After the test, pass or fail: when each copy Job and pod of the watched namespace began and ended,
@@ -298,8 +330,12 @@ def test_the_chart_pods_provision_serve_expire_and_delete_clones(
 
     plane.kubectl("delete", "-n", WATCHED, "wpc", "shop", "--timeout=60s")
     assert databases(mariadb, WATCHED, "shop") == []
-    # The Delete-policy clone's whole minute runs out by itself (the one real TTL of the suite); the
-    # Retain-policy one's (long enough to be Ready first) is brought forward once it is Ready.
+    # Each TTL runs out now rather than after its minutes (the expiry they gave checked first); the
+    # Retain-policy clone's once it is Ready.
+    short = get_json(plane, WATCHED, "wpc", "short-delete") or {}
+    assert times.parse_time(short["status"]["expiresAt"]) - times.parse_time(
+        short["metadata"]["creationTimestamp"]) == datetime.timedelta(minutes=1)
+    bring_ttl_forward(plane, WATCHED, "short-delete")
     wait_ready(plane, WATCHED, "short-retain")
     bring_ttl_forward(plane, WATCHED, "short-retain")
     eventually(lambda: get_json(plane, WATCHED, "wpc", "short-delete") is None, timeout=120, interval=1,
@@ -384,34 +420,6 @@ def test_namespaced_service_accounts_are_refused_outside_what_they_need(namespac
         with pytest.raises(ApiException) as error:
             request()
         assert error.value.status == 403, f"request {index} was not refused"
-
-
-def test_a_cluster_wide_release_lets_its_operator_work_in_any_namespace(
-        namespaced: Release, stack: Stack, site: WordPressSite, tmp_path: Path) -> None:
-    plane, mariadb = namespaced.plane, stack.mariadb
-    # Only one operator may reconcile a clone: the namespaced release's pauses meanwhile.
-    plane.kubectl("-n", RELEASE_NAMESPACE, "scale", "deployment/wpclone-operator", "--replicas=0")
-    # A second release beside the first: the CRDs already belong to the first one.
-    release = install(stack, "everywhere", "wpclone-everywhere", "--set", "crds.install=false",
-                      "--set", "api.enabled=false")
-    try:
-        (role,) = json.loads(plane.kubectl("get", "clusterroles", "-l", "app.kubernetes.io/instance=everywhere",
-                                           "-o", "json"))["items"]
-        assert role["metadata"]["name"] == "everywhere-wpclone-operator"
-        plane.kubectl("create", "namespace", "team-c")
-        apply(plane, "team-c", login(site), clone_manifest("blog", site.url))
-        wait_ready(plane, "team-c", "blog")
-        assert len(databases(mariadb, "team-c", "blog")) == 1
-        plane.kubectl("delete", "-n", "team-c", "wpc", "blog", "--timeout=60s")
-        assert databases(mariadb, "team-c", "blog") == []
-        assert refusals(release.logs("operator")) == []
-        everywhere = as_service_account(release.token_kubeconfig("operator", tmp_path / "everywhere", "default"))
-        with pytest.raises(ApiException) as error:
-            everywhere.list_secret_for_all_namespaces()
-        assert error.value.status == 403
-    finally:
-        helm(plane, "uninstall", release.name, "-n", release.namespace, "--wait")
-        plane.kubectl("-n", RELEASE_NAMESPACE, "scale", "deployment/wpclone-operator", "--replicas=1")
 
 
 def test_upgrade_restores_the_crds_and_uninstall_keeps_them_with_every_clone(namespaced: Release) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +228,40 @@ def test_an_outcome_that_is_no_copy_is_not_taken_for_one() -> None:
     assert copy_runner.restored({"restore": {"changes": ["table wp_posts"]}}) == restoring.Outcome(
         changes=["table wp_posts"])
     assert copy_jobs.unreadable({"metadata": {"name": "shop-copy"}}).state == "failed"
+
+
+# A runner whose copy waits forever, with an import to abort; writing an outcome would fail the test.
+STOPPABLE_RUNNER = """
+import asyncio, sys
+from wpclone_operator import copy_runner
+
+async def copy(*_):
+    try:
+        print("copying", flush=True)
+        await asyncio.sleep(3600)
+    finally:
+        print("import aborted", flush=True)
+
+def no_outcome(_):
+    raise AssertionError("a stopped copy wrote an outcome")
+
+copy_runner.run = copy
+copy_runner.kube.apply = no_outcome
+sys.exit(copy_runner.main())
+"""
+
+
+def test_sigterm_aborts_the_copy_and_ends_the_runner_at_once_without_an_outcome() -> None:
+    """An evicted copy pod's runner is its container's PID 1, which ignores SIGTERM unless it handles it:
+    it would hold the Job's next pod back for the whole grace period. It cancels the copy instead."""
+    env = {**os.environ, copy_jobs.PLAN_ENV: plan().model_dump_json()}
+    runner = subprocess.Popen([sys.executable, "-c", STOPPABLE_RUNNER], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        assert runner.stdout is not None and runner.stdout.readline() == "copying\n"
+        runner.send_signal(signal.SIGTERM)
+        output, _ = runner.communicate(timeout=60)
+    finally:
+        runner.kill()
+    assert runner.returncode == copy_runner.STOPPED_EXIT, output
+    assert "import aborted" in output and "stopped by SIGTERM" in output
