@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "migrator_plugin"
@@ -13,3 +15,12 @@ def mu_plugins() -> dict[str, str]:
     if "wpclone-migrator.php" not in files:  # a package installed without its data: say so, never run without
         raise FileNotFoundError(f"the migrator plugin is not in {PLUGIN_DIR}")
     return files
+
+
+@functools.cache
+def build() -> str:
+    """This release of the plugin as its copies report it (WPClone_Site::build): the SHA-256 of a line per
+    file (its name and the file's SHA-256), in name order."""
+    lines = "".join(f"{path.name} {hashlib.sha256(path.read_bytes()).hexdigest()}\n"
+                    for path in sorted(PLUGIN_DIR.glob("wpclone-migrator*.php")))
+    return hashlib.sha256(lines.encode()).hexdigest()

@@ -101,6 +101,8 @@ class Migrator:
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     session: str | None = field(default=None, repr=False)  # the open session's token
+    build: str | None = None  # the release of the site's copy, as its session reported it (migrator.build)
+    must_use: bool = False  # whether that copy is a must-use plugin (its owner's to update, not ours)
     role: str = "site"  # "source", "target", "clone": names the site in errors
     # A chunk whose reply was lost is sent again, with the same number, after each of these delays:
     # the migrator answers a repeated chunk without applying it twice.
@@ -129,6 +131,9 @@ class Migrator:
         if not isinstance(token, str) or not token:
             raise WordPressError("MigratorError", f"{self.role} {self.url}: session answered no token")
         self.session = token
+        build = answer.get("build")
+        self.build = build if isinstance(build, str) else None  # None: a release before builds were reported
+        self.must_use = answer.get("must_use") is True
 
     async def close_session(self, *, remove: bool) -> bool:
         """Ends the session; with `remove` the plugin leaves the site once no other job's session is
@@ -155,7 +160,7 @@ class Migrator:
     @asynccontextmanager
     async def export_database(self, tables: list[str] | None, slice_bytes: int, resume: dict[str, Any] | None = None,
                               ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """The tables' stream; with `resume` (frames.ResumePoint.params), what an interrupted one had left."""
+        """The tables' stream; with `resume` (frames.ResumePoint.resume), what an interrupted one had left."""
         params = {"tables": tables, "slice_bytes": slice_bytes, **(resume or {})}
         async with self._stream("export/database", params) as chunks:
             yield chunks
@@ -352,18 +357,27 @@ def migrator_zip(source: Path | None = None) -> bytes:
 async def ensure_migrator(http: httpx.AsyncClient, url: str, login: str, password: str, *,
                           policy: outbound.Policy, role: str = "site") -> Migrator:
     """The site's migrator in an open session, installed and activated first if the site does not have
-    it (or has a version without sessions). `policy`: where the installer may connect (the operator
-    passes its outbound policy, as it does to `http`)."""
-    migrator = Migrator(http, url, login=login, password=password, role=role)
-    async with _SITE_LOCKS.setdefault(migrator.url, asyncio.Lock()):
+    it (or has a version without sessions), and replaced first if the site kept a copy of another
+    release (an earlier job's): both ends of a job speak one release's protocol. A must-use copy of
+    another release is its owner's: used as it is, and said in the log. `policy`: where the installer
+    may connect (the operator passes its outbound policy, as it does to `http`)."""
+    site = Migrator(http, url, login=login, password=password, role=role)
+    async with _SITE_LOCKS.setdefault(site.url, asyncio.Lock()):
         try:
-            await migrator.open_session()
+            await site.open_session()
         except WordPressError as error:
             if error.reason != "MigratorMissing":
                 raise
             await install_migrator(url, login, password, role=role, policy=policy)
-            await migrator.open_session()
-    return migrator
+            await site.open_session()
+        if site.build != migrator.build() and not site.must_use:
+            await site.close_session(remove=False)
+            await install_migrator(url, login, password, role=role, policy=policy)
+            await site.open_session()
+        if site.build != migrator.build():
+            log.warning("%s %s: its migrator is of another release (a must-use copy: its owner updates it)",
+                        role, site.url)
+    return site
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ from testenv.wordpress import WordPressSite
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker, leftovers, snapshot, wp_php
 from wpclone_engine import frames, outbound
+from wpclone_engine import migrator as migrator_files
 from wpclone_engine.transfer import copy_site
 from wpclone_engine.wordpress import Migrator, WordPressError, ensure_migrator, install_migrator
 
@@ -134,6 +135,33 @@ async def test_the_migrator_is_installed_where_it_is_missing_and_survives_a_copy
     active = mariadb.sql(f"SELECT option_value FROM `{site.db_name}`.wp_options WHERE option_name = 'active_plugins'")
     assert '"wpclone-migrator/wpclone-migrator.php"' in active
     assert (site.docroot / "wp-content" / "plugins" / "wpclone-migrator" / "wpclone-migrator.php").is_file()
+
+
+async def test_a_kept_migrator_of_another_release_is_replaced_before_a_job_and_a_must_use_one_is_left_as_it_is(
+        make_site: SiteMaker, caplog: pytest.LogCaptureFixture) -> None:
+    kept, must_use = make_site(migrator=False), make_site()
+    installed = kept.docroot / "wp-content" / "plugins" / "wpclone-migrator" / "wpclone-migrator-site.php"
+    owners = must_use.docroot / "wp-content" / "mu-plugins" / "wpclone-migrator-site.php"
+    async with httpx.AsyncClient() as http:
+        await install_migrator(kept.url, kept.admin_user, kept.admin_password, policy=LOOPBACK)
+        current = await ensure_migrator(http, must_use.url, must_use.admin_user, must_use.admin_password,
+                                        policy=LOOPBACK)
+        await current.close_session(remove=True)
+        for copy in (installed, owners):  # as an earlier release's copy differs from this one's
+            copy.write_text(copy.read_text() + "// an earlier release\n")
+        replaced = await ensure_migrator(http, kept.url, kept.admin_user, kept.admin_password, policy=LOOPBACK)
+        now_installed = installed.read_text()
+        left = await ensure_migrator(http, must_use.url, must_use.admin_user, must_use.admin_password,
+                                     policy=LOOPBACK)
+        assert (await replaced.info()).mode == "plugin"
+        await replaced.close_session(remove=True)
+        await left.close_session(remove=True)
+    assert now_installed == (migrator_files.PLUGIN_DIR / "wpclone-migrator-site.php").read_text()
+    assert current.must_use and current.build == migrator_files.build()  # PHP and Python agree on a release
+    assert replaced.build == migrator_files.build() and not replaced.must_use
+    assert owners.read_text().endswith("// an earlier release\n")  # a must-use copy is its owner's
+    assert left.must_use and left.build not in (None, migrator_files.build())
+    assert f"{must_use.url}: its migrator is of another release" in caplog.text
 
 
 async def test_installing_with_a_wrong_password_fails_clearly(make_site: SiteMaker) -> None:

@@ -224,7 +224,8 @@ final class WPClone_Sessions
         }
         @chmod($path, 0600);
         return ['token' => $token, 'idle_seconds' => self::IDLE, 'max_seconds' => self::MAX,
-            'migrator' => WPCLONE_MIGRATOR_VERSION];
+            'migrator' => WPCLONE_MIGRATOR_VERSION, 'build' => WPClone_Site::build(),
+            'must_use' => WPClone_Site::is_must_use()];
     }
 
     public static function close(WP_REST_Request $request): array

@@ -237,6 +237,22 @@ final class WPClone_Site
         return $plugins === false || strpos(dirname(WPCLONE_MIGRATOR_FILE) . '/', $plugins . '/') !== 0;
     }
 
+    /**
+     * This copy's release: the SHA-256 of a line per file of the plugin (its name and the file's SHA-256),
+     * in name order, as the engine computes its own (wpclone_engine.migrator.build), so that a copy of
+     * another release (kept on a site by an earlier job) is found and replaced before it is used.
+     */
+    public static function build(): string
+    {
+        $files = glob(dirname(WPCLONE_MIGRATOR_FILE) . '/wpclone-migrator*.php') ?: [];
+        sort($files, SORT_STRING);
+        $lines = '';
+        foreach ($files as $file) {
+            $lines .= basename($file) . ' ' . hash_file('sha256', $file) . "\n";
+        }
+        return hash('sha256', $lines);
+    }
+
     /** The size of a request body this site accepts, with room for the multipart-free framing. */
     public static function max_request_bytes(): int
     {
