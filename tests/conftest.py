@@ -122,8 +122,12 @@ def api(control_plane: cluster.ControlPlane, kube_client: ApiClient,
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """After a module's last test, the clones and restores it made through the API go: the namespace
-    outlives the module, and their pods would run on until their TTL, slowing every later test."""
-    if _api_planes and getattr(nextitem, "module", None) is not getattr(item, "module", None):
+    """After the last test of a module that used the API, the clones and restores it made through it go:
+    the namespace outlives the module, and their pods would run on until their TTL, slowing every later
+    test."""
+    module = getattr(item, "module", None)
+    if not _api_planes or getattr(nextitem, "module", None) is module:
+        return
+    if any("api" in other.fixturenames for other in item.session.items if getattr(other, "module", None) is module):
         _api_planes[0].kubectl("delete", "wordpressclones,clonerestores", "--all", "-n", API_NAMESPACE,
                                "--wait=false", check=False)
