@@ -9,11 +9,17 @@ from pathlib import Path
 PLUGIN_DIR = Path(__file__).resolve().parent / "migrator_plugin"
 
 
-def mu_plugins() -> dict[str, str]:
-    """The plugin's top-level PHP files, keyed by file name (ConfigMap keys cannot hold '/')."""
-    files = {path.name: path.read_text() for path in sorted(PLUGIN_DIR.glob("*.php"))}
+def plugin_files(folder: Path = PLUGIN_DIR) -> list[Path]:
+    """The plugin's PHP files in name order: those its own copies count as theirs (WPClone_Site::build),
+    whatever else shares their folder (a clone's loader and safety plugin)."""
+    return sorted(folder.glob("wpclone-migrator*.php"))
+
+
+def mu_plugins(folder: Path = PLUGIN_DIR) -> dict[str, str]:
+    """The plugin's PHP files, keyed by file name (ConfigMap keys cannot hold '/')."""
+    files = {path.name: path.read_text() for path in plugin_files(folder)}
     if "wpclone-migrator.php" not in files:  # a package installed without its data: say so, never run without
-        raise FileNotFoundError(f"the migrator plugin is not in {PLUGIN_DIR}")
+        raise FileNotFoundError(f"the migrator plugin is not in {folder}")
     return files
 
 
@@ -22,5 +28,5 @@ def build() -> str:
     """This release of the plugin as its copies report it (WPClone_Site::build): the SHA-256 of a line per
     file (its name and the file's SHA-256), in name order."""
     lines = "".join(f"{path.name} {hashlib.sha256(path.read_bytes()).hexdigest()}\n"
-                    for path in sorted(PLUGIN_DIR.glob("wpclone-migrator*.php")))
+                    for path in plugin_files())
     return hashlib.sha256(lines.encode()).hexdigest()

@@ -341,16 +341,13 @@ def _rest_error(body: bytes) -> tuple[str, str]:
 
 # --- the plugin itself --------------------------------------------------------------------------
 
-def migrator_zip(source: Path | None = None) -> bytes:
-    """The plugin as the zip wp-admin's upload accepts: its PHP files under wpclone-migrator/, built
-    from the plugin's folder (migrator.PLUGIN_DIR, this package's own)."""
-    folder = source or migrator.PLUGIN_DIR
-    if not (folder / f"{MIGRATOR_SLUG}.php").is_file():
-        raise FileNotFoundError(f"no {MIGRATOR_SLUG}.php in {folder}")
+def migrator_zip(source: Path = migrator.PLUGIN_DIR) -> bytes:
+    """The plugin as the zip wp-admin's upload accepts: its PHP files (migrator.mu_plugins, from `source`)
+    under wpclone-migrator/."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.glob("*.php")):
-            archive.writestr(f"{MIGRATOR_SLUG}/{path.name}", path.read_text())
+        for name, text in migrator.mu_plugins(source).items():
+            archive.writestr(f"{MIGRATOR_SLUG}/{name}", text)
     return buffer.getvalue()
 
 
@@ -370,13 +367,14 @@ async def ensure_migrator(http: httpx.AsyncClient, url: str, login: str, passwor
                 raise
             await install_migrator(url, login, password, role=role, policy=policy)
             await site.open_session()
-        if site.build != migrator.build() and not site.must_use:
+        release = migrator.build()
+        if site.build != release and not site.must_use:
             await site.close_session(remove=False)
             await install_migrator(url, login, password, role=role, policy=policy)
             await site.open_session()
-        if site.build != migrator.build():
-            log.warning("%s %s: its migrator is of another release (a must-use copy: its owner updates it)",
-                        role, site.url)
+        if site.build != release:
+            log.warning("%s %s: its migrator is of another release (%s)", role, site.url,
+                        "a must-use copy: its owner updates it" if site.must_use else "still, once replaced")
     return site
 
 
