@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 
 deps: $(VENV)/.installed
 	testenv/install-system-packages.sh
+	$(PY) -m wpclone_engine.sqlite_dropin
 
 binaries: deps
 	$(PY) -m testenv build

@@ -8,7 +8,7 @@
 # tools image (testenv/images.py). Chromium runs the dashboard's browser tests (driven by Playwright from PyPI).
 set -euo pipefail
 PACKAGES="wordpress wordpress-theme-twentytwentythree php8.2-cli php8.2-mysql php8.2-curl php8.2-zip
-php8.2-xml php8.2-mbstring php8.2-gd mariadb-server mariadb-client zip make libnss-myhostname
+php8.2-xml php8.2-mbstring php8.2-gd php8.2-sqlite3 mariadb-server mariadb-client zip make libnss-myhostname
 containerd runc containernetworking-plugins iptables ipset conntrack iproute2 mmdebstrap buildah
 fuse-overlayfs uidmap busybox-static lua5.1 chromium fonts-dejavu-core fonts-liberation"
 missing=""

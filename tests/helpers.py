@@ -77,9 +77,11 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
     return next((item for item in conditions if item["type"] == type_), None)
 
 
-def clone_wp_content(plane: cluster.ControlPlane, namespace: str, name: str) -> Path:
-    """The host folder behind a clone's wp-content volume (the node is this machine)."""
-    (claim,) = get_json(plane, namespace, "pvc", "-l", f"wpclone.dev/clone={name}")["items"]  # type: ignore[index]
+def clone_wp_content(plane: cluster.ControlPlane, namespace: str, name: str, component: str = "wp-content") -> Path:
+    """The host folder behind a clone's wp-content volume, or its database's (component database) (the node
+    is this machine)."""
+    (claim,) = get_json(plane, namespace, "pvc", "-l", f"wpclone.dev/clone={name},"  # type: ignore[index]
+                        f"app.kubernetes.io/component={component}")["items"]
     volume = get_json(plane, "", "pv", claim["spec"]["volumeName"])
     source = (volume or {})["spec"]
     return Path((source.get("hostPath") or source["local"])["path"])

@@ -167,6 +167,8 @@ async def create_clone(request: Request, caller: tenants.Caller, body: CloneRequ
         if over_quota:
             raise HTTPException(429, over_quota)
         await _webhook_secret(request, caller, body.callback_url)
+        if body.database is None:  # the installation's default, written down: the clone keeps it for good
+            body = body.model_copy(update={"database": settings_of(request).default_database_engine})
         return await clones.create_clone(namespace, body, caller.tenant)
     except clones.NameTaken as taken:
         raise _name_taken(caller, body.customer_id, taken.clone) from None

@@ -12,6 +12,7 @@ from wpclone_common.resources import (
     CloneReference,
     CloneRestoreSpec,
     ContentRules,
+    DatabaseSpec,
     Notify,
     RestoreInclude,
     RestoreSource,
@@ -48,6 +49,7 @@ def clone_resource(request: CloneRequest, job_id: str, tenant: str) -> dict[str,
                                                                  exclude=request.content.exclude)
     spec = WordPressCloneSpec(source=SiteReference(url=request.source_url, credentialsSecretRef=login),
                               ttlMinutes=request.ttl_minutes, content=content,
+                              database=None if request.database is None else DatabaseSpec(engine=request.database),
                               notify=notify_of(request.callback_url, tenant))
     labels = {**tenants.labels(tenant, job_id), constants.LABEL_CUSTOMER: request.customer_id}
     return resources.body(constants.CLONE_KIND, request.customer_id, labels, spec)

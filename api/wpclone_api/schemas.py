@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from wpclone_common.resources import BACKUP_ID, CONTENT_EXCLUDE, MAX_TTL_MINUTES, SITE_URL, Delivery
+from wpclone_common.resources import BACKUP_ID, CONTENT_EXCLUDE, MAX_TTL_MINUTES, SITE_URL, DatabaseEngine, Delivery
 from wpclone_common.resources import CopyProgress as Progress
 
 CUSTOMER_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -34,6 +34,9 @@ class CloneRequest(BaseModel):
                              description="DNS label; becomes the clone's name and host name label")
     ttl_minutes: int | None = Field(default=None, ge=1, le=MAX_TTL_MINUTES, examples=[30])
     content: ContentOptions | None = None
+    database: DatabaseEngine | None = Field(default=None, examples=["sqlite"], description=(
+        "Where the clone keeps its tables: mysql (a database of its own on the shared server) or sqlite (one file "
+        "beside the clone, no MySQL; a restore from it is not built yet). Default: the installation's setting"))
     callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048,
                                      examples=["https://hooks.example.com/wpclone"], description=(
         "A webhook: the job's end (completed, failed, expired) is POSTed there as JSON, signed with your tenant's "

@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wpclone_api import quotas, tenants
-from wpclone_common.resources import MAX_TTL_MINUTES
+from wpclone_common.resources import MAX_TTL_MINUTES, DatabaseEngine
 
 
 class ApiSettings(BaseSettings):
@@ -38,6 +38,8 @@ class ApiSettings(BaseSettings):
     max_clones_per_tenant: int = Field(20, ge=1)
     max_running_jobs_per_tenant: int = Field(5, ge=1)
     max_ttl_minutes: int = Field(1440, ge=1, le=MAX_TTL_MINUTES)
+    default_database_engine: DatabaseEngine = Field("mysql", description=(
+        "where a requested clone keeps its tables when the request does not say: mysql or sqlite"))
     # How long a one-click login link into a clone stays valid (it works once).
     login_link_seconds: int = Field(120, ge=10, le=3600)
     # The dashboard (/ui/): how long a sign-in lasts, and the key that signs its session cookies (empty:

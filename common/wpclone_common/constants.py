@@ -8,6 +8,7 @@ from wpclone_engine.reasons import (  # noqa: F401 - one vocabulary of reasons f
     FORBIDDEN_FILE,
     LOGIN_THROTTLED,
     MALFORMED_STREAM,
+    NOT_SUPPORTED,
 )
 
 GROUP = "wpclone.dev"

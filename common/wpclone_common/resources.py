@@ -82,6 +82,18 @@ class ContentRules(Model):
             "plugins/big-*, or content/languages for the rest of wp-content"))
 
 
+DatabaseEngine = Literal["mysql", "sqlite"]
+
+
+class DatabaseSpec(Model):
+    """Where the clone's WordPress keeps its tables."""
+
+    engine: DatabaseEngine = Field(default="mysql", description=(
+        "mysql: a database and user of its own on the shared MySQL server (faithful, for heavy plugins); sqlite: "
+        "one file on a volume of its own, read through WordPress's SQLite Database Integration drop-in (no MySQL "
+        "server; cheaper and disposable; a restore from it is not built yet). Immutable"))
+
+
 class Notify(Model):
     """Where to POST an event when the job completes, fails or expires, signed with the Secret's key."""
 
@@ -120,6 +132,8 @@ class WordPressCloneSpec(Model):
     content: ContentRules | None = Field(default=None, description=(
         "What of wp-content to leave out; by default all of it but caches, backups, server "
         "configuration and drop-ins. Immutable"))
+    database: DatabaseSpec | None = Field(default=None, description="Where the tables live; MySQL by default. "
+                                          "Immutable")
     expiryPolicy: Literal["Delete", "Retain"] = Field(
         default="Delete",
         description="On expiry, Delete the resource, or Retain it as Expired with every child and the "
@@ -134,7 +148,13 @@ class WordPressCloneSpec(Model):
          "spec.storage is immutable: create a new clone for another volume size or class"),
         ("has(self.content) == has(oldSelf.content) && (!has(self.content) || self.content == oldSelf.content)",
          "spec.content is immutable: the clone was copied by its rules"),
+        ("has(self.database) == has(oldSelf.database) && (!has(self.database) || self.database == oldSelf.database)",
+         "spec.database is immutable: create a new clone for another database engine"),
     ))
+
+    @property
+    def engine(self) -> DatabaseEngine:
+        return self.database.engine if self.database is not None else "mysql"
 
 
 class Condition(Model):

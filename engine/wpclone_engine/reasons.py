@@ -33,6 +33,10 @@ PRODUCTION_CHANGED = "ProductionChanged"
 # A merge restore of a clone that has no baseline (made before merges existed, or its baseline is gone).
 NO_BASELINE = "NoBaseline"
 
+# What a SQLite clone cannot do yet or at all (a merge baseline; a restore from it; a copy the operator would
+# run itself, where the clone's database volume is out of reach): permanent, the clone's engine decides it.
+NOT_SUPPORTED = "NotSupported"
+
 # The migrator's refusal codes (its REST error codes) that have a reason of their own; the others
 # are MigratorError, the code in the message.
 MIGRATOR_CODES = {"wpclone_forbidden_file": FORBIDDEN_FILE, "wpclone_merge_conflict": CONFLICT,

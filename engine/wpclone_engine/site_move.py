@@ -337,7 +337,7 @@ def table_definition(create: str, table: str) -> TableDefinition:
 def _parse(create: str, table: str) -> TableDefinition:
     if len(create.encode()) > MAX_TABLE_DEFINITION_BYTES:
         raise _Refused(f"it is longer than {MAX_TABLE_DEFINITION_BYTES} bytes")
-    tokens = _tokens(create)
+    tokens = sql_tokens(create)
     head = tokens[:4]
     if (len(head) < 4 or not head[0].is_word("create") or not head[1].is_word("table")
             or head[2].text != _name(table) or head[3].text != "("):
@@ -410,14 +410,14 @@ def replace_collations(statement: str, replacement: Callable[[str], str | None])
     """`statement` (a checked CREATE TABLE) with each word `replacement` gives another for (given in lower
     case) replaced by it; names and strings are left as written."""
     pieces, copied = [], 0
-    for token in _tokens(statement):
+    for token in sql_tokens(statement):
         if token.kind == "word" and (replaced := replacement(token.text.lower())) is not None:
             pieces += [statement[copied:token.start], replaced]
             copied = token.end
     return "".join(pieces) + statement[copied:] if pieces else statement
 
 
-def _tokens(create: str) -> list[Token]:
+def sql_tokens(create: str) -> list[Token]:
     tokens, at = [], 0
     while at < len(create):
         match = _TOKEN.match(create, at)

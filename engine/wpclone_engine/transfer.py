@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import inspect
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 import pymysql
 
-from wpclone_engine import frames, merge
+from wpclone_engine import frames, merge, reasons
 from wpclone_engine.database_import import DatabaseImport, DatabaseTarget
 from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
 from wpclone_engine.passwords import wordpress_hash
@@ -37,6 +38,7 @@ from wpclone_engine.site_move import (
     collations_to_restore,
     database_objects,
 )
+from wpclone_engine.sqlite_import import SqliteImport, SqliteTarget
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError
 
 SLICE_BYTES = 1024 * 1024
@@ -96,7 +98,7 @@ class DatabaseDestination:
     """A clone reached through its own database (it has no tables, so no WordPress to talk to yet),
     and, once the tables are in, through its migrator (a must-use plugin, token auth) for the files."""
 
-    database: DatabaseTarget
+    database: DatabaseTarget | SqliteTarget
     url: str
     files: Migrator | None = None
     # A merge restore's baseline (merge.py), recorded in the clone's database as the rows arrive, and how
@@ -149,7 +151,7 @@ def transfer_errors() -> Iterator[None]:
         raise TransferError(error.reason, str(error)) from error
     except frames.StreamError as error:
         raise TransferError(error.reason, str(error)) from error
-    except pymysql.MySQLError as error:
+    except (pymysql.MySQLError, sqlite3.Error) as error:
         raise TransferError("DatabaseError", f"the clone's database failed: {error}") from error
 
 
@@ -209,15 +211,24 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
     clone's migrator, which loads now that WordPress has tables. A failure puts the old tables back."""
     if include.folders and destination.files is None:
         raise TransferError("NoFilesDestination", "copying files into a database destination needs its migrator")
-    database = await DatabaseImport.open(destination.database)
+    database: DatabaseImport | SqliteImport
+    if isinstance(destination.database, SqliteTarget):
+        if destination.baseline or destination.id_offset:
+            raise TransferError(reasons.NOT_SUPPORTED, "a merge restore's baseline needs a MySQL clone, not a "
+                                "SQLite one")
+        database = await SqliteImport.open(destination.database)
+        # Its wp-content/db.php is its own (the drop-in's loader), whatever the source's drop-ins are.
+        include = replace(include, exclude=(*include.exclude, "content/db.php"))
+    else:
+        database = await DatabaseImport.open(destination.database)
+    baseline = database if destination.baseline and isinstance(database, DatabaseImport) else None
     try:
         move = site_move(source_info, destination.database.table_prefix, rewrite_to or destination.url,
                           await database.preserved_options(), admin_password)
         if include.database:
-            if destination.baseline:
-                await database.begin_baseline()
-            await _copy_database(source, database, move, tables, include, admin_password, tally,
-                                 baseline=database if destination.baseline else None)
+            if baseline is not None:
+                await baseline.begin_baseline()
+            await _copy_database(source, database, move, tables, include, admin_password, tally, baseline=baseline)
             await database.swap(replace_all=include.tables is None)
             await database.raise_counters(destination.id_offset)
             if move.rewrite.leaves_old_url_checkable:
@@ -225,7 +236,7 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
         try:
             if include.folders and destination.files is not None:
                 await _copy_files_into(source, destination.files, include, tally,
-                                       database if destination.baseline and include.database else None)
+                                       baseline if include.database else None)
         except BaseException:
             await quietly(database.revert())
             raise
@@ -233,7 +244,10 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
         # Once the tables they refer to are all there, and the replaced ones (with the same names of
         # constraints) are gone; the rows are the source's own, so they are not checked again.
         await database.add_foreign_keys()
-        if include.database and include.tables is None:  # the whole database: its views, triggers, routines
+        if isinstance(database, SqliteImport):
+            tally.left_out(database.loosened)
+            tally.left_out(f"{item.kind} {item.name} (a SQLite clone has none)" for item in tally.objects)
+        elif include.database and include.tables is None:  # the whole database: its views, triggers, routines
             tally.left_out(await _make_objects(database, move, tally.objects))
     except BaseException:
         await quietly(database.abort())

@@ -6,10 +6,12 @@ import contextlib
 import hashlib
 import ipaddress
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from wpclone_common import constants
 from wpclone_common.resources import WordPressClone
+from wpclone_engine import sqlite_dropin
 from wpclone_operator.settings import CopySettings, Settings, split_address
 
 WORDPRESS_PORT = 80
@@ -17,6 +19,10 @@ WP_CONTENT_PATH = "/var/www/html/wp-content"
 # Outside wp-content, so that the source's own mu-plugins (copied into the clone's wp-content) stay visible.
 MU_PLUGINS_PATH = "/opt/wpclone/mu-plugins"
 TABLE_PREFIX = "wp_"
+# A SQLite clone's: the drop-in's files (from a ConfigMap) and its database's volume, both outside the docroot.
+SQLITE_PATH = "/opt/wpclone/sqlite-database-integration"
+DATABASE_PATH = "/var/lib/wpclone/database"
+SQLITE_LOADER_KEY = "wpclone-db.php"  # mounted as wp-content/db.php
 # A static file of WordPress core (in the official image too): Apache answers it without running PHP.
 READINESS_PATH = "/wp-includes/images/blank.gif"
 WWW_DATA = 33  # Debian's www-data, whom both the official image and Debian's WordPress run Apache as
@@ -49,6 +55,20 @@ def mu_plugins_name(clone: WordPressClone) -> str:
 
 def wp_content_name(clone: WordPressClone) -> str:
     return f"{clone.name}-wp-content"
+
+
+def database_claim_name(clone: WordPressClone) -> str:
+    """A SQLite clone's volume for its database file."""
+    return f"{clone.name}-database"
+
+
+def sqlite_name(clone: WordPressClone) -> str:
+    """A SQLite clone's ConfigMap of the drop-in's files."""
+    return f"{clone.name}-sqlite"
+
+
+def is_sqlite(clone: WordPressClone) -> bool:
+    return clone.spec.engine == "sqlite"
 
 
 def _uid_hash(clone: WordPressClone, length: int) -> str:
@@ -136,9 +156,36 @@ def mu_plugins_config_map(clone: WordPressClone, mu_plugins: dict[str, str]) -> 
             "data": {"wpclone-safety.php": SAFETY_MU_PLUGIN, **mu_plugins}}
 
 
+def sqlite_key(path: str) -> str:
+    """A drop-in file's ConfigMap key (keys hold no '/'); the volume's items put it back at its path."""
+    return path.replace("/", "__")
+
+
+def sqlite_config_map(clone: WordPressClone, files: dict[str, bytes]) -> dict[str, Any]:
+    """The SQLite drop-in's files (sqlite_dropin.files) and the clone's wp-content/db.php that loads them."""
+    data = {sqlite_key(path): content.decode() for path, content in files.items()}
+    data[SQLITE_LOADER_KEY] = sqlite_dropin.loader(SQLITE_PATH, DATABASE_PATH)
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(clone, sqlite_name(clone), "sqlite"),
+            "data": data}
+
+
 def wp_content_claim(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
     """The clone's own wp-content: what the copy writes there outlives a restarted pod. Created once
     (a claim's spec is immutable but for a larger size), so spec.storage is immutable too."""
+    return _claim(clone, settings, wp_content_name(clone), "wp-content")
+
+
+def database_claim(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
+    """A SQLite clone's database file, on a volume of its own (of the same size and class as its
+    wp-content's): outside the document root, shared with its copy Job."""
+    return _claim(clone, settings, database_claim_name(clone), "database")
+
+
+def claims(clone: WordPressClone, settings: Settings) -> list[dict[str, Any]]:
+    return [wp_content_claim(clone, settings), *([database_claim(clone, settings)] if is_sqlite(clone) else [])]
+
+
+def _claim(clone: WordPressClone, settings: Settings, name: str, component: str) -> dict[str, Any]:
     storage = clone.spec.storage
     size = (storage and storage.size) or settings.storage_size
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
@@ -146,7 +193,7 @@ def wp_content_claim(clone: WordPressClone, settings: Settings) -> dict[str, Any
     if storage_class:  # omitted, not "", for the cluster's default class ("" would mean no class at all)
         spec["storageClassName"] = storage_class
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": _metadata(clone, wp_content_name(clone), "wp-content"), "spec": spec}
+            "metadata": _metadata(clone, name, component), "spec": spec}
 
 
 def source_checksums_name(clone: WordPressClone) -> str:
@@ -190,7 +237,9 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def deployment(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
+def deployment(clone: WordPressClone, settings: Settings, sqlite_paths: Sequence[str] = ()) -> dict[str, Any]:
+    """The clone's WordPress; a SQLite clone's also mounts the drop-in's files (`sqlite_paths`, in the
+    drop-in's folder) and its database's volume."""
     resources = clone.spec.resources.model_dump() if clone.spec.resources else settings.clone_resources
     probe_headers = [{"name": "Host", "value": host(clone, settings)}]
     container: dict[str, Any] = {
@@ -198,10 +247,11 @@ def deployment(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
         "image": clone.spec.image or settings.wordpress_image,
         "ports": [{"name": "http", "containerPort": WORDPRESS_PORT}],
         "env": [
-            _secret_env("WORDPRESS_DB_HOST", db_secret_name(clone), "host"),
-            _secret_env("WORDPRESS_DB_NAME", db_secret_name(clone), "database"),
-            _secret_env("WORDPRESS_DB_USER", db_secret_name(clone), "username"),
-            _secret_env("WORDPRESS_DB_PASSWORD", db_secret_name(clone), "password"),
+            *([] if is_sqlite(clone) else [
+                _secret_env("WORDPRESS_DB_HOST", db_secret_name(clone), "host"),
+                _secret_env("WORDPRESS_DB_NAME", db_secret_name(clone), "database"),
+                _secret_env("WORDPRESS_DB_USER", db_secret_name(clone), "username"),
+                _secret_env("WORDPRESS_DB_PASSWORD", db_secret_name(clone), "password")]),
             _secret_env("WPCLONE_MIGRATOR_TOKEN", admin_secret_name(clone), "migrator-token"),
             {"name": "WORDPRESS_TABLE_PREFIX", "value": TABLE_PREFIX},
             {"name": "WORDPRESS_CONFIG_EXTRA", "value": wordpress_config_extra(clone, settings)},
@@ -227,6 +277,19 @@ def deployment(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
     }
     if settings.image_pull_policy:
         container["imagePullPolicy"] = settings.image_pull_policy
+    volumes: list[dict[str, Any]] = [
+        {"name": "wp-content", "persistentVolumeClaim": {"claimName": wp_content_name(clone)}},
+        {"name": "mu-plugins", "configMap": {"name": mu_plugins_name(clone)}},
+    ]
+    if is_sqlite(clone):
+        container["volumeMounts"] += [
+            {"name": "sqlite", "mountPath": SQLITE_PATH, "readOnly": True},
+            {"name": "sqlite", "mountPath": f"{WP_CONTENT_PATH}/db.php", "subPath": SQLITE_LOADER_KEY,
+             "readOnly": True},
+            {"name": "database", "mountPath": DATABASE_PATH}]
+        items = [{"key": sqlite_key(path), "path": path} for path in (*sqlite_paths, SQLITE_LOADER_KEY)]
+        volumes += [{"name": "sqlite", "configMap": {"name": sqlite_name(clone), "items": items}},
+                    {"name": "database", "persistentVolumeClaim": {"claimName": database_claim_name(clone)}}]
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": _metadata(clone, clone.name, "wordpress"),
@@ -249,10 +312,7 @@ def deployment(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
                         "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
                     },
                     "containers": [container],
-                    "volumes": [
-                        {"name": "wp-content", "persistentVolumeClaim": {"claimName": wp_content_name(clone)}},
-                        {"name": "mu-plugins", "configMap": {"name": mu_plugins_name(clone)}},
-                    ],
+                    "volumes": volumes,
                 },
             },
         },
@@ -302,7 +362,7 @@ def network_policy(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
     copy Jobs and the node, and reaches only DNS, its own database and (if allowed) public addresses: never another
     clone, the shared database's other port, the cluster's services or the cloud's metadata."""
     dns = {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
-    egress = [dns, mysql_peer(settings)]
+    egress = [dns] if is_sqlite(clone) else [dns, mysql_peer(settings)]  # a SQLite clone has no database server
     if settings.clone_internet:
         egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(settings.clone_denied_cidrs)}}]})
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -313,8 +373,14 @@ def network_policy(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
                      "egress": egress}}
 
 
-def workload_objects(clone: WordPressClone, settings: Settings, mu_plugins: dict[str, str]) -> list[dict[str, Any]]:
-    """Objects applied as a whole on every reconcile (the Secrets and the wp-content claim are created
-    once, never rewritten). The NetworkPolicy comes before the pod it guards."""
-    return [network_policy(clone, settings), mu_plugins_config_map(clone, mu_plugins), deployment(clone, settings),
+def workload_objects(clone: WordPressClone, settings: Settings, mu_plugins: dict[str, str],
+                     sqlite_files: dict[str, bytes] | None = None) -> list[dict[str, Any]]:
+    """Objects applied as a whole on every reconcile (the Secrets and the claims are created once, never
+    rewritten). The NetworkPolicy comes before the pod it guards; a SQLite clone's pod needs `sqlite_files`."""
+    config_maps = [mu_plugins_config_map(clone, mu_plugins)]
+    if is_sqlite(clone):
+        if sqlite_files is None:
+            raise ValueError("a SQLite clone's pod needs the SQLite drop-in's files")
+        config_maps.append(sqlite_config_map(clone, sqlite_files))
+    return [network_policy(clone, settings), *config_maps, deployment(clone, settings, sorted(sqlite_files or ())),
             service(clone), ingress(clone, settings)]

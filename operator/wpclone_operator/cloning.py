@@ -25,15 +25,19 @@ PERMANENT_REASONS = {"LoginFailed", constants.LOGIN_THROTTLED, "Forbidden", "Can
                      "AdminNotFound", "UnknownTable",
                      constants.CREDENTIALS_MISSING, constants.CREDENTIALS_NOT_OPTED_IN, constants.CREDENTIALS_INVALID,
                      constants.DESTINATION_NOT_ALLOWED, constants.MALFORMED_STREAM, constants.BAD_TABLE_DEFINITION,
-                     constants.GAVE_UP}
+                     constants.GAVE_UP, constants.NOT_SUPPORTED}
 ProgressReport = Callable[[Progress], Awaitable[None]]
 
 
 async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs: Inputs, progress: ProgressReport,
                           timeout: httpx.Timeout | None = None) -> CopyResult:
     source_login = await asyncio.to_thread(inputs.login, clone.spec.source.credentialsSecretRef.name)
-    database = await asyncio.to_thread(inputs.database, children.db_secret_name(clone))
+    sqlite = children.is_sqlite(clone)
+    database = inputs.sqlite() if sqlite else await asyncio.to_thread(inputs.database, children.db_secret_name(clone))
     admin = await asyncio.to_thread(inputs.secret, children.admin_secret_name(clone))
+    if sqlite and database is None:
+        raise TransferError(constants.NOT_SUPPORTED, f"the clone {clone.name} keeps its tables in SQLite, on a "
+                            "volume only its copy Job reaches: it is copied by a Job (WPCLONE_COPY_IN=job)")
     if database is None or admin is None:
         raise TransferError(constants.CREDENTIALS_MISSING, f"the clone {clone.name}'s database or admin Secret "
                             "does not exist")
@@ -46,8 +50,10 @@ async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs:
         await until_answering(http, endpoint)  # before production is read at all
         async with site_session(http, clone.spec.source.url, source_login["username"], source_login["password"],
                                 policy=policy, role="source", keep_migrator=settings.keep_migrator) as source:
+            # A merge restore's baseline, and room above the source's ids for the clone's own rows (MySQL only).
             destination = DatabaseDestination(database=database, url=children.url(clone, settings),
-                                              files=clone_site, baseline=True, id_offset=settings.merge_id_offset)
+                                              files=clone_site, baseline=not sqlite,
+                                              id_offset=0 if sqlite else settings.merge_id_offset)
             return await copy_site(source, destination, include=include_for(clone),
                                    admin_password=AdminPassword(admin["username"], admin["password"]),
                                    progress=progress)

@@ -185,12 +185,21 @@ def job(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config
               for index, secret in enumerate(secrets)]
     mounts += [(f"config-{index}", f"{MOUNTS}/config/{config_map}",
                 {"configMap": {"name": config_map, "optional": True}}) for index, config_map in enumerate(config_maps)]
+    volumes = [{"name": volume, **source} for volume, _, source in mounts] + [{"name": "tmp", "emptyDir": {}}]
+    writes = [{"name": "tmp", "mountPath": "/tmp"}]
+    # A SQLite clone's copy writes its database file, on the clone's volume, as the clone's Apache user.
+    user = 10001
+    clone = WordPressClone.from_body(plan.clone) if plan.clone is not None else None
+    if plan.kind == constants.CLONE_KIND and clone is not None and children.is_sqlite(clone):
+        volumes.append({"name": "database",
+                        "persistentVolumeClaim": {"claimName": children.database_claim_name(clone)}})
+        writes.append({"name": "database", "mountPath": f"{MOUNTS}/database"})
+        user = children.WWW_DATA
     container: dict[str, Any] = {
         "name": CONTAINER, "image": settings.copy_image, "command": RUNNER,
         "env": [*settings_env(settings), {"name": PLAN_ENV, "value": plan.model_dump_json()}],
         "resources": settings.copy_job_resources,
-        "volumeMounts": [{"name": volume, "mountPath": path, "readOnly": True} for volume, path, _ in mounts]
-        + [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": volume, "mountPath": path, "readOnly": True} for volume, path, _ in mounts] + writes,
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                             "readOnlyRootFilesystem": True},
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -198,10 +207,10 @@ def job(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never", "serviceAccountName": name, "automountServiceAccountToken": True,
         "enableServiceLinks": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": user, "runAsGroup": user, "fsGroup": user,
                             "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
-        "volumes": [{"name": volume, **source} for volume, _, source in mounts] + [{"name": "tmp", "emptyDir": {}}],
+        "volumes": volumes,
     }
     if settings.copy_job_priority_class:
         pod_spec["priorityClassName"] = settings.copy_job_priority_class

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from wpclone_common import constants, kube
 from wpclone_engine.database_import import DatabaseTarget
+from wpclone_engine.sqlite_import import SqliteTarget
 from wpclone_engine.transfer import TransferError
 from wpclone_operator import children, credentials
 from wpclone_operator.settings import split_address
@@ -26,6 +27,9 @@ class Inputs(Protocol):
 
     def database(self, secret: str) -> DatabaseTarget | None:
         """A clone's database, from its database Secret, where this copy reaches the shared server."""
+
+    def sqlite(self) -> SqliteTarget | None:
+        """A SQLite clone's database folder, when this copy has its volume (a copy Job of a SQLite clone)."""
 
 
 def _target(data: dict[str, str], host: str, port: int) -> DatabaseTarget:
@@ -54,6 +58,9 @@ class FromApi:
     def database(self, secret: str) -> DatabaseTarget | None:
         data = self.secret(secret)
         return None if data is None else _target(data, *split_address(self.mysql_address))
+
+    def sqlite(self) -> SqliteTarget | None:
+        return None  # a clone's volume is mounted in its pods, never in the operator
 
 
 @dataclass(frozen=True)
@@ -86,3 +93,7 @@ class Mounted:
     def database(self, secret: str) -> DatabaseTarget | None:
         data = self.secret(secret)
         return None if data is None else _target(data, *split_address(data["host"]))
+
+    def sqlite(self) -> SqliteTarget | None:
+        folder = self.root / "database"
+        return SqliteTarget(folder, children.TABLE_PREFIX) if folder.is_dir() else None

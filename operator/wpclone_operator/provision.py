@@ -11,6 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from wpclone_common import constants, kube
 from wpclone_common.resources import WordPressClone
+from wpclone_engine import sqlite_dropin
 from wpclone_engine.migrator import mu_plugins
 from wpclone_engine.transfer import TransferError
 from wpclone_operator import admission, children, copy_jobs, credentials, mysql, status
@@ -70,10 +71,13 @@ def ensure_secrets(clone: WordPressClone, settings: Settings) -> str:
     """Create the clone's Secrets once; later runs reuse them. Returns the database password."""
     admin_username = source_username(clone)
     adopt_api_login(clone)
-    for secret in (children.db_secret(clone, settings, generate_password()),
-                   children.admin_secret(clone, admin_username, generate_password(), generate_password())):
+    admin = children.admin_secret(clone, admin_username, generate_password(), generate_password())
+    for secret in [admin] if children.is_sqlite(clone) else [children.db_secret(clone, settings, generate_password()),
+                                                             admin]:
         refuse_foreign(secret, clone)
         kube.create_if_missing(secret)
+    if children.is_sqlite(clone):  # no database server: no database login
+        return ""
     # Read back: if another run created the Secret first, its password is the one that counts.
     database = kube.read_secret(clone.namespace, children.db_secret_name(clone))
     if database is None or not database.get("password"):
@@ -82,21 +86,31 @@ def ensure_secrets(clone: WordPressClone, settings: Settings) -> str:
     return database["password"]
 
 
-async def ensure_database(clone: WordPressClone, settings: Settings, password: str) -> None:
+async def ensure_database(clone: WordPressClone, settings: Settings, password: str) -> dict[str, Any]:
+    """The clone's database and user on the shared server (a SQLite clone's file is its copy's to make);
+    the DatabaseReady condition it earns."""
+    at, generation = status.now(), clone.generation
+    if children.is_sqlite(clone):
+        return status.condition(constants.DATABASE_READY, True, "SqliteFile", "the tables live in one SQLite "
+                                f"file on volume {children.database_claim_name(clone)}", generation, at)
     try:
         await mysql.ensure_database(settings.mysql_admin, children.database_name(clone),
                                     children.database_user(clone), password)
     except mysql.DatabaseError as error:
         raise ProvisionFailure(constants.DATABASE_READY, "DatabaseUnavailable", str(error)) from None
+    return status.condition(constants.DATABASE_READY, True, "DatabaseCreated",
+                            f"database {children.database_name(clone)} is ready", generation, at)
 
 
 def apply_objects(clone: WordPressClone, settings: Settings) -> None:
-    claim = children.wp_content_claim(clone, settings)
-    workload = children.workload_objects(clone, settings, mu_plugins())
-    for manifest in (claim, *workload):
+    claims = children.claims(clone, settings)
+    workload = children.workload_objects(clone, settings, mu_plugins(),
+                                         sqlite_dropin.files() if children.is_sqlite(clone) else None)
+    for manifest in (*claims, *workload):
         refuse_foreign(manifest, clone)
     # Created once: applying it again would try to change a claim's (immutable) spec.
-    kube.create_if_missing(claim)
+    for claim in claims:
+        kube.create_if_missing(claim)
     for manifest in workload:
         kube.apply(manifest)
 
@@ -109,9 +123,7 @@ async def provision(clone: WordPressClone, settings: Settings) -> list[dict[str,
         raise ProvisionFailure(constants.READY, *refused, permanent=True)
     try:
         password = await asyncio.to_thread(ensure_secrets, clone, settings)
-        await ensure_database(clone, settings, password)
-        database_ready = status.condition(constants.DATABASE_READY, True, "DatabaseCreated",
-                                          f"database {children.database_name(clone)} is ready", generation, at)
+        database_ready = await ensure_database(clone, settings, password)
         await asyncio.to_thread(apply_objects, clone, settings)
     except ApiException as error:
         raise ProvisionFailure(constants.OBJECTS_READY, "KubernetesApiError",
@@ -131,7 +143,9 @@ def delete_children(clone: WordPressClone) -> None:
         ("v1", "Service", clone.name),
         ("apps/v1", "Deployment", clone.name),
         ("v1", "PersistentVolumeClaim", children.wp_content_name(clone)),
+        ("v1", "PersistentVolumeClaim", children.database_claim_name(clone)),
         ("v1", "ConfigMap", children.mu_plugins_name(clone)),
+        ("v1", "ConfigMap", children.sqlite_name(clone)),
         ("v1", "ConfigMap", children.source_checksums_name(clone)),
         ("v1", "Secret", children.db_secret_name(clone)),
         ("v1", "Secret", children.admin_secret_name(clone)),
@@ -143,4 +157,6 @@ def delete_children(clone: WordPressClone) -> None:
 
 
 async def drop_database(clone: WordPressClone, settings: Settings) -> None:
+    if children.is_sqlite(clone):  # its file goes with its volume
+        return
     await mysql.drop_database(settings.mysql_admin, children.database_name(clone), children.database_user(clone))

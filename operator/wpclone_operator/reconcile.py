@@ -248,7 +248,8 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
                               outcome=copy_jobs.job_name(owner), clone=copy_jobs.plan_body(body))
         place = await asyncio.to_thread(
             copy_job_control.start, owner, plan, settings, clone.created,
-            [secret, children.db_secret_name(clone), children.admin_secret_name(clone)], [])
+            [secret, *([] if children.is_sqlite(clone) else [children.db_secret_name(clone)]),
+             children.admin_secret_name(clone)], [])
         if place:
             return content(constants.COPY_QUEUED, f"waiting for one of {settings.max_copy_jobs} copy slots "
                            f"({place} in line)")

@@ -59,6 +59,9 @@ async def ready_clone(namespace: str, name: str) -> WordPressClone:
     if body is None:
         raise TransferError("CloneNotFound", f"WordPressClone {name} does not exist")
     clone = WordPressClone.from_body(body)
+    if clone.spec.engine == "sqlite":
+        raise TransferError(constants.NOT_SUPPORTED, f"WordPressClone {name} keeps its tables in SQLite: a restore "
+                            "from a SQLite clone is not built yet")
     if clone.status.phase != constants.PHASE_READY:
         raise TransferError("CloneNotReady", f"WordPressClone {name} is {clone.status.phase or 'Pending'}, not Ready")
     return clone

@@ -9,8 +9,11 @@ copies in Jobs (the chart's default) under the chart's RBAC."""
 
 from __future__ import annotations
 
+import base64
 import json
+import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,15 +21,18 @@ import httpx
 import pytest
 
 from testenv import cluster, images, network, node
+from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
-from tests.helpers import apply, clone_manifest, condition, credentials_secret, eventually, get_json
+from tests.helpers import apply, clone_manifest, clone_wp_content, condition, credentials_secret, eventually, get_json
 from tests.integration import transfer_fixtures
 from tests.integration.test_restore import (
     hold_route,
     post_titles,
 )
+from tests.integration.test_sqlite_clone import ODD_TABLE, mysql_rows, same_rows
 from tests.integration.transfer_fixtures import SiteMaker
+from wpclone_engine.sqlite_dropin import DATABASE_FILE
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site
@@ -190,3 +196,66 @@ def test_an_evicted_copy_pod_is_replaced_an_operator_restart_interrupts_no_copy_
     assert survivor["metadata"]["name"] != killed and first["status"]["succeeded"] == 1
     assert first["status"].get("failed", 0) == 0
     assert second["status"]["succeeded"] == 1 and second["status"].get("failed", 0) == 0
+
+
+# --- SQLite clones: their copy Job writes the database file on the clone's own volume ------------------
+
+def rest(base: str, path: str) -> Any:
+    answer = httpx.get(base + path, timeout=30)
+    assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text[:200]}"
+    return answer.json()
+
+
+def test_a_sqlite_clone_is_a_pod_without_a_database_server_that_serves_the_whole_site_and_leaves_nothing(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker) -> None:
+    source = make_site(host=network.GATEWAY)
+    mariadb.sql(ODD_TABLE.format(db=source.db_name))
+    name = f"lite-{uuid.uuid4().hex[:6]}"
+    apply(control_plane, namespace, credentials_secret("source-login", source.admin_user, source.admin_password),
+          clone_manifest(name, source.url, database={"engine": "sqlite"}))
+    control_plane.kubectl("wait", "-n", namespace, f"wpc/{name}", "--for=condition=Ready", "--timeout=240s")
+    clone = get_json(control_plane, namespace, "wpc", name)
+    assert clone is not None
+    url = clone["status"]["url"]
+    assert condition(clone, "DatabaseReady")["reason"] == "SqliteFile"  # type: ignore[index]
+    assert clone["status"]["progress"]["sourceUrlsLeft"] == 0
+    assert "wp_odd.kind: enum('small','large') is kept as text" in clone["status"]["progress"]["notCopied"]
+    assert get_json(control_plane, namespace, "secret", f"{name}-db") is None
+    assert name.replace("-", "_") not in mariadb.sql("SHOW DATABASES")
+
+    # What a visitor and an editor see: posts (one in Japanese), pages, media, users, all at the clone's URL.
+    for kind in ("posts", "pages", "media", "users"):
+        theirs, ours = rest(source.url, f"/wp-json/wp/v2/{kind}?per_page=100"), rest(url, f"/wp-json/wp/v2/{kind}"
+                                                                                           "?per_page=100")
+        field = "name" if kind == "users" else "title"
+        assert sorted(str(item[field]) for item in ours) == sorted(str(item[field]) for item in theirs) != [], kind
+        assert all(item["link"].startswith(url) for item in ours), kind
+    (upload,) = rest(url, "/wp-json/wp/v2/media?per_page=1")
+    assert httpx.get(upload["source_url"], timeout=30).content == httpx.get(
+        upload["source_url"].replace(url, source.url), timeout=30).content
+    assert "日本語" in httpx.get(url, timeout=30).text and source.url not in httpx.get(url, timeout=30).text
+
+    # The file itself: the serialized option rewritten, the table without a primary key byte for byte.
+    folder = clone_wp_content(control_plane, namespace, name, "database")
+    with sqlite3.connect(folder / DATABASE_FILE) as database:
+        database.text_factory = bytes
+        (settings,) = database.execute("SELECT option_value FROM wp_options WHERE option_name = "
+                                       "'wpclone_seed_settings'").fetchone()
+        odd = database.execute("SELECT * FROM wp_odd").fetchall()
+    assert url.encode() in settings and source.url.encode() not in settings
+    assert same_rows(mysql_rows(mariadb, source, "wp_odd"), odd, source.url, url)
+    assert not (clone_wp_content(control_plane, namespace, name) / DATABASE_FILE).exists()
+
+    admin = {key: base64.b64decode(value).decode() for key, value in
+             get_json(control_plane, namespace, "secret", f"{name}-admin")["data"].items()}  # type: ignore[index]
+    browser = httpx.Client(base_url=url, timeout=30)
+    browser.get("/wp-login.php")
+    browser.post("/wp-login.php", data={"log": admin["username"], "pwd": admin["password"], "testcookie": "1"})
+    assert "wp-admin-bar" in browser.get("/wp-admin/").text
+
+    control_plane.kubectl("delete", "-n", namespace, "wpc", name, "--timeout=90s")
+    for kind in ("pvc", "configmap", "secret", "deployment", "job"):
+        left = get_json(control_plane, namespace, kind, "-l", f"wpclone.dev/clone={name}") or {}
+        assert left.get("items") == [], kind
+    eventually(lambda: not folder.exists(), timeout=60, what="the database volume's folder removed")

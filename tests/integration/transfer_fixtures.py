@@ -19,7 +19,7 @@ import pytest
 
 from testenv import processes, wordpress
 from testenv.mariadb import MariaDB
-from wpclone_engine import migrator
+from wpclone_engine import migrator, sqlite_dropin
 
 ROOTS = ("uploads", "themes", "plugins")
 
@@ -209,4 +209,39 @@ def empty_clone(mariadb: MariaDB, tmp_path: Path) -> Iterator[EmptyClone]:
     install_migrator_as_mu_plugin(docroot)
     server = wordpress.serve(docroot, port, tmp_path / "clone.log")
     yield EmptyClone(url, docroot, db_name, db_user, db_password, token, "clone_", server)
+    server.stop()
+
+
+@dataclass(frozen=True)
+class SqliteClone:
+    """A WordPress on the SQLite drop-in with no database file yet, configured as the operator configures
+    a SQLite clone: the drop-in's loader as wp-content/db.php, the database in a folder outside the docroot."""
+
+    url: str
+    docroot: Path
+    database: Path  # the folder of its database file
+    token: str
+    table_prefix: str
+    server: processes.Server
+
+
+def install_sqlite_dropin(docroot: Path, database: Path) -> None:
+    (docroot / "wp-content" / "db.php").write_text(
+        sqlite_dropin.loader(str(sqlite_dropin.FOLDER), str(database)))
+
+
+@pytest.fixture
+def sqlite_clone(tmp_path: Path) -> Iterator[SqliteClone]:
+    port = processes.free_port()
+    token = secrets.token_urlsafe(32)
+    docroot, database = tmp_path / "sqlite-clone", tmp_path / "sqlite-database"
+    url = f"http://127.0.0.1:{port}"
+    wordpress.prepare_docroot(docroot)
+    # No MySQL behind it: its database settings are never used.
+    wordpress.write_config(docroot, db_host="127.0.0.1:9", db_name="none", db_user="none", db_password="none",
+                           url=url, table_prefix="clone_", extra_php=f"define('WPCLONE_MIGRATOR_TOKEN', '{token}');")
+    install_migrator_as_mu_plugin(docroot)
+    install_sqlite_dropin(docroot, database)
+    server = wordpress.serve(docroot, port, tmp_path / "sqlite-clone.log")
+    yield SqliteClone(url, docroot, database, token, "clone_", server)
     server.stop()

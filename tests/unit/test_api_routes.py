@@ -334,3 +334,14 @@ def test_a_login_link_is_made_for_ones_own_ready_clone_only(api: TestClient, clu
     assert made.status_code == 200, made.text
     assert made.json()["url"].startswith(f"{url}/wp-login.php?wpclone-login=")
     assert "generated-for" not in made.text
+
+
+def test_a_clone_keeps_the_database_engine_it_asked_for_or_the_installations_default(cluster: FakeKube) -> None:
+    with TestClient(create_app(settings(default_database_engine="sqlite"), cluster)) as api:
+        start_clone(api, "acme", "light")
+        asked = api.post("/api/v2/clone", json=clone_body("heavy", database="mysql"), headers=as_("acme"))
+        wrong = api.post("/api/v2/clone", json=clone_body("odd", database="postgres"), headers=as_("acme"))
+    assert asked.status_code == 202 and wrong.status_code == 422
+    assert cluster.objects[("WordPressClone", "light")]["spec"]["database"] == {"engine": "sqlite"}
+    assert cluster.objects[("WordPressClone", "heavy")]["spec"]["database"] == {"engine": "mysql"}
+    assert ("WordPressClone", "odd") not in cluster.objects

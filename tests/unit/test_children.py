@@ -174,3 +174,46 @@ def test_the_pods_label_selector_matches_the_deployments(settings: Settings) -> 
     wanted = dict(pair.split("=") for pair in children.label_selector(make_clone()).split(","))
     assert wanted == deployment["spec"]["selector"]["matchLabels"]
     assert wanted.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+DROPIN = {"constants.php": b"<?php", "wp-includes/sqlite/db.php": b"<?php // db"}
+
+
+def test_a_sqlite_clone_has_no_database_login_and_loads_the_dropin_from_outside_its_document_root(
+        settings: Settings) -> None:
+    clone = make_clone(database={"engine": "sqlite"})
+    policy, mu_plugins, sqlite, deployment, *_ = children.workload_objects(clone, settings, {}, DROPIN)
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert not any(item["name"].startswith("WORDPRESS_DB_") for item in container["env"])
+    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    loader = f"{children.WP_CONTENT_PATH}/db.php"
+    assert mounts[loader] == {"name": "sqlite", "mountPath": loader, "subPath": children.SQLITE_LOADER_KEY,
+                              "readOnly": True}
+    assert mounts[children.DATABASE_PATH]["name"] == "database" and not children.DATABASE_PATH.startswith("/var/www")
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["database"]["persistentVolumeClaim"] == {"claimName": "shop-database"}
+    assert volumes["sqlite"]["configMap"]["items"] == [
+        {"key": "constants.php", "path": "constants.php"},
+        {"key": "wp-includes__sqlite__db.php", "path": "wp-includes/sqlite/db.php"},
+        {"key": children.SQLITE_LOADER_KEY, "path": children.SQLITE_LOADER_KEY}]
+    assert sqlite["metadata"]["name"] == "shop-sqlite" and set(sqlite["data"]) == {
+        "constants.php", "wp-includes__sqlite__db.php", children.SQLITE_LOADER_KEY}
+    loader = sqlite["data"][children.SQLITE_LOADER_KEY]
+    assert f"define('DB_DIR', '{children.DATABASE_PATH}/');" in loader
+    assert f"require_once '{children.SQLITE_PATH}/wp-includes/sqlite/db.php';" in loader
+    # No way to the shared MySQL server: a SQLite clone has no business there.
+    assert policy["spec"]["egress"][0]["ports"][0]["port"] == 53
+    assert not any(rule.get("ports") == [{"protocol": "TCP", "port": 3307}] for rule in policy["spec"]["egress"])
+    assert [claim["metadata"]["name"] for claim in children.claims(clone, settings)] == ["shop-wp-content",
+                                                                                         "shop-database"]
+    assert [claim["metadata"]["name"] for claim in children.claims(make_clone(), settings)] == ["shop-wp-content"]
+    with pytest.raises(ValueError):
+        children.workload_objects(clone, settings, {})
+
+
+def test_a_mysql_clone_is_as_it_was(settings: Settings) -> None:
+    clone = make_clone(database={"engine": "mysql"})
+    assert children.deployment(clone, settings) == children.deployment(make_clone(), settings)
+    assert any(rule.get("ports") == [{"protocol": "TCP", "port": 3307}]
+               for rule in children.network_policy(clone, settings)["spec"]["egress"])

@@ -265,3 +265,20 @@ def test_sigterm_aborts_the_copy_and_ends_the_runner_at_once_without_an_outcome(
         runner.kill()
     assert runner.returncode == copy_runner.STOPPED_EXIT, output
     assert "import aborted" in output and "stopped by SIGTERM" in output
+
+
+def test_a_sqlite_clones_copy_writes_its_database_volume_as_the_clones_apache_user(tmp_path: Path) -> None:
+    body = {**CLONE_BODY, "spec": {**CLONE_BODY["spec"], "database": {"engine": "sqlite"}}}  # type: ignore[dict-item]
+    sqlite_plan = Plan(kind=constants.CLONE_KIND, namespace="team-a", name="shop", outcome="shop-copy",
+                       clone=copy_jobs.plan_body(body))
+    job = copy_jobs.job(owner(), sqlite_plan, settings(), ["shop-login", "shop-admin"], [])
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    assert mounts["/var/run/wpclone/database"] == {"name": "database", "mountPath": "/var/run/wpclone/database"}
+    assert {"name": "database", "persistentVolumeClaim": {"claimName": "shop-database"}} in pod["volumes"]
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["fsGroup"] == 33
+    assert "database" not in str(the_job()["spec"]["template"]["spec"]["volumes"])  # a MySQL clone's has none
+    (tmp_path / "database").mkdir()
+    target = Mounted(tmp_path).sqlite()
+    assert target is not None and target.folder == tmp_path / "database" and Mounted(tmp_path / "x").sqlite() is None

@@ -166,6 +166,10 @@ final class WPClone_Import
         if ($tables !== null && (!is_array($tables) || array_filter($tables, 'is_string') !== $tables)) {
             throw new WPClone_Error('bad_request', 'tables must be a list of table names or null for all');
         }
+        if ($request->get_param('database') && WPClone_Db::is_sqlite()) {
+            throw new WPClone_Error('sqlite_site', 'this site keeps its tables in SQLite (the SQLite drop-in): '
+                . 'the migrator imports its files only', 409);
+        }
         $job = WPClone_Job::start([
             'database' => (bool) $request->get_param('database'),
             'tables' => $tables,
@@ -186,7 +190,7 @@ final class WPClone_Import
         return [
             'job' => $job->id(),
             'max_request_bytes' => WPClone_Site::max_request_bytes(),
-            'max_allowed_packet' => (int) $db->value('SELECT @@max_allowed_packet'),
+            'max_allowed_packet' => $db->max_allowed_packet(),
         ];
     }
 
@@ -426,7 +430,7 @@ final class WPClone_Import_Tables
     {
         $inserted = 0;
         $max_statement = max(64 * KB_IN_BYTES, min(4 * MB_IN_BYTES,
-            (int) $db->value('SELECT @@max_allowed_packet') - 64 * KB_IN_BYTES));
+            $db->max_allowed_packet() - 64 * KB_IN_BYTES));
         for ($frames->next(); $frames->valid(); $frames->next()) {
             [$kind, $payload] = $frames->current();
             $open = $job->data['open_table'];

@@ -314,7 +314,7 @@ final class WPClone_Site
             'tables' => $tables,
             'limits' => [
                 'max_request_bytes' => self::max_request_bytes(),
-                'max_allowed_packet' => (int) $db->value('SELECT @@max_allowed_packet'),
+                'max_allowed_packet' => $db->max_allowed_packet(),
             ],
             'backups' => WPClone_Backups::all(),
             'jobs' => WPClone_Job::ids(),

@@ -216,20 +216,30 @@ final class WPClone_Stream
  * bytes (SET NAMES binary), so nothing is converted between character sets on the way out or in.
  * Each query() is one statement: mysqli removes CLIENT_MULTI_STATEMENTS from the flags of real_connect
  * (MYSQL_CLIENT_FLAGS included), so the server refuses `...; DROP ...`, and multi_query() is never used.
+ * A site on the SQLite drop-in (a SQLite clone) has no MySQL database: it gets no connection, and the
+ * migrator moves its files only (its tables are the copy's to write, beside WordPress).
  */
 final class WPClone_Db
 {
-    /** @var mysqli */
+    /** @var mysqli|null null on a SQLite site */
     private $link;
 
-    private function __construct(mysqli $link)
+    private function __construct(?mysqli $link)
     {
         $this->link = $link;
+    }
+
+    public static function is_sqlite(): bool
+    {
+        return defined('DB_ENGINE') && DB_ENGINE === 'sqlite';
     }
 
     public static function connect(): self
     {
         global $wpdb;
+        if (self::is_sqlite()) {
+            return new self(null);
+        }
         [$host, $port, $socket, $is_ipv6] = $wpdb->parse_db_host(DB_HOST) ?: [DB_HOST, null, null, false];
         if ($is_ipv6 && extension_loaded('mysqlnd')) {
             $host = "[$host]";
@@ -249,6 +259,10 @@ final class WPClone_Db
     /** @return mysqli_result|true */
     public function query(string $sql, bool $unbuffered = false)
     {
+        if ($this->link === null) {
+            throw new WPClone_Error('sqlite_site', 'this site keeps its tables in SQLite (the SQLite drop-in): '
+                . 'the migrator moves its files only', 409);
+        }
         $result = $this->link->query($sql, $unbuffered ? MYSQLI_USE_RESULT : MYSQLI_STORE_RESULT);
         if ($result === false) {
             throw new WPClone_Error('database', 'database error: ' . $this->link->error . ' (in: ' . substr($sql, 0, 80) . ')', 500);
@@ -275,6 +289,12 @@ final class WPClone_Db
         return $row === null ? null : $row[0];
     }
 
+    /** The largest statement the server takes (none on a SQLite site). */
+    public function max_allowed_packet(): int
+    {
+        return $this->link === null ? 0 : (int) $this->value('SELECT @@max_allowed_packet');
+    }
+
     public function quote(?string $value): string
     {
         return $value === null ? 'NULL' : "'" . $this->link->real_escape_string($value) . "'";
@@ -293,6 +313,9 @@ final class WPClone_Db
     /** Base tables whose names start with $prefix, in name order. */
     public function tables(string $prefix): array
     {
+        if ($this->link === null) {
+            return [];
+        }
         $sql = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
             . " AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME LIKE BINARY " . $this->like_prefix($prefix);
         $names = array_map('strval', $this->column($sql));

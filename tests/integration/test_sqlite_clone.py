@@ -1,0 +1,202 @@
+"""SQLite clones: a real MySQL site copied into a real WordPress that runs on the SQLite drop-in (fetched by
+`make deps`), served by PHP, with no MySQL behind it."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymysql
+import pytest
+
+from testenv import wordpress
+from testenv.mariadb import MariaDB
+from testenv.wordpress import WordPressSite
+from tests.integration import transfer_fixtures
+from tests.integration.transfer_fixtures import (
+    CutExports,
+    SiteMaker,
+    SqliteClone,
+    content_hashes,
+    install_sqlite_dropin,
+    wp_php,
+)
+from wpclone_engine.site_move import AdminPassword
+from wpclone_engine.sqlite_dropin import DATABASE_FILE
+from wpclone_engine.sqlite_import import TYPES_TABLE, SqliteTarget, sqlite_table
+from wpclone_engine.transfer import DatabaseDestination, TransferError, copy_site
+from wpclone_engine.wordpress import Migrator
+
+pytestmark = pytest.mark.integration
+
+make_site, sqlite_clone = transfer_fixtures.make_site, transfer_fixtures.sqlite_clone
+
+# Types and values a plugin's table may hold, beyond WordPress's own tables: no primary key, binary data
+# that is no UTF-8, a decimal, an enum (which the drop-in itself cannot create), a quote in a default.
+ODD_TABLE = """CREATE TABLE `{db}`.`wp_odd` (
+  `label` varchar(40) NOT NULL DEFAULT 'it''s',
+  `data` blob,
+  `price` decimal(10,2) NOT NULL DEFAULT 0.00,
+  `kind` enum('small','large') DEFAULT 'small',
+  `seen` datetime NOT NULL DEFAULT '0000-00-00 00:00:00',
+  KEY `label` (`label`(10))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci;
+INSERT INTO `{db}`.`wp_odd` VALUES ('Ünïcödé ✓ 東京', X'00FF80FE0A27', 12.50, 'large', '2024-02-29 12:00:00'),
+  ('same', NULL, 0, NULL, '0000-00-00 00:00:00'), ('same', '', 1.10, 'small', '1999-12-31 23:59:59');"""
+
+
+def migrator(http: httpx.AsyncClient, site: WordPressSite) -> Migrator:
+    return Migrator(http, site.url, login=site.admin_user, password=site.admin_password, role="source",
+                    retry_delays=(0.2, 0.2))
+
+
+def destination(http: httpx.AsyncClient, clone: SqliteClone, token: str | None = None) -> DatabaseDestination:
+    return DatabaseDestination(SqliteTarget(clone.database, clone.table_prefix), clone.url,
+                               files=Migrator(http, clone.url, token=token or clone.token, role="clone"))
+
+
+def mysql_rows(mariadb: MariaDB, site: WordPressSite, table: str) -> list[tuple[bytes | None, ...]]:
+    connection = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+                                 password=mariadb.admin_password, database=site.db_name, charset="binary")
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM `{table}`")
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def sqlite_rows(clone: SqliteClone, table: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(clone.database / DATABASE_FILE) as connection:
+        connection.text_factory = bytes
+        return connection.execute(f'SELECT * FROM "{table}"').fetchall()
+
+
+def as_mysql(value: Any) -> bytes | None:
+    """A SQLite value as MySQL's client gives it (numbers as their text)."""
+    return value if value is None or isinstance(value, bytes) else str(value).encode()
+
+
+def same_rows(source: list[tuple[bytes | None, ...]], clone: list[tuple[Any, ...]], old: str, new: str) -> bool:
+    expected = sorted(tuple(None if value is None else value.replace(old.encode(), new.encode()) for value in row)
+                      for row in source)
+    return sorted(tuple(as_mysql(value) for value in row) for row in clone) == expected
+
+
+def database_folder(clone: SqliteClone) -> list[str]:
+    return sorted(path.name for path in clone.database.iterdir() if path.name not in (".htaccess", "index.php"))
+
+
+def content(clone: SqliteClone) -> dict[str, list[tuple[Any, ...]]]:
+    """The clone's tables but its options (WordPress writes transients there as it serves)."""
+    return {table: sorted(sqlite_rows(clone, f"clone_{table}"), key=repr)
+            for table in ("posts", "postmeta", "users", "usermeta", "terms", "comments")}
+
+
+async def test_a_sqlite_clone_serves_the_whole_site_from_one_file_outside_its_document_root(
+        mariadb: MariaDB, make_site: SiteMaker, sqlite_clone: SqliteClone) -> None:
+    source = make_site()
+    mariadb.sql(ODD_TABLE.format(db=source.db_name))
+    new_password = secrets.token_urlsafe(16)
+    async with httpx.AsyncClient() as http:
+        before = await http.get(sqlite_clone.url + "/")
+        result = await copy_site(migrator(http, source), destination(http, sqlite_clone),
+                                 admin_password=AdminPassword("admin", new_password))
+        page = await http.get(sqlite_clone.url + "/first-steps/")
+
+    assert before.status_code == 302 and "install.php" in before.headers["location"]
+    assert page.status_code == 200 and f"Welcome to Site {source.port}" in page.text
+    assert f'href="{sqlite_clone.url}/sample-page/"' in page.text and source.url not in page.text
+    dashboard = await log_in(sqlite_clone.url, "admin", new_password)
+    assert dashboard.status_code == 200 and "Dashboard" in dashboard.text  # capabilities under the new prefix
+    assert content_hashes(sqlite_clone.docroot) == content_hashes(source.docroot)
+
+    # Every row of every table, byte for byte, the URL rewritten (both URLs have the same length).
+    assert len(source.url) == len(sqlite_clone.url)
+    tables = mariadb.sql(f"SHOW TABLES FROM `{source.db_name}`").split()
+    assert result.tables == len(tables) == 13 and result.old_urls_left == 0
+    for table in tables:
+        clone_table = "clone_" + table.removeprefix("wp_")
+        clone_rows = sqlite_rows(sqlite_clone, clone_table)
+        if table in ("wp_options", "wp_users"):  # siteurl, home and the admin's password are the clone's own
+            assert len(clone_rows) == len(mysql_rows(mariadb, source, table))
+            continue
+        assert same_rows(mysql_rows(mariadb, source, table), clone_rows, source.url, sqlite_clone.url), table
+    settings = json.loads(wp_php(sqlite_clone, "echo json_encode(get_option('wpclone_seed_settings'));"))  # type: ignore[arg-type]
+    assert settings["site"]["url"] == sqlite_clone.url
+    assert wp_php(sqlite_clone, "echo get_option('siteurl');") == sqlite_clone.url  # type: ignore[arg-type]
+    assert "clone_odd.kind: enum('small','large') is kept as text" in result.not_copied
+
+    # The file, outside the document root, and nothing of the copy's beside it (the drop-in itself puts an
+    # .htaccess and an index.php there); the clone's drop-in loader is its own.
+    assert database_folder(sqlite_clone) == [DATABASE_FILE]
+    assert not list(sqlite_clone.docroot.rglob("*.sqlite"))
+    assert "wpclone" in (sqlite_clone.docroot / "wp-content" / "db.php").read_text()
+
+
+async def log_in(url: str, login: str, password: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as browser:
+        await browser.get(url + "/wp-login.php")
+        await browser.post(url + "/wp-login.php", data={"log": login, "pwd": password, "testcookie": "1",
+                                                        "redirect_to": url + "/wp-admin/"})
+        return await browser.get(url + "/wp-admin/")
+
+
+def _normalized(statement: str | None) -> str:
+    return re.sub(r"\s+", " ", (statement or "").replace("IF NOT EXISTS ", "")).strip()
+
+
+def test_tables_are_laid_out_as_the_dropin_itself_lays_them_out(
+        mariadb: MariaDB, make_site: SiteMaker, tmp_path: Path) -> None:
+    source = make_site()
+    mariadb.sql(ODD_TABLE.format(db=source.db_name).replace("`kind` enum('small','large')", "`kind` varchar(5)"))
+    creates = {table: mariadb.sql(f"SHOW CREATE TABLE `{source.db_name}`.`{table}`").split("\t", 1)[1]
+               .replace("\\n", "\n") for table in mariadb.sql(f"SHOW TABLES FROM `{source.db_name}`").split()}
+    # The drop-in's own translation, in a WordPress of its own: each CREATE TABLE through $wpdb.
+    docroot, database = tmp_path / "layout", tmp_path / "layout-database"
+    wordpress.prepare_docroot(docroot)
+    wordpress.write_config(docroot, db_host="127.0.0.1:9", db_name="none", db_user="none", db_password="none",
+                           url="http://127.0.0.1:9")
+    install_sqlite_dropin(docroot, database)
+    (tmp_path / "creates.json").write_text(json.dumps(list(creates.values())))
+    script = (f"define('WP_INSTALLING', true); $_SERVER['HTTP_HOST'] = '127.0.0.1'; require '{docroot}/wp-load.php';"
+              f"foreach (json_decode(file_get_contents('{tmp_path}/creates.json')) as $sql) {{"
+              " if ($GLOBALS['wpdb']->query($sql) === false) {"
+              " fwrite(STDERR, $GLOBALS['wpdb']->last_error); exit(1); } }")
+    subprocess.run(["php", "-r", script], check=True)
+    theirs = sqlite3.connect(database / DATABASE_FILE)
+    ours = sqlite3.connect(":memory:")
+    for table, create in creates.items():
+        layout = sqlite_table(create, table)
+        for statement in layout.statements:
+            ours.execute(statement)
+        their_types = theirs.execute(f"SELECT column_or_index, mysql_type FROM {TYPES_TABLE} WHERE `table` = ? "
+                                     "ORDER BY 1", (table,)).fetchall()
+        assert sorted(layout.types) == their_types, table
+    listed = "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite%' AND name NOT LIKE '\\_%' ESCAPE '\\' "
+    theirs_sql = {name: _normalized(sql) for name, sql in theirs.execute(listed)}
+    ours_sql = {name: _normalized(sql) for name, sql in ours.execute(listed)}
+    assert ours_sql == theirs_sql and len(ours_sql) > 13
+
+
+async def test_a_sqlite_copy_that_fails_leaves_the_clones_database_as_it_was(
+        mariadb: MariaDB, make_site: SiteMaker, sqlite_clone: SqliteClone) -> None:
+    source = make_site()
+    async with httpx.AsyncClient() as http:
+        await copy_site(migrator(http, source), destination(http, sqlite_clone))
+        before = content(sqlite_clone)
+        wp_php(source, "wp_insert_post(['post_title' => 'After the first copy', 'post_status' => 'publish']);")
+        # Cut in the tables; then a file copy refused (a wrong token) after the new tables were swapped in.
+        async with httpx.AsyncClient(transport=CutExports(20_000)) as cutting:
+            with pytest.raises(TransferError):
+                await copy_site(migrator(cutting, source), destination(http, sqlite_clone))
+        assert content(sqlite_clone) == before
+        with pytest.raises(TransferError) as refused:
+            await copy_site(migrator(http, source), destination(http, sqlite_clone, token="not-the-token-" + "x" * 20))
+        page = await http.get(sqlite_clone.url + "/first-steps/")
+    assert refused.value.reason == "LoginFailed"
+    assert content(sqlite_clone) == before and page.status_code == 200
+    assert database_folder(sqlite_clone) == [DATABASE_FILE]
