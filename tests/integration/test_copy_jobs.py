@@ -30,7 +30,7 @@ from tests.integration.test_restore import (
     hold_route,
     post_titles,
 )
-from tests.integration.test_sqlite_clone import ODD_TABLE, mysql_rows, same_rows
+from tests.integration.test_sqlite_clone import ODD_TABLE, mysql_rows, row_differences
 from tests.integration.transfer_fixtures import SiteMaker
 from wpclone_engine.sqlite_dropin import DATABASE_FILE
 
@@ -244,7 +244,7 @@ def test_a_sqlite_clone_is_a_pod_without_a_database_server_that_serves_the_whole
                                        "'wpclone_seed_settings'").fetchone()
         odd = database.execute("SELECT * FROM wp_odd").fetchall()
     assert url.encode() in settings and source.url.encode() not in settings
-    assert same_rows(mysql_rows(mariadb, source, "wp_odd"), odd, source.url, url)
+    assert row_differences(mysql_rows(mariadb, source, "wp_odd"), odd, source.url, url) == []
     assert not (clone_wp_content(control_plane, namespace, name) / DATABASE_FILE).exists()
 
     admin = {key: base64.b64decode(value).decode() for key, value in
@@ -255,7 +255,7 @@ def test_a_sqlite_clone_is_a_pod_without_a_database_server_that_serves_the_whole
     assert "wp-admin-bar" in browser.get("/wp-admin/").text
 
     control_plane.kubectl("delete", "-n", namespace, "wpc", name, "--timeout=90s")
-    for kind in ("pvc", "configmap", "secret", "deployment", "job"):
-        left = get_json(control_plane, namespace, kind, "-l", f"wpclone.dev/clone={name}") or {}
-        assert left.get("items") == [], kind
+    for kind in ("pvc", "configmap", "secret", "deployment", "job", "pod"):  # a claim goes once its pod is gone
+        eventually(lambda kind=kind: not (get_json(control_plane, namespace, kind, "-l", f"wpclone.dev/clone={name}")
+                                          or {}).get("items"), timeout=90, what=f"no {kind} of the clone left")
     eventually(lambda: not folder.exists(), timeout=60, what="the database volume's folder removed")
