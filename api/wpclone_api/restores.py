@@ -88,10 +88,12 @@ async def create_restore(namespace: Namespace, caller: tenants.Caller, request: 
     clone = await clone_source(namespace, caller, request.source)
     clone_name = None if clone is None else str(clone["metadata"]["name"])
     taken_from = "" if clone is None else str(((clone.get("spec") or {}).get("source") or {}).get("url") or "")
-    merges = clone is not None and taken_from.rstrip("/") == request.target.url.rstrip("/")
+    sqlite = clone is not None and (((clone.get("spec") or {}).get("database") or {}).get("engine") == "sqlite")
+    merges = clone is not None and taken_from.rstrip("/") == request.target.url.rstrip("/") and not sqlite
     if request.on_conflict == "merge" and not merges:
-        raise SourceRefused(422, "on_conflict merge needs the source to be one of your clones and the target the "
-                                 "site it was taken from (its baseline is what the merge compares with)")
+        raise SourceRefused(422, "on_conflict merge needs the source to be one of your MySQL clones and the target "
+                                 "the site it was taken from (its baseline is what the merge compares with; a SQLite "
+                                 "clone keeps none)")
     resource = jobs.restore_resource(request, job_id, caller.tenant, clone_name, merges=merges)
     logins = [(_login_secret(resource, "target"), request.target)]
     if clone_name is None:

@@ -29,7 +29,10 @@ from wpclone_engine.sqlite_dropin import DATABASE_FILE
 TYPES_TABLE = "_mysql_data_types_cache"
 _TYPES_CREATE = (f"CREATE TABLE IF NOT EXISTS {TYPES_TABLE} (\n\t\t`table` TEXT NOT NULL,\n\t\t`column_or_index` TEXT "
                  "NOT NULL,\n\t\t`mysql_type` TEXT NOT NULL,\n\t\tPRIMARY KEY(`table`, `column_or_index`)\n\t)")
-_INTERNAL = re.compile(r"^(sqlite_|_mysql_data_types_cache$)")
+# Each table's MySQL definition as it came (for a restore of the clone: sqlite_export), in a table of ours.
+ORIGINALS = "_wpclone_mysql_tables"
+_ORIGINALS_CREATE = f"CREATE TABLE IF NOT EXISTS {ORIGINALS} (name TEXT PRIMARY KEY, create_statement BLOB NOT NULL)"
+_INTERNAL = re.compile(rf"^(sqlite_|{TYPES_TABLE}$|{ORIGINALS}$)")
 
 # MySQL's column types -> the drop-in's SQLite types (WP_SQLite_Translator::$field_types_translation), and
 # the types it has no entry for, which a clone keeps in the nearest one (listed by the copy as loosened).
@@ -85,6 +88,11 @@ class SqliteTable:
 
 
 # --- the schema (pure) ------------------------------------------------------------------------------
+
+def is_internal(table: str) -> bool:
+    """SQLite's own tables, the drop-in's and ours: never a table of the site."""
+    return _INTERNAL.match(table) is not None
+
 
 def quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
@@ -357,7 +365,7 @@ class SqliteImport:
                     live.backup(connection)
             # Nothing to recover from: a copy that fails is thrown away whole.
             connection.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; "
-                                     f"PRAGMA encoding = 'UTF-8'; {_TYPES_CREATE};")
+                                     f"PRAGMA encoding = 'UTF-8'; {_TYPES_CREATE}; {_ORIGINALS_CREATE};")
         except BaseException:
             connection.close()
             staging.unlink(missing_ok=True)
@@ -375,7 +383,7 @@ class SqliteImport:
         return {str(name): bytes(value) for name, value in rows}
 
     async def begin_table(self, table: str, create: str, columns: list[str], foreign_keys: Sequence[str] = ()) -> None:
-        if not table.startswith(self.target.table_prefix) or table in self._tables or _INTERNAL.match(table):
+        if not table.startswith(self.target.table_prefix) or table in self._tables or is_internal(table):
             raise frames.StreamError(f"refusing table {table}")
         layout = sqlite_table(create, table)
         if [column.name for column in layout.columns] != columns:
@@ -385,9 +393,9 @@ class SqliteImport:
         self.loosened += layout.loosened
         self.loosened += [f"{table}: a foreign key is not kept ({key[:80]})" for key in foreign_keys]
         self._open = _Open(layout, insert_statement(layout))
-        await asyncio.to_thread(self._create, layout)
+        await asyncio.to_thread(self._create, layout, create)
 
-    def _create(self, layout: SqliteTable) -> None:
+    def _create(self, layout: SqliteTable, create: str) -> None:
         connection = self._connection
         connection.execute("BEGIN")
         self._drop(layout.name)
@@ -395,11 +403,14 @@ class SqliteImport:
             connection.execute(statement)
         connection.executemany(f"INSERT INTO {TYPES_TABLE} (`table`, `column_or_index`, `mysql_type`) VALUES "
                                "(?, ?, ?)", [(layout.name, name, kind) for name, kind in layout.types])
+        connection.execute(f"INSERT INTO {ORIGINALS} (name, create_statement) VALUES (?, ?)",
+                           (layout.name, create.encode()))
         connection.execute("COMMIT")
 
     def _drop(self, table: str) -> None:
         self._connection.execute(f"DROP TABLE IF EXISTS {quoted(table)}")  # its indexes with it
         self._connection.execute(f"DELETE FROM {TYPES_TABLE} WHERE `table` = ?", (table,))
+        self._connection.execute(f"DELETE FROM {ORIGINALS} WHERE name = ?", (table,))
         with contextlib.suppress(sqlite3.OperationalError):  # no table has had an AUTOINCREMENT column yet
             self._connection.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
 
@@ -465,7 +476,7 @@ class SqliteImport:
 
     def _live_tables(self) -> list[str]:
         return sorted(str(row[0]) for row in self._connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'") if not _INTERNAL.match(str(row[0])))
+            "SELECT name FROM sqlite_master WHERE type = 'table'") if not is_internal(str(row[0])))
 
     async def raise_counters(self, offset: int) -> int:
         if offset > 0:

@@ -85,6 +85,13 @@ def made_for_older_spec(job: dict[str, Any], owner: Owner) -> bool:
     return int(annotations.get(copy_jobs.GENERATION_ANNOTATION, owner.generation)) < owner.generation
 
 
+def release_volumes(owner: Owner) -> None:
+    """Deletes a finished Job's pods (the Job and its outcome stay: its record): a finished pod would keep
+    the volume claims it mounted, a SQLite clone's database, from going away with their clone."""
+    for pod in kube.list_objects("v1", "Pod", owner.namespace, f"job-name={copy_jobs.job_name(owner)}"):
+        kube.delete("v1", "Pod", owner.namespace, pod["metadata"]["name"])
+
+
 def discard(owner: Owner) -> None:
     """Deletes a finished Job and its outcome (the rest stays and is reused), so that a new one can run."""
     name = copy_jobs.job_name(owner)

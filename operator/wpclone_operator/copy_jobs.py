@@ -186,14 +186,16 @@ def job(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config
     mounts += [(f"config-{index}", f"{MOUNTS}/config/{config_map}",
                 {"configMap": {"name": config_map, "optional": True}}) for index, config_map in enumerate(config_maps)]
     volumes = [{"name": volume, **source} for volume, _, source in mounts] + [{"name": "tmp", "emptyDir": {}}]
-    writes = [{"name": "tmp", "mountPath": "/tmp"}]
-    # A SQLite clone's copy writes its database file, on the clone's volume, as the clone's Apache user.
+    writes: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    # A SQLite clone's database file, on the clone's volume: its copy writes it, a restore reads it; as the
+    # clone's Apache user.
     user = 10001
     clone = WordPressClone.from_body(plan.clone) if plan.clone is not None else None
-    if plan.kind == constants.CLONE_KIND and clone is not None and children.is_sqlite(clone):
+    if clone is not None and children.is_sqlite(clone):
         volumes.append({"name": "database",
                         "persistentVolumeClaim": {"claimName": children.database_claim_name(clone)}})
-        writes.append({"name": "database", "mountPath": f"{MOUNTS}/database"})
+        writes.append({"name": "database", "mountPath": f"{MOUNTS}/database",
+                       **({} if plan.kind == constants.CLONE_KIND else {"readOnly": True})})
         user = children.WWW_DATA
     container: dict[str, Any] = {
         "name": CONTAINER, "image": settings.copy_image, "command": RUNNER,
@@ -310,6 +312,13 @@ def seconds(job: dict[str, Any]) -> float:
         return 0.0
     return (datetime.fromisoformat(str(ended).replace("Z", "+00:00"))
             - datetime.fromisoformat(str(started).replace("Z", "+00:00"))).total_seconds()
+
+
+def holds_a_clone_volume(job: dict[str, Any]) -> bool:
+    """Whether the Job's pods mount a clone's volume (a SQLite clone's database): a finished pod keeps a
+    volume claim from going away, so such a Job's pods go once its outcome is read."""
+    volumes = ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes")) or []
+    return any("persistentVolumeClaim" in volume for volume in volumes)
 
 
 def is_active(job: dict[str, Any]) -> bool:

@@ -107,6 +107,8 @@ async def advance_job(body: kopf.Body, patch: kopf.Patch, settings: Settings) ->
         return
     verdict = copy_jobs.job_verdict(job, outcome)
     restored = copy_runner.restored(verdict.outcome) if verdict.state == "succeeded" else None
+    if verdict.state != "running" and copy_jobs.holds_a_clone_volume(job):
+        await asyncio.to_thread(copy_job_control.release_volumes, owner)
     if restored is not None:
         _ended(body, patch, spec, restored, generation, copy_jobs.seconds(job))
         return
@@ -128,7 +130,8 @@ async def _start_job(body: kopf.Body, patch: kopf.Patch, owner: copy_jobs.Owner,
         await asyncio.to_thread(credentials.read_login, owner.namespace, login)
     secrets, config_maps = list(logins), []
     if clone is not None:
-        secrets += [children.admin_secret_name(clone), children.db_secret_name(clone)]
+        secrets += [children.admin_secret_name(clone), *([] if children.is_sqlite(clone) else
+                                                         [children.db_secret_name(clone)])]
         config_maps.append(children.source_checksums_name(clone))
     clone_body = await asyncio.to_thread(kube.get, constants.API_VERSION, constants.CLONE_KIND, owner.namespace,
                                          clone.name) if clone is not None else None

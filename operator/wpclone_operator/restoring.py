@@ -18,6 +18,7 @@ from wpclone_engine import outbound, reasons
 from wpclone_engine.database_import import CloneBaseline
 from wpclone_engine.merge_restore import merge_clone
 from wpclone_engine.site_move import AdminPassword
+from wpclone_engine.sqlite_export import SqliteSite
 from wpclone_engine.transfer import CopyResult, Include, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError, site_session
 from wpclone_operator import children
@@ -59,9 +60,6 @@ async def ready_clone(namespace: str, name: str) -> WordPressClone:
     if body is None:
         raise TransferError("CloneNotFound", f"WordPressClone {name} does not exist")
     clone = WordPressClone.from_body(body)
-    if clone.spec.engine == "sqlite":
-        raise TransferError(constants.NOT_SUPPORTED, f"WordPressClone {name} keeps its tables in SQLite: a restore "
-                            "from a SQLite clone is not built yet")
     if clone.status.phase != constants.PHASE_READY:
         raise TransferError("CloneNotReady", f"WordPressClone {name} is {clone.status.phase or 'Pending'}, not Ready")
     return clone
@@ -73,8 +71,14 @@ async def _clone_source(http: httpx.AsyncClient, clone: WordPressClone, settings
     checksums = await asyncio.to_thread(inputs.config_map, children.source_checksums_name(clone))
     if admin is None:
         raise TransferError("CloneNotReady", f"WordPressClone {clone.name} has no admin Secret")
-    migrator = Migrator(http, children.endpoint(clone, settings), token=admin["migrator-token"], role="clone")
-    return RestoreSource(migrator, checksums)
+    endpoint, token = children.endpoint(clone, settings), admin["migrator-token"]
+    if not children.is_sqlite(clone):
+        return RestoreSource(Migrator(http, endpoint, token=token, role="clone"), checksums)
+    database = inputs.sqlite()
+    if database is None:
+        raise TransferError(constants.NOT_SUPPORTED, f"WordPressClone {clone.name} keeps its tables in SQLite, on a "
+                            "volume only a copy Job reaches: it is restored by a Job (WPCLONE_COPY_IN=job)")
+    return RestoreSource(SqliteSite(http, endpoint, token=token, role="clone", database=database), checksums)
 
 
 def include_for(spec: RestoreInclude, source_prefix: str, rules: ContentRules | None = None) -> Include:
@@ -207,6 +211,9 @@ async def restore(spec: CloneRestoreSpec, clone: WordPressClone | None, settings
 async def _merge(clone: WordPressClone, source: RestoreSource, target: Migrator, spec: CloneRestoreSpec,
                  include: Include, settings: CopySettings, inputs: Inputs, progress: ProgressReport) -> Outcome:
     """A Merge restore of a clone into the site it was taken from: its rows and files, one by one (merge.py)."""
+    if children.is_sqlite(clone):
+        raise TransferError(constants.NOT_SUPPORTED, f"WordPressClone {clone.name} keeps its tables in SQLite: it "
+                            "has no baseline to merge with (restore it with onConflict Fail or Overwrite)")
     if clone.spec.source.url.rstrip("/") != spec.target.url.rstrip("/"):
         raise TransferError("MergeNeedsSource", f"a Merge writes into the site the clone {clone.name} was taken "
                             f"from ({clone.spec.source.url}), not into {spec.target.url}")

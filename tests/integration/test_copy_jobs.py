@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
 import time
 import uuid
@@ -29,6 +30,8 @@ from tests.integration import transfer_fixtures
 from tests.integration.test_restore import (
     hold_route,
     post_titles,
+    restore_manifest,
+    wait_restore,
 )
 from tests.integration.test_sqlite_clone import ODD_TABLE, mysql_rows, row_differences
 from tests.integration.transfer_fixtures import SiteMaker
@@ -252,10 +255,28 @@ def test_a_sqlite_clone_is_a_pod_without_a_database_server_that_serves_the_whole
     browser = httpx.Client(base_url=url, timeout=30)
     browser.get("/wp-login.php")
     browser.post("/wp-login.php", data={"log": admin["username"], "pwd": admin["password"], "testcookie": "1"})
-    assert "wp-admin-bar" in browser.get("/wp-admin/").text
+    editor = browser.get("/wp-admin/post-new.php").text
+    assert "wp-admin-bar" in editor
+
+    # An editor's post on the clone (its WordPress writes it through the drop-in), restored into production
+    # by a CloneRestore: its copy Job reads the clone's database file.
+    nonce = re.search(r'wpApiSettings = \{[^;]*"nonce":"([0-9a-f]+)"', editor)
+    assert nonce is not None
+    made = browser.post("/wp-json/wp/v2/posts", headers={"X-WP-Nonce": nonce.group(1)},
+                        json={"title": "Written on the SQLite clone", "status": "publish"})
+    assert made.status_code == 201, made.text[:300]
+    apply(control_plane, namespace, login_of(source),
+          restore_manifest("push", source, source={"cloneRef": {"name": name}}, onConflict="Overwrite"))
+    pushed = wait_restore(control_plane, namespace, "push", timeout=180)
+    assert pushed["status"]["phase"] == "Completed", pushed["status"]
+    assert "Written on the SQLite clone" in post_titles(source)
+    assert pushed["status"]["backupId"]
 
     control_plane.kubectl("delete", "-n", namespace, "wpc", name, "--timeout=90s")
-    for kind in ("pvc", "configmap", "secret", "deployment", "job", "pod"):  # a claim goes once its pod is gone
-        eventually(lambda kind=kind: not (get_json(control_plane, namespace, kind, "-l", f"wpclone.dev/clone={name}")
-                                          or {}).get("items"), timeout=90, what=f"no {kind} of the clone left")
+    # Everything of the clone's (the restore keeps its own record: its Job and outcome); a claim goes once no
+    # pod has it, the finished restore's neither.
+    mine = f"wpclone.dev/clone={name},app.kubernetes.io/instance={name}"
+    for kind in ("pvc", "configmap", "secret", "deployment", "job", "pod"):
+        eventually(lambda kind=kind: not (get_json(control_plane, namespace, kind, "-l", mine) or {}).get("items"),
+                   timeout=90, what=f"no {kind} of the clone left")
     eventually(lambda: not folder.exists(), timeout=60, what="the database volume's folder removed")

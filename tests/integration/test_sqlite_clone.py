@@ -31,6 +31,7 @@ from tests.integration.transfer_fixtures import (
 )
 from wpclone_engine.site_move import AdminPassword
 from wpclone_engine.sqlite_dropin import DATABASE_FILE
+from wpclone_engine.sqlite_export import SqliteSite
 from wpclone_engine.sqlite_import import TYPES_TABLE, SqliteTarget, sqlite_table
 from wpclone_engine.transfer import DatabaseDestination, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator
@@ -239,3 +240,37 @@ async def test_a_sqlite_copy_that_fails_leaves_the_clones_database_as_it_was(
     assert refused.value.reason == "LoginFailed"
     assert content(sqlite_clone) == before and page.status_code == 200
     assert database_folder(sqlite_clone) == [DATABASE_FILE]
+
+
+async def test_what_is_made_on_a_sqlite_clone_is_restored_into_production_with_its_tables_as_they_were(
+        mariadb: MariaDB, make_site: SiteMaker, sqlite_clone: SqliteClone) -> None:
+    production = make_site()
+    definitions = {table: mariadb.sql(f"SHOW CREATE TABLE `{production.db_name}`.`{table}`")
+                   for table in ("wp_posts", "wp_options", "wp_term_relationships")}
+    async with httpx.AsyncClient() as http:
+        await copy_site(migrator(http, production), destination(http, sqlite_clone))
+        # On the clone, through the SQLite drop-in: a post, an option, and a table a plugin makes.
+        wp_php(sqlite_clone, """
+            wp_insert_post(['post_title' => 'Written on the SQLite clone', 'post_status' => 'publish',
+                            'post_content' => '<a href="' . home_url('/about/') . '">about</a>']);
+            update_option('made_on_the_clone', ['where' => home_url()]);
+            global $wpdb;
+            $wpdb->query("CREATE TABLE {$wpdb->prefix}notes (id bigint(20) unsigned NOT NULL AUTO_INCREMENT,
+                note varchar(255) NOT NULL DEFAULT '', PRIMARY KEY (id), KEY note (note))");
+            $wpdb->insert($wpdb->prefix . 'notes', ['note' => 'Ünïcödé ✓']);""")  # type: ignore[arg-type]
+        clone = SqliteSite(http, sqlite_clone.url, token=sqlite_clone.token, role="clone",
+                           database=SqliteTarget(sqlite_clone.database, sqlite_clone.table_prefix))
+        result = await copy_site(clone, migrator(http, production), backup=True)
+        page = await http.get(production.url + "/written-on-the-sqlite-clone/")
+
+    assert result.backup is not None and result.tables == 13  # production's 12, and the clone's new one
+    assert page.status_code == 200 and f'href="{production.url}/about/"' in page.text
+    assert sqlite_clone.url not in page.text
+    assert json.loads(wp_php(production, "echo json_encode(get_option('made_on_the_clone'));")) == {
+        "where": production.url}
+    assert wp_php(production, "echo get_option('siteurl');") == production.url
+    assert mariadb.sql(f"SELECT note FROM `{production.db_name}`.wp_notes") == "Ünïcödé ✓"
+    assert "KEY `note` (`note`(191))" in mariadb.sql(f"SHOW CREATE TABLE `{production.db_name}`.wp_notes")
+    for table, before in definitions.items():  # the tables it came with: defined as production defined them
+        after = mariadb.sql(f"SHOW CREATE TABLE `{production.db_name}`.`{table}`")
+        assert re.sub(r" AUTO_INCREMENT=[0-9]+", "", after) == re.sub(r" AUTO_INCREMENT=[0-9]+", "", before)

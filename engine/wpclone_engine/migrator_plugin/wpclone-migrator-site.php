@@ -274,11 +274,16 @@ final class WPClone_Site
         $db = WPClone_Db::connect();
         $options = self::table_prefix() . 'options';
         $raw_option = function ($name) use ($db, $options) {
+            if (WPClone_Db::is_sqlite()) {  // its tables are read by the drop-in only (the copy reads the file)
+                global $wpdb;
+                return $wpdb->get_var($wpdb->prepare('SELECT option_value FROM ' . WPClone_Db::name($options)
+                    . ' WHERE option_name = %s LIMIT 1', $name));
+            }
             return $db->value('SELECT option_value FROM ' . WPClone_Db::name($options)
                 . ' WHERE option_name = ' . $db->quote($name) . ' LIMIT 1');
         };
         $collations = null;  // table => the collations of the table and its columns
-        if ($request->get_param('collations')) {
+        if ($request->get_param('collations') && !WPClone_Db::is_sqlite()) {
             $collations = [];
             foreach ($db->rows('SELECT TABLE_NAME AS name, TABLE_COLLATION AS collation FROM information_schema.TABLES '
                 . 'WHERE TABLE_SCHEMA = DATABASE() AND TABLE_COLLATION IS NOT NULL UNION SELECT TABLE_NAME, '

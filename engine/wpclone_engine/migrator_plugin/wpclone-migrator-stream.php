@@ -325,6 +325,9 @@ final class WPClone_Db
 
     public function server_version(): string
     {
+        if ($this->link === null) {
+            return 'SQLite ' . (class_exists('SQLite3') ? SQLite3::version()['versionString'] : '');
+        }
         return $this->link->server_info;
     }
 }
