@@ -55,13 +55,15 @@ def clone_round(running: stack.Stack, source: wordpress.WordPressSite, number: i
 
 
 @contextlib.contextmanager
-def stack_with_a_source(prefix: str) -> Iterator[tuple[stack.Stack, wordpress.WordPressSite, Path]]:
-    """The whole local stack (`make dev`'s) and one seeded WordPress site with the migrator, in a scratch
-    folder; everything stopped and removed afterwards."""
+def stack_with_a_source(prefix: str, host: str = "127.0.0.1",
+                        ) -> Iterator[tuple[stack.Stack, wordpress.WordPressSite, Path]]:
+    """The whole local stack (`make dev`'s) and one seeded WordPress site with the migrator (on `host`: the
+    node bridge's gateway when pods must reach it), in a scratch folder; everything stopped and removed
+    afterwards."""
     base = Path(tempfile.mkdtemp(prefix=prefix))
     running = stack.start_stack(base, site_count=0, with_wpclone=True)
     try:
-        (source,) = wordpress.create_sites(1, running.database, base / "sites")
+        (source,) = wordpress.create_sites(1, running.database, base / "sites", host=host)
         install_migrator_as_mu_plugin(source.docroot)
         running.sites.append(source)
         yield running, source, base

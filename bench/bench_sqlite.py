@@ -17,20 +17,17 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.bench_clone_pod import stack_with_a_source
 from bench.bench_transfer import MIB, build_reference_site
 from testenv import images, network, node, stack, wordpress
 from tests.helpers import clone_wp_content, credentials_secret
-from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
 from wpclone_engine.sqlite_dropin import DATABASE_FILE
 
 NAMESPACE = "bench-sqlite"
@@ -38,7 +35,17 @@ ENGINES = ("mysql", "sqlite")
 
 
 def pod_memory_mib(running: stack.Stack, name: str) -> float | None:
-    """The working set of the clone's WordPress pod, as the kubelet reports it."""
+    """The working set of the clone's WordPress pod, as the kubelet reports it (a new pod's figures come
+    with its next stats collection: waited for, up to 60 s)."""
+    for _ in range(60):
+        found = _summary_memory_mib(running, name)
+        if found is not None:
+            return found
+        time.sleep(1)
+    return None
+
+
+def _summary_memory_mib(running: stack.Stack, name: str) -> float | None:
     raw = running.control_plane.kubectl("get", "--raw", f"/api/v1/nodes/{node.NAME}/proxy/stats/summary",
                                         check=False)
     try:
@@ -88,7 +95,7 @@ def clone_round(running: stack.Stack, source: wordpress.WordPressSite, name: str
     plane.kubectl("wait", "-n", NAMESPACE, f"wpc/{name}", "--for=condition=Ready", "--timeout=600s")
     ready = time.perf_counter() - begin
     url = json.loads(plane.kubectl("get", "wpc", "-n", NAMESPACE, name, "-o", "json"))["status"]["url"]
-    timings = front_page_ms(url, pages)
+    timings = front_page_ms(url, pages)  # then its memory, as a WordPress that has served pages
     figures = {"ready": ready, "memory": pod_memory_mib(running, name), "database": database_mib(running, name, engine),
                "page_median": statistics.median(timings),
                "page_p90": statistics.quantiles(timings, n=10)[-1] if len(timings) > 1 else timings[0]}
@@ -103,12 +110,7 @@ def main() -> int:
     parser.add_argument("--uploads-mib", type=int, default=10)
     parser.add_argument("--pages", type=int, default=30)
     chosen = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="wpclone-bench-sqlite-"))
-    running = stack.start_stack(base, site_count=0, with_wpclone=True)
-    try:
-        (source,) = wordpress.create_sites(1, running.database, base / "sites", host=network.GATEWAY)
-        install_migrator_as_mu_plugin(source.docroot)
-        running.sites.append(source)
+    with stack_with_a_source("wpclone-bench-sqlite-", host=network.GATEWAY) as (running, source, _):
         build_reference_site(running.database, source, chosen.rows_mib, chosen.uploads_mib)
         images.import_into(node.ctr(), ["wpclone"])
         assert running.operator is not None
@@ -141,9 +143,6 @@ def main() -> int:
         page = (statistics.median(run["page_median"] for run in seen["sqlite"])
                 / statistics.median(run["page_median"] for run in seen["mysql"]))
         print(f"sqlite / mysql: time to Ready {ratio:.2f}, front page {page:.2f}")
-    finally:
-        running.stop()
-        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -27,6 +27,7 @@ from tests.integration.transfer_fixtures import (
     SqliteClone,
     content_hashes,
     install_sqlite_dropin,
+    log_in,
     wp_php,
 )
 from wpclone_engine.site_move import AdminPassword
@@ -173,14 +174,6 @@ async def test_a_sqlite_clone_serves_the_whole_site_from_one_file_outside_its_do
     assert database_folder(sqlite_clone) == [DATABASE_FILE]
     assert not list(sqlite_clone.docroot.rglob("*.sqlite"))
     assert "wpclone" in (sqlite_clone.docroot / "wp-content" / "db.php").read_text()
-
-
-async def log_in(url: str, login: str, password: str) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=30) as browser:
-        await browser.get(url + "/wp-login.php")
-        await browser.post(url + "/wp-login.php", data={"log": login, "pwd": password, "testcookie": "1",
-                                                        "redirect_to": url + "/wp-admin/"})
-        return await browser.get(url + "/wp-admin/")
 
 
 def _normalized(statement: str | None) -> str:

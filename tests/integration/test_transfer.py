@@ -20,6 +20,7 @@ from tests.integration.transfer_fixtures import (
     SiteMaker,
     content_hashes,
     leftovers,
+    log_in,
     restart,
     snapshot,
     wp_php,
@@ -53,14 +54,6 @@ def moved(text: str, source: WordPressSite, target: WordPressSite) -> str:
     # Both URLs are http://127.0.0.1:<5-digit port>: a plain replace keeps serialized lengths right.
     assert len(source.url) == len(target.url)
     return text.replace(source.url, target.url)
-
-
-async def log_in(url: str, login: str, password: str) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=30) as browser:
-        await browser.get(url + "/wp-login.php")
-        await browser.post(url + "/wp-login.php", data={"log": login, "pwd": password, "testcookie": "1",
-                                                        "redirect_to": url + "/wp-admin/"})
-        return await browser.get(url + "/wp-admin/")
 
 
 async def test_copy_brings_the_source_to_the_destination_at_the_destination_url(

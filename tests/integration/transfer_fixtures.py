@@ -42,6 +42,15 @@ def wp_php(site: wordpress.WordPressSite, code: str) -> str:
     return result.stdout
 
 
+async def log_in(url: str, login: str, password: str) -> httpx.Response:
+    """The site's wp-admin, after logging in as a browser does."""
+    async with httpx.AsyncClient(timeout=30) as browser:
+        await browser.get(url + "/wp-login.php")
+        await browser.post(url + "/wp-login.php", data={"log": login, "pwd": password, "testcookie": "1",
+                                                        "redirect_to": url + "/wp-admin/"})
+        return await browser.get(url + "/wp-admin/")
+
+
 def restart(site: wordpress.WordPressSite) -> None:
     site.stop()
     site.server = wordpress.serve(site.docroot, site.port, site.server.log_path, host=urlsplit(site.url).hostname or "")

@@ -345,3 +345,16 @@ def test_a_clone_keeps_the_database_engine_it_asked_for_or_the_installations_def
     assert cluster.objects[("WordPressClone", "light")]["spec"]["database"] == {"engine": "sqlite"}
     assert cluster.objects[("WordPressClone", "heavy")]["spec"]["database"] == {"engine": "mysql"}
     assert ("WordPressClone", "odd") not in cluster.objects
+
+
+def test_a_restore_from_a_sqlite_clone_fails_on_a_conflict_by_default_and_cannot_merge(cluster: FakeKube) -> None:
+    with TestClient(create_app(settings(default_database_engine="sqlite"), cluster)) as api:
+        start_clone(api, "acme", "light")
+        admin = {"url": cluster.make_ready("light"), "username": "admin", "password": "generated-for-light"}
+        asked = {**restore_body("https://x.example", "y"), "source": admin}
+        merged = api.post("/api/v2/restore", json={**asked, "on_conflict": "merge"}, headers=as_("acme"))
+        plain = api.post("/api/v2/restore", json=asked, headers=as_("acme"))
+    assert merged.status_code == 422 and "SQLite" in merged.json()["message"]
+    assert plain.status_code == 202, plain.text
+    (restore,) = cluster.stored("CloneRestore", "wpclone.dev/tenant=acme")
+    assert restore["spec"]["onConflict"] == "Fail" and restore["spec"]["source"] == {"cloneRef": {"name": "light"}}

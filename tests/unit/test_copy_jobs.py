@@ -282,3 +282,14 @@ def test_a_sqlite_clones_copy_writes_its_database_volume_as_the_clones_apache_us
     (tmp_path / "database").mkdir()
     target = Mounted(tmp_path).sqlite()
     assert target is not None and target.folder == tmp_path / "database" and Mounted(tmp_path / "x").sqlite() is None
+
+
+def test_a_restore_from_a_sqlite_clone_reads_its_database_volume_and_leaves_it_once_done() -> None:
+    body = {**CLONE_BODY, "spec": {**CLONE_BODY["spec"], "database": {"engine": "sqlite"}}}  # type: ignore[dict-item]
+    restore = Plan(kind=constants.RESTORE_KIND, namespace="team-a", name="push", outcome="push-restore",
+                   clone=copy_jobs.plan_body(body), restore={"target": {"url": "https://shop.example.com"}})
+    job = copy_jobs.job(Owner(constants.RESTORE_KIND, "team-a", "push", "u-2", 1, "shop"), restore, settings(),
+                        ["prod-login", "shop-admin"], [])
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert {"name": "database", "mountPath": "/var/run/wpclone/database", "readOnly": True} in container["volumeMounts"]
+    assert copy_jobs.holds_a_clone_volume(job) and not copy_jobs.holds_a_clone_volume(the_job())

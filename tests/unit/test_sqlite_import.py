@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from wpclone_engine import frames
+from wpclone_engine import frames, sqlite_export
+from wpclone_engine.site_move import table_definition
 from wpclone_engine.sqlite_dropin import DATABASE_FILE
-from wpclone_engine.sqlite_import import SqliteImport, SqliteTarget, mysql_string, sqlite_table
+from wpclone_engine.sqlite_import import TYPES_TABLE, SqliteImport, SqliteTarget, mysql_string, sqlite_table
 
 OPTIONS = """CREATE TABLE `wp_options` (
   `option_id` bigint(20) unsigned NOT NULL AUTO_INCREMENT,
@@ -139,3 +141,43 @@ def test_a_table_of_another_prefix_or_of_the_dropin_is_refused(tmp_path: Path) -
         finally:
             await database.abort()
     asyncio.run(run())
+
+
+def test_a_table_goes_out_with_the_definition_it_came_with_until_it_changes(tmp_path: Path) -> None:
+    target = SqliteTarget(tmp_path, "wp_")
+    database = build(target, records((b"1", b"siteurl", b"http://clone.test"), (b"7", b"x", b"\xff")))
+    asyncio.run(database.finish())
+    database.close()
+    with contextlib.closing(sqlite3.connect(target.path)) as connection:
+        connection.text_factory = bytes
+        create, columns, key = sqlite_export.definition(connection, "wp_options")
+        assert create == OPTIONS  # as it came, kept in the file
+        assert (columns, key) == (["option_id", "option_name", "option_value"], ["option_id"])
+        # A plugin adds a column on the clone (the drop-in records its MySQL type): the definition is made anew.
+        connection.execute('ALTER TABLE "wp_options" ADD COLUMN "note" text')
+        connection.execute(f"INSERT INTO {TYPES_TABLE} VALUES ('wp_options', 'note', 'varchar(40)')")
+        made, columns, _ = sqlite_export.definition(connection, "wp_options")
+    assert columns[-1] == "note" and "`note` varchar(40)" in made
+    assert "`option_id` bigint(20) unsigned NOT NULL AUTO_INCREMENT" in made
+    assert "UNIQUE KEY `option_name` (`option_name`)" in made and "PRIMARY KEY (`option_id`)" in made
+    table_definition(made, "wp_options")  # a definition the importers take
+
+
+def test_the_export_stream_carries_every_value_as_mysql_takes_it(tmp_path: Path) -> None:
+    target = SqliteTarget(tmp_path, "wp_")
+    database = build(target, records((b"1", b"siteurl", b"http://clone.test"), (b"7", b"x", b"\xff\x00")))
+    asyncio.run(database.finish())
+    database.close()
+    assert sqlite_export.tables_of(target) == {"wp_options": 2}
+    stream = b"".join(sqlite_export.export_frames(target, ["wp_options"], 1))
+    found = frames.FrameReader().feed(stream)
+    assert [frame.kind for frame in found] == [frames.TABLE, frames.ROWS, frames.ROWS, frames.TABLE_END, frames.END]
+    assert [frames.decode_single_record(frame.payload, 3) for frame in found[1:3]] == [
+        [b"1", b"siteurl", b"http://clone.test"], [b"7", b"x", b"\xff\x00"]]
+    assert found[3].json() == {"name": "wp_options", "rows": 2}
+
+
+def test_a_sqlite_default_becomes_a_mysql_literal() -> None:
+    assert [sqlite_export.mysql_literal(text) for text in ("'it''s \\ here'", "0", "-1.5", "current_timestamp",
+                                                           "NULL", "(1 + 1)")] == [
+        "'it''s \\\\ here'", "0", "-1.5", "current_timestamp", "NULL", "NULL"]
