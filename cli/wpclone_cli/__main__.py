@@ -167,6 +167,8 @@ def parser() -> argparse.ArgumentParser:
     clone.add_argument("--password-stdin", action="store_true", required=True, help="read the password from stdin")
     clone.add_argument("--name", required=True, help="the clone's name (a DNS label): its host name")
     clone.add_argument("--ttl", type=int, help="minutes the clone lives")
+    clone.add_argument("--database", choices=["mysql", "sqlite"],
+                       help="where the clone keeps its tables (default: the installation's)")
     clone.add_argument("--wait", action="store_true", help="wait until the clone is ready, showing progress")
 
     login = command("login", help="a one-click, single-use link into a clone's wp-admin")
@@ -224,6 +226,7 @@ def run(flags: argparse.Namespace, api: Api, stdin: Any, out: Console, err: Cons
     if flags.command == "clone":
         body = {"source_url": flags.url, "source_username": flags.user, "customer_id": flags.name,
                 "source_password": read_password(stdin, "password"), "ttl_minutes": flags.ttl,
+                **({"database": flags.database} if flags.database else {}),
                 "callback_url": flags.callback_url}
         return started(api.call("POST", "/api/v2/clone", json=body)["job_id"])
     if flags.command == "status":
