@@ -36,7 +36,7 @@ class CloneRequest(BaseModel):
     content: ContentOptions | None = None
     database: DatabaseEngine | None = Field(default=None, examples=["sqlite"], description=(
         "Where the clone keeps its tables: mysql (a database of its own on the shared server) or sqlite (one file "
-        "beside the clone, no MySQL; a restore from it is not built yet). Default: the installation's setting"))
+        "beside the clone, no MySQL; a restore from it cannot merge). Default: the installation's setting"))
     callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048,
                                      examples=["https://hooks.example.com/wpclone"], description=(
         "A webhook: the job's end (completed, failed, expired) is POSTed there as JSON, signed with your tenant's "

@@ -91,7 +91,7 @@ class DatabaseSpec(Model):
     engine: DatabaseEngine = Field(default="mysql", description=(
         "mysql: a database and user of its own on the shared MySQL server (faithful, for heavy plugins); sqlite: "
         "one file on a volume of its own, read through WordPress's SQLite Database Integration drop-in (no MySQL "
-        "server; cheaper and disposable; a restore from it is not built yet). Immutable"))
+        "server; cheaper and disposable; a restore from it cannot merge). Immutable"))
 
 
 class Notify(Model):

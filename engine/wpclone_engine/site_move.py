@@ -97,7 +97,7 @@ class SiteMove:
     def _renamed(self, piece: re.Match[str]) -> str:
         text = piece.group(0)
         if text.startswith("`"):
-            return _name(self._prefixed(text[1:-1].replace("``", "`")))
+            return mysql_name(self._prefixed(text[1:-1].replace("``", "`")))
         return text if text[0] in "'\"" else self._prefixed(text)
 
     def table_rows(self, source_table: str, columns: list[str]) -> TableRows:
@@ -193,7 +193,7 @@ def _position(columns: list[str], column: str) -> int:
     return columns.index(column)
 
 
-def _name(identifier: str) -> str:
+def mysql_name(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
 
 
@@ -253,7 +253,7 @@ class ForeignKey:
         return self.clause(self.references)
 
     def clause(self, references: str) -> str:
-        return f"{self.before}{_name(references)}{self.after}"
+        return f"{self.before}{mysql_name(references)}{self.after}"
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,7 @@ class TableDefinition:
     def statement(self, table: str, *, foreign_keys: bool = True) -> str:
         keys = {key.text for key in self.foreign_keys}
         body = ",\n  ".join(part for part in self.parts if foreign_keys or part not in keys)
-        return f"CREATE TABLE {_name(table)} (\n  {body}\n)" + (f" {self.options}" if self.options else "")
+        return f"CREATE TABLE {mysql_name(table)} (\n  {body}\n)" + (f" {self.options}" if self.options else "")
 
 
 # Views, triggers and stored routines, in the order a copy makes them: a view or trigger may call a routine.
@@ -340,8 +340,8 @@ def _parse(create: str, table: str) -> TableDefinition:
     tokens = sql_tokens(create)
     head = tokens[:4]
     if (len(head) < 4 or not head[0].is_word("create") or not head[1].is_word("table")
-            or head[2].text != _name(table) or head[3].text != "("):
-        raise _Refused(f"it does not begin with CREATE TABLE {_name(table)} (")
+            or head[2].text != mysql_name(table) or head[3].text != "("):
+        raise _Refused(f"it does not begin with CREATE TABLE {mysql_name(table)} (")
     parts: list[list[Token]] = []
     depth, start = 1, 4
     for at in range(4, len(tokens)):

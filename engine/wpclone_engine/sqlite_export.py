@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from wpclone_engine import frames
-from wpclone_engine.site_move import table_definition
+from wpclone_engine.site_move import mysql_name, table_definition
 from wpclone_engine.sqlite_import import ORIGINALS, TYPES_TABLE, SqliteTarget, is_internal, quoted
 from wpclone_engine.wordpress import Migrator, SiteInfo, TableInfo
 
@@ -33,10 +33,6 @@ _TEXT_PREFIX = re.compile(r"^(tinytext|text|mediumtext|longtext|tinyblob|blob|me
 def _text(value: Any) -> str:
     """A name or type as the file holds it (the connection reads text as bytes, for the rows' sake)."""
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def mysql_name(identifier: str) -> str:
-    return "`" + identifier.replace("`", "``") + "`"
 
 
 def mysql_literal(sqlite_default: str) -> str:
@@ -132,9 +128,10 @@ def definition(connection: sqlite3.Connection, table: str) -> tuple[str, list[st
     with contextlib.suppress(sqlite3.OperationalError):
         row = connection.execute(f"SELECT create_statement FROM {ORIGINALS} WHERE name = ?", (table,)).fetchone()
         original = None if row is None else bytes(row[0]).decode()
-    if original is not None and _still(original, table, names, _indexes(connection, table)):
+    indexes = _indexes(connection, table)
+    if original is not None and _still(original, table, names, indexes):
         return original, names, key
-    return made_definition(table, columns, _indexes(connection, table), _types(connection, table)), names, key
+    return made_definition(table, columns, indexes, _types(connection, table)), names, key
 
 
 def _still(original: str, table: str, names: list[str], indexes: list[Index]) -> bool:

@@ -71,12 +71,13 @@ def ensure_secrets(clone: WordPressClone, settings: Settings) -> str:
     """Create the clone's Secrets once; later runs reuse them. Returns the database password."""
     admin_username = source_username(clone)
     adopt_api_login(clone)
-    admin = children.admin_secret(clone, admin_username, generate_password(), generate_password())
-    for secret in [admin] if children.is_sqlite(clone) else [children.db_secret(clone, settings, generate_password()),
-                                                             admin]:
+    made = [children.admin_secret(clone, admin_username, generate_password(), generate_password())]
+    if not children.is_sqlite(clone):  # a SQLite clone has no database server, so no database login
+        made.insert(0, children.db_secret(clone, settings, generate_password()))
+    for secret in made:
         refuse_foreign(secret, clone)
         kube.create_if_missing(secret)
-    if children.is_sqlite(clone):  # no database server: no database login
+    if children.is_sqlite(clone):
         return ""
     # Read back: if another run created the Secret first, its password is the one that counts.
     database = kube.read_secret(clone.namespace, children.db_secret_name(clone))

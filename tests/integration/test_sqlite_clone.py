@@ -17,7 +17,6 @@ import pymysql
 import pytest
 from pymysql.converters import conversions
 
-from testenv import wordpress
 from testenv.mariadb import MariaDB
 from testenv.wordpress import WordPressSite
 from tests.integration import transfer_fixtures
@@ -26,8 +25,8 @@ from tests.integration.transfer_fixtures import (
     SiteMaker,
     SqliteClone,
     content_hashes,
-    install_sqlite_dropin,
     log_in,
+    sqlite_wordpress,
     wp_php,
 )
 from wpclone_engine.site_move import AdminPassword
@@ -190,10 +189,7 @@ def test_tables_are_laid_out_as_the_dropin_itself_lays_them_out(
                .replace("\\n", "\n") for table in mariadb.sql(f"SHOW TABLES FROM `{source.db_name}`").split()}
     # The drop-in's own translation, in a WordPress of its own: each CREATE TABLE through $wpdb.
     docroot, database = tmp_path / "layout", tmp_path / "layout-database"
-    wordpress.prepare_docroot(docroot)
-    wordpress.write_config(docroot, db_host="127.0.0.1:9", db_name="none", db_user="none", db_password="none",
-                           url="http://127.0.0.1:9")
-    install_sqlite_dropin(docroot, database)
+    sqlite_wordpress(docroot, database, "http://127.0.0.1:9")
     (tmp_path / "creates.json").write_text(json.dumps(list(creates.values())))
     script = (f"define('WP_INSTALLING', true); $_SERVER['HTTP_HOST'] = '127.0.0.1'; require '{docroot}/wp-load.php';"
               f"foreach (json_decode(file_get_contents('{tmp_path}/creates.json')) as $sql) {{"

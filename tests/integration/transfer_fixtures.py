@@ -234,9 +234,13 @@ class SqliteClone:
     server: processes.Server
 
 
-def install_sqlite_dropin(docroot: Path, database: Path) -> None:
-    (docroot / "wp-content" / "db.php").write_text(
-        sqlite_dropin.loader(str(sqlite_dropin.FOLDER), str(database)))
+def sqlite_wordpress(docroot: Path, database: Path, url: str, extra_php: str = "") -> None:
+    """A WordPress on the SQLite drop-in, its database file in `database`: no MySQL behind it (its
+    database settings are never used)."""
+    wordpress.prepare_docroot(docroot)
+    wordpress.write_config(docroot, db_host="127.0.0.1:9", db_name="none", db_user="none", db_password="none",
+                           url=url, table_prefix="clone_", extra_php=extra_php)
+    (docroot / "wp-content" / "db.php").write_text(sqlite_dropin.loader(str(sqlite_dropin.FOLDER), str(database)))
 
 
 @pytest.fixture
@@ -245,12 +249,8 @@ def sqlite_clone(tmp_path: Path) -> Iterator[SqliteClone]:
     token = secrets.token_urlsafe(32)
     docroot, database = tmp_path / "sqlite-clone", tmp_path / "sqlite-database"
     url = f"http://127.0.0.1:{port}"
-    wordpress.prepare_docroot(docroot)
-    # No MySQL behind it: its database settings are never used.
-    wordpress.write_config(docroot, db_host="127.0.0.1:9", db_name="none", db_user="none", db_password="none",
-                           url=url, table_prefix="clone_", extra_php=f"define('WPCLONE_MIGRATOR_TOKEN', '{token}');")
+    sqlite_wordpress(docroot, database, url, extra_php=f"define('WPCLONE_MIGRATOR_TOKEN', '{token}');")
     install_migrator_as_mu_plugin(docroot)
-    install_sqlite_dropin(docroot, database)
     server = wordpress.serve(docroot, port, tmp_path / "sqlite-clone.log")
     yield SqliteClone(url, docroot, database, token, "clone_", server)
     server.stop()
