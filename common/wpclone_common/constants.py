@@ -9,6 +9,7 @@ from wpclone_engine.reasons import (  # noqa: F401 - one vocabulary of reasons f
     LOGIN_THROTTLED,
     MALFORMED_STREAM,
     NOT_SUPPORTED,
+    SNAPSHOT_UNUSABLE,
 )
 
 GROUP = "wpclone.dev"
@@ -19,6 +20,8 @@ CLONE_KIND = "WordPressClone"
 CLONE_PLURAL = "wordpressclones"
 RESTORE_KIND = "CloneRestore"
 RESTORE_PLURAL = "clonerestores"
+SNAPSHOT_KIND = "SourceSnapshot"
+SNAPSHOT_PLURAL = "sourcesnapshots"
 
 FINALIZER = f"{GROUP}/cleanup"
 ANNOTATIONS_PREFIX = f"operator.{GROUP}"
@@ -59,6 +62,11 @@ PHASE_READY = "Ready"
 FAILED = "Failed"
 EXPIRING = "Expiring"
 EXPIRED = "Expired"
+
+# Phases of a SourceSnapshot (with PHASE_READY and FAILED above), and the reason of a clone waiting for
+# another clone's copy to finish recording the snapshot it will be built from.
+RECORDING = "Recording"
+WAITING_FOR_SNAPSHOT = "WaitingForSnapshot"
 
 # Phases of a CloneRestore (with PENDING and FAILED above); the last three end it.
 CHECKING = "Checking"

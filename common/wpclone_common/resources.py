@@ -94,6 +94,15 @@ class DatabaseSpec(Model):
         "server; cheaper and disposable; a restore from it cannot merge). Immutable"))
 
 
+class SnapshotUse(Model):
+    """Whether the clone may be built from a snapshot of its source (a SourceSnapshot) instead of the site."""
+
+    maxAgeMinutes: int = Field(ge=0, le=MAX_TTL_MINUTES, description=(
+        "Build the clone from a snapshot of its source taken at most this many minutes ago, recording one "
+        "when there is none (later clones of the same source then read no production at all); 0 reads the site "
+        "itself. Default from the operator"))
+
+
 class Notify(Model):
     """Where to POST an event when the job completes, fails or expires, signed with the Secret's key."""
 
@@ -140,6 +149,8 @@ class WordPressCloneSpec(Model):
                     "database gone (the choice for GitOps-managed clones)")
     notify: Notify | None = Field(default=None, description=(
         "A webhook: events completed (Ready), failed and expired, each POSTed once delivered"))
+    snapshot: SnapshotUse | None = Field(default=None, description=(
+        "Copy from a recent snapshot of the source (copies by Job only); default from the operator"))
 
     model_config = ConfigDict(json_schema_extra=rules(
         ("self.source == oldSelf.source", "spec.source is immutable: create a new clone to copy another site"),
@@ -301,6 +312,37 @@ class CloneRestoreStatus(Model):
     observedGeneration: int | None = Field(default=None, description="The metadata.generation acted on")
     notifications: dict[str, Delivery] | None = Field(
         default=None, description="spec.notify's deliveries, by event (completed, failed)")
+
+
+class SnapshotSource(Model):
+    url: str = Field(max_length=2048, pattern=SITE_URL, description="The site the snapshot was read from")
+
+
+class SourceSnapshotSpec(Model):
+    """What a snapshot holds: one site's export, read by the rules of the clone that recorded it. Made by
+    the operator; deleting one makes the next clone of its source read the site again."""
+
+    source: SnapshotSource = Field(description="The site")
+    content: ContentRules | None = Field(default=None, description="The wp-content rules it was read by")
+    database: DatabaseSpec | None = Field(default=None, description="The engine of the clones it serves")
+
+
+class SourceSnapshotStatus(Model):
+    phase: Literal["Recording", "Ready", "Failed"] | None = Field(default=None, description="Where the snapshot is")
+    recordedFor: str | None = Field(default=None, description="The WordPressClone whose copy recorded it")
+    recordedAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"},
+                                   description="When the site was read (its tables' checksums taken)")
+    expiresAt: str | None = Field(default=None, json_schema_extra={"format": "date-time"},
+                                  description="When the operator deletes it")
+    bytes: int | None = Field(default=None, description="Bytes of the recorded export streams")
+    tables: int | None = Field(default=None, description="Tables recorded")
+    rows: int | None = Field(default=None, description="Rows recorded")
+    files: int | None = Field(default=None, description="Files recorded")
+    checksums: dict[str, str | None] | None = Field(
+        default=None, description="The source's tables' checksums at recordedAt: what a restore of a clone "
+                                  "built from it compares production with")
+    message: str | None = Field(default=None, description="Why it failed")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready: the snapshot serves clones")
 
 
 def body(kind: str, name: str, labels: dict[str, str], spec: WordPressCloneSpec | CloneRestoreSpec) -> dict[str, Any]:

@@ -37,6 +37,10 @@ NO_BASELINE = "NoBaseline"
 # run itself, where the clone's database volume is out of reach): permanent, the clone's engine decides it.
 NOT_SUPPORTED = "NotSupported"
 
+# A source snapshot (snapshot.py) that cannot serve a copy: gone, damaged, or recorded for other parts of the
+# site. The operator deletes it, and the clone copies again from the site itself.
+SNAPSHOT_UNUSABLE = "SnapshotUnusable"
+
 # The migrator's refusal codes (its REST error codes) that have a reason of their own; the others
 # are MigratorError, the code in the message.
 MIGRATOR_CODES = {"wpclone_forbidden_file": FORBIDDEN_FILE, "wpclone_merge_conflict": CONFLICT,

@@ -19,7 +19,8 @@ import inspect
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -51,6 +52,21 @@ logger = logging.getLogger(__name__)
 
 class TransferError(WordPressError):
     """A copy failed; `reason` is machine-readable (for a CR condition). Never holds a secret."""
+
+
+class Source(Protocol):
+    """What a copy reads: a site's migrator, or a snapshot of a site (snapshot.py)."""
+
+    url: str
+
+    async def info(self, *, checksums: bool = False, content: bool = False, collations: bool = False) -> SiteInfo: ...
+
+    def export_database(self, tables: list[str] | None, slice_bytes: int, resume: dict[str, Any] | None = None,
+                        ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+
+    def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
+                     exclude: tuple[str, ...] = (), paths: list[str] | None = None,
+                     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
 
 
 @dataclass(frozen=True)
@@ -131,7 +147,7 @@ class CopyResult:
 
 # The migrator's own error codes (WPClone_Error reasons, "wpclone_" + reason in a REST error) that get
 # a reason of their own; any other refusal stays a MigratorError.
-async def copy_site(source: Migrator, destination: Migrator | DatabaseDestination, *,
+async def copy_site(source: Source, destination: Migrator | DatabaseDestination, *,
                     include: Include = Include(), rewrite_to: str | None = None,
                     admin_password: AdminPassword | None = None, backup: bool = False,
                     progress: ProgressCallback | None = None) -> CopyResult:
@@ -155,7 +171,7 @@ def transfer_errors() -> Iterator[None]:
         raise TransferError("DatabaseError", f"the clone's database failed: {error}") from error
 
 
-async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestination, include: Include,
+async def _copy_site(source: Source, destination: Migrator | DatabaseDestination, include: Include,
                      rewrite_to: str | None, admin_password: AdminPassword | None, backup: bool,
                      progress: ProgressCallback | None) -> CopyResult:
     # Checksums strictly before the export: a change made after them either travels with the copy
@@ -204,7 +220,7 @@ async def _copy_site(source: Migrator, destination: Migrator | DatabaseDestinati
     return tally.result(source_info, str(move.rewrite.new), committed.get("backup"))
 
 
-async def _copy_into_database(source: Migrator, source_info: SiteInfo, destination: DatabaseDestination,
+async def _copy_into_database(source: Source, source_info: SiteInfo, destination: DatabaseDestination,
                               include: Include, tables: list[str], rewrite_to: str | None,
                               admin_password: AdminPassword | None, tally: Tally) -> CopyResult:
     """Clone from nothing: the tables go straight into the clone's database, then the files go to the
@@ -257,7 +273,7 @@ async def _copy_into_database(source: Migrator, source_info: SiteInfo, destinati
     return tally.result(source_info, str(move.rewrite.new), None)
 
 
-async def _copy_files_into(source: Migrator, destination: Migrator, include: Include, tally: Tally,
+async def _copy_files_into(source: Source, destination: Migrator, include: Include, tally: Tally,
                            baseline: DatabaseImport | None) -> None:
     job = await destination.begin_import(database=False, tables=None, files=include.folders,
                                          dropins=include.dropins, exclude=include.exclude)
@@ -321,7 +337,7 @@ class DatabaseSink(Protocol):
     async def end_table(self, table: str, rows: int) -> None: ...
 
 
-async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
+async def _copy_database(source: Source, sink: DatabaseSink, move: SiteMove,
                          tables: list[str], include: Include, admin_password: AdminPassword | None,
                          tally: Tally, baseline: DatabaseImport | None = None) -> None:
     """Streams the tables into `sink`, each with its foreign keys (under the destination's names) for the
@@ -373,7 +389,7 @@ async def _copy_database(source: Migrator, sink: DatabaseSink, move: SiteMove,
                             "whose password could be set")
 
 
-async def database_frames(source: Migrator, tables: list[str] | None) -> AsyncGenerator[frames.Frame, None]:
+async def database_frames(source: Source, tables: list[str] | None) -> AsyncGenerator[frames.Frame, None]:
     """The frames of the tables' export. One that breaks off (a lost connection, a killed exporter) is
     asked to go on where its reader stopped, so it costs what was in flight, not the tables sent: at most
     EXPORT_RESUMES times, each after some progress, and not in the middle of a table without a key."""
@@ -398,7 +414,7 @@ async def database_frames(source: Migrator, tables: list[str] | None) -> AsyncGe
             logger.info("the export of %s broke off (%s); going on from %s", source.url, broken, resume)
 
 
-async def copy_files(source: Migrator, sink: FilesImport, include: Include, tally: Tally, *,
+async def copy_files(source: Source, sink: FilesImport, include: Include, tally: Tally, *,
                      paths: list[str] | None = None, digests: list[merge.BaselineRow] | None = None) -> None:
     """Streams the files of the included folders (only `paths`, when given) into `sink`; each file's
     baseline entry (its stream path and md5) into `digests`, when given."""

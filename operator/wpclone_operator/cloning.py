@@ -4,9 +4,12 @@ database streamed straight into the clone's own database, files through the clon
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import httpx
 
@@ -14,6 +17,7 @@ from wpclone_common import constants, kube
 from wpclone_common.resources import ContentRules, WordPressClone
 from wpclone_engine import outbound
 from wpclone_engine.site_move import AdminPassword
+from wpclone_engine.snapshot import Manifest, RecordedSite, Recording, SnapshotError
 from wpclone_engine.transfer import CopyResult, DatabaseDestination, Include, Progress, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, WordPressError, site_session
 from wpclone_operator import children
@@ -27,11 +31,28 @@ PERMANENT_REASONS = {"LoginFailed", constants.LOGIN_THROTTLED, "Forbidden", "Can
                      constants.DESTINATION_NOT_ALLOWED, constants.MALFORMED_STREAM, constants.BAD_TABLE_DEFINITION,
                      constants.GAVE_UP, constants.NOT_SUPPORTED}
 ProgressReport = Callable[[Progress], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SnapshotFolder:
+    """A source snapshot's folder (its volume, in a copy Job) and what the copy does with it."""
+
+    folder: Path
+    use: Literal["record", "replay"]
+
+
+@dataclass(frozen=True)
+class Copied:
+    result: CopyResult
+    # The snapshot the copy recorded and published (None: it recorded none, or could not keep it).
+    snapshot: Manifest | None = None
 
 
 async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs: Inputs, progress: ProgressReport,
-                          timeout: httpx.Timeout | None = None) -> CopyResult:
-    source_login = await asyncio.to_thread(inputs.login, clone.spec.source.credentialsSecretRef.name)
+                          timeout: httpx.Timeout | None = None, snapshot: SnapshotFolder | None = None) -> Copied:
+    """Copies the clone's source into it: from the site, from a snapshot of it (`snapshot` replay: the
+    site's login is not even read), or from the site with a snapshot kept as it is read (record)."""
     sqlite = children.is_sqlite(clone)
     database = inputs.sqlite() if sqlite else await asyncio.to_thread(inputs.database, children.db_secret_name(clone))
     admin = await asyncio.to_thread(inputs.secret, children.admin_secret_name(clone))
@@ -48,15 +69,33 @@ async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs:
     async with outbound.client(policy.allowing(endpoint), timeout=timeout) as http:
         clone_site = Migrator(http, endpoint, token=admin["migrator-token"], role="clone")
         await until_answering(http, endpoint)  # before production is read at all
+        # A merge restore's baseline, and room above the source's ids for the clone's own rows (MySQL only).
+        destination = DatabaseDestination(database=database, url=children.url(clone, settings),
+                                          files=clone_site, baseline=not sqlite,
+                                          id_offset=0 if sqlite else settings.merge_id_offset)
+        admin_password = AdminPassword(admin["username"], admin["password"])
+        if snapshot is not None and snapshot.use == "replay":
+            recorded = await asyncio.to_thread(RecordedSite.open, snapshot.folder)
+            return Copied(await copy_site(recorded, destination, include=include_for(clone),
+                                          admin_password=admin_password, progress=progress))
+        source_login = await asyncio.to_thread(inputs.login, clone.spec.source.credentialsSecretRef.name)
         async with site_session(http, clone.spec.source.url, source_login["username"], source_login["password"],
                                 policy=policy, role="source", keep_migrator=settings.keep_migrator) as source:
-            # A merge restore's baseline, and room above the source's ids for the clone's own rows (MySQL only).
-            destination = DatabaseDestination(database=database, url=children.url(clone, settings),
-                                              files=clone_site, baseline=not sqlite,
-                                              id_offset=0 if sqlite else settings.merge_id_offset)
-            return await copy_site(source, destination, include=include_for(clone),
-                                   admin_password=AdminPassword(admin["username"], admin["password"]),
-                                   progress=progress)
+            if snapshot is None:
+                return Copied(await copy_site(source, destination, include=include_for(clone),
+                                              admin_password=admin_password, progress=progress))
+            recording = Recording(source, snapshot.folder)
+            try:
+                result = await copy_site(recording, destination, include=include_for(clone),
+                                         admin_password=admin_password, progress=progress)
+            except BaseException:
+                recording.discard()
+                raise
+        try:
+            return Copied(result, await asyncio.to_thread(recording.publish))
+        except (SnapshotError, OSError) as error:  # the clone is whole: only the snapshot is lost
+            log.warning("clone %s/%s: no snapshot kept: %s", clone.namespace, clone.name, error)
+            return Copied(result)
 
 
 def include_for(clone: WordPressClone) -> Include:

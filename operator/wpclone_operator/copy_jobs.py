@@ -35,6 +35,10 @@ PERMANENT_EXIT = 2
 CONTAINER = "copy"
 LABEL_COPY = f"{constants.GROUP}/copy"  # on a copy Job's pod: the Job's name (its NetworkPolicy selects it)
 GENERATION_ANNOTATION = f"{constants.GROUP}/owner-generation"  # the owner's generation the Job copies for
+# The source snapshot the Job reads or records, and which (Plan.snapshot, Plan.snapshot_use).
+SNAPSHOT_ANNOTATION = f"{constants.GROUP}/snapshot"
+SNAPSHOT_USE_ANNOTATION = f"{constants.GROUP}/snapshot-use"
+SNAPSHOT_MOUNT = f"{MOUNTS}/snapshot"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,10 @@ class Plan(BaseModel):
     outcome: str  # the ConfigMap the runner writes its outcome into
     clone: dict[str, Any] | None = None  # the WordPressClone the copy fills, or a restore reads (metadata, spec)
     restore: dict[str, Any] | None = None  # the CloneRestore's spec
+    # A clone's source snapshot (snapshots.py): its copy reads the site and keeps one (record), or reads
+    # the snapshot instead of the site (replay); the snapshot's volume is mounted at MOUNTS/snapshot.
+    snapshot: str | None = None
+    snapshot_use: Literal["record", "replay"] | None = None
 
 
 def plan_body(body: Any) -> dict[str, Any]:
@@ -197,6 +205,10 @@ def job(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config
         writes.append({"name": "database", "mountPath": f"{MOUNTS}/database",
                        **({} if plan.kind == constants.CLONE_KIND else {"readOnly": True})})
         user = children.WWW_DATA
+    if plan.snapshot is not None:
+        volumes.append({"name": "snapshot", "persistentVolumeClaim": {"claimName": plan.snapshot}})
+        writes.append({"name": "snapshot", "mountPath": SNAPSHOT_MOUNT,
+                       **({} if plan.snapshot_use == "record" else {"readOnly": True})})
     container: dict[str, Any] = {
         "name": CONTAINER, "image": settings.copy_image, "command": RUNNER,
         "env": [*settings_env(settings), {"name": PLAN_ENV, "value": plan.model_dump_json()}],
@@ -217,7 +229,9 @@ def job(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config
     if settings.copy_job_priority_class:
         pod_spec["priorityClassName"] = settings.copy_job_priority_class
     metadata = _metadata(owner, name)
-    metadata["annotations"] = {GENERATION_ANNOTATION: str(owner.generation)}
+    metadata["annotations"] = {GENERATION_ANNOTATION: str(owner.generation),
+                               **({SNAPSHOT_ANNOTATION: plan.snapshot, SNAPSHOT_USE_ANNOTATION: str(plan.snapshot_use)}
+                                  if plan.snapshot is not None else {})}
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
         "backoffLimit": settings.copy_job_backoff_limit,
         "activeDeadlineSeconds": int(settings.copy_deadline_seconds),
@@ -314,9 +328,15 @@ def seconds(job: dict[str, Any]) -> float:
             - datetime.fromisoformat(str(started).replace("Z", "+00:00"))).total_seconds()
 
 
+def snapshot_of(job: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The snapshot a Job reads or records, and which it does (None, None: neither)."""
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(SNAPSHOT_ANNOTATION), annotations.get(SNAPSHOT_USE_ANNOTATION)
+
+
 def holds_a_clone_volume(job: dict[str, Any]) -> bool:
-    """Whether the Job's pods mount a clone's volume (a SQLite clone's database): a finished pod keeps a
-    volume claim from going away, so such a Job's pods go once its outcome is read."""
+    """Whether the Job's pods mount a volume claim (a SQLite clone's database, a source snapshot): a
+    finished pod keeps a claim from going away, so such a Job's pods go once its outcome is read."""
     volumes = ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes")) or []
     return any("persistentVolumeClaim" in volume for volume in volumes)
 

@@ -68,9 +68,14 @@ async def run(plan: copy_jobs.Plan, settings: CopySettings, inputs: Inputs) -> d
     clone = WordPressClone.from_body(plan.clone) if plan.clone is not None else None
     if plan.kind == constants.CLONE_KIND:
         assert clone is not None
-        result = await cloning.copy_into_clone(
-            clone, settings, inputs, cloning.progress_reporter(plan.kind, plan.namespace, plan.name))
-        return {"result": COPY_RESULT.dump_python(result, mode="json")}
+        snapshot = (cloning.SnapshotFolder(Path(copy_jobs.SNAPSHOT_MOUNT), plan.snapshot_use)
+                    if plan.snapshot_use is not None else None)
+        copied = await cloning.copy_into_clone(
+            clone, settings, inputs, cloning.progress_reporter(plan.kind, plan.namespace, plan.name),
+            snapshot=snapshot)
+        kept = {} if copied.snapshot is None else {"snapshot": {"recordedAt": copied.snapshot.recorded_at,
+                                                                "bytes": copied.snapshot.bytes}}
+        return {"result": COPY_RESULT.dump_python(copied.result, mode="json"), **kept}
     spec = CloneRestoreSpec.model_validate(plan.restore)
     outcome = await restoring.restore(spec, clone, settings, inputs, cloning.progress_reporter(
         plan.kind, plan.namespace, plan.name, {"phase": constants.RESTORING}))
@@ -95,8 +100,10 @@ def restored(outcome: dict[str, Any] | None) -> restoring.Outcome | None:
 
 
 def permanent(kind: str, reason: str) -> bool:
+    """Whether the Job ends at once: trying again cannot help (an unusable snapshot: the operator deletes it and
+    copies again from the site, with a Job of its own)."""
     reasons = cloning.PERMANENT_REASONS if kind == constants.CLONE_KIND else restoring.RESTORE_PERMANENT_REASONS
-    return reason in reasons
+    return reason in reasons or reason == constants.SNAPSHOT_UNUSABLE
 
 
 def main() -> int:

@@ -110,9 +110,20 @@ def restore_crd() -> dict[str, Any]:
                 ], [])
 
 
+def snapshot_crd() -> dict[str, Any]:
+    return _crd(constants.SNAPSHOT_KIND, constants.SNAPSHOT_PLURAL, "wpsnap",
+                resources.SourceSnapshotSpec, resources.SourceSnapshotStatus, [
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Source", "type": "string", "jsonPath": ".spec.source.url"},
+                    {"name": "Recorded", "type": "date", "jsonPath": ".status.recordedAt"},
+                    {"name": "Expires", "type": "date", "jsonPath": ".status.expiresAt"},
+                ], [])
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name in crds/ -> CRD."""
-    return {"wordpressclones.yaml": clone_crd(), "clonerestores.yaml": restore_crd()}
+    return {"wordpressclones.yaml": clone_crd(), "clonerestores.yaml": restore_crd(),
+            "sourcesnapshots.yaml": snapshot_crd()}
 
 
 def render(crd: dict[str, Any]) -> str:

@@ -9,12 +9,16 @@ from typing import Any
 import kopf
 
 from wpclone_common import constants
-from wpclone_operator import metrics, notify, reconcile, reconcile_restore, workloads
+from wpclone_common.times import now as status_now
+from wpclone_operator import metrics, notify, reconcile, reconcile_restore, snapshots, workloads
 from wpclone_operator.settings import Settings
 
 CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
 RESTORES = (constants.GROUP, constants.VERSION, constants.RESTORE_PLURAL)
+SNAPSHOTS = (constants.GROUP, constants.VERSION, constants.SNAPSHOT_PLURAL)
 
+
+SNAPSHOT_CHECK_SECONDS = 30.0
 
 # Read at import so that a misconfigured operator stops at once with a clear message.
 SETTINGS = Settings()  # type: ignore[call-arg]  # fields come from the environment
@@ -109,3 +113,13 @@ async def restore(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: in
                                                                                         constants.RESTORING))
 async def follow_restore_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     await reconcile_restore.advance_job(body, patch, SETTINGS)
+
+
+@kopf.timer(*SNAPSHOTS, id="expire-snapshot", interval=SNAPSHOT_CHECK_SECONDS,
+            when=lambda status, **_: bool(status.get("expiresAt")))
+async def expire_snapshot(body: kopf.Body, **_: Any) -> None:
+    """A snapshot goes at its time (its volume and Secret with it); a clone's copy Job still reading it keeps
+    its volume until that Job's pod ends (Kubernetes' claim protection)."""
+    if snapshots.due(dict(body), status_now()):
+        kopf.info(body, reason="Expired", message="the snapshot's retention ended")
+        await asyncio.to_thread(snapshots.delete, body["metadata"]["namespace"], body["metadata"]["name"])

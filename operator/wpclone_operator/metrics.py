@@ -19,6 +19,9 @@ PROVISIONING_SECONDS = Histogram("wpclone_provisioning_seconds", "From a clone's
 COPY_SECONDS = Histogram("wpclone_copy_seconds", "Duration of copying a site's content", ["kind"],
                          buckets=DURATION_BUCKETS)
 COPY_BYTES = Counter("wpclone_copy_bytes", "Bytes of database and files streamed", ["kind"])
+SNAPSHOT_COPIES = Counter("wpclone_snapshot_copies", "Clone copies by how a source snapshot served them: "
+                          "hit (built from one), recorded (read the site and kept one)", ["outcome"])
+SNAPSHOT_BYTES = Counter("wpclone_snapshot_bytes", "Bytes clones read from snapshots instead of from production")
 FAILURES = Counter("wpclone_failures", "Failed steps by machine-readable reason", ["reason"])
 
 

@@ -23,6 +23,7 @@ from wpclone_operator import (
     inputs,
     metrics,
     provision,
+    snapshots,
     status,
 )
 from wpclone_operator.settings import Settings
@@ -189,9 +190,9 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
     started = time.monotonic()
     try:
         async with memo.work_slots:
-            result = await cloning.copy_into_clone(
+            result = (await cloning.copy_into_clone(
                 clone, settings, inputs.FromApi(clone.namespace, settings.mysql_address),
-                cloning.progress_reporter(constants.CLONE_KIND, clone.namespace, clone.name))
+                cloning.progress_reporter(constants.CLONE_KIND, clone.namespace, clone.name))).result
     except WordPressError as error:
         memo.setdefault("first_copy_failure", started)
         attempts = memo.copy_attempts = memo.get("copy_attempts", 0) + 1
@@ -240,24 +241,39 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
     if job is None:
         secret = clone.spec.source.credentialsSecretRef.name
         try:  # only a login Secret that opted in is ever mounted into a Job
-            await asyncio.to_thread(credentials.read_login, clone.namespace, secret)
+            login = await asyncio.to_thread(credentials.read_login, clone.namespace, secret)
         except WordPressError as error:
             kopf.warn(body, reason=error.reason, message=str(error))
             return content(error.reason, str(error))
+        choice = await asyncio.to_thread(snapshots.claim, clone, settings, login)
+        if choice.action == "wait":
+            return content(constants.WAITING_FOR_SNAPSHOT, choice.message)
+        replay = choice.action == "replay"
         plan = copy_jobs.Plan(kind=constants.CLONE_KIND, namespace=clone.namespace, name=clone.name,
-                              outcome=copy_jobs.job_name(owner), clone=copy_jobs.plan_body(body))
+                              outcome=copy_jobs.job_name(owner), clone=copy_jobs.plan_body(body),
+                              snapshot=choice.snapshot, snapshot_use=choice.use)
+        # A copy from a snapshot never reads the site: the site's login is not even mounted.
         place = await asyncio.to_thread(
             copy_job_control.start, owner, plan, settings, clone.created,
-            [secret, *([] if children.is_sqlite(clone) else [children.db_secret_name(clone)]),
+            [*([] if replay else [secret]), *([] if children.is_sqlite(clone) else [children.db_secret_name(clone)]),
              children.admin_secret_name(clone)], [])
         if place:
             return content(constants.COPY_QUEUED, f"waiting for one of {settings.max_copy_jobs} copy slots "
                            f"({place} in line)")
+        how = f" {choice.message}" if choice.message else ""
         kopf.info(body, reason="Cloning", message=f"copying {clone.spec.source.url} into the clone by Job "
-                  f"{copy_jobs.job_name(owner)}")
-        return content(constants.COPYING, f"copy Job {copy_jobs.job_name(owner)} started")
+                  f"{copy_jobs.job_name(owner)}{how}")
+        return content(constants.COPYING, f"copy Job {copy_jobs.job_name(owner)} started{how}")
     verdict = copy_jobs.job_verdict(job, outcome)
     result = copy_runner.copied(verdict.outcome) if verdict.state == "succeeded" else None
+    snapshot, use = copy_jobs.snapshot_of(job)
+    if snapshot is not None and verdict.state != "running":
+        await _snapshot_used(clone, snapshot, use, verdict, result, settings)
+        if use == "replay" and verdict.reason == constants.SNAPSHOT_UNUSABLE:  # copy again, from the site
+            await asyncio.to_thread(copy_job_control.discard, owner)
+            kopf.warn(body, reason=verdict.reason, message=f"{verdict.message}; copying from the site again")
+            return content(constants.COPYING, f"snapshot {snapshot} was unusable ({verdict.message}); copying "
+                           "from the site again")
     if result is not None:
         return await _copied(clone, result, copy_jobs.seconds(job))
     if verdict.state == "succeeded":
@@ -268,6 +284,24 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
             kopf.warn(body, reason=verdict.reason, message=verdict.message)
             metrics.FAILURES.labels(verdict.reason).inc()
     return content(verdict.reason, verdict.message)
+
+
+async def _snapshot_used(clone: WordPressClone, snapshot: str, use: str | None,
+                         verdict: copy_jobs.Verdict, result: CopyResult | None, settings: Settings) -> None:
+    """A copy Job that read or recorded a snapshot ended: the snapshot made Ready (or deleted, when the
+    recording was not kept), an unusable one deleted, the Job's pods gone so that they hold its volume no
+    longer, and the snapshot's figures counted."""
+    await asyncio.to_thread(copy_job_control.release_volumes, copy_jobs.Owner.of_clone(clone))
+    if use == "record":
+        kept = await asyncio.to_thread(snapshots.record_ended, clone.namespace, snapshot, verdict.outcome, result,
+                                       settings)
+        if kept:
+            metrics.SNAPSHOT_COPIES.labels("recorded").inc()
+    elif verdict.reason == constants.SNAPSHOT_UNUSABLE:
+        await asyncio.to_thread(snapshots.delete, clone.namespace, snapshot)
+    elif result is not None:
+        metrics.SNAPSHOT_COPIES.labels("hit").inc()
+        metrics.SNAPSHOT_BYTES.inc(result.bytes)
 
 
 async def clean_up_clone(body: kopf.Body, settings: Settings, memo: kopf.Memo) -> None:

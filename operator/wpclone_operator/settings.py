@@ -132,6 +132,12 @@ class Settings(CopySettings):
     copy_deadline_seconds: float = Field(3600.0, gt=0)
     max_copy_jobs: int = Field(20, ge=1, description="copy Jobs running at once, cluster-wide; others wait in order")
     copy_job_priority_class: str = ""
+    # Source snapshots (snapshots.py): a clone without spec.snapshot is built from a snapshot of its source at
+    # most this old (0: it reads the site itself, and records none); a snapshot is deleted this long after
+    # it was read; its volume (a claim of storage_class) asks for this much.
+    snapshot_max_age_minutes: int = Field(0, ge=0)
+    snapshot_retention_minutes: int = Field(60, ge=1)
+    snapshot_storage_size: str = Field("5Gi", pattern=STORAGE_SIZE)
     # Where copy Jobs reach the apiserver (to report progress), as CIDRs for their NetworkPolicy; empty:
     # the addresses of the `kubernetes` Service's endpoints, read when the first Job is made.
     apiserver_cidrs: list[str] = Field(default_factory=list)

@@ -247,7 +247,7 @@ def test_a_sqlite_clone_is_a_pod_without_a_database_server_that_serves_the_whole
                                        "'wpclone_seed_settings'").fetchone()
         odd = database.execute("SELECT * FROM wp_odd").fetchall()
     assert url.encode() in settings and source.url.encode() not in settings
-    assert row_differences(mysql_rows(mariadb, source, "wp_odd"), odd, source.url, url) == []
+    assert row_differences(mysql_rows(mariadb, source.db_name, "wp_odd"), odd, source.url, url) == []
     assert not (clone_wp_content(control_plane, namespace, name) / DATABASE_FILE).exists()
 
     admin = {key: base64.b64decode(value).decode() for key, value in

@@ -64,9 +64,9 @@ def destination(http: httpx.AsyncClient, clone: SqliteClone, token: str | None =
                                files=Migrator(http, clone.url, token=token or clone.token, role="clone"))
 
 
-def mysql_rows(mariadb: MariaDB, site: WordPressSite, table: str) -> list[tuple[bytes | None, ...]]:
+def mysql_rows(mariadb: MariaDB, database: str, table: str) -> list[tuple[bytes | None, ...]]:
     connection = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
-                                 password=mariadb.admin_password, database=site.db_name,
+                                 password=mariadb.admin_password, database=database,
                                  conv={key: value for key, value in conversions.items() if not isinstance(key, int)})
     with connection, connection.cursor() as cursor:
         cursor.execute("SET NAMES binary")  # every value as the bytes it is (numbers as their text)
@@ -153,7 +153,7 @@ async def test_a_sqlite_clone_serves_the_whole_site_from_one_file_outside_its_do
         assert result.tables == len(tables) == 13 and result.old_urls_left == 0
         for table in tables:
             clone_rows = sqlite_rows(sqlite_clone, "clone_" + table.removeprefix("wp_"))
-            assert row_differences(mysql_rows(mariadb, source, table), clone_rows, source.url, sqlite_clone.url,
+            assert row_differences(mysql_rows(mariadb, source.db_name, table), clone_rows, source.url, sqlite_clone.url,
                                    prefix_moved(table)) == [], table
         page = await http.get(sqlite_clone.url + "/first-steps/")
 

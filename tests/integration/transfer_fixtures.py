@@ -3,6 +3,7 @@ destinations per test (copies write to them), and ways to look at a site from ou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -203,20 +204,26 @@ class EmptyClone:
 
 @pytest.fixture
 def empty_clone(mariadb: MariaDB, tmp_path: Path) -> Iterator[EmptyClone]:
+    with an_empty_clone(mariadb, tmp_path) as clone:
+        yield clone
+
+
+@contextlib.contextmanager
+def an_empty_clone(mariadb: MariaDB, tmp_path: Path) -> Iterator[EmptyClone]:
     port = processes.free_port()
     db_name = db_user = f"clone_{port}"
     db_password, token = secrets.token_urlsafe(18), secrets.token_urlsafe(32)
     mariadb.sql(f"CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
                 f"CREATE USER '{db_user}'@'127.0.0.1' IDENTIFIED BY '{db_password}';"
                 f"GRANT ALL PRIVILEGES ON `{db_name}`.* TO '{db_user}'@'127.0.0.1';")
-    docroot = tmp_path / "clone"
+    docroot = tmp_path / f"clone-{port}"
     url = f"http://127.0.0.1:{port}"
     wordpress.prepare_docroot(docroot)
     wordpress.write_config(docroot, db_host=f"{mariadb.host}:{mariadb.port}", db_name=db_name, db_user=db_user,
                            db_password=db_password, url=url, table_prefix="clone_",
                            extra_php=f"define('WPCLONE_MIGRATOR_TOKEN', '{token}');")
     install_migrator_as_mu_plugin(docroot)
-    server = wordpress.serve(docroot, port, tmp_path / "clone.log")
+    server = wordpress.serve(docroot, port, tmp_path / f"clone-{port}.log")
     yield EmptyClone(url, docroot, db_name, db_user, db_password, token, "clone_", server)
     server.stop()
 

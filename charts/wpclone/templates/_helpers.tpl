@@ -43,13 +43,19 @@ app.kubernetes.io/component: {{ index . 1 }}
 - apiGroups: [wpclone.dev]
   resources: [clonerestores]
   verbs: [list, watch, patch]
+# Source snapshots are the operator's own: created when a clone records one, listed to find one for a
+# clone, watched by kopf (their expiry timer), patched (the recording clone's ownerReference removed once
+# recorded), deleted when expired or unusable.
+- apiGroups: [wpclone.dev]
+  resources: [sourcesnapshots]
+  verbs: [get, list, watch, create, patch, delete]
 # kopf and the copy's progress reports write the status through the status subresource.
 - apiGroups: [wpclone.dev]
-  resources: [wordpressclones/status, clonerestores/status]
+  resources: [wordpressclones/status, clonerestores/status, sourcesnapshots/status]
   verbs: [patch]
 # A clone's children carry blockOwnerDeletion; clusters with OwnerReferencesPermissionEnforcement check this.
 - apiGroups: [wpclone.dev]
-  resources: [wordpressclones/finalizers]
+  resources: [wordpressclones/finalizers, sourcesnapshots/finalizers]
   verbs: [update]
 # Source and target logins are read, and a login the API wrote is adopted (an ownerReference patched in);
 # each clone's db and admin Secrets are created once, read back (also by a restore), deleted on expiry.
