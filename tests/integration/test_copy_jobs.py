@@ -33,8 +33,10 @@ from tests.integration.test_restore import (
     restore_manifest,
     wait_restore,
 )
+from tests.integration.test_snapshot_copy import count_exports, exports
 from tests.integration.test_sqlite_clone import ODD_TABLE, mysql_rows, row_differences
 from tests.integration.transfer_fixtures import SiteMaker
+from wpclone_common import times
 from wpclone_engine.sqlite_dropin import DATABASE_FILE
 
 pytestmark = pytest.mark.integration
@@ -280,3 +282,84 @@ def test_a_sqlite_clone_is_a_pod_without_a_database_server_that_serves_the_whole
         eventually(lambda kind=kind: not (get_json(control_plane, namespace, kind, "-l", mine) or {}).get("items"),
                    timeout=90, what=f"no {kind} of the clone left")
     eventually(lambda: not folder.exists(), timeout=60, what="the database volume's folder removed")
+
+
+def snapshot_objects(plane: cluster.ControlPlane, namespace: str) -> dict[str, list[str]]:
+    """The namespace's snapshots and what they own (their volume claims and login digests), by kind."""
+    found = {kind: [item["metadata"]["name"] for item in (get_json(plane, namespace, kind, *selector) or {})
+                    .get("items", [])]
+             for kind, selector in (("sourcesnapshots", ()), ("pvc", ("-l", "app.kubernetes.io/component=snapshot")),
+                                    ("secret", ("-l", "app.kubernetes.io/component=snapshot")))}
+    return {kind: names for kind, names in found.items() if names}
+
+
+def test_clones_of_one_site_asked_at_once_read_it_once_and_its_snapshot_goes_at_its_time(
+        control_plane: cluster.ControlPlane, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site(host=network.GATEWAY)
+    count_exports(production)
+    names = ["snap-a", "snap-b", "snap-c"]
+    apply(control_plane, namespace, login_of(production),
+          *(clone_manifest(name, production.url, "production-login", snapshot={"maxAgeMinutes": 30})
+            for name in names))
+    clones = {name: wait_phase(control_plane, namespace, name, "Ready", "Failed", timeout=300) for name in names}
+    assert {name: clone["status"]["phase"] for name, clone in clones.items()} == dict.fromkeys(names, "Ready")
+    assert exports(production) == 1  # one read of production for three clones
+
+    (snapshot,) = get_json(control_plane, namespace, "sourcesnapshots")["items"]  # type: ignore[index]
+    state = snapshot["status"]
+    assert state["phase"] == "Ready" and condition(snapshot, "Ready")["status"] == "True"
+    assert state["recordedFor"] in names and "ownerReferences" not in snapshot["metadata"]  # outlives its clone
+    assert state["bytes"] > 0 and state["tables"] > 0 and state["checksums"]["wp_posts"]
+    assert snapshot["spec"]["source"]["url"] == production.url
+    uses = {}
+    for name in names:
+        job = get_json(control_plane, namespace, "job", f"{name}-copy")
+        uses[name] = job["metadata"]["annotations"]["wpclone.dev/snapshot-use"]  # type: ignore[index]
+        mounted = [volume.get("secret", {}).get("secretName") for volume in job["spec"]["template"]["spec"]["volumes"]]
+        # A clone built from the snapshot never reads production: its Job has not even the login.
+        assert ("production-login" in mounted) == (uses[name] == "record"), (name, mounted)
+        assert not job_pods(control_plane, namespace, f"{name}-copy")  # they hold the snapshot's volume no longer
+    assert sorted(uses.values()) == ["record", "replay", "replay"] and uses[state["recordedFor"]] == "record"
+    # Each clone is production's site at its own address.
+    titles = sorted(post_titles(production))
+    for name, clone in clones.items():
+        served = rest(clone["status"]["url"], "/wp-json/wp/v2/posts?per_page=100")
+        assert sorted(post["title"]["rendered"] for post in served) == titles, name
+        assert all(post["link"].startswith(clone["status"]["url"] + "/") for post in served), name
+        assert condition(clone, "SourceUrlsReplaced")["reason"] == "NoneLeft"
+
+    # The clones go; the snapshot stays until its time, then goes with its volume and login digest.
+    control_plane.kubectl("delete", "-n", namespace, "wpc", *names, "--timeout=120s")
+    assert set(snapshot_objects(control_plane, namespace)) == {"sourcesnapshots", "pvc", "secret"}
+    control_plane.kubectl("patch", "-n", namespace, "sourcesnapshots", snapshot["metadata"]["name"],
+                          "--subresource=status", "--type=merge",
+                          "-p", json.dumps({"status": {"expiresAt": times.format_time(times.now())}}))
+    eventually(lambda: not snapshot_objects(control_plane, namespace), timeout=120,
+               what="the expired snapshot, its claim and its Secret gone")
+
+
+def test_a_clone_deleted_while_it_records_a_snapshot_leaves_none_and_the_next_clone_records_anew(
+        control_plane: cluster.ControlPlane, namespace: str, make_site: SiteMaker) -> None:
+    production = make_site(host=network.GATEWAY)
+    hold(production)
+    apply(control_plane, namespace, login_of(production),
+          clone_manifest("first", production.url, "production-login", snapshot={"maxAgeMinutes": 30}))
+    eventually(lambda: held(production), timeout=180, what="the recording copy reading production")
+    (recording,) = get_json(control_plane, namespace, "sourcesnapshots")["items"]  # type: ignore[index]
+    assert recording["status"]["phase"] == "Recording" and recording["status"]["recordedFor"] == "first"
+    control_plane.kubectl("delete", "-n", namespace, "wpc", "first", "--timeout=120s")
+    release(production)
+    eventually(lambda: not snapshot_objects(control_plane, namespace), timeout=120,
+               what="the unfinished snapshot, its claim and its Secret gone with its clone")
+
+    count_exports(production)
+    apply(control_plane, namespace,
+          clone_manifest("second", production.url, "production-login", snapshot={"maxAgeMinutes": 30}))
+    clone = wait_phase(control_plane, namespace, "second", "Ready", "Failed", timeout=300)
+    assert clone["status"]["phase"] == "Ready", clone["status"]
+    (snapshot,) = get_json(control_plane, namespace, "sourcesnapshots")["items"]  # type: ignore[index]
+    assert snapshot["status"]["phase"] == "Ready" and snapshot["status"]["recordedFor"] == "second"
+    assert exports(production) == 1
+    control_plane.kubectl("delete", "-n", namespace, "wpc", "second", "--timeout=120s")
+    control_plane.kubectl("delete", "-n", namespace, "sourcesnapshots", "--all", "--timeout=120s")
+    eventually(lambda: not snapshot_objects(control_plane, namespace), timeout=120, what="the snapshot gone")

@@ -48,7 +48,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 # recorded), deleted when expired or unusable.
 - apiGroups: [wpclone.dev]
   resources: [sourcesnapshots]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 # kopf and the copy's progress reports write the status through the status subresource.
 - apiGroups: [wpclone.dev]
   resources: [wordpressclones/status, clonerestores/status, sourcesnapshots/status]
