@@ -18,6 +18,7 @@ from wpclone_common.resources import (
     RestoreSource,
     SecretReference,
     SiteReference,
+    SnapshotUse,
     WordPressCloneSpec,
 )
 
@@ -50,6 +51,8 @@ def clone_resource(request: CloneRequest, job_id: str, tenant: str) -> dict[str,
     spec = WordPressCloneSpec(source=SiteReference(url=request.source_url, credentialsSecretRef=login),
                               ttlMinutes=request.ttl_minutes, content=content,
                               database=None if request.database is None else DatabaseSpec(engine=request.database),
+                              snapshot=None if request.snapshot_max_age_minutes is None
+                              else SnapshotUse(maxAgeMinutes=request.snapshot_max_age_minutes),
                               notify=notify_of(request.callback_url, tenant))
     labels = {**tenants.labels(tenant, job_id), constants.LABEL_CUSTOMER: request.customer_id}
     return resources.body(constants.CLONE_KIND, request.customer_id, labels, spec)

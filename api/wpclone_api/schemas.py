@@ -37,6 +37,10 @@ class CloneRequest(BaseModel):
     database: DatabaseEngine | None = Field(default=None, examples=["sqlite"], description=(
         "Where the clone keeps its tables: mysql (a database of its own on the shared server) or sqlite (one file "
         "beside the clone, no MySQL; a restore from it cannot merge). Default: the installation's setting"))
+    snapshot_max_age_minutes: int | None = Field(default=None, ge=0, le=MAX_TTL_MINUTES, examples=[15], description=(
+        "Build the clone from a snapshot of the source taken at most this many minutes ago with the same login, "
+        "recording one when there is none: many clones of one site then read it once. 0: read the site itself. "
+        "Default: the installation's setting"))
     callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048,
                                      examples=["https://hooks.example.com/wpclone"], description=(
         "A webhook: the job's end (completed, failed, expired) is POSTed there as JSON, signed with your tenant's "

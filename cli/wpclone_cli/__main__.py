@@ -169,6 +169,9 @@ def parser() -> argparse.ArgumentParser:
     clone.add_argument("--ttl", type=int, help="minutes the clone lives")
     clone.add_argument("--database", choices=["mysql", "sqlite"],
                        help="where the clone keeps its tables (default: the installation's)")
+    clone.add_argument("--snapshot-max-age", type=int, metavar="MINUTES",
+                       help="build the clone from a snapshot of the site at most this old, recording one when "
+                            "there is none (0: read the site itself; default: the installation's)")
     clone.add_argument("--wait", action="store_true", help="wait until the clone is ready, showing progress")
 
     login = command("login", help="a one-click, single-use link into a clone's wp-admin")
@@ -227,6 +230,7 @@ def run(flags: argparse.Namespace, api: Api, stdin: Any, out: Console, err: Cons
         body = {"source_url": flags.url, "source_username": flags.user, "customer_id": flags.name,
                 "source_password": read_password(stdin, "password"), "ttl_minutes": flags.ttl,
                 **({"database": flags.database} if flags.database else {}),
+                **({"snapshot_max_age_minutes": flags.snapshot_max_age} if flags.snapshot_max_age is not None else {}),
                 "callback_url": flags.callback_url}
         return started(api.call("POST", "/api/v2/clone", json=body)["job_id"])
     if flags.command == "status":

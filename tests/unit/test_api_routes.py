@@ -347,6 +347,18 @@ def test_a_clone_keeps_the_database_engine_it_asked_for_or_the_installations_def
     assert ("WordPressClone", "odd") not in cluster.objects
 
 
+def test_a_clone_may_ask_for_a_snapshot_of_its_source_or_leave_it_to_the_installation(cluster: FakeKube) -> None:
+    with TestClient(create_app(settings(), cluster)) as api:
+        start_clone(api, "acme", "plain")
+        asked = api.post("/api/v2/clone", json=clone_body("many", snapshot_max_age_minutes=15), headers=as_("acme"))
+        fresh = api.post("/api/v2/clone", json=clone_body("fresh", snapshot_max_age_minutes=0), headers=as_("acme"))
+        wrong = api.post("/api/v2/clone", json=clone_body("odd", snapshot_max_age_minutes=-1), headers=as_("acme"))
+    assert (asked.status_code, fresh.status_code, wrong.status_code) == (202, 202, 422)
+    assert "snapshot" not in cluster.objects[("WordPressClone", "plain")]["spec"]
+    assert cluster.objects[("WordPressClone", "many")]["spec"]["snapshot"] == {"maxAgeMinutes": 15}
+    assert cluster.objects[("WordPressClone", "fresh")]["spec"]["snapshot"] == {"maxAgeMinutes": 0}
+
+
 def test_a_restore_from_a_sqlite_clone_fails_on_a_conflict_by_default_and_cannot_merge(cluster: FakeKube) -> None:
     with TestClient(create_app(settings(default_database_engine="sqlite"), cluster)) as api:
         start_clone(api, "acme", "light")

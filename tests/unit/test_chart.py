@@ -222,6 +222,8 @@ def test_every_setting_the_chart_passes_is_read_by_the_operator_and_api(monkeypa
     assert settings.namespaces == []
     assert (settings.keep_migrator, settings.backup_retention) == (False, 3)
     assert settings.clone_resources["requests"] == {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "64Mi"}
+    assert (settings.snapshot_max_age_minutes, settings.snapshot_retention_minutes,
+            settings.snapshot_storage_size) == (0, 60, "5Gi")
 
 
 def test_existing_secrets_are_used_by_name_and_key_and_never_rendered() -> None:
