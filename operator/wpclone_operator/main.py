@@ -118,8 +118,8 @@ async def follow_restore_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> No
 @kopf.timer(*SNAPSHOTS, id="expire-snapshot", interval=SNAPSHOT_CHECK_SECONDS,
             when=lambda status, **_: bool(status.get("expiresAt")))
 async def expire_snapshot(body: kopf.Body, **_: Any) -> None:
-    """A snapshot goes at its time (its volume and Secret with it); a clone's copy Job still reading it keeps
-    its volume until that Job's pod ends (Kubernetes' claim protection)."""
-    if snapshots.due(dict(body), status_now()):
+    """A snapshot goes at its time (its volume and Secret with it), once no copy Job reads it."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    if snapshots.due(dict(body), status_now()) and not await asyncio.to_thread(snapshots.in_use, namespace, name):
         kopf.info(body, reason="Expired", message="the snapshot's retention ended")
-        await asyncio.to_thread(snapshots.delete, body["metadata"]["namespace"], body["metadata"]["name"])
+        await asyncio.to_thread(snapshots.delete, namespace, name)

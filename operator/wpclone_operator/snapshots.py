@@ -26,11 +26,12 @@ from typing import Any, Literal
 from wpclone_common import constants, kube, resources
 from wpclone_common.resources import WordPressClone
 from wpclone_engine.transfer import CopyResult
-from wpclone_operator import status
+from wpclone_operator import copy_jobs, status
 from wpclone_operator.settings import Settings
 
 KEY_LABEL = f"{constants.GROUP}/snapshot-key"
 DIGEST_KEY = "login-digest"
+EXPIRY_MARGIN = timedelta(minutes=2)
 
 _CLAIMS: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
@@ -96,7 +97,8 @@ def choose(clone: WordPressClone, max_age: int, deadline_seconds: float, snapsho
                     if phase(snapshot) == constants.PHASE_READY and (snapshot.get("status") or {}).get("recordedAt")),
                    key=lambda pair: pair[0], reverse=True)
     for recorded, snapshot in ready:
-        if now - recorded <= timedelta(minutes=max_age):
+        # (one about to go is left alone: its deletion must not meet a Job about to mount it)
+        if now - recorded <= timedelta(minutes=max_age) and not due(snapshot, now + EXPIRY_MARGIN):
             return Choice("replay", snapshot["metadata"]["name"],
                           f"from snapshot {snapshot['metadata']['name']} of {recorded.isoformat()}")
     for snapshot in ours:
@@ -214,6 +216,14 @@ def due(snapshot: dict[str, Any], now: datetime) -> bool:
     """Whether an expiring snapshot's time has come (one still recording has none)."""
     expires = (snapshot.get("status") or {}).get("expiresAt")
     return bool(expires) and status.is_expired(str(expires), now)
+
+
+def in_use(namespace: str, name: str) -> bool:
+    """Whether a copy Job that mounts the snapshot has not finished: its pod may not have mounted the
+    volume yet, and a claim being deleted is mounted by no new pod (it would wait until its deadline)."""
+    selector = f"{constants.LABEL_MANAGED_BY}=wpclone,{constants.LABEL_COMPONENT}={constants.COPY_COMPONENT}"
+    return any(copy_jobs.snapshot_of(job)[0] == name and copy_jobs.is_active(job)
+               for job in kube.list_objects("batch/v1", "Job", namespace, selector))
 
 
 def delete(namespace: str, name: str) -> None:

@@ -72,6 +72,9 @@ def test_a_clone_records_a_snapshot_when_none_serves_and_replays_the_newest_youn
     assert pick(newer, digests={"b": None}).action == "record"  # no Secret: never made by the operator
     assert pick(snapshot("b", "Ready", recorded_minutes_ago=1, deleting=True)).action == "record"
     assert pick(snapshot("c", "Failed", recorded_minutes_ago=1)).action == "record"
+    going = snapshot("d", "Ready", recorded_minutes_ago=1)
+    going["status"]["expiresAt"] = status.format_time(NOW + timedelta(seconds=30))
+    assert pick(going).action == "record"  # about to be deleted: not mounted by a new Job
 
 
 def test_a_clone_waits_for_another_clones_recording_and_takes_its_own_claim_back() -> None:
