@@ -9,7 +9,8 @@ operator copying in Jobs. Then --clones clones applied at once that each read th
 deleted; then as many asking for a snapshot (maxAgeMinutes 30): the first records it, the others wait for
 it and copy from it. For each batch: time to the last Ready, the exports production served, the copy Jobs'
 durations (start to completion) by kind (read, record, replay), and the bytes not read from production.
-No thresholds: numbers to read.
+Then, one at a time with nothing else running, --single clones from the snapshot and as many that read
+the site, alternating: apply to Ready and the copy Job's duration of each. No thresholds: numbers to read.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ NAMESPACE = "bench-snapshot"
 
 
 def batch(running: stack.Stack, source: wordpress.WordPressSite, prefix: str, clones: int,
-          max_age: int) -> dict[str, Any]:
+          max_age: int, *, keep_snapshots: bool = False) -> dict[str, Any]:
     plane = running.control_plane
     names = [f"{prefix}-{number}" for number in range(clones)]
     before = exports(source)
@@ -63,7 +64,8 @@ def batch(running: stack.Stack, source: wordpress.WordPressSite, prefix: str, cl
     snapshots = json.loads(plane.kubectl("get", "sourcesnapshots", "-n", NAMESPACE, "-o", "json"))["items"]
     snapshot_bytes = sum((item.get("status") or {}).get("bytes") or 0 for item in snapshots)
     plane.kubectl("delete", "-n", NAMESPACE, "wpc", "--all", "--wait=true", "--timeout=600s")
-    plane.kubectl("delete", "-n", NAMESPACE, "sourcesnapshots", "--all", "--wait=true", "--timeout=300s")
+    if not keep_snapshots:
+        plane.kubectl("delete", "-n", NAMESPACE, "sourcesnapshots", "--all", "--wait=true", "--timeout=300s")
     return {"last": max(ready.values()), "median": statistics.median(ready.values()),
             "exports": exports(source) - before, "durations": durations, "snapshot_bytes": snapshot_bytes}
 
@@ -80,6 +82,7 @@ def main() -> int:
     parser.add_argument("--clones", type=int, default=20)
     parser.add_argument("--rows-mib", type=int, default=5)
     parser.add_argument("--uploads-mib", type=int, default=10)
+    parser.add_argument("--single", type=int, default=3)
     chosen = parser.parse_args()
     with stack_with_a_source("wpclone-bench-snapshot-", host=network.GATEWAY) as (running, source, _):
         build_reference_site(running.database, source, chosen.rows_mib, chosen.uploads_mib)
@@ -96,8 +99,22 @@ def main() -> int:
               f"added; {chosen.clones} clones at once, cold then from a snapshot")
         cold = batch(running, source, "cold", chosen.clones, 0)
         report("cold (each reads production)", cold)
-        warm = batch(running, source, "snap", chosen.clones, 30)
+        warm = batch(running, source, "snap", chosen.clones, 30, keep_snapshots=True)
         report("snapshot (read once)", warm)
+        alone: dict[str, list[dict[str, Any]]] = {"snapshot": [], "cold": []}
+        for number in range(chosen.single):
+            for kind, max_age in (("snapshot", 30), ("cold", 0)):
+                figures = batch(running, source, f"one-{kind}-{number}", 1, max_age, keep_snapshots=True)
+                alone[kind].append(figures)
+                report(f"one clone alone, {kind}", figures)
+        if chosen.single:
+            ready = {kind: statistics.median(run["last"] for run in runs) for kind, runs in alone.items()}
+            copy = {kind: statistics.median(seconds for run in runs for seconds in
+                                            (*run["durations"].get("replay", ()), *run["durations"].get("read", ())))
+                    for kind, runs in alone.items()}
+            print(f"one clone alone, median of {chosen.single}: Ready {ready['snapshot']:.1f} s from the snapshot, "
+                  f"{ready['cold']:.1f} s from the site ({ready['snapshot'] / ready['cold']:.2f}); copy Job "
+                  f"{copy['snapshot']:.1f} s against {copy['cold']:.1f} s ({copy['snapshot'] / copy['cold']:.2f})")
         not_read = warm["snapshot_bytes"] * (chosen.clones - warm["exports"])
         print(f"snapshot {warm['snapshot_bytes'] / MIB:.1f} MiB; bytes not read from production "
               f"{not_read / MIB:.1f} MiB; exports avoided {cold['exports'] - warm['exports']}")

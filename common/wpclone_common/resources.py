@@ -364,12 +364,14 @@ class WordPressClone(Model):
     created: str
     spec: WordPressCloneSpec
     status: WordPressCloneStatus
+    tenant: str | None = None  # the API's tenant that made it (its label), if the API made it
 
     @classmethod
     def from_body(cls, body: Any) -> WordPressClone:
         metadata = body["metadata"]
         return cls(name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"],
                    generation=metadata.get("generation", 1), created=metadata["creationTimestamp"],
+                   tenant=(metadata.get("labels") or {}).get(constants.LABEL_TENANT),
                    spec=WordPressCloneSpec.model_validate(dict(body.get("spec", {}))),
                    status=WordPressCloneStatus.model_validate(_known_status(body)))
 

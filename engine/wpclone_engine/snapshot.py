@@ -5,7 +5,7 @@ export streams (the tables, the files), byte for byte. A later copy reads those 
 the same copy (transfer.copy_site), the URL rewritten to its own host as if it read the site itself,
 so a clone from a snapshot is the clone a fresh read would have made at the snapshot's time. Nothing
 of the site's is parsed on the way in; the streams are checked on the way out like any source's
-(frames.py) and against the digests the recording ended with.
+(frames.py), after the digests the recording ended with.
 
     folder/incoming-<random>/   being recorded (removed by the next recording)
     folder/site/                published: manifest.json, database.stream, files.stream
@@ -13,6 +13,7 @@ of the site's is parsed on the way in; the streams are checked on the way out li
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -191,7 +192,7 @@ class Recording:
 
 class RecordedSite:
     """A snapshot read back as a copy's source: the recorded info report and export streams, each
-    stream checked against the manifest's digest before its last byte is handed on (a damaged one fails
+    stream checked against the manifest's digest before its first byte is handed on (a damaged one fails
     the copy before anything is swapped in)."""
 
     def __init__(self, folder: Path, manifest: Manifest) -> None:
@@ -229,20 +230,25 @@ class RecordedSite:
         yield self._read(FILES)
 
     async def _read(self, name: str) -> AsyncIterator[bytes]:
+        # The whole file checked first: a changed byte must fail as a damaged snapshot (the operator then
+        # copies from the site), not as a hostile stream (which fails the clone for good).
+        await asyncio.to_thread(self._check, name)
+        try:
+            with (self.folder / name).open("rb") as stream:
+                while block := stream.read(READ_BYTES):
+                    yield block
+        except OSError as error:
+            raise SnapshotError(f"the snapshot's {name} cannot be read ({error.strerror})") from None
+
+    def _check(self, name: str) -> None:
         expected = self.manifest.streams[name]
         digest, length = hashlib.sha256(), 0
         try:
             with (self.folder / name).open("rb") as stream:
-                held = b""  # the last block waits for the digest: a damaged stream never ends cleanly
                 while block := stream.read(READ_BYTES):
-                    if held:
-                        yield held
                     digest.update(block)
                     length += len(block)
-                    held = block
         except OSError as error:
             raise SnapshotError(f"the snapshot's {name} cannot be read ({error.strerror})") from None
         if length != expected["bytes"] or digest.hexdigest() != expected["sha256"]:
             raise SnapshotError(f"the snapshot's {name} is not what was recorded")
-        if held:
-            yield held

@@ -55,10 +55,12 @@ class Choice:
 
 def key(clone: WordPressClone) -> str:
     """What a snapshot must share with a clone to serve it: the site, the wp-content rules, the engine
-    (a SQLite clone's files stream leaves out db.php). A label value."""
+    (a SQLite clone's files stream leaves out db.php), and the API's tenant that asked (tenants share the
+    API's namespace: one never gets a snapshot another's clone read). A label value."""
     spec = clone.spec
     material = json.dumps([spec.source.url.rstrip("/"), spec.engine,
-                           spec.content.model_dump(mode="json") if spec.content else None], sort_keys=True)
+                           spec.content.model_dump(mode="json") if spec.content else None, clone.tenant],
+                          sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:40]
 
 

@@ -224,8 +224,10 @@ def an_empty_clone(mariadb: MariaDB, tmp_path: Path) -> Iterator[EmptyClone]:
                            extra_php=f"define('WPCLONE_MIGRATOR_TOKEN', '{token}');")
     install_migrator_as_mu_plugin(docroot)
     server = wordpress.serve(docroot, port, tmp_path / f"clone-{port}.log")
-    yield EmptyClone(url, docroot, db_name, db_user, db_password, token, "clone_", server)
-    server.stop()
+    try:
+        yield EmptyClone(url, docroot, db_name, db_user, db_password, token, "clone_", server)
+    finally:
+        server.stop()
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ def test_a_snapshot_serves_only_clones_of_the_same_site_rules_and_engine() -> No
         != base
     assert snapshots.key(clone(content={"exclude": ["uploads/2019"]})) != base
     assert snapshots.key(clone(database={"engine": "sqlite"})) != base
+    assert snapshots.key(clone().model_copy(update={"tenant": "acme"})) != base  # the API's tenants share a namespace
     assert len(base) <= 63 and len(snapshots.snapshot_name(clone(), NOW)) <= 63
 
 
