@@ -63,10 +63,8 @@ FAILED = "Failed"
 EXPIRING = "Expiring"
 EXPIRED = "Expired"
 
-# Phases of a SourceSnapshot (with PHASE_READY and FAILED above), and the reason of a clone waiting for
-# another clone's copy to finish recording the snapshot it will be built from.
+# A SourceSnapshot's phase while a clone's copy records it (then PHASE_READY above).
 RECORDING = "Recording"
-WAITING_FOR_SNAPSHOT = "WaitingForSnapshot"
 
 # Phases of a CloneRestore (with PENDING and FAILED above); the last three end it.
 CHECKING = "Checking"

@@ -7,8 +7,9 @@ so a clone from a snapshot is the clone a fresh read would have made at the snap
 of the site's is parsed on the way in; the streams are checked on the way out like any source's
 (frames.py), after the digests the recording ended with.
 
-    folder/incoming-<random>/   being recorded (removed by the next recording)
-    folder/site/                published: manifest.json, database.stream, files.stream
+    folder/incoming-<random>/   being recorded (removed by the next recording): info.json, the streams
+                                as they grow, files.json; followed by live readers (LiveSite)
+    folder/site/                published: the same renamed, with manifest.json
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -35,10 +36,21 @@ from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError
 FORMAT = 1
 PUBLISHED = "site"
 MANIFEST = "manifest.json"
+INFO = "info.json"  # written as soon as the site's info is read: a live reader starts from it
+FILES_ASKED = "files.json"  # what the files export was asked for, written before its stream
+POLL_SECONDS = 0.2
+STALL_SECONDS = 600.0  # a recording that does not grow for this long is given up by its live readers
 DATABASE = "database.stream"
 FILES = "files.stream"
 READ_BYTES = 1024 * 1024
 SITE_INFO = TypeAdapter(SiteInfo)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Whole or not at all, for a reader in another process: written aside, then renamed."""
+    aside = path.with_suffix(".part")
+    aside.write_text(json.dumps(data, separators=(",", ":")))
+    aside.rename(path)
 
 
 class SnapshotError(WordPressError):
@@ -64,6 +76,7 @@ class Manifest:
     info: dict[str, Any]
     streams: dict[str, dict[str, Any]]  # DATABASE / FILES -> {"sha256", "bytes"}
     files: FilesAsked
+    attempt: str = ""  # the recording's folder before it was published (what live readers follow)
 
     @property
     def bytes(self) -> int:
@@ -71,9 +84,8 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, "source": self.source, "recorded_at": self.recorded_at,
-                           "info": self.info, "streams": self.streams,
-                           "files": {"include": list(self.files.include), "dropins": self.files.dropins,
-                                     "exclude": list(self.files.exclude)}}, separators=(",", ":"))
+                           "info": self.info, "streams": self.streams, "files": _files_json(self.files),
+                           "attempt": self.attempt}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -85,11 +97,19 @@ class Manifest:
             manifest = cls(str(data["source"]), float(data["recorded_at"]), dict(data["info"]),
                            {name: {"sha256": str(data["streams"][name]["sha256"]),
                                    "bytes": int(data["streams"][name]["bytes"])} for name in (DATABASE, FILES)},
-                           FilesAsked(tuple(files["include"]), bool(files["dropins"]), tuple(files["exclude"])))
+                           _files_asked(files), str(data.get("attempt", "")))
             SITE_INFO.validate_python(manifest.info)
         except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as error:
             raise SnapshotError(f"the snapshot's manifest cannot be read ({type(error).__name__})") from None
         return manifest
+
+
+def _files_json(files: FilesAsked) -> dict[str, Any]:
+    return {"include": list(files.include), "dropins": files.dropins, "exclude": list(files.exclude)}
+
+
+def _files_asked(data: dict[str, Any]) -> FilesAsked:
+    return FilesAsked(tuple(data["include"]), bool(data["dropins"]), tuple(data["exclude"]))
 
 
 class _Stream:
@@ -102,6 +122,7 @@ class _Stream:
 
     def write(self, chunk: bytes) -> None:
         self.file.write(chunk)
+        self.file.flush()  # live readers (other copies' Jobs) follow the file as it grows
         self.digest.update(chunk)
         self.bytes += len(chunk)
 
@@ -136,6 +157,8 @@ class Recording:
         info = await self.source.info(checksums=checksums, content=content, collations=collations)
         if checksums:  # a restore's conflict check compares with these
             self.info_report = SITE_INFO.dump_python(info, mode="json")
+            _write_json(self.incoming / INFO, {"source": self.url, "recorded_at": self.recorded_at,
+                                               "info": self.info_report})
         return info
 
     @asynccontextmanager
@@ -154,6 +177,7 @@ class Recording:
         self.partial |= not whole
         if whole:
             self.files = FilesAsked(tuple(include), dropins, tuple(exclude))
+            _write_json(self.incoming / FILES_ASKED, _files_json(self.files))
         async with self.source.export_files(include, slice_bytes, dropins=dropins, exclude=exclude,
                                             paths=paths) as chunks:
             yield self._kept(chunks, FILES) if whole else chunks
@@ -173,7 +197,8 @@ class Recording:
             self.discard()
             raise SnapshotError("the copy did not read the whole site in one pass; no snapshot was kept")
         manifest = Manifest(self.url, self.recorded_at, self.info_report,
-                            {name: stream.close() for name, stream in self.streams.items()}, self.files)
+                            {name: stream.close() for name, stream in self.streams.items()}, self.files,
+                            self.incoming.name)
         (self.incoming / MANIFEST).write_text(manifest.to_json())
         published = self.folder / PUBLISHED
         if published.exists():
@@ -252,3 +277,131 @@ class RecordedSite:
             raise SnapshotError(f"the snapshot's {name} cannot be read ({error.strerror})") from None
         if length != expected["bytes"] or digest.hexdigest() != expected["sha256"]:
             raise SnapshotError(f"the snapshot's {name} is not what was recorded")
+
+
+async def open_snapshot(folder: Path) -> RecordedSite | LiveSite:
+    """The snapshot published in `folder`, or else the recording in progress there (waited for until the
+    site's info is written, at most STALL_SECONDS)."""
+    waited = 0.0
+    while True:
+        if (folder / PUBLISHED / MANIFEST).exists():
+            return RecordedSite.open(folder)
+        with contextlib.suppress(OSError, ValueError, KeyError):  # an attempt being removed, or half-seen
+            begun = sorted(folder.glob(f"incoming-*/{INFO}"), key=lambda path: path.stat().st_mtime)
+            if begun:
+                return LiveSite(folder, begun[-1].parent, json.loads(begun[-1].read_text()))
+        if waited > STALL_SECONDS:
+            raise SnapshotError("no recording of the snapshot began")
+        await asyncio.sleep(POLL_SECONDS)
+        waited += POLL_SECONDS
+
+
+class LiveSite:
+    """A snapshot still being recorded, read as it grows (by the clones asked for while another clone's copy
+    records it): each stream is followed to its end and checked against the manifest the recording
+    publishes before its last block is handed on, so a copy from it succeeds only with what was published.
+    A recording abandoned, replaced by a later attempt, or still for STALL_SECONDS fails the copy
+    (SnapshotUnusable) before anything is swapped in."""
+
+    def __init__(self, folder: Path, attempt: Path, begun: dict[str, Any]) -> None:
+        self.folder = folder
+        self.attempt = attempt
+        self.url = str(begun["source"]).rstrip("/")
+        self.info_report = dict(begun["info"])
+
+    async def info(self, *, checksums: bool = False, content: bool = False, collations: bool = False) -> SiteInfo:
+        try:
+            return SITE_INFO.validate_python(self.info_report)
+        except ValidationError:
+            raise SnapshotError("the recording's info cannot be read") from None
+
+    @asynccontextmanager
+    async def export_database(self, tables: list[str] | None, slice_bytes: int, resume: dict[str, Any] | None = None,
+                              ) -> AsyncIterator[AsyncIterator[bytes]]:
+        if tables is not None or resume is not None:
+            raise SnapshotError("a snapshot holds the whole database: some tables, or the rest of a broken "
+                                "export, are read from the site")
+        yield self._follow(DATABASE)
+
+    @asynccontextmanager
+    async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
+                           exclude: tuple[str, ...] = (), paths: list[str] | None = None,
+                           ) -> AsyncIterator[AsyncIterator[bytes]]:
+        asked = FilesAsked(tuple(include), dropins, tuple(exclude))
+        recorded = await self._files_asked()
+        if paths is not None or asked != recorded:
+            raise SnapshotError(f"the snapshot holds the files of {recorded}, not of {asked}")
+        yield self._follow(FILES)
+
+    def _published(self) -> Manifest | None:
+        """The manifest of the recording followed, once published; None before."""
+        try:
+            manifest = Manifest.from_json((self.folder / PUBLISHED / MANIFEST).read_text())
+        except (OSError, SnapshotError):
+            return None
+        if manifest.attempt != self.attempt.name:
+            raise SnapshotError("the recording this copy followed was replaced by another attempt")
+        return manifest
+
+    async def _until(self, found: Any, what: str) -> Any:
+        """Polls `found()` until it gives something; fails when the recording is abandoned or stalls."""
+        waited = 0.0
+        while (result := found()) is None:
+            if not self.attempt.exists() and self._published() is None:
+                raise SnapshotError(f"the recording of the snapshot was abandoned before its {what}")
+            if waited > STALL_SECONDS:
+                raise SnapshotError(f"the recording of the snapshot stalled before its {what}")
+            await asyncio.sleep(POLL_SECONDS)
+            waited += POLL_SECONDS
+        return result
+
+    async def _files_asked(self) -> FilesAsked:
+        def found() -> FilesAsked | None:
+            manifest = self._published()
+            if manifest is not None:
+                return manifest.files
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                return _files_asked(json.loads((self.attempt / FILES_ASKED).read_text()))
+            return None
+        return cast(FilesAsked, await self._until(found, "files"))
+
+    def _open(self, name: str) -> BinaryIO | None:
+        for folder in (self.attempt, self.folder / PUBLISHED if self._published() else None):
+            if folder is not None:
+                with contextlib.suppress(FileNotFoundError):  # (renamed as it was published: the next)
+                    return (folder / name).open("rb")
+        return None
+
+    async def _follow(self, name: str) -> AsyncIterator[bytes]:
+        stream = cast(BinaryIO, await self._until(lambda: self._open(name), name))
+        digest, length, held, idle = hashlib.sha256(), 0, b"", 0.0
+        with stream:
+            while True:
+                block = stream.read(READ_BYTES)
+                if block:
+                    if held:
+                        yield held
+                    digest.update(block)
+                    length += len(block)
+                    held, idle = block, 0.0
+                    continue
+                manifest = self._published()
+                if manifest is not None:  # every byte was written before it: read to the end, then check
+                    while block := stream.read(READ_BYTES):
+                        if held:
+                            yield held
+                        digest.update(block)
+                        length += len(block)
+                        held = block
+                    expected = manifest.streams[name]
+                    if length != expected["bytes"] or digest.hexdigest() != expected["sha256"]:
+                        raise SnapshotError(f"the snapshot's {name} is not what was recorded")
+                    if held:
+                        yield held
+                    return
+                if not self.attempt.exists() and self._published() is None:
+                    raise SnapshotError(f"the recording of the snapshot's {name} was abandoned")
+                if idle > STALL_SECONDS:
+                    raise SnapshotError(f"the recording of the snapshot's {name} stalled")
+                await asyncio.sleep(POLL_SECONDS)
+                idle += POLL_SECONDS

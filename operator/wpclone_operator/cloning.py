@@ -17,7 +17,7 @@ from wpclone_common import constants, kube
 from wpclone_common.resources import ContentRules, WordPressClone
 from wpclone_engine import outbound
 from wpclone_engine.site_move import AdminPassword
-from wpclone_engine.snapshot import Manifest, RecordedSite, Recording, SnapshotError
+from wpclone_engine.snapshot import Manifest, Recording, SnapshotError, open_snapshot
 from wpclone_engine.transfer import CopyResult, DatabaseDestination, Include, Progress, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, WordPressError, site_session
 from wpclone_operator import children
@@ -75,7 +75,7 @@ async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs:
                                           id_offset=0 if sqlite else settings.merge_id_offset)
         admin_password = AdminPassword(admin["username"], admin["password"])
         if snapshot is not None and snapshot.use == "replay":
-            recorded = await asyncio.to_thread(RecordedSite.open, snapshot.folder)
+            recorded = await open_snapshot(snapshot.folder)  # published, or still being recorded
             return Copied(await copy_site(recorded, destination, include=include_for(clone),
                                           admin_password=admin_password, progress=progress))
         source_login = await asyncio.to_thread(inputs.login, clone.spec.source.credentialsSecretRef.name)

@@ -246,8 +246,6 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
             kopf.warn(body, reason=error.reason, message=str(error))
             return content(error.reason, str(error))
         choice = await asyncio.to_thread(snapshots.claim, clone, settings, login)
-        if choice.action == "wait":
-            return content(constants.WAITING_FOR_SNAPSHOT, choice.message)
         replay = choice.action == "replay"
         plan = copy_jobs.Plan(kind=constants.CLONE_KIND, namespace=clone.namespace, name=clone.name,
                               outcome=copy_jobs.job_name(owner), clone=copy_jobs.plan_body(body),
@@ -298,7 +296,7 @@ async def _snapshot_used(clone: WordPressClone, snapshot: str, use: str | None,
         if kept:
             metrics.SNAPSHOT_COPIES.labels("recorded").inc()
     elif verdict.reason == constants.SNAPSHOT_UNUSABLE:
-        await asyncio.to_thread(snapshots.delete, clone.namespace, snapshot)
+        await asyncio.to_thread(snapshots.drop_if_ready, clone.namespace, snapshot)
     elif result is not None:
         metrics.SNAPSHOT_COPIES.labels("hit").inc()
         metrics.SNAPSHOT_BYTES.inc(result.bytes)

@@ -4,8 +4,9 @@ A clone allowed a snapshot (spec.snapshot.maxAgeMinutes, or the operator's defau
 newest Ready snapshot of its source made for the same login, wp-content rules and engine, when one is
 young enough: its copy Job mounts the snapshot's volume read-only and reads no production at all
 (wpclone_engine.snapshot). Without one, the clone's own copy records one while it reads the site, and
-the clones that ask meanwhile wait for it rather than read the site too. Which happens is `choose`
-(pure); `claim` reads and makes the objects under one lock per source, so two clones never both record.
+the clones that ask meanwhile follow that recording as it grows rather than read the site too. Which
+happens is `choose` (pure); `claim` reads and makes the objects under one lock per source, so two
+clones never both record.
 
 A snapshot's volume and its login digest (a Secret) belong to it; while it records, the snapshot itself
 belongs to the recording clone, so that deleting that clone mid-copy leaves nothing behind. A snapshot
@@ -38,10 +39,10 @@ _CLAIMS: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lo
 
 @dataclass(frozen=True)
 class Choice:
-    """What a clone's copy does: read the site (fresh), read the site and keep a snapshot (record),
-    read a snapshot (replay), or wait for a snapshot another clone is recording."""
+    """What a clone's copy does: read the site (fresh), read the site and keep a snapshot (record), or
+    read a snapshot (replay), published or still being recorded by another clone's copy."""
 
-    action: Literal["fresh", "record", "replay", "wait"]
+    action: Literal["fresh", "record", "replay"]
     snapshot: str | None = None
     message: str = ""
 
@@ -111,8 +112,7 @@ def choose(clone: WordPressClone, max_age: int, deadline_seconds: float, snapsho
             return Choice("record", name, f"recording snapshot {name}")
         started = status.parse_time(snapshot["metadata"]["creationTimestamp"])
         if _recording_for(snapshot) is not None and now - started <= timedelta(seconds=deadline_seconds):
-            return Choice("wait", name, f"waiting for snapshot {name} of {clone.spec.source.url}, which another "
-                          "clone's copy is recording")
+            return Choice("replay", name, f"from snapshot {name}, as another clone's copy records it")
     return Choice("record")
 
 
@@ -226,6 +226,13 @@ def in_use(namespace: str, name: str) -> bool:
     selector = f"{constants.LABEL_MANAGED_BY}=wpclone,{constants.LABEL_COMPONENT}={constants.COPY_COMPONENT}"
     return any(copy_jobs.snapshot_of(job)[0] == name and copy_jobs.is_active(job)
                for job in kube.list_objects("batch/v1", "Job", namespace, selector))
+
+
+def drop_if_ready(namespace: str, name: str) -> None:
+    """A snapshot a copy found unusable goes, once recorded (a recording that failed is its recorder's to end)."""
+    snapshot = kube.get(constants.API_VERSION, constants.SNAPSHOT_KIND, namespace, name)
+    if snapshot is not None and phase(snapshot) == constants.PHASE_READY:
+        delete(namespace, name)
 
 
 def delete(namespace: str, name: str) -> None:

@@ -4,7 +4,9 @@ row with the clone that read the site."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -13,12 +15,21 @@ import pytest
 from testenv.mariadb import MariaDB
 from testenv.wordpress import WordPressSite
 from tests.integration import transfer_fixtures
+from tests.integration.test_restore import hold_route
 from tests.integration.test_sqlite_clone import mysql_rows
 from tests.integration.transfer_fixtures import EmptyClone, SiteMaker, an_empty_clone, content_hashes
 from wpclone_engine import reasons
 from wpclone_engine.database_import import DatabaseTarget
-from wpclone_engine.snapshot import DATABASE, FILES, PUBLISHED, RecordedSite, Recording, SnapshotError
-from wpclone_engine.transfer import DatabaseDestination, Include, TransferError, copy_site
+from wpclone_engine.snapshot import (
+    DATABASE,
+    FILES,
+    PUBLISHED,
+    RecordedSite,
+    Recording,
+    SnapshotError,
+    open_snapshot,
+)
+from wpclone_engine.transfer import CopyResult, DatabaseDestination, Include, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator
 
 pytestmark = pytest.mark.integration
@@ -150,3 +161,80 @@ async def test_a_copy_of_part_of_a_site_keeps_no_snapshot_and_a_snapshot_serves_
                     await copy_site(RecordedSite.open(folder), destination(http, mariadb, second), include=other)
                 assert refused.value.reason == reasons.SNAPSHOT_UNUSABLE
             assert tables(mariadb, second) == before
+
+
+HOLD_FILES_EXPORT = hold_route("export/files")
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_clone_asked_while_the_snapshot_is_recorded_follows_the_recording_and_ends_with_it(
+        mariadb: MariaDB, make_site: SiteMaker, tmp_path: Path) -> None:
+    production = make_site()
+    count_exports(production)
+    content = production.docroot / "wp-content"
+    (content / "mu-plugins" / "hold-files-export.php").write_text(HOLD_FILES_EXPORT)
+    folder = tmp_path / "snapshot"
+    with an_empty_clone(mariadb, tmp_path) as first, an_empty_clone(mariadb, tmp_path) as second, \
+            an_empty_clone(mariadb, tmp_path) as third:
+        async with httpx.AsyncClient(timeout=120) as http:
+            # The recording holds in the middle (its files export waits): one follower reads what is there
+            # and waits for the rest; then the recording goes on, is published, and the follower ends.
+            (content / "hold-imports").touch()
+            recording = Recording(source_migrator(http, production), folder)
+
+            async def record() -> CopyResult:
+                result = await copy_site(recording, destination(http, mariadb, first), include=Include(mu_plugins=True))
+                recording.publish()
+                return result
+
+            recorder = asyncio.ensure_future(record())
+            await until(lambda: (content / "import-held").exists(), "the recording's files export held")
+            follower = asyncio.ensure_future(copy_site(await open_snapshot(folder), destination(
+                http, mariadb, second), include=Include(mu_plugins=True)))
+            await asyncio.sleep(2)
+            assert not follower.done() and not (folder / PUBLISHED).exists()
+            (content / "hold-imports").unlink()
+            read, followed = await recorder, await follower
+            # A last clone asked afterwards reads the published snapshot.
+            published = await copy_site(await open_snapshot(folder), destination(http, mariadb, third),
+                                        include=Include(mu_plugins=True))
+
+        assert exports(production) == 1
+        assert (followed.tables, followed.rows, followed.files, followed.bytes) == (
+            read.tables, read.rows, read.files, read.bytes) == (
+            published.tables, published.rows, published.files, published.bytes)
+        assert followed.source_checksums == read.source_checksums
+        assert tables(mariadb, second) == tables(mariadb, first) == tables(mariadb, third)
+        assert content_hashes(second.docroot) == content_hashes(first.docroot)
+
+
+async def test_the_followers_of_an_abandoned_recording_fail_before_anything_is_swapped_in(
+        mariadb: MariaDB, make_site: SiteMaker, tmp_path: Path) -> None:
+    production = make_site()
+    content = production.docroot / "wp-content"
+    (content / "mu-plugins" / "hold-files-export.php").write_text(HOLD_FILES_EXPORT)
+    folder = tmp_path / "snapshot"
+    with an_empty_clone(mariadb, tmp_path) as first, an_empty_clone(mariadb, tmp_path) as second:
+        async with httpx.AsyncClient(timeout=120) as http:
+            (content / "hold-imports").touch()
+            recording = Recording(source_migrator(http, production), folder)
+            recorder = asyncio.ensure_future(copy_site(recording, destination(http, mariadb, first)))
+            await until(lambda: (content / "import-held").exists(), "the recording's files export held")
+            follower = asyncio.ensure_future(copy_site(await open_snapshot(folder), destination(
+                http, mariadb, second)))
+            await asyncio.sleep(1)
+            recorder.cancel()  # its copy Job's pod killed: the copy is cancelled and its recording discarded
+            with pytest.raises(asyncio.CancelledError):
+                await recorder
+            recording.discard()
+            with pytest.raises(TransferError) as refused:
+                await follower
+            (content / "hold-imports").unlink()
+        assert refused.value.reason == reasons.SNAPSHOT_UNUSABLE and "abandoned" in str(refused.value)
+        assert mariadb.sql(f"SHOW TABLES FROM `{second.db_name}`").split() == []

@@ -77,10 +77,10 @@ def test_a_clone_records_a_snapshot_when_none_serves_and_replays_the_newest_youn
     assert pick(going).action == "record"  # about to be deleted: not mounted by a new Job
 
 
-def test_a_clone_waits_for_another_clones_recording_and_takes_its_own_claim_back() -> None:
+def test_a_clone_follows_another_clones_recording_and_takes_its_own_claim_back() -> None:
     theirs = snapshot("r", "Recording", recording_for="u-other")
-    assert (pick(theirs).action, pick(theirs).snapshot) == ("wait", "r")
-    assert pick(snapshot("r", None, recording_for="u-other")).action == "wait"  # status not yet written
+    assert (pick(theirs).action, pick(theirs).snapshot) == ("replay", "r")
+    assert pick(snapshot("r", None, recording_for="u-other")).action == "replay"  # status not yet written
     mine = snapshot("r", "Recording", recording_for="u-1")
     assert pick(mine) == snapshots.Choice("record", "r", "recording snapshot r")
     # A recording older than a copy's deadline, or one whose clone is gone (no owner), is waited for no more.
