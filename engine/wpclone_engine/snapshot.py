@@ -38,6 +38,7 @@ PUBLISHED = "site"
 MANIFEST = "manifest.json"
 INFO = "info.json"  # written as soon as the site's info is read: a live reader starts from it
 FILES_ASKED = "files.json"  # what the files export was asked for, written before its stream
+DONE = ".done"  # beside a stream read whole: its length and digest
 POLL_SECONDS = 0.2
 STALL_SECONDS = 600.0  # a recording that does not grow for this long is given up by its live readers
 DATABASE = "database.stream"
@@ -168,6 +169,8 @@ class Recording:
         self.partial |= not whole
         async with self.source.export_database(tables, slice_bytes, resume) as chunks:
             yield self._kept(chunks, DATABASE) if whole else chunks
+        if whole:  # read to its end without a failure
+            self._ended(DATABASE)
 
     @asynccontextmanager
     async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
@@ -181,6 +184,8 @@ class Recording:
         async with self.source.export_files(include, slice_bytes, dropins=dropins, exclude=exclude,
                                             paths=paths) as chunks:
             yield self._kept(chunks, FILES) if whole else chunks
+        if whole:
+            self._ended(FILES)
 
     async def _kept(self, chunks: AsyncIterator[bytes], name: str) -> AsyncIterator[bytes]:
         # What the copy read, as far as it read (to the stream's END frame, which a copy that succeeded reached).
@@ -188,6 +193,12 @@ class Recording:
         async for chunk in chunks:
             stream.write(chunk)
             yield chunk
+
+    def _ended(self, name: str) -> None:
+        """A stream read whole: its length and digest for its live readers, who may finish it now."""
+        stream = self.streams.get(name)
+        if stream is not None:
+            _write_json(self.incoming / (name + DONE), {"sha256": stream.digest.hexdigest(), "bytes": stream.bytes})
 
     def publish(self) -> Manifest:
         """The recording, once the copy succeeded, as the folder's snapshot, replacing one published before
@@ -298,10 +309,10 @@ async def open_snapshot(folder: Path) -> RecordedSite | LiveSite:
 
 class LiveSite:
     """A snapshot still being recorded, read as it grows (by the clones asked for while another clone's copy
-    records it): each stream is followed to its end and checked against the manifest the recording
-    publishes before its last block is handed on, so a copy from it succeeds only with what was published.
-    A recording abandoned, replaced by a later attempt, or still for STALL_SECONDS fails the copy
-    (SnapshotUnusable) before anything is swapped in."""
+    records it): each stream is followed to its end, and its last block handed on only once the recording
+    read that stream whole and its digest matches what was followed, so a copy from it succeeds only with
+    a whole export of the site. A recording abandoned, replaced by a later attempt, or still for
+    STALL_SECONDS fails the copy (SnapshotUnusable) before anything is swapped in."""
 
     def __init__(self, folder: Path, attempt: Path, begun: dict[str, Any]) -> None:
         self.folder = folder
@@ -342,6 +353,16 @@ class LiveSite:
         if manifest.attempt != self.attempt.name:
             raise SnapshotError("the recording this copy followed was replaced by another attempt")
         return manifest
+
+    def _ended(self, name: str) -> dict[str, Any] | None:
+        """The length and digest of a stream the recording read whole; None while it is still read."""
+        manifest = self._published()
+        if manifest is not None:
+            return manifest.streams[name]
+        with contextlib.suppress(OSError, ValueError):
+            ended = json.loads((self.attempt / (name + DONE)).read_text())
+            return {"sha256": str(ended["sha256"]), "bytes": int(ended["bytes"])}
+        return None
 
     async def _until(self, found: Any, what: str) -> Any:
         """Polls `found()` until it gives something; fails when the recording is abandoned or stalls."""
@@ -385,15 +406,14 @@ class LiveSite:
                     length += len(block)
                     held, idle = block, 0.0
                     continue
-                manifest = self._published()
-                if manifest is not None:  # every byte was written before it: read to the end, then check
+                expected = self._ended(name)
+                if expected is not None:  # every byte was written before it: read to the end, then check
                     while block := stream.read(READ_BYTES):
                         if held:
                             yield held
                         digest.update(block)
                         length += len(block)
                         held = block
-                    expected = manifest.streams[name]
                     if length != expected["bytes"] or digest.hexdigest() != expected["sha256"]:
                         raise SnapshotError(f"the snapshot's {name} is not what was recorded")
                     if held:
