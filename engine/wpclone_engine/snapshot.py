@@ -226,7 +226,45 @@ class Recording:
         shutil.rmtree(self.incoming, ignore_errors=True)
 
 
-class RecordedSite:
+class _SnapshotSource:
+    """A snapshot as a copy's source (transfer.Source): the site's info as it was read, and the whole
+    database and the files as they were asked for, nothing else."""
+
+    url: str
+    info_report: dict[str, Any]
+
+    async def info(self, *, checksums: bool = False, content: bool = False, collations: bool = False) -> SiteInfo:
+        try:
+            return SITE_INFO.validate_python(self.info_report)
+        except ValidationError:
+            raise SnapshotError("the snapshot's record of the site's info cannot be read") from None
+
+    @asynccontextmanager
+    async def export_database(self, tables: list[str] | None, slice_bytes: int, resume: dict[str, Any] | None = None,
+                              ) -> AsyncIterator[AsyncIterator[bytes]]:
+        if tables is not None or resume is not None:
+            raise SnapshotError("a snapshot holds the whole database: some tables, or the rest of a broken "
+                                "export, are read from the site")
+        yield self._stream(DATABASE)
+
+    @asynccontextmanager
+    async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
+                           exclude: tuple[str, ...] = (), paths: list[str] | None = None,
+                           ) -> AsyncIterator[AsyncIterator[bytes]]:
+        asked = FilesAsked(tuple(include), dropins, tuple(exclude))
+        recorded = await self._files_recorded()
+        if paths is not None or asked != recorded:
+            raise SnapshotError(f"the snapshot holds the files of {recorded}, not of {asked}")
+        yield self._stream(FILES)
+
+    async def _files_recorded(self) -> FilesAsked:
+        raise NotImplementedError
+
+    def _stream(self, name: str) -> AsyncIterator[bytes]:
+        raise NotImplementedError
+
+
+class RecordedSite(_SnapshotSource):
     """A snapshot read back as a copy's source: the recorded info report and export streams, each
     stream checked against the manifest's digest before its first byte is handed on (a damaged one fails
     the copy before anything is swapped in)."""
@@ -235,6 +273,7 @@ class RecordedSite:
         self.folder = folder
         self.manifest = manifest
         self.url = manifest.source.rstrip("/")
+        self.info_report = manifest.info
 
     @classmethod
     def open(cls, folder: Path) -> RecordedSite:
@@ -245,25 +284,11 @@ class RecordedSite:
             raise SnapshotError(f"no snapshot is published in {folder}") from None
         return cls(site, Manifest.from_json(text))
 
-    async def info(self, *, checksums: bool = False, content: bool = False, collations: bool = False) -> SiteInfo:
-        return SITE_INFO.validate_python(self.manifest.info)
+    async def _files_recorded(self) -> FilesAsked:
+        return self.manifest.files
 
-    @asynccontextmanager
-    async def export_database(self, tables: list[str] | None, slice_bytes: int, resume: dict[str, Any] | None = None,
-                              ) -> AsyncIterator[AsyncIterator[bytes]]:
-        if tables is not None or resume is not None:
-            raise SnapshotError("a snapshot holds the whole database: some tables, or the rest of a broken "
-                                "export, are read from the site")
-        yield self._read(DATABASE)
-
-    @asynccontextmanager
-    async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
-                           exclude: tuple[str, ...] = (), paths: list[str] | None = None,
-                           ) -> AsyncIterator[AsyncIterator[bytes]]:
-        asked = FilesAsked(tuple(include), dropins, tuple(exclude))
-        if paths is not None or asked != self.manifest.files:
-            raise SnapshotError(f"the snapshot holds the files of {self.manifest.files}, not of {asked}")
-        yield self._read(FILES)
+    def _stream(self, name: str) -> AsyncIterator[bytes]:
+        return self._read(name)
 
     async def _read(self, name: str) -> AsyncIterator[bytes]:
         # The whole file checked first: a changed byte must fail as a damaged snapshot (the operator then
@@ -307,7 +332,7 @@ async def open_snapshot(folder: Path) -> RecordedSite | LiveSite:
         waited += POLL_SECONDS
 
 
-class LiveSite:
+class LiveSite(_SnapshotSource):
     """A snapshot still being recorded, read as it grows (by the clones asked for while another clone's copy
     records it): each stream is followed to its end, and its last block handed on only once the recording
     read that stream whole and its digest matches what was followed, so a copy from it succeeds only with
@@ -320,29 +345,8 @@ class LiveSite:
         self.url = str(begun["source"]).rstrip("/")
         self.info_report = dict(begun["info"])
 
-    async def info(self, *, checksums: bool = False, content: bool = False, collations: bool = False) -> SiteInfo:
-        try:
-            return SITE_INFO.validate_python(self.info_report)
-        except ValidationError:
-            raise SnapshotError("the recording's info cannot be read") from None
-
-    @asynccontextmanager
-    async def export_database(self, tables: list[str] | None, slice_bytes: int, resume: dict[str, Any] | None = None,
-                              ) -> AsyncIterator[AsyncIterator[bytes]]:
-        if tables is not None or resume is not None:
-            raise SnapshotError("a snapshot holds the whole database: some tables, or the rest of a broken "
-                                "export, are read from the site")
-        yield self._follow(DATABASE)
-
-    @asynccontextmanager
-    async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
-                           exclude: tuple[str, ...] = (), paths: list[str] | None = None,
-                           ) -> AsyncIterator[AsyncIterator[bytes]]:
-        asked = FilesAsked(tuple(include), dropins, tuple(exclude))
-        recorded = await self._files_asked()
-        if paths is not None or asked != recorded:
-            raise SnapshotError(f"the snapshot holds the files of {recorded}, not of {asked}")
-        yield self._follow(FILES)
+    def _stream(self, name: str) -> AsyncIterator[bytes]:
+        return self._follow(name)
 
     def _published(self) -> Manifest | None:
         """The manifest of the recording followed, once published; None before."""
@@ -376,7 +380,7 @@ class LiveSite:
             waited += POLL_SECONDS
         return result
 
-    async def _files_asked(self) -> FilesAsked:
+    async def _files_recorded(self) -> FilesAsked:
         def found() -> FilesAsked | None:
             manifest = self._published()
             if manifest is not None:

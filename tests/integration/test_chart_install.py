@@ -44,6 +44,7 @@ from tests.integration import transfer_fixtures
 from tests.integration.test_restore import CLONE_FILES, change_the_clone, clone_database
 from tests.integration.transfer_fixtures import SiteMaker
 from wpclone_common import times
+from wpclone_operator import crd
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site  # writable production sites, the migrator already installed
@@ -52,7 +53,7 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "wpclone"
 RELEASE_NAMESPACE = "wpclone-system"
 WATCHED = "team-a"
 UNWATCHED = "team-b"
-CRDS = ("wordpressclones.wpclone.dev", "clonerestores.wpclone.dev")
+CRDS = tuple(definition["metadata"]["name"] for definition in crd.all_crds().values())
 
 
 @dataclass
@@ -146,9 +147,9 @@ def stack(control_plane: cluster.ControlPlane, operator: OperatorProcess, ingres
           mariadb: MariaDB) -> Iterator[Stack]:
     images.import_into(node.ctr(), ["wpclone"])
     operator.stop()
-    for crd in CRDS:  # what `helm install` needs to adopt objects it did not create
-        control_plane.kubectl("label", "crd", crd, "--overwrite", "app.kubernetes.io/managed-by=Helm")
-        control_plane.kubectl("annotate", "crd", crd, "--overwrite", "meta.helm.sh/release-name=wpclone",
+    for name in CRDS:  # what `helm install` needs to adopt objects it did not create
+        control_plane.kubectl("label", "crd", name, "--overwrite", "app.kubernetes.io/managed-by=Helm")
+        control_plane.kubectl("annotate", "crd", name, "--overwrite", "meta.helm.sh/release-name=wpclone",
                               f"meta.helm.sh/release-namespace={RELEASE_NAMESPACE}")
     try:
         yield Stack(control_plane, ingress, mariadb)
