@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from bench.bench_transfer import FOLDERS, MIB, build_reference_site, floor_round, folder_bytes, options, table_bytes
-from testenv import stack, wordpress
+from testenv import images, node, stack, wordpress
 from tests.helpers import credentials_secret
 from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
 
@@ -70,6 +70,19 @@ def stack_with_a_source(prefix: str, host: str = "127.0.0.1",
     finally:
         running.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def copies_in_jobs(running: stack.Stack, source: wordpress.WordPressSite, namespace: str) -> None:
+    """The stack's operator restarted to copy in Jobs of the image built here, and `namespace` made with
+    the source's login in it (Secret source-login)."""
+    images.import_into(node.ctr(), ["wpclone"])
+    assert running.operator is not None
+    running.operator.env.update({"WPCLONE_COPY_IN": "job", "WPCLONE_COPY_IMAGE": images.ref("wpclone")})
+    running.operator.restart()
+    plane = running.control_plane
+    plane.kubectl("create", "namespace", namespace)
+    plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(
+        credentials_secret("source-login", source.admin_user, source.admin_password)))
 
 
 def main() -> int:

@@ -22,10 +22,9 @@ import sys
 import time
 from typing import Any
 
-from bench.bench_clone_pod import stack_with_a_source
+from bench.bench_clone_pod import copies_in_jobs, stack_with_a_source
 from bench.bench_transfer import MIB, build_reference_site
-from testenv import images, network, node, stack, wordpress
-from tests.helpers import credentials_secret
+from testenv import network, stack, wordpress
 from tests.integration.test_snapshot_copy import count_exports, exports
 from wpclone_operator import copy_jobs
 
@@ -87,14 +86,7 @@ def main() -> int:
     with stack_with_a_source("wpclone-bench-snapshot-", host=network.GATEWAY) as (running, source, _):
         build_reference_site(running.database, source, chosen.rows_mib, chosen.uploads_mib)
         count_exports(source)
-        images.import_into(node.ctr(), ["wpclone"])
-        assert running.operator is not None
-        running.operator.env.update({"WPCLONE_COPY_IN": "job", "WPCLONE_COPY_IMAGE": images.ref("wpclone")})
-        running.operator.restart()
-        plane = running.control_plane
-        plane.kubectl("create", "namespace", NAMESPACE)
-        plane.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(
-            credentials_secret("source-login", source.admin_user, source.admin_password)))
+        copies_in_jobs(running, source, NAMESPACE)
         print(f"source: the seeded site with {chosen.rows_mib} MiB of rows and {chosen.uploads_mib} MiB of uploads "
               f"added; {chosen.clones} clones at once, cold then from a snapshot")
         cold = batch(running, source, "cold", chosen.clones, 0)

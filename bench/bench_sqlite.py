@@ -24,10 +24,10 @@ from typing import Any
 
 import httpx
 
-from bench.bench_clone_pod import stack_with_a_source
+from bench.bench_clone_pod import copies_in_jobs, stack_with_a_source
 from bench.bench_transfer import MIB, build_reference_site
-from testenv import images, network, node, stack, wordpress
-from tests.helpers import clone_wp_content, credentials_secret
+from testenv import network, node, stack, wordpress
+from tests.helpers import clone_wp_content
 from wpclone_engine.sqlite_dropin import DATABASE_FILE
 
 NAMESPACE = "bench-sqlite"
@@ -112,14 +112,7 @@ def main() -> int:
     chosen = parser.parse_args()
     with stack_with_a_source("wpclone-bench-sqlite-", host=network.GATEWAY) as (running, source, _):
         build_reference_site(running.database, source, chosen.rows_mib, chosen.uploads_mib)
-        images.import_into(node.ctr(), ["wpclone"])
-        assert running.operator is not None
-        running.operator.env.update({"WPCLONE_COPY_IN": "job", "WPCLONE_COPY_IMAGE": images.ref("wpclone")})
-        running.operator.restart()
-        plane = running.control_plane
-        plane.kubectl("create", "namespace", NAMESPACE)
-        plane.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(
-            credentials_secret("source-login", source.admin_user, source.admin_password)))
+        copies_in_jobs(running, source, NAMESPACE)
         print(f"source: the seeded site with {chosen.rows_mib} MiB of rows and {chosen.uploads_mib} MiB of uploads "
               f"added; {chosen.rounds} rounds, each engine once per round")
         seen: dict[str, list[dict[str, Any]]] = {engine: [] for engine in ENGINES}

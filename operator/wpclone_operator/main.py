@@ -8,8 +8,7 @@ from typing import Any
 
 import kopf
 
-from wpclone_common import constants
-from wpclone_common.times import now as status_now
+from wpclone_common import constants, times
 from wpclone_operator import metrics, notify, reconcile, reconcile_restore, snapshots, workloads
 from wpclone_operator.settings import Settings
 
@@ -118,8 +117,5 @@ async def follow_restore_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> No
 @kopf.timer(*SNAPSHOTS, id="expire-snapshot", interval=SNAPSHOT_CHECK_SECONDS,
             when=lambda status, **_: bool(status.get("expiresAt")))
 async def expire_snapshot(body: kopf.Body, **_: Any) -> None:
-    """A snapshot goes at its time (its volume and Secret with it), once no copy Job reads it."""
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    if snapshots.due(dict(body), status_now()) and not await asyncio.to_thread(snapshots.in_use, namespace, name):
+    if await asyncio.to_thread(snapshots.expire, dict(body), times.now()):
         kopf.info(body, reason="Expired", message="the snapshot's retention ended")
-        await asyncio.to_thread(snapshots.delete, namespace, name)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from wpclone_common import constants, kube, resources
 from wpclone_common.resources import WordPressClone
 from wpclone_engine.transfer import CopyResult
-from wpclone_operator import copy_jobs, status
+from wpclone_operator import copy_job_control, copy_jobs, status
 from wpclone_operator.settings import Settings
 
 KEY_LABEL = f"{constants.GROUP}/snapshot-key"
@@ -153,22 +153,20 @@ def snapshot_body(clone: WordPressClone, name: str) -> dict[str, Any]:
     spec = resources.SourceSnapshotSpec(source=resources.SnapshotSource(url=clone.spec.source.url),
                                         content=clone.spec.content, database=clone.spec.database)
     return {"apiVersion": constants.API_VERSION, "kind": constants.SNAPSHOT_KIND,
-            "metadata": {"name": name, "namespace": clone.namespace, "labels": _labels(key(clone)),
+            "metadata": {"name": name, "namespace": clone.namespace, "labels": {**_labels(), KEY_LABEL: key(clone)},
                          # the recording clone's while it records: deleted with it, if it goes first
                          "ownerReferences": [{"apiVersion": constants.API_VERSION, "kind": constants.CLONE_KIND,
                                               "name": clone.name, "uid": clone.uid}]},
             "spec": spec.model_dump(mode="json", exclude_none=True)}
 
 
-def _labels(snapshot_key: str) -> dict[str, str]:
+def _labels() -> dict[str, str]:
     return {constants.LABEL_APP: "wpclone", constants.LABEL_MANAGED_BY: "wpclone",
-            constants.LABEL_COMPONENT: "snapshot", KEY_LABEL: snapshot_key}
+            constants.LABEL_COMPONENT: "snapshot"}
 
 
 def _owned(namespace: str, name: str, uid: str) -> dict[str, Any]:
-    return {"name": name, "namespace": namespace, "labels": {constants.LABEL_APP: "wpclone",
-                                                             constants.LABEL_MANAGED_BY: "wpclone",
-                                                             constants.LABEL_COMPONENT: "snapshot"},
+    return {"name": name, "namespace": namespace, "labels": _labels(),
             "ownerReferences": [{"apiVersion": constants.API_VERSION, "kind": constants.SNAPSHOT_KIND, "name": name,
                                  "uid": uid, "controller": True, "blockOwnerDeletion": True}]}
 
@@ -206,7 +204,7 @@ def record_ended(namespace: str, name: str, outcome: dict[str, Any] | None, resu
     the copy kept none, deleted so that the clones waiting for it go on. Whether it is Ready."""
     kept = (outcome or {}).get("snapshot") or {}
     if result is None or "recordedAt" not in kept:
-        kube.delete(constants.API_VERSION, constants.SNAPSHOT_KIND, namespace, name)
+        delete(namespace, name)
         return False
     kube.patch_status(constants.API_VERSION, constants.SNAPSHOT_KIND, namespace, name,
                       recorded_status(kept, result, settings, status.now()))
@@ -220,12 +218,18 @@ def due(snapshot: dict[str, Any], now: datetime) -> bool:
     return bool(expires) and status.is_expired(str(expires), now)
 
 
-def in_use(namespace: str, name: str) -> bool:
-    """Whether a copy Job that mounts the snapshot has not finished: its pod may not have mounted the
-    volume yet, and a claim being deleted is mounted by no new pod (it would wait until its deadline)."""
-    selector = f"{constants.LABEL_MANAGED_BY}=wpclone,{constants.LABEL_COMPONENT}={constants.COPY_COMPONENT}"
-    return any(copy_jobs.snapshot_of(job)[0] == name and copy_jobs.is_active(job)
-               for job in kube.list_objects("batch/v1", "Job", namespace, selector))
+def expire(snapshot: dict[str, Any], now: datetime) -> bool:
+    """Deletes the snapshot (its volume and Secret with it) when its time has come and no copy Job that
+    mounts it is still running: such a Job's pod may not have mounted the volume yet, and a claim being
+    deleted is mounted by no new pod (the Job would wait until its deadline). Whether it went."""
+    namespace, name = snapshot["metadata"]["namespace"], snapshot["metadata"]["name"]
+    if not due(snapshot, now):
+        return False
+    if any(copy_jobs.snapshot_of(job)[0] == name and copy_jobs.is_active(job)
+           for job in kube.list_objects("batch/v1", "Job", namespace, copy_job_control.SELECTOR)):
+        return False
+    delete(namespace, name)
+    return True
 
 
 def drop_if_ready(namespace: str, name: str) -> None:
