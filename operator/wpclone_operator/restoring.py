@@ -22,7 +22,7 @@ from wpclone_engine.sqlite_export import SqliteSite
 from wpclone_engine.transfer import CopyResult, Include, TransferError, copy_site
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError, site_session
 from wpclone_operator import children
-from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport, content_rules
+from wpclone_operator.cloning import PERMANENT_REASONS, ProgressReport, content_rules, until_answering
 from wpclone_operator.inputs import Inputs
 from wpclone_operator.settings import CopySettings
 
@@ -72,6 +72,9 @@ async def _clone_source(http: httpx.AsyncClient, clone: WordPressClone, settings
     if admin is None:
         raise TransferError("CloneNotReady", f"WordPressClone {clone.name} has no admin Secret")
     endpoint, token = children.endpoint(clone, settings), admin["migrator-token"]
+    # A copy Job's pod starts a moment before the node's policy lets it reach the clone: wait, as a clone's
+    # copy does, rather than fail and wait out the Job's back-off (it took 2.5 min once, four pods failing).
+    await until_answering(http, endpoint)
     if not children.is_sqlite(clone):
         return RestoreSource(Migrator(http, endpoint, token=token, role="clone"), checksums)
     database = inputs.sqlite()
