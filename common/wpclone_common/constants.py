@@ -22,6 +22,8 @@ RESTORE_KIND = "CloneRestore"
 RESTORE_PLURAL = "clonerestores"
 SNAPSHOT_KIND = "SourceSnapshot"
 SNAPSHOT_PLURAL = "sourcesnapshots"
+POOL_KIND = "WordPressClonePool"
+POOL_PLURAL = "wordpressclonepools"
 
 FINALIZER = f"{GROUP}/cleanup"
 ANNOTATIONS_PREFIX = f"operator.{GROUP}"
@@ -38,6 +40,7 @@ LABEL_CUSTOMER = f"{GROUP}/customer-id"
 LABEL_CREDENTIALS = f"{GROUP}/credentials"
 # On what the API makes (resources, Secrets): the tenant whose token made it.
 LABEL_TENANT = f"{GROUP}/tenant"
+LABEL_POOL = f"{GROUP}/pool"  # on a pool's blank slot (a WordPressClone): the pool's name
 
 # Condition types.
 READY = "Ready"
@@ -82,6 +85,9 @@ CREDENTIALS_INVALID = "CredentialsInvalid"
 IMAGE_NOT_ALLOWED = "ImageNotAllowed"
 HOST_NOT_ALLOWED = "HostNotAllowed"
 NAME_CONFLICT = "NameConflict"
+NO_SOURCE = "NoSource"  # a clone without spec.source that no pool made
+STANDBY = "Standby"  # a pool's blank slot, Ready to be taken (its Ready condition's reason)
+POOL_MISS = "PoolMiss"  # a clone's pool had no ready slot of its shape: it is made the usual way
 
 # Reasons of the WorkloadReady (and then Ready) condition: the clone's pod.
 POD_READY = "PodReady"

@@ -101,12 +101,22 @@ def list_objects(api_version: str, kind: str, namespace: str | None, label_selec
     return [dict(item) for item in found.to_dict()["items"]]
 
 
-def patch_metadata(api_version: str, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
-    _resource(api_version, kind).patch(name=name, namespace=namespace, body={"metadata": metadata},
+def patch(api_version: str, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+    """Merge-patch; a metadata.resourceVersion in `body` makes it fail with 409 if the object changed since."""
+    _resource(api_version, kind).patch(name=name, namespace=namespace, body=body,
                                        content_type="application/merge-patch+json")
 
 
-def patch_status(api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-    """Merge-patch the status subresource at once (progress while a handler still runs)."""
+def patch_metadata(api_version: str, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+    patch(api_version, kind, namespace, name, {"metadata": metadata})
+
+
+def patch_status(api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any],
+                 resource_version: str | None = None) -> None:
+    """Merge-patch the status subresource at once (progress while a handler still runs); with
+    `resource_version`, only if the object has not changed since (else 409)."""
+    body: dict[str, Any] = {"status": status}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
     _resource(api_version, kind).subresources["status"].patch(
-        name=name, namespace=namespace, body={"status": status}, content_type="application/merge-patch+json")
+        name=name, namespace=namespace, body=body, content_type="application/merge-patch+json")

@@ -127,7 +127,12 @@ class Delivery(Model):
 
 
 class WordPressCloneSpec(Model):
-    source: SiteReference = Field(description="The production site to clone; immutable")
+    source: SiteReference | None = Field(default=None, description=(
+        "The production site to clone; immutable. Required, but on a pool's own blank slots"))
+    pool: str | None = Field(default=None, min_length=1, max_length=63, pattern=DNS_SUBDOMAIN, description=(
+        "The WordPressClonePool (same namespace) whose ready slot the clone takes when one matches its image, "
+        "resources, storage and database (only the copy is left to do); with none ready it is made the usual "
+        "way. Default from the operator. On a blank slot (no source): the pool it belongs to"))
     ttlMinutes: int | None = Field(
         default=None, ge=1, le=MAX_TTL_MINUTES,
         description="Minutes from creation until the clone expires (operator default when unset; "
@@ -153,7 +158,9 @@ class WordPressCloneSpec(Model):
         "Copy from a recent snapshot of the source (copies by Job only); default from the operator"))
 
     model_config = ConfigDict(json_schema_extra=rules(
-        ("self.source == oldSelf.source", "spec.source is immutable: create a new clone to copy another site"),
+        ("has(self.source) || has(self.pool)", "spec.source is required"),
+        ("has(self.source) == has(oldSelf.source) && (!has(self.source) || self.source == oldSelf.source)",
+         "spec.source is immutable: create a new clone to copy another site"),
         # The volume is created once: a changed size or class would never reach it.
         ("has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || self.storage == oldSelf.storage)",
          "spec.storage is immutable: create a new clone for another volume size or class"),
@@ -166,6 +173,19 @@ class WordPressCloneSpec(Model):
     @property
     def engine(self) -> DatabaseEngine:
         return self.database.engine if self.database is not None else "mysql"
+
+    @property
+    def site(self) -> SiteReference:
+        """The source, for what only a clone of a site does (a pool's blank slot copies nothing)."""
+        if self.source is None:
+            raise ValueError("a pool's blank slot has no source")
+        return self.source
+
+    def slot_shape(self) -> dict[str, Any]:
+        """What a pool's slot fixes for good (its pod and volume): a clone takes a slot of the same shape."""
+        return {"image": self.image, "engine": self.engine,
+                "resources": self.resources.model_dump() if self.resources else None,
+                "storage": self.storage.model_dump() if self.storage else None}
 
 
 class Condition(Model):
@@ -216,6 +236,14 @@ class WordPressCloneStatus(Model):
     observedGeneration: int | None = Field(default=None, description="The metadata.generation last acted on")
     notifications: dict[str, Delivery] | None = Field(
         default=None, description="spec.notify's deliveries, by event (completed, failed, expired)")
+    slot: SlotReference | None = Field(default=None, description=(
+        "The pool slot the clone took: its database, Secrets, volume, pod and Service are the slot's, named after "
+        "it, and now the clone's own"))
+
+
+class SlotReference(Model):
+    name: str = Field(description="The slot's name (a WordPressClone of its pool, deleted once taken)")
+    uid: str = Field(description="The slot's uid, which named its database and user")
 
 
 class CloneReference(Model):
@@ -343,6 +371,34 @@ class SourceSnapshotStatus(Model):
                                   "built from it compares production with")
     message: str | None = Field(default=None, description="Why it failed")
     conditions: list[Condition] = Field(default_factory=list, description="Ready: the snapshot serves clones")
+
+
+class SlotTemplate(Model):
+    """The shape of a pool's slots: a clone takes a slot whose shape its own spec matches."""
+
+    image: str | None = Field(default=None, min_length=1, max_length=512,
+                              description="WordPress container image; default from the operator")
+    resources: ComputeResources | None = Field(default=None, description="The WordPress container's")
+    storage: Storage | None = Field(default=None, description="The wp-content volume")
+    database: DatabaseSpec | None = Field(default=None, description="Where the tables live; MySQL by default")
+
+
+class WordPressClonePoolSpec(Model):
+    """Blank clones kept ready (database and user made, WordPress pod Ready with its volume), for new
+    clones to take: then only the copy is left to do."""
+
+    replicas: int = Field(ge=0, le=200, description="Blank slots to keep ready")
+    template: SlotTemplate = Field(default_factory=SlotTemplate, description=(
+        "The slots' image, resources, storage and database; a change replaces the slots of the old shape"))
+
+
+class WordPressClonePoolStatus(Model):
+    replicas: int | None = Field(default=None, description="Slots that exist (ready or starting)")
+    ready: int | None = Field(default=None, description="Slots ready to be taken")
+    claimed: int | None = Field(default=None, description="Slots taken by clones since the pool was made")
+    conditions: list[Condition] = Field(default_factory=list, description=(
+        "Ready: every wanted slot is ready; False says why not (a slot's pod that cannot start)"))
+    observedGeneration: int | None = Field(default=None, description="The metadata.generation acted on")
 
 
 def body(kind: str, name: str, labels: dict[str, str], spec: WordPressCloneSpec | CloneRestoreSpec) -> dict[str, Any]:

@@ -239,8 +239,10 @@ async def _copy_into_database(source: Source, source_info: SiteInfo, destination
         database = await DatabaseImport.open(destination.database)
     baseline = database if destination.baseline and isinstance(database, DatabaseImport) else None
     try:
+        # A clone is served at its own URL whatever the source's options say (its pod does not name it).
+        own_url = (rewrite_to or destination.url).encode()
         move = site_move(source_info, destination.database.table_prefix, rewrite_to or destination.url,
-                          await database.preserved_options(), admin_password)
+                         {"home": own_url, "siteurl": own_url, **await database.preserved_options()}, admin_password)
         if include.database:
             if baseline is not None:
                 await baseline.begin_baseline()

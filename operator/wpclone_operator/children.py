@@ -38,33 +38,47 @@ add_filter('pre_option_blog_public', static fn() => '0');
 add_filter('wp_robots', 'wp_robots_no_robots');
 add_filter('pre_wp_mail', '__return_false');
 add_action('send_headers', static function () { header('X-Robots-Tag: noindex, nofollow', true); });
+// The copy set home and siteurl to the clone's own URL: nobody points the clone elsewhere from wp-admin.
+add_filter('pre_update_option_home', static fn($value, $old) => $old, 10, 2);
+add_filter('pre_update_option_siteurl', static fn($value, $old) => $old, 10, 2);
 """
 
 
+def workload_name(clone: WordPressClone) -> str:
+    """What the clone's children are named after: the clone, or the pool slot it took (pools.py), whose
+    database, Secrets, volume, pod and Service became the clone's own (a name cannot change)."""
+    return clone.status.slot.name if clone.status.slot else clone.name
+
+
 def db_secret_name(clone: WordPressClone) -> str:
-    return f"{clone.name}-db"
+    return f"{workload_name(clone)}-db"
 
 
 def admin_secret_name(clone: WordPressClone) -> str:
-    return f"{clone.name}-admin"
+    return f"{workload_name(clone)}-admin"
 
 
 def mu_plugins_name(clone: WordPressClone) -> str:
-    return f"{clone.name}-mu-plugins"
+    return f"{workload_name(clone)}-mu-plugins"
 
 
 def wp_content_name(clone: WordPressClone) -> str:
-    return f"{clone.name}-wp-content"
+    return f"{workload_name(clone)}-wp-content"
 
 
 def database_claim_name(clone: WordPressClone) -> str:
     """A SQLite clone's volume for its database file."""
-    return f"{clone.name}-database"
+    return f"{workload_name(clone)}-database"
 
 
 def sqlite_name(clone: WordPressClone) -> str:
     """A SQLite clone's ConfigMap of the drop-in's files."""
-    return f"{clone.name}-sqlite"
+    return f"{workload_name(clone)}-sqlite"
+
+
+def is_slot(clone: WordPressClone) -> bool:
+    """A pool's blank slot (pools.py): provisioned like a clone, copied into by none until a clone takes it."""
+    return clone.spec.source is None
 
 
 def is_sqlite(clone: WordPressClone) -> bool:
@@ -72,12 +86,12 @@ def is_sqlite(clone: WordPressClone) -> bool:
 
 
 def _uid_hash(clone: WordPressClone, length: int) -> str:
-    return hashlib.sha256(clone.uid.encode()).hexdigest()[:length]
+    return hashlib.sha256((clone.status.slot.uid if clone.status.slot else clone.uid).encode()).hexdigest()[:length]
 
 
 def database_name(clone: WordPressClone) -> str:
     """Readable and unique per object (MySQL allows 64 characters)."""
-    readable = re.sub(r"[^a-z0-9]", "_", f"{clone.namespace[:20]}_{clone.name[:24]}")
+    readable = re.sub(r"[^a-z0-9]", "_", f"{clone.namespace[:20]}_{workload_name(clone)[:24]}")
     return f"wpc_{readable}_{_uid_hash(clone, 8)}"
 
 
@@ -96,17 +110,17 @@ def url(clone: WordPressClone, settings: CopySettings) -> str:
 
 def endpoint(clone: WordPressClone, settings: CopySettings) -> str:
     """Where the operator itself reaches the clone's WordPress."""
-    return settings.endpoint_template.format(name=clone.name, namespace=clone.namespace,
+    return settings.endpoint_template.format(name=workload_name(clone), namespace=clone.namespace,
                                              host=host(clone, settings), url=url(clone, settings))
 
 
 def labels(clone: WordPressClone) -> dict[str, str]:
-    return {constants.LABEL_APP: "wordpress", constants.LABEL_INSTANCE: clone.name,
-            constants.LABEL_MANAGED_BY: "wpclone", constants.LABEL_CLONE: clone.name}
+    return {constants.LABEL_APP: "wordpress", constants.LABEL_INSTANCE: workload_name(clone),
+            constants.LABEL_MANAGED_BY: "wpclone", constants.LABEL_CLONE: workload_name(clone)}
 
 
 def selector(clone: WordPressClone) -> dict[str, str]:
-    return pods_of(clone.name)
+    return pods_of(workload_name(clone))
 
 
 def pods_of(clone: str) -> dict[str, str]:
@@ -197,7 +211,7 @@ def _claim(clone: WordPressClone, settings: Settings, name: str, component: str)
 
 
 def source_checksums_name(clone: WordPressClone) -> str:
-    return f"{clone.name}-source-checksums"
+    return f"{workload_name(clone)}-source-checksums"
 
 
 def source_checksums_config_map(clone: WordPressClone, checksums: dict[str, str | None]) -> dict[str, Any]:
@@ -217,11 +231,10 @@ def mu_plugins_loader(folder: str) -> str:
             "{ include_once $file; } }];")
 
 
-def wordpress_config_extra(clone: WordPressClone, settings: Settings) -> str:
-    site = url(clone, settings)
+def wordpress_config_extra(settings: Settings) -> str:
+    """The same for every clone: its URL is in its tables (the copy sets home and siteurl), not in its pod,
+    so that a pool's pod, started before anyone asked for a clone, serves the clone that claims it."""
     return "\n".join([
-        f"define('WP_HOME', '{site}');",
-        f"define('WP_SITEURL', '{site}');",
         "define('DISABLE_WP_CRON', true);",
         "define('AUTOMATIC_UPDATER_DISABLED', true);",
         "define('WP_ENVIRONMENT_TYPE', 'staging');",
@@ -241,7 +254,6 @@ def deployment(clone: WordPressClone, settings: Settings, sqlite_paths: Sequence
     """The clone's WordPress; a SQLite clone's also mounts the drop-in's files (`sqlite_paths`, in the
     drop-in's folder) and its database's volume."""
     resources = clone.spec.resources.model_dump() if clone.spec.resources else settings.clone_resources
-    probe_headers = [{"name": "Host", "value": host(clone, settings)}]
     container: dict[str, Any] = {
         "name": "wordpress",
         "image": clone.spec.image or settings.wordpress_image,
@@ -254,18 +266,18 @@ def deployment(clone: WordPressClone, settings: Settings, sqlite_paths: Sequence
                 _secret_env("WORDPRESS_DB_PASSWORD", db_secret_name(clone), "password")]),
             _secret_env("WPCLONE_MIGRATOR_TOKEN", admin_secret_name(clone), "migrator-token"),
             {"name": "WORDPRESS_TABLE_PREFIX", "value": TABLE_PREFIX},
-            {"name": "WORDPRESS_CONFIG_EXTRA", "value": wordpress_config_extra(clone, settings)},
+            {"name": "WORDPRESS_CONFIG_EXTRA", "value": wordpress_config_extra(settings)},
         ],
         "volumeMounts": [{"name": "wp-content", "mountPath": WP_CONTENT_PATH},
                          {"name": "mu-plugins", "mountPath": MU_PLUGINS_PATH, "readOnly": True}],
         # Until WordPress first serves its login page (booted, its database reached); each look boots
         # WordPress, so only while starting. 5 s: 50 clones booting at once share two cores.
-        "startupProbe": {"httpGet": {"path": "/wp-login.php", "port": "http", "httpHeaders": probe_headers},
+        "startupProbe": {"httpGet": {"path": "/wp-login.php", "port": "http"},
                          "periodSeconds": 1, "timeoutSeconds": 5, "failureThreshold": 300},
         # Then Apache answering a static file: cheap enough to ask every 2 s (kubelet only marks a started
         # pod Ready at the readiness probe's next tick), and Apache answers it even while PHP is busy with a
         # large import. Out of the Service after 30 s of failures in a row.
-        "readinessProbe": {"httpGet": {"path": READINESS_PATH, "port": "http", "httpHeaders": probe_headers},
+        "readinessProbe": {"httpGet": {"path": READINESS_PATH, "port": "http"},
                            "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 15},
         # Only a dead Apache is restarted (two minutes without accepting a connection), never a busy one.
         "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 20, "timeoutSeconds": 5,
@@ -292,7 +304,7 @@ def deployment(clone: WordPressClone, settings: Settings, sqlite_paths: Sequence
                     {"name": "database", "persistentVolumeClaim": {"claimName": database_claim_name(clone)}}]
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": _metadata(clone, clone.name, "wordpress"),
+        "metadata": _metadata(clone, workload_name(clone), "wordpress"),
         "spec": {
             "replicas": 1,
             # One pod with its own files: never two writers during a rollout.
@@ -321,18 +333,18 @@ def deployment(clone: WordPressClone, settings: Settings, sqlite_paths: Sequence
 
 def service(clone: WordPressClone) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service",
-            "metadata": _metadata(clone, clone.name, "wordpress"),
+            "metadata": _metadata(clone, workload_name(clone), "wordpress"),
             "spec": {"type": "ClusterIP", "selector": selector(clone),
                      "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
 
 
 def ingress(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
-    metadata = _metadata(clone, clone.name, "wordpress")
+    metadata = _metadata(clone, workload_name(clone), "wordpress")
     if settings.ingress_annotations:
         metadata["annotations"] = dict(settings.ingress_annotations)
     spec: dict[str, Any] = {"rules": [{"host": host(clone, settings), "http": {"paths": [{
         "path": "/", "pathType": "Prefix",
-        "backend": {"service": {"name": clone.name, "port": {"name": "http"}}}}]}}]}
+        "backend": {"service": {"name": workload_name(clone), "port": {"name": "http"}}}}]}}]}
     if settings.ingress_class:
         spec["ingressClassName"] = settings.ingress_class
     if settings.tls_enabled:
@@ -354,7 +366,7 @@ def mysql_peer(settings: Settings) -> dict[str, Any]:
 def copy_pods(clone: WordPressClone) -> dict[str, Any]:
     """The pods of copy Jobs that fill or read `clone` (copy_jobs), as a NetworkPolicy peer."""
     return {"podSelector": {"matchLabels": {constants.LABEL_COMPONENT: constants.COPY_COMPONENT,
-                                            constants.LABEL_CLONE: clone.name}}}
+                                            constants.LABEL_CLONE: workload_name(clone)}}}
 
 
 def network_policy(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
@@ -366,11 +378,23 @@ def network_policy(clone: WordPressClone, settings: Settings) -> dict[str, Any]:
     if settings.clone_internet:
         egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(settings.clone_denied_cidrs)}}]})
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": _metadata(clone, clone.name, "wordpress"),
+            "metadata": _metadata(clone, workload_name(clone), "wordpress"),
             "spec": {"podSelector": {"matchLabels": selector(clone)}, "policyTypes": ["Ingress", "Egress"],
                      "ingress": [{"from": [*settings.clone_ingress_from, copy_pods(clone)],
                                   "ports": [{"protocol": "TCP", "port": WORDPRESS_PORT}]}],
                      "egress": egress}}
+
+
+def object_keys(clone: WordPressClone) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of every object the clone may own but its copy Job's."""
+    name = workload_name(clone)
+    return [("networking.k8s.io/v1", "NetworkPolicy", name), ("networking.k8s.io/v1", "Ingress", name),
+            ("v1", "Service", name), ("apps/v1", "Deployment", name),
+            ("v1", "PersistentVolumeClaim", wp_content_name(clone)),
+            ("v1", "PersistentVolumeClaim", database_claim_name(clone)),
+            ("v1", "ConfigMap", mu_plugins_name(clone)), ("v1", "ConfigMap", sqlite_name(clone)),
+            ("v1", "ConfigMap", source_checksums_name(clone)),
+            ("v1", "Secret", db_secret_name(clone)), ("v1", "Secret", admin_secret_name(clone))]
 
 
 def workload_objects(clone: WordPressClone, settings: Settings, mu_plugins: dict[str, str],
@@ -382,5 +406,6 @@ def workload_objects(clone: WordPressClone, settings: Settings, mu_plugins: dict
         if sqlite_files is None:
             raise ValueError("a SQLite clone's pod needs the SQLite drop-in's files")
         config_maps.append(sqlite_config_map(clone, sqlite_files))
+    # A pool's blank slot has no Ingress: nobody reaches its empty WordPress (and its installer) from outside.
     return [network_policy(clone, settings), *config_maps, deployment(clone, settings, sorted(sqlite_files or ())),
-            service(clone), ingress(clone, settings)]
+            service(clone), *([] if is_slot(clone) else [ingress(clone, settings)])]

@@ -78,8 +78,8 @@ async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs:
             recorded = await open_snapshot(snapshot.folder)  # published, or still being recorded
             return Copied(await copy_site(recorded, destination, include=include_for(clone),
                                           admin_password=admin_password, progress=progress))
-        source_login = await asyncio.to_thread(inputs.login, clone.spec.source.credentialsSecretRef.name)
-        async with site_session(http, clone.spec.source.url, source_login["username"], source_login["password"],
+        source_login = await asyncio.to_thread(inputs.login, clone.spec.site.credentialsSecretRef.name)
+        async with site_session(http, clone.spec.site.url, source_login["username"], source_login["password"],
                                 policy=policy, role="source", keep_migrator=settings.keep_migrator) as source:
             if snapshot is None:
                 return Copied(await copy_site(source, destination, include=include_for(clone),

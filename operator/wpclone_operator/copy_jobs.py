@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from wpclone_common import constants
-from wpclone_common.resources import WordPressClone
+from wpclone_common.resources import SlotReference, WordPressClone
 from wpclone_operator import children
 from wpclone_operator.settings import CopySettings, Settings
 
@@ -60,7 +60,8 @@ class Owner:
 
     @classmethod
     def of_clone(cls, clone: WordPressClone) -> Owner:
-        return cls(constants.CLONE_KIND, clone.namespace, clone.name, clone.uid, clone.generation, clone.name)
+        return cls(constants.CLONE_KIND, clone.namespace, clone.name, clone.uid, clone.generation,
+                   children.workload_name(clone))
 
     @property
     def plural(self) -> str:
@@ -82,11 +83,14 @@ class Plan(BaseModel):
     snapshot_use: Literal["record", "replay"] | None = None
 
 
-def plan_body(body: Any) -> dict[str, Any]:
-    """A WordPressClone as a plan carries it: what WordPressClone.from_body reads, and no status."""
+def plan_body(body: Any, slot: SlotReference | None = None) -> dict[str, Any]:
+    """A WordPressClone as a plan carries it: what WordPressClone.from_body reads, and of its status only the
+    pool slot it took (which names its database and objects; `slot` when the body predates taking it)."""
     metadata = body["metadata"]
+    taken = slot.model_dump() if slot is not None else (body.get("status") or {}).get("slot")
     return {"metadata": {key: metadata[key] for key in ("name", "namespace", "uid", "generation", "creationTimestamp")
-                         if key in metadata}, "spec": dict(body.get("spec") or {})}
+                         if key in metadata}, "spec": dict(body.get("spec") or {}),
+            **({"status": {"slot": dict(taken)}} if taken else {})}
 
 
 def job_name(owner: Owner) -> str:

@@ -18,6 +18,9 @@ from wpclone_common import constants, resources
 KEPT_KEYWORDS = {"type", "description", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength",
                  "minItems", "maxItems", "format", "default", "x-kubernetes-validations"}
 # Names become host-name labels ({name}.{base domain}) and prefixes of the children's names.
+# A pool's slots are clones named {pool}-{5 characters}.
+POOL_NAME_RULE = {"rule": "self.metadata.name.size() <= 34",
+                  "message": "metadata.name must be at most 34 characters: its slots are clones named after it"}
 NAME_RULE = {"rule": "self.metadata.name.size() <= 40",
              "message": "metadata.name must be at most 40 characters: it becomes the clone's host name label"}
 
@@ -60,7 +63,8 @@ def _keep(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _crd(kind: str, plural: str, short_name: str, spec: type[BaseModel], status: type[BaseModel],
-         columns: list[dict[str, str]], root_rules: list[dict[str, str]]) -> dict[str, Any]:
+         columns: list[dict[str, str]], root_rules: list[dict[str, str]],
+         scale: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -72,7 +76,7 @@ def _crd(kind: str, plural: str, short_name: str, spec: type[BaseModel], status:
                       "singular": kind.lower(), "shortNames": [short_name], "categories": ["wpclone"]},
             "versions": [{
                 "name": constants.VERSION, "served": True, "storage": True,
-                "subresources": {"status": {}},
+                "subresources": {"status": {}, **({"scale": scale} if scale else {})},
                 "additionalPrinterColumns": columns,
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
@@ -120,10 +124,22 @@ def snapshot_crd() -> dict[str, Any]:
                 ], [])
 
 
+def pool_crd() -> dict[str, Any]:
+    return _crd(constants.POOL_KIND, constants.POOL_PLURAL, "wpcpool",
+                resources.WordPressClonePoolSpec, resources.WordPressClonePoolStatus, [
+                    {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+                    {"name": "Ready", "type": "integer", "jsonPath": ".status.ready"},
+                    {"name": "Claimed", "type": "integer", "jsonPath": ".status.claimed"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ], [POOL_NAME_RULE],
+                # `kubectl scale`, and autoscalers (KEDA, an HPA on external metrics) set spec.replicas.
+                {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"})
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name in crds/ -> CRD."""
     return {"wordpressclones.yaml": clone_crd(), "clonerestores.yaml": restore_crd(),
-            "sourcesnapshots.yaml": snapshot_crd()}
+            "sourcesnapshots.yaml": snapshot_crd(), "wordpressclonepools.yaml": pool_crd()}
 
 
 def render(crd: dict[str, Any]) -> str:

@@ -9,23 +9,27 @@ from typing import Any
 import kopf
 
 from wpclone_common import constants, times
-from wpclone_operator import metrics, notify, reconcile, reconcile_restore, snapshots, workloads
+from wpclone_operator import metrics, notify, pools, reconcile, reconcile_restore, snapshots, workloads
 from wpclone_operator.settings import Settings
 
 CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
 RESTORES = (constants.GROUP, constants.VERSION, constants.RESTORE_PLURAL)
 SNAPSHOTS = (constants.GROUP, constants.VERSION, constants.SNAPSHOT_PLURAL)
+POOLS = (constants.GROUP, constants.VERSION, constants.POOL_PLURAL)
 
 
 SNAPSHOT_CHECK_SECONDS = 30.0
+POOL_CHECK_SECONDS = 2.0  # a pool refills this soon after a slot is taken or turns Ready
 
 # Read at import so that a misconfigured operator stops at once with a clear message.
 SETTINGS = Settings()  # type: ignore[call-arg]  # fields come from the environment
 
 
 @kopf.index(*CLONES)
-def clone_phases(namespace: str | None, name: str, status: kopf.Status, **_: Any) -> dict[tuple[str | None, str],
-                                                                                         str | None]:
+def clone_phases(namespace: str | None, name: str, status: kopf.Status, spec: kopf.Spec,
+                 **_: Any) -> dict[tuple[str | None, str], str | None] | None:
+    if not spec.get("source"):  # a pool's blank slot is no clone anyone asked for (wpclone_pool_slots)
+        return None
     return {(namespace, name): status.get("phase")}
 
 
@@ -67,7 +71,7 @@ async def stop_watching(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.resume(*CLONES, id="resume")
 async def provision_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
     async with memo.work_slots:
-        await reconcile.provision_clone(body, patch, SETTINGS, retry)
+        await reconcile.provision_clone(body, patch, SETTINGS, retry, memo)
 
 
 def _observed(status: kopf.Status, **_: Any) -> bool:
@@ -119,3 +123,11 @@ async def follow_restore_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> No
 async def expire_snapshot(body: kopf.Body, **_: Any) -> None:
     if await asyncio.to_thread(snapshots.expire, dict(body), times.now()):
         kopf.info(body, reason="Expired", message="the snapshot's retention ended")
+
+
+@kopf.timer(*POOLS, id="pool", interval=POOL_CHECK_SECONDS)
+async def keep_pool(body: kopf.Body, patch: kopf.Patch, namespace: str | None, name: str, **_: Any) -> None:
+    decided = await asyncio.to_thread(pools.reconcile, dict(body), times.now())
+    patch.status.update(decided.status)
+    metrics.POOL_SLOTS.labels(namespace, name, "ready").set(decided.status["ready"])
+    metrics.POOL_SLOTS.labels(namespace, name, "starting").set(decided.status["replicas"] - decided.status["ready"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -22,6 +22,10 @@ COPY_BYTES = Counter("wpclone_copy_bytes", "Bytes of database and files streamed
 SNAPSHOT_COPIES = Counter("wpclone_snapshot_copies", "Clone copies by how a source snapshot served them: "
                           "hit (built from one), recorded (read the site and kept one)", ["outcome"])
 SNAPSHOT_BYTES = Counter("wpclone_snapshot_bytes", "Bytes clones read from snapshots instead of from production")
+POOL_CLAIMS = Counter("wpclone_pool_claims", "New clones of a pool by whether a ready slot was there to take: "
+                      "hit, or miss (made the usual way)", ["outcome"])
+POOL_SLOTS = Gauge("wpclone_pool_slots", "Slots of each warm pool: ready to be taken, or starting",
+                   ["namespace", "pool", "state"])
 FAILURES = Counter("wpclone_failures", "Failed steps by machine-readable reason", ["reason"])
 
 

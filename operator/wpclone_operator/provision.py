@@ -31,6 +31,9 @@ class ProvisionFailure(Exception):
         return self.message
 
 
+SLOT_ADMIN = "admin"
+
+
 def generate_password() -> str:
     return secrets.token_urlsafe(24)
 
@@ -38,7 +41,7 @@ def generate_password() -> str:
 def adopt_api_login(clone: WordPressClone) -> None:
     """The REST API writes a clone's source login just before the clone: the clone owns it from now
     on, so it goes away with the clone. Logins a user made stay theirs."""
-    name = clone.spec.source.credentialsSecretRef.name
+    name = clone.spec.site.credentialsSecretRef.name
     secret = kube.get("v1", "Secret", clone.namespace, name)
     metadata = (secret or {}).get("metadata") or {}
     if (metadata.get("labels") or {}).get(constants.LABEL_MANAGED_BY) == "wpclone-api" \
@@ -49,7 +52,7 @@ def adopt_api_login(clone: WordPressClone) -> None:
 
 def source_username(clone: WordPressClone) -> str:
     try:
-        return credentials.read_login(clone.namespace, clone.spec.source.credentialsSecretRef.name)["username"]
+        return credentials.read_login(clone.namespace, clone.spec.site.credentialsSecretRef.name)["username"]
     except TransferError as error:
         # A missing or unlabelled Secret may come later (GitOps applies in any order): retried.
         raise ProvisionFailure(constants.READY, error.reason, str(error),
@@ -69,8 +72,11 @@ def refuse_foreign(manifest: dict[str, Any], clone: WordPressClone) -> None:
 
 def ensure_secrets(clone: WordPressClone, settings: Settings) -> str:
     """Create the clone's Secrets once; later runs reuse them. Returns the database password."""
-    admin_username = source_username(clone)
-    adopt_api_login(clone)
+    if children.is_slot(clone):  # named as its source's admin once a clone takes it (pools.take_over)
+        admin_username = SLOT_ADMIN
+    else:
+        admin_username = source_username(clone)
+        adopt_api_login(clone)
     made = [children.admin_secret(clone, admin_username, generate_password(), generate_password())]
     if not children.is_sqlite(clone):  # a SQLite clone has no database server, so no database login
         made.insert(0, children.db_secret(clone, settings, generate_password()))
@@ -139,17 +145,7 @@ async def provision(clone: WordPressClone, settings: Settings) -> list[dict[str,
 def delete_children(clone: WordPressClone) -> None:
     """Delete what the clone owns (an object of the same name that it does not own stays)."""
     for api_version, kind, name in (
-        ("networking.k8s.io/v1", "NetworkPolicy", clone.name),
-        ("networking.k8s.io/v1", "Ingress", clone.name),
-        ("v1", "Service", clone.name),
-        ("apps/v1", "Deployment", clone.name),
-        ("v1", "PersistentVolumeClaim", children.wp_content_name(clone)),
-        ("v1", "PersistentVolumeClaim", children.database_claim_name(clone)),
-        ("v1", "ConfigMap", children.mu_plugins_name(clone)),
-        ("v1", "ConfigMap", children.sqlite_name(clone)),
-        ("v1", "ConfigMap", children.source_checksums_name(clone)),
-        ("v1", "Secret", children.db_secret_name(clone)),
-        ("v1", "Secret", children.admin_secret_name(clone)),
+        *children.object_keys(clone),
         *copy_jobs.object_keys(copy_jobs.Owner.of_clone(clone)),  # its copy Job, if it had one
     ):
         existing = kube.get(api_version, kind, clone.namespace, name)

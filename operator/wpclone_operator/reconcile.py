@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from wpclone_common import constants, kube
-from wpclone_common.resources import WordPressClone
+from wpclone_common.resources import Condition, WordPressClone
 from wpclone_engine.transfer import CopyResult
 from wpclone_engine.wordpress import WordPressError
 from wpclone_operator import (
@@ -22,6 +23,7 @@ from wpclone_operator import (
     expiry,
     inputs,
     metrics,
+    pools,
     provision,
     snapshots,
     status,
@@ -33,9 +35,10 @@ def _current_conditions(clone: WordPressClone) -> list[dict[str, Any]]:
     return [condition.model_dump() for condition in clone.status.conditions]
 
 
-async def provision_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, retry: int) -> None:
+async def provision_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, retry: int,
+                          memo: kopf.Memo) -> None:
     clone = WordPressClone.from_body(body)
-    if clone.status.phase == constants.EXPIRED:
+    if clone.status.phase == constants.EXPIRED or pools.is_taken(body):  # a taken slot's objects are a clone's
         return
     if clone.status.expiresAt is not None and status.is_expired(clone.status.expiresAt, status.now()):
         # Due while the operator was away: the timer expires it; provisioning again would race that
@@ -47,11 +50,13 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings
         kopf.warn(body, reason="TTLCapped",
                   message=f"ttlMinutes {clone.spec.ttlMinutes} exceeds the maximum {ttl}; using {ttl}")
     patch.status["expiresAt"] = status.expires_at(clone.created, ttl)
-    patch.status["adminSecretRef"] = {"name": children.admin_secret_name(clone)}
     patch.status["observedGeneration"] = clone.generation
     if clone.status.phase in (None, constants.PENDING, constants.FAILED):
         patch.status["phase"] = constants.PROVISIONING
     try:
+        clone = await _take_slot(body, patch, clone, settings)
+        if not children.is_slot(clone):  # a blank slot has no login to give: a clone names its own
+            patch.status["adminSecretRef"] = {"name": children.admin_secret_name(clone)}
         earned = await provision.provision(clone, settings)
     except provision.ProvisionFailure as failure:
         _record_failure(body, patch, clone, failure)
@@ -61,6 +66,50 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings
             from None
     patch.status["conditions"] = status.merge_conditions(_current_conditions(clone), earned + _not_done_yet(clone))
     patch.status["message"] = None
+    if clone.status.slot is not None and clone.status.phase != constants.PHASE_READY:
+        # The slot's pod serves already: the copy starts now, not at the observe timer's first tick.
+        provisioned = clone.status.model_copy(update={"conditions": [
+            Condition.model_validate(condition) for condition in patch.status["conditions"]]})
+        await _follow_workload(body, patch, clone.model_copy(update={"status": provisioned}), settings, memo)
+
+
+async def _take_slot(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, settings: Settings) -> WordPressClone:
+    """A new clone takes a ready slot of its pool when there is one (pools.py): the clone with status.slot."""
+    if children.is_slot(clone):
+        if not pools.slot_of(dict(body), _pool_uid(body)):
+            raise provision.ProvisionFailure(constants.READY, constants.NO_SOURCE, "spec.source is required: only a "
+                                             "WordPressClonePool makes clones without one", permanent=True)
+        return clone
+    pool = pools.pool_name(clone, settings.default_pool)
+    if clone.status.slot is None and pool is not None and clone.status.phase in (None, constants.PENDING,
+                                                                                  constants.PROVISIONING):
+        try:
+            slot = await asyncio.to_thread(pools.claim, clone, settings.default_pool)
+        except ApiException as error:
+            raise provision.ProvisionFailure(constants.OBJECTS_READY, "KubernetesApiError", "the Kubernetes API "
+                                             f"refused taking a pool slot: {error.status} {error.reason}") from None
+        metrics.POOL_CLAIMS.labels("hit" if slot else "miss").inc()
+        if slot is None:
+            kopf.warn(body, reason=constants.POOL_MISS, message=f"pool {pool} has no ready slot of this clone's "
+                      "shape: made the usual way")
+        else:
+            kopf.info(body, reason="SlotTaken", message=f"took the ready slot {slot.name} of pool {pool}")
+            patch.status["slot"] = slot.model_dump()
+            clone = clone.model_copy(update={"status": clone.status.model_copy(update={"slot": slot})})
+    if clone.status.slot is not None:
+        username = await asyncio.to_thread(provision.source_username, clone)
+        try:
+            await asyncio.to_thread(pools.take_over, clone, username)
+        except ApiException as error:
+            raise provision.ProvisionFailure(constants.OBJECTS_READY, "KubernetesApiError", "the Kubernetes API "
+                                             f"refused moving the pool slot: {error.status} {error.reason}") from None
+    return clone
+
+
+def _pool_uid(body: kopf.Body) -> str:
+    """The uid of the WordPressClonePool that controls a blank slot ("" when none does)."""
+    return next((reference.get("uid", "") for reference in body["metadata"].get("ownerReferences") or []
+                 if reference.get("kind") == constants.POOL_KIND and reference.get("controller")), "")
 
 
 def _not_done_yet(clone: WordPressClone) -> list[dict[str, Any]]:
@@ -99,7 +148,7 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     made, go at the TTL like any clone's), copy the site once its pod serves, and keep Ready in step with
     the pod."""
     clone = WordPressClone.from_body(body)
-    if clone.status.phase == constants.EXPIRED or clone.status.expiresAt is None:
+    if clone.status.phase == constants.EXPIRED or clone.status.expiresAt is None or pools.is_taken(body):
         return
     if status.is_expired(clone.status.expiresAt, status.now()):
         stop_copying(memo)
@@ -111,6 +160,12 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
         return
     if clone.status.phase == constants.FAILED:  # nothing more happens until its spec changes
         return
+    await _follow_workload(body, patch, clone, settings, memo)
+
+
+async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, settings: Settings,
+                           memo: kopf.Memo) -> None:
+    """Once provisioned: the pod's state, the copy started once it serves, and the phase and Ready."""
     current = _current_conditions(clone)
     if not status.conditions_hold(current, constants.DATABASE_READY, constants.OBJECTS_READY):
         return
@@ -120,7 +175,9 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     workload = status.workload_condition(deployment, pods, clone.generation, at)
     _report_pod_problem(body, current, workload)
     updates = [workload]
-    if (workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED)
+    if children.is_slot(clone):  # a blank slot copies nothing: Ready once its pod is
+        pass
+    elif (workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED)
             and settings.copy_in == "job"):
         content = await _copy_by_job(body, clone, settings, current)
         if content is None:
@@ -138,8 +195,9 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
         memo.copy_task = None
         updates += copy.result()
     merged = status.merge_conditions(current, updates)
-    summary = status.summarize_clone(workload, status.find_condition(merged, constants.CONTENT_CLONED),
-                                     cloning.PERMANENT_REASONS, children.url(clone, settings))
+    summary = status.summarize_slot(workload, clone.spec.pool or "") if children.is_slot(clone) else \
+        status.summarize_clone(workload, status.find_condition(merged, constants.CONTENT_CLONED),
+                               cloning.PERMANENT_REASONS, children.url(clone, settings))
     verdict = [status.condition(constants.READY, summary.ready, summary.reason, summary.message, clone.generation, at)]
     if summary.stalled or status.find_condition(merged, constants.STALLED) is not None:
         verdict.append(status.condition(constants.STALLED, summary.stalled, summary.reason, summary.message,
@@ -150,16 +208,18 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     patch.status["conditions"] = merged
     patch.status["phase"] = summary.phase
     patch.status["message"] = summary.message if summary.stalled else None
-    patch.status["url"] = children.url(clone, settings) if summary.ready else clone.status.url
+    patch.status["url"] = children.url(clone, settings) if summary.ready and not children.is_slot(clone) \
+        else clone.status.url
     if summary.ready and clone.status.phase != constants.PHASE_READY:
         kopf.info(body, reason="Ready", message=summary.message)
-        metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
+        if not children.is_slot(clone):
+            metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
 
 
 def _workload(clone: WordPressClone) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The clone's Deployment, and its pods while it is not available (to say why not), asked of the
     apiserver while the watches (workloads.py) are not synced."""
-    deployment = kube.get("apps/v1", "Deployment", clone.namespace, clone.name)
+    deployment = kube.get("apps/v1", "Deployment", clone.namespace, children.workload_name(clone))
     if status.deployment_available(deployment)[0]:
         return deployment, []
     return deployment, kube.list_objects("v1", "Pod", clone.namespace, children.label_selector(clone))
@@ -186,7 +246,7 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
     once copied SourceUrlsReplaced."""
     await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
                             clone.name, {"phase": constants.CLONING})
-    kopf.info(body, reason="Cloning", message=f"copying {clone.spec.source.url} into the clone")
+    kopf.info(body, reason="Cloning", message=f"copying {clone.spec.site.url} into the clone")
     started = time.monotonic()
     try:
         async with memo.work_slots:
@@ -239,7 +299,7 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
         await asyncio.to_thread(copy_job_control.discard, owner)  # the spec changed: copy again
         return None
     if job is None:
-        secret = clone.spec.source.credentialsSecretRef.name
+        secret = clone.spec.site.credentialsSecretRef.name
         try:  # only a login Secret that opted in is ever mounted into a Job
             login = await asyncio.to_thread(credentials.read_login, clone.namespace, secret)
         except WordPressError as error:
@@ -248,7 +308,7 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
         choice = await asyncio.to_thread(snapshots.claim, clone, settings, login)
         replay = choice.action == "replay"
         plan = copy_jobs.Plan(kind=constants.CLONE_KIND, namespace=clone.namespace, name=clone.name,
-                              outcome=copy_jobs.job_name(owner), clone=copy_jobs.plan_body(body),
+                              outcome=copy_jobs.job_name(owner), clone=copy_jobs.plan_body(body, clone.status.slot),
                               snapshot=choice.snapshot, snapshot_use=choice.use)
         # A copy from a snapshot never reads the site: the site's login is not even mounted.
         place = await asyncio.to_thread(
@@ -259,7 +319,7 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
             return content(constants.COPY_QUEUED, f"waiting for one of {settings.max_copy_jobs} copy slots "
                            f"({place} in line)")
         how = f" {choice.message}" if choice.message else ""
-        kopf.info(body, reason="Cloning", message=f"copying {clone.spec.source.url} into the clone by Job "
+        kopf.info(body, reason="Cloning", message=f"copying {clone.spec.site.url} into the clone by Job "
                   f"{copy_jobs.job_name(owner)}{how}")
         return content(constants.COPYING, f"copy Job {copy_jobs.job_name(owner)} started{how}")
     verdict = copy_jobs.job_verdict(job, outcome)
@@ -306,6 +366,8 @@ async def clean_up_clone(body: kopf.Body, settings: Settings, memo: kopf.Memo) -
     stop_copying(memo)
     clone = WordPressClone.from_body(body)
     copy_job_control.forget(copy_jobs.Owner.of_clone(clone))  # its Job goes with it (owner reference)
+    if children.is_slot(clone) and await asyncio.to_thread(pools.keeps_database, dict(body)):
+        return  # a taken slot: its database is the clone's now
     try:
         await provision.drop_database(clone, settings)
     except Exception as error:  # noqa: BLE001 - any failure here is retried; the message is safe

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -123,6 +124,8 @@ async def advance_job(body: kopf.Body, patch: kopf.Patch, settings: Settings) ->
 async def _start_job(body: kopf.Body, patch: kopf.Patch, owner: copy_jobs.Owner, spec: CloneRestoreSpec,
                      settings: Settings) -> None:
     clone = await _clone_of(owner.namespace, spec)
+    if clone is not None:  # its pods go by the name of the pool slot it took, if it took one
+        owner = dataclasses.replace(owner, clone=children.workload_name(clone))
     logins = [spec.target.credentialsSecretRef.name]
     if clone is None and spec.source is not None and spec.source.credentialsSecretRef is not None:
         logins.append(spec.source.credentialsSecretRef.name)

@@ -217,9 +217,9 @@ async def _merge(clone: WordPressClone, source: RestoreSource, target: Migrator,
     if children.is_sqlite(clone):
         raise TransferError(constants.NOT_SUPPORTED, f"WordPressClone {clone.name} keeps its tables in SQLite: it "
                             "has no baseline to merge with (restore it with onConflict Fail or Overwrite)")
-    if clone.spec.source.url.rstrip("/") != spec.target.url.rstrip("/"):
+    if clone.spec.site.url.rstrip("/") != spec.target.url.rstrip("/"):
         raise TransferError("MergeNeedsSource", f"a Merge writes into the site the clone {clone.name} was taken "
-                            f"from ({clone.spec.source.url}), not into {spec.target.url}")
+                            f"from ({clone.spec.site.url}), not into {spec.target.url}")
     database = await asyncio.to_thread(inputs.database, children.db_secret_name(clone))
     if database is None:
         raise TransferError("CloneNotReady", f"WordPressClone {clone.name} has no database Secret")

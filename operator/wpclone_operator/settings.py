@@ -136,6 +136,8 @@ class Settings(CopySettings):
     # most this old (0: it reads the site itself, and records none); a snapshot is deleted this long after
     # it was read; its volume (a claim of storage_class) asks for this much.
     snapshot_max_age_minutes: int = Field(0, ge=0)
+    # The WordPressClonePool (in the clone's namespace) a clone without spec.pool takes a ready slot of; "": none.
+    default_pool: str = ""
     snapshot_retention_minutes: int = Field(60, ge=1)
     snapshot_storage_size: str = Field("5Gi", pattern=STORAGE_SIZE)
     # Where copy Jobs reach the apiserver (to report progress), as CIDRs for their NetworkPolicy; empty:

@@ -59,7 +59,7 @@ def key(clone: WordPressClone) -> str:
     (a SQLite clone's files stream leaves out db.php), and the API's tenant that asked (tenants share the
     API's namespace: one never gets a snapshot another's clone read). A label value."""
     spec = clone.spec
-    material = json.dumps([spec.source.url.rstrip("/"), spec.engine,
+    material = json.dumps([spec.site.url.rstrip("/"), spec.engine,
                            spec.content.model_dump(mode="json") if spec.content else None, clone.tenant],
                           sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:40]
@@ -127,7 +127,7 @@ def claim(clone: WordPressClone, settings: Settings, login: dict[str, str]) -> C
     max_age = max_age_minutes(clone, settings)
     if max_age == 0:
         return Choice("fresh")
-    digest = login_digest(clone.spec.source.url, login)
+    digest = login_digest(clone.spec.site.url, login)
     with _CLAIMS[(clone.namespace, key(clone))]:
         found = kube.list_objects(constants.API_VERSION, constants.SNAPSHOT_KIND, clone.namespace,
                                   f"{KEY_LABEL}={key(clone)}")
@@ -150,7 +150,7 @@ def claim(clone: WordPressClone, settings: Settings, login: dict[str, str]) -> C
 
 
 def snapshot_body(clone: WordPressClone, name: str) -> dict[str, Any]:
-    spec = resources.SourceSnapshotSpec(source=resources.SnapshotSource(url=clone.spec.source.url),
+    spec = resources.SourceSnapshotSpec(source=resources.SnapshotSource(url=clone.spec.site.url),
                                         content=clone.spec.content, database=clone.spec.database)
     return {"apiVersion": constants.API_VERSION, "kind": constants.SNAPSHOT_KIND,
             "metadata": {"name": name, "namespace": clone.namespace, "labels": {**_labels(), KEY_LABEL: key(clone)},

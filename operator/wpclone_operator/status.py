@@ -158,3 +158,12 @@ def summarize_clone(workload: dict[str, Any], content: dict[str, Any] | None, pe
     if content["reason"] in permanent_reasons:
         return CloneSummary(constants.FAILED, False, content["reason"], content["message"], stalled=True)
     return CloneSummary(constants.CLONING, False, content["reason"], content["message"])
+
+
+def summarize_slot(workload: dict[str, Any], pool: str) -> CloneSummary:
+    """A pool's blank slot: Ready (reason Standby) once its pod is, to be taken by a clone."""
+    if workload["status"] != "True":
+        return CloneSummary(constants.PROVISIONING, False, workload["reason"], workload["message"],
+                            stalled=workload["reason"] in constants.POD_PROBLEMS.values())
+    return CloneSummary(constants.PHASE_READY, True, constants.STANDBY,
+                        f"a blank slot of pool {pool}, ready to be taken")

@@ -14,6 +14,7 @@ from wpclone_common import constants
 from wpclone_common.apiserver import ApiServer
 from wpclone_common.resources import WordPressClone
 from wpclone_common.watched import Watched
+from wpclone_operator import children
 
 SELECTOR = f"{constants.LABEL_MANAGED_BY}=wpclone,{constants.LABEL_COMPONENT}=wordpress"
 
@@ -44,5 +45,6 @@ class Workloads:
         deployments, pods = self._deployments.get(scope), self._pods.get(scope)
         if deployments is None or pods is None or not deployments.synced or not pods.synced:
             return None
-        return (deployments.named(clone.name, clone.namespace),
-                pods.labelled(constants.LABEL_CLONE, clone.name, clone.namespace) or [])
+        name = children.workload_name(clone)
+        return (deployments.named(name, clone.namespace),
+                pods.labelled(constants.LABEL_CLONE, name, clone.namespace) or [])

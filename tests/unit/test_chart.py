@@ -32,8 +32,10 @@ EDGE_VALUES = {
 
 # What the operator may do in a namespace it watches, and nothing more (see templates/_helpers.tpl).
 OPERATOR_RULES = {
-    ("wpclone.dev", "wordpressclones"): {"get", "list", "watch", "patch", "delete"},
+    ("wpclone.dev", "wordpressclones"): {"get", "list", "watch", "create", "patch", "delete"},
     ("wpclone.dev", "clonerestores"): {"list", "watch", "patch"},
+    ("wpclone.dev", "wordpressclonepools"): {"get", "list", "watch", "patch"},
+    ("wpclone.dev", "wordpressclonepools/status"): {"patch"},
     ("wpclone.dev", "wordpressclones/status"): {"patch"},
     ("wpclone.dev", "clonerestores/status"): {"patch"},
     ("wpclone.dev", "wordpressclones/finalizers"): {"update"},

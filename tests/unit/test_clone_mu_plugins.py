@@ -44,7 +44,7 @@ def test_wp_config_loads_our_mu_plugins_at_muplugins_loaded_in_real_wordpress(tm
     clone = make_clone()
     mount_like_a_config_map(tmp_path / "mu", children.mu_plugins_config_map(clone, migrator.mu_plugins())["data"])
     settings = Settings(mysql_admin_dsn="mysql://admin:pw@db:3306/")  # type: ignore[arg-type]
-    extra = children.wordpress_config_extra(clone, settings).replace(children.MU_PLUGINS_PATH, str(tmp_path / "mu"))
+    extra = children.wordpress_config_extra(settings).replace(children.MU_PLUGINS_PATH, str(tmp_path / "mu"))
     # As wp-config.php then wp-settings.php run it; wp-cli evaluates wp-config.php inside a function.
     script = f"""
         define('ABSPATH', '{WORDPRESS}/');
@@ -58,13 +58,14 @@ def test_wp_config_loads_our_mu_plugins_at_muplugins_loaded_in_real_wordpress(tm
             'migrator' => defined('WPCLONE_MIGRATOR_VERSION'),
             'routes' => has_action('rest_api_init', 'wpclone_migrator_routes') !== false,
             'no_mail' => has_filter('pre_wp_mail') !== false,
+            'home_kept' => apply_filters('pre_update_option_home', 'https://elsewhere.test', 'https://shop.test'),
             'must_use' => WPClone_Site::is_must_use(),
             'token' => WPCLONE_MIGRATOR_TOKEN,
         ]);
     """
     loaded = php(script, WORDPRESS_CONFIG_EXTRA=extra, WPCLONE_MIGRATOR_TOKEN="t" * 32)
     assert loaded == {"loaded_by_the_config": False, "migrator": True, "routes": True, "no_mail": True,
-                      "must_use": True, "token": "t" * 32}
+                      "home_kept": "https://shop.test", "must_use": True, "token": "t" * 32}
 
 
 def site_php(tmp_path: Path, body: str) -> dict[str, object]:

@@ -35,10 +35,15 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{/* What the operator does in each namespace it watches; the comments say which code needs each rule. */}}
 {{- define "wpclone.operatorRules" -}}
 # kopf lists and watches clones, patches finalizers and its annotations (progress, diff base); expiry with
-# expiryPolicy Delete deletes a clone; a restore reads the clone it restores from.
+# expiryPolicy Delete deletes a clone; a restore reads the clone it restores from. A warm pool creates its
+# blank slots (clones without a source) and deletes them; a clone claims a slot (an annotation) and deletes it.
 - apiGroups: [wpclone.dev]
   resources: [wordpressclones]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
+# Warm pools are the users': kopf watches them and patches its annotations; a claim counts itself in status.
+- apiGroups: [wpclone.dev]
+  resources: [wordpressclonepools]
+  verbs: [get, list, watch, patch]
 # kopf lists and watches restores and patches its annotations (restores have no finalizer).
 - apiGroups: [wpclone.dev]
   resources: [clonerestores]
@@ -51,7 +56,7 @@ app.kubernetes.io/component: {{ index . 1 }}
   verbs: [list, watch, create, patch, delete]
 # kopf and the copy's progress reports write the status through the status subresource.
 - apiGroups: [wpclone.dev]
-  resources: [wordpressclones/status, clonerestores/status, sourcesnapshots/status]
+  resources: [wordpressclones/status, clonerestores/status, sourcesnapshots/status, wordpressclonepools/status]
   verbs: [patch]
 # A clone's children carry blockOwnerDeletion; clusters with OwnerReferencesPermissionEnforcement check this.
 - apiGroups: [wpclone.dev]
