@@ -25,6 +25,10 @@ DATABASE_PATH = "/var/lib/wpclone/database"
 SQLITE_LOADER_KEY = "wpclone-db.php"  # mounted as wp-content/db.php
 # A static file of WordPress core (in the official image too): Apache answers it without running PHP.
 READINESS_PATH = "/wp-includes/images/blank.gif"
+# The probes' Host, the same for every clone (a pool's pod serves whichever clone takes it): not the pod's
+# address, so that a WordPress without tables answers its first probe with a redirect to its installer on
+# another host, which the kubelet counts as success without rendering the installer.
+PROBE_HOST = "probe.wpclone.invalid"
 WWW_DATA = 33  # Debian's www-data, whom both the official image and Debian's WordPress run Apache as
 
 # Loaded by every clone beside the migrator (see mu_plugins_loader): a clone never gets indexed, never
@@ -254,6 +258,7 @@ def deployment(clone: WordPressClone, settings: Settings, sqlite_paths: Sequence
     """The clone's WordPress; a SQLite clone's also mounts the drop-in's files (`sqlite_paths`, in the
     drop-in's folder) and its database's volume."""
     resources = clone.spec.resources.model_dump() if clone.spec.resources else settings.clone_resources
+    probe_headers = [{"name": "Host", "value": PROBE_HOST}]
     container: dict[str, Any] = {
         "name": "wordpress",
         "image": clone.spec.image or settings.wordpress_image,
@@ -272,12 +277,12 @@ def deployment(clone: WordPressClone, settings: Settings, sqlite_paths: Sequence
                          {"name": "mu-plugins", "mountPath": MU_PLUGINS_PATH, "readOnly": True}],
         # Until WordPress first serves its login page (booted, its database reached); each look boots
         # WordPress, so only while starting. 5 s: 50 clones booting at once share two cores.
-        "startupProbe": {"httpGet": {"path": "/wp-login.php", "port": "http"},
+        "startupProbe": {"httpGet": {"path": "/wp-login.php", "port": "http", "httpHeaders": probe_headers},
                          "periodSeconds": 1, "timeoutSeconds": 5, "failureThreshold": 300},
         # Then Apache answering a static file: cheap enough to ask every 2 s (kubelet only marks a started
         # pod Ready at the readiness probe's next tick), and Apache answers it even while PHP is busy with a
         # large import. Out of the Service after 30 s of failures in a row.
-        "readinessProbe": {"httpGet": {"path": READINESS_PATH, "port": "http"},
+        "readinessProbe": {"httpGet": {"path": READINESS_PATH, "port": "http", "httpHeaders": probe_headers},
                            "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 15},
         # Only a dead Apache is restarted (two minutes without accepting a connection), never a busy one.
         "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 20, "timeoutSeconds": 5,

@@ -18,7 +18,7 @@ SNAPSHOTS = (constants.GROUP, constants.VERSION, constants.SNAPSHOT_PLURAL)
 POOLS = (constants.GROUP, constants.VERSION, constants.POOL_PLURAL)
 
 
-SNAPSHOT_CHECK_SECONDS = 30.0
+SNAPSHOT_CHECK_SECONDS = 5.0  # cheap until a snapshot is due: a look at its expiresAt
 POOL_CHECK_SECONDS = 2.0  # a pool refills this soon after a slot is taken or turns Ready
 
 # Read at import so that a misconfigured operator stops at once with a clear message.

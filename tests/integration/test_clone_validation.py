@@ -33,7 +33,7 @@ def with_spec(name: str = "bad", **spec: Any) -> dict[str, Any]:
 
 
 INVALID = {
-    "no source": (with_spec(ttlMinutes=30), "spec.source: Required value"),
+    "no source": (with_spec(ttlMinutes=30), "spec.source is required"),
     "ftp url": (with_spec(source={**SOURCE, "url": "ftp://shop.example.com"}), "spec.source.url"),
     "credentials in url": (with_spec(source={**SOURCE, "url": "https://admin:pw@shop.example.com"}),
                            "url must not contain credentials"),

@@ -31,6 +31,10 @@ def slots(plane: cluster.ControlPlane, namespace: str, pool: str) -> list[dict[s
     return (get_json(plane, namespace, "wpc", "-l", f"wpclone.dev/pool={pool}") or {}).get("items", [])
 
 
+def pool_status(plane: cluster.ControlPlane, namespace: str, pool: str) -> dict[str, Any]:
+    return (get_json(plane, namespace, "wpcpool", pool) or {}).get("status") or {}
+
+
 def pool_with_ready(plane: cluster.ControlPlane, namespace: str, pool: str, ready: int,
                     **status: int) -> dict[str, Any]:
     def reached() -> dict[str, Any] | None:
@@ -97,17 +101,20 @@ def test_a_clone_takes_a_ready_slot_whose_pod_serves_it_and_the_pool_refills_and
     assert stage["status"]["adminSecretRef"]["name"] == f"{taken}-admin"
     assert secret_value(plane, namespace, f"{taken}-admin", "username") == source.admin_user
 
-    # The pool makes a new slot to stand in for the taken one, and counts the claim.
-    pool = pool_with_ready(plane, namespace, "warm", 2, claimed=1)
+    # The pool makes a new slot to stand in for the taken one (at once: it need not wait for it to be Ready
+    # here, its first slots were), and counts the claim.
+    eventually(lambda: (now := pool_status(plane, namespace, "warm")).get("replicas") == 2 and now.get("claimed") == 1,
+               timeout=60, interval=1, what="the pool to make a slot for the taken one and count the claim")
     assert taken not in {slot["metadata"]["name"] for slot in slots(plane, namespace, "warm")}
 
     # A slot whose claimant went before taking it over (an operator stopped mid-claim, the clone deleted):
-    # the pool removes it with its database, and makes another.
+    # the pool removes it with its database (and makes another).
     abandoned = slots(plane, namespace, "warm")[0]["metadata"]["name"]
+    abandoned_database = secret_value(plane, namespace, f"{abandoned}-db", "database")
     plane.kubectl("annotate", "-n", namespace, "wpc", abandoned, "wpclone.dev/claimed-by=gone/no-such-uid")
     eventually(lambda: get_json(plane, namespace, "wpc", abandoned) is None, timeout=60, interval=1,
                what="the abandoned slot to go")
-    pool_with_ready(plane, namespace, "warm", 2)
+    assert abandoned_database not in databases(mariadb)
 
     # The clone goes with the slot's database and user; the pool with its slots and theirs.
     stage_database = secret_value(plane, namespace, f"{taken}-db", "database")

@@ -158,7 +158,8 @@ def test_probes_make_a_clone_ready_soon_cost_little_and_never_kill_a_busy_one(se
     startup, readiness, liveness = container["startupProbe"], container["readinessProbe"], container["livenessProbe"]
     # Started once WordPress itself answers (booted, its database reached), looked at every second.
     assert startup["httpGet"]["path"] == "/wp-login.php" and startup["periodSeconds"] <= 1
-    assert "httpHeaders" not in startup["httpGet"]  # the pod names no host: a pool's pod serves any clone
+    # The pod names no clone (a pool's pod serves any), nor is probed at its own address (see PROBE_HOST).
+    assert startup["httpGet"]["httpHeaders"] == [{"name": "Host", "value": children.PROBE_HOST}]
     # Then Ready at the readiness probe's next tick: often, on a static file (no PHP on every look).
     assert readiness["httpGet"]["path"].endswith(".gif") and readiness.get("initialDelaySeconds", 0) == 0
     assert readiness["periodSeconds"] <= 2 and readiness["periodSeconds"] * readiness["failureThreshold"] >= 30
