@@ -70,6 +70,13 @@ def refuse_foreign(manifest: dict[str, Any], clone: WordPressClone) -> None:
                                "remove it or give the clone another name", permanent=True)
 
 
+def made_anything(clone: WordPressClone) -> bool:
+    """Whether the clone's provisioning has begun (its Secrets come first, its database after them): a clone
+    takes a pool's slot only before, or it would leave its own objects and database behind."""
+    return any(kube.get("v1", "Secret", clone.namespace, name) is not None
+               for name in (children.db_secret_name(clone), children.admin_secret_name(clone)))
+
+
 def ensure_secrets(clone: WordPressClone, settings: Settings) -> str:
     """Create the clone's Secrets once; later runs reuse them. Returns the database password."""
     if children.is_slot(clone):  # named as its source's admin once a clone takes it (pools.take_over)

@@ -81,8 +81,13 @@ async def _take_slot(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, 
                                              "WordPressClonePool makes clones without one", permanent=True)
         return clone
     pool = pools.pool_name(clone, settings.default_pool)
+    if pool is None and clone.status.slot is None:
+        return clone
+    # Its source's login first: a clone that cannot go on (a login yet to come) takes no slot meanwhile.
+    username = await asyncio.to_thread(provision.source_username, clone)
     if clone.status.slot is None and pool is not None and clone.status.phase in (None, constants.PENDING,
-                                                                                  constants.PROVISIONING):
+                                                                                  constants.PROVISIONING) \
+            and not await asyncio.to_thread(provision.made_anything, clone):
         try:
             slot = await asyncio.to_thread(pools.claim, clone, settings.default_pool)
         except ApiException as error:
@@ -97,7 +102,6 @@ async def _take_slot(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, 
             patch.status["slot"] = slot.model_dump()
             clone = clone.model_copy(update={"status": clone.status.model_copy(update={"slot": slot})})
     if clone.status.slot is not None:
-        username = await asyncio.to_thread(provision.source_username, clone)
         try:
             await asyncio.to_thread(pools.take_over, clone, username)
         except ApiException as error:

@@ -49,7 +49,7 @@ OPERATOR_RULES = {
     ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch", "delete"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "watch"},
-    ("", "persistentvolumeclaims"): {"get", "create", "delete"},
+    ("", "persistentvolumeclaims"): {"get", "create", "patch", "delete"},
     ("", "events"): {"create"},
     ("batch", "jobs"): {"get", "list", "create", "delete"},
     ("", "serviceaccounts"): {"get", "create", "delete"},

@@ -88,10 +88,11 @@ app.kubernetes.io/component: {{ index . 1 }}
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
-# Each clone's wp-content claim is created once (never rewritten: its spec is immutable), deleted on expiry.
+# Each clone's wp-content claim is created once (never rewritten: its spec is immutable), deleted on expiry;
+# a pool slot's is given to the clone that takes the slot (its ownerReferences patched).
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
-  verbs: [get, create, delete]
+  verbs: [get, create, patch, delete]
 # kopf posts events about handlers and the operator's warnings (core/v1 Events, always new ones).
 - apiGroups: [""]
   resources: [events]
