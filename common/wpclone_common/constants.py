@@ -88,6 +88,8 @@ NAME_CONFLICT = "NameConflict"
 NO_SOURCE = "NoSource"  # a clone without spec.source that no pool made
 STANDBY = "Standby"  # a pool's blank slot, Ready to be taken (its Ready condition's reason)
 POOL_MISS = "PoolMiss"  # a clone's pool had no ready slot of its shape: it is made the usual way
+SLOTS_READY = "SlotsReady"  # a pool's Ready: every wanted slot is ready
+SLOTS_STARTING = "SlotsStarting"  # a pool's Ready False: slots still being made
 
 # Reasons of the WorkloadReady (and then Ready) condition: the clone's pod.
 POD_READY = "PodReady"

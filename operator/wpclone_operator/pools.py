@@ -11,8 +11,9 @@ set by the copy), so the taken slot's objects serve the clone as they are: the c
 Taking is `claim`: an annotation written on the slot with its resourceVersion as a precondition, so two
 clones never take one slot; then the clone's status.slot, written before anything moves, so that an
 operator stopped at any step finishes the move (`take_over`) when it comes back. What the pool does
-each time it looks is `plan` (pure): make the missing slots, remove those of an old shape, failed ones
-and the ones beyond spec.replicas.
+each time it looks is `plan` (pure): make the missing slots, remove those of an old shape and the ones
+beyond spec.replicas, and keep one that cannot start (named in the pool's Ready condition) rather than
+make it again and again.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ def slot_of(body: dict[str, Any], pool_uid: str) -> Slot | None:
 def plan(pool: str, spec: WordPressClonePoolSpec, slots: list[Slot], conditions: list[dict[str, Any]],
          generation: int, at: datetime) -> Plan:
     """What the pool does now, and its status. Taken slots are the clones' already; a slot of another
-    shape (the template changed) or a Failed one is replaced; the youngest go first when there are too
-    many, those still starting before the ready ones."""
+    shape (the template changed) is replaced; the youngest go first when there are too many, those still
+    starting before the ready ones."""
     shape = slot_spec(pool, spec).slot_shape()
     free = [slot for slot in slots if slot.claimed_by is None and not slot.deleting]
     # A Failed slot stays (and says why in the pool's condition) until the template changes: made again as it
@@ -116,14 +117,14 @@ def plan(pool: str, spec: WordPressClonePoolSpec, slots: list[Slot], conditions:
     ready = sum(slot.ready for slot in kept)
     problems = [(slot.name, slot.problem) for slot in kept if slot.problem is not None]
     if ready >= spec.replicas:
-        condition = status.condition(constants.READY, True, "SlotsReady", f"{ready} of {spec.replicas} slots ready",
-                                     generation, at)
+        condition = status.condition(constants.READY, True, constants.SLOTS_READY,
+                                     f"{ready} of {spec.replicas} slots ready", generation, at)
     elif problems:
         name, (reason, message) = problems[0]
         condition = status.condition(constants.READY, False, reason, f"slot {name}: {message}; clones are made "
                                      "without the pool meanwhile", generation, at)
     else:
-        condition = status.condition(constants.READY, False, "SlotsStarting",
+        condition = status.condition(constants.READY, False, constants.SLOTS_STARTING,
                                      f"{ready} of {spec.replicas} slots ready", generation, at)
     return Plan(create=max(0, spec.replicas - len(kept)), delete=[slot.name for slot in delete],
                 status={"replicas": len(kept), "ready": ready, "observedGeneration": generation,

@@ -58,7 +58,8 @@ def test_an_empty_pool_makes_its_slots_and_says_they_are_starting() -> None:
     assert decided.create == 3 and decided.delete == []
     assert decided.status | {"conditions": None} == {"replicas": 0, "ready": 0, "observedGeneration": 3,
                                                       "conditions": None}
-    assert ready_condition(decided)["status"] == "False" and ready_condition(decided)["reason"] == "SlotsStarting"
+    condition = ready_condition(decided)
+    assert condition["status"] == "False" and condition["reason"] == constants.SLOTS_STARTING
 
 
 def test_too_many_slots_lose_those_still_starting_first_then_the_youngest() -> None:
