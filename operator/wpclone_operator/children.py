@@ -161,11 +161,15 @@ def db_secret(clone: WordPressClone, settings: Settings, password: str) -> dict[
                            "username": database_user(clone), "password": password}}
 
 
+def admin_email(clone: WordPressClone, username: str) -> str:
+    return f"{username}@{clone.name}.invalid"
+
+
 def admin_secret(clone: WordPressClone, username: str, password: str, migrator_token: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": _metadata(clone, admin_secret_name(clone), "admin"),
             "stringData": {"username": username, "password": password,
-                           "email": f"{username}@{clone.name}.invalid", "migrator-token": migrator_token}}
+                           "email": admin_email(clone, username), "migrator-token": migrator_token}}
 
 
 def mu_plugins_config_map(clone: WordPressClone, mu_plugins: dict[str, str]) -> dict[str, Any]:

@@ -146,13 +146,15 @@ def _claimant(clone: WordPressClone) -> str:
     return f"{clone.name}/{clone.uid}"
 
 
-def _slots(namespace: str, pool: str) -> list[Slot]:
-    body = kube.get(constants.API_VERSION, constants.POOL_KIND, namespace, pool)
-    if body is None:
-        return []
-    found = kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace,
-                              f"{constants.LABEL_POOL}={pool}")
-    return [slot for item in found if (slot := slot_of(item, body["metadata"]["uid"])) is not None]
+def pool_uid_of(body: Mapping[str, Any]) -> str:
+    """The uid of the WordPressClonePool that controls a blank slot ("" when none does)."""
+    return next((reference.get("uid", "") for reference in body["metadata"].get("ownerReferences") or []
+                 if reference.get("kind") == constants.POOL_KIND and reference.get("controller")), "")
+
+
+def _slots(namespace: str, pool: str, pool_uid: str) -> list[Slot]:
+    found = kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace, f"{constants.LABEL_POOL}={pool}")
+    return [slot for item in found if (slot := slot_of(item, pool_uid)) is not None]
 
 
 def claim(clone: WordPressClone, default_pool: str) -> SlotReference | None:
@@ -161,7 +163,8 @@ def claim(clone: WordPressClone, default_pool: str) -> SlotReference | None:
     pool = pool_name(clone, default_pool)
     if pool is None or children.is_slot(clone):
         return None
-    slots = _slots(clone.namespace, pool)
+    body = kube.get(constants.API_VERSION, constants.POOL_KIND, clone.namespace, pool)
+    slots = _slots(clone.namespace, pool, body["metadata"]["uid"]) if body is not None else []
     taken = [slot for slot in slots if slot.claimed_by == _claimant(clone)]
     for slot in taken or choose(clone, slots):
         if not taken:
@@ -194,7 +197,7 @@ def take_over(clone: WordPressClone, admin_username: str) -> None:
             continue
         patch: dict[str, Any] = {"metadata": {"ownerReferences": [children.owner_reference(clone)]}}
         if name == children.admin_secret_name(clone):
-            patch["stringData"] = {"username": admin_username, "email": f"{admin_username}@{clone.name}.invalid"}
+            patch["stringData"] = {"username": admin_username, "email": children.admin_email(clone, admin_username)}
         kube.patch(api_version, kind, clone.namespace, name, patch)
     found = kube.get(constants.API_VERSION, constants.CLONE_KIND, clone.namespace, slot.name)
     if found is not None and found["metadata"]["uid"] == slot.uid:
@@ -226,8 +229,7 @@ def reconcile(body: dict[str, Any], at: datetime) -> Plan:
     metadata = body["metadata"]
     namespace, pool, uid = metadata["namespace"], metadata["name"], metadata["uid"]
     spec = WordPressClonePoolSpec.model_validate(body.get("spec") or {})
-    found = kube.list_objects(constants.API_VERSION, constants.CLONE_KIND, namespace, f"{constants.LABEL_POOL}={pool}")
-    slots = [slot for item in found if (slot := slot_of(item, uid)) is not None]
+    slots = _slots(namespace, pool, uid)
     conditions = (body.get("status") or {}).get("conditions") or []
     decided = plan(pool, spec, slots, conditions, metadata.get("generation", 1), at)
     # A slot claimed by a clone deleted before it took the slot over: nobody will; it goes with its database.

@@ -76,7 +76,7 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings
 async def _take_slot(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, settings: Settings) -> WordPressClone:
     """A new clone takes a ready slot of its pool when there is one (pools.py): the clone with status.slot."""
     if children.is_slot(clone):
-        if not pools.slot_of(dict(body), _pool_uid(body)):
+        if not pools.slot_of(dict(body), pools.pool_uid_of(body)):
             raise provision.ProvisionFailure(constants.READY, constants.NO_SOURCE, "spec.source is required: only a "
                                              "WordPressClonePool makes clones without one", permanent=True)
         return clone
@@ -108,12 +108,6 @@ async def _take_slot(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, 
             raise provision.ProvisionFailure(constants.OBJECTS_READY, "KubernetesApiError", "the Kubernetes API "
                                              f"refused moving the pool slot: {error.status} {error.reason}") from None
     return clone
-
-
-def _pool_uid(body: kopf.Body) -> str:
-    """The uid of the WordPressClonePool that controls a blank slot ("" when none does)."""
-    return next((reference.get("uid", "") for reference in body["metadata"].get("ownerReferences") or []
-                 if reference.get("kind") == constants.POOL_KIND and reference.get("controller")), "")
 
 
 def _not_done_yet(clone: WordPressClone) -> list[dict[str, Any]]:
