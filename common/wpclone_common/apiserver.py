@@ -24,8 +24,8 @@ from wpclone_common import constants
 
 FIELD_MANAGER = "wpclone-api"
 # Where each kind touched here lives under its group's path (the operator watches its clones' Deployments
-# and Pods).
-PLURALS = {"Secret": "secrets", "Pod": "pods", "Deployment": "deployments",
+# and Pods, a pool slot's standing copy runner its ConfigMap).
+PLURALS = {"Secret": "secrets", "Pod": "pods", "Deployment": "deployments", "ConfigMap": "configmaps",
            constants.CLONE_KIND: constants.CLONE_PLURAL, constants.RESTORE_KIND: constants.RESTORE_PLURAL}
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 TOKEN_REREAD_SECONDS = 60.0
@@ -164,11 +164,13 @@ class ApiServer:
         return list(found["items"]), str(found["metadata"]["resourceVersion"])
 
     async def watch_objects(self, api_version: str, kind: str, namespace: str | None, resource_version: str,
-                            label_selector: str = "") -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """(event type, object) from `resource_version` on, until the server ends the watch; a version too
-        old raises (ApiError 410): list again."""
+                            label_selector: str = "",
+                            field_selector: str = "") -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(event type, object) from `resource_version` on (""; the objects as they are now first, as ADDED),
+        until the server ends the watch; a version too old raises (ApiError 410): list again."""
         params = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(WATCH_SECONDS), **({"labelSelector": label_selector} if label_selector else {})}
+                  "timeoutSeconds": str(WATCH_SECONDS), **({"labelSelector": label_selector} if label_selector else {}),
+                  **({"fieldSelector": field_selector} if field_selector else {})}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_SECONDS + 30)
         async with self._http.get(collection_path(api_version, kind, namespace), params=params,
                                   headers=self._token.header(), timeout=timeout) as answer:

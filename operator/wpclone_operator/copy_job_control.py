@@ -1,5 +1,6 @@
-"""The operator's side of copy Jobs (copy_jobs builds them): start one when a slot is free, read what
-one says, discard one made for an older spec. Blocking calls: callers use asyncio.to_thread."""
+"""The operator's side of copy Jobs (copy_jobs builds them): start one when a slot is free (or hand its plan
+to a pool slot's standing Job), read what one says, discard one made for an older spec. Blocking calls:
+callers use asyncio.to_thread."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from wpclone_common import constants, kube
+from wpclone_common import constants, kube, times
 from wpclone_operator import copy_jobs
 from wpclone_operator.copy_jobs import Owner, Plan
 from wpclone_operator.settings import Settings
@@ -39,16 +40,24 @@ def apiserver_cidrs(settings: Settings) -> list[str]:
 
 
 def running(settings: Settings) -> int:
-    """Copy Jobs not yet complete or failed, in the namespaces the operator watches."""
+    """Copy Jobs not yet complete or failed, in the namespaces the operator watches (a standing Job copies
+    nothing until it is handed a plan)."""
     scopes: list[str | None] = list(settings.namespaces) or [None]
     jobs = [job for scope in scopes for job in kube.list_objects("batch/v1", "Job", scope, SELECTOR)]
-    return sum(1 for job in jobs if copy_jobs.is_active(job))
+    return sum(1 for job in jobs if copy_jobs.is_active(job) and not copy_jobs.standing_by(job))
+
+
+def stand_by(owner: Owner, plan: Plan, settings: Settings) -> None:
+    """A pool slot's standing copy Job (plan.standby), made with the slot; it copies once a clone takes the slot."""
+    for manifest in copy_jobs.objects(owner, plan, settings, [], [], apiserver_cidrs(settings)):
+        kube.create_if_missing(manifest)
 
 
 def start(owner: Owner, plan: Plan, settings: Settings, created: str, secrets: list[str],
-          config_maps: list[str]) -> int:
-    """Creates the copy Job (and what it needs) when a slot is free and no earlier copy waits for one:
-    returns 0 then, else its place in the line (1: next)."""
+          config_maps: list[str], standing: dict[str, Any] | None = None) -> int:
+    """Creates the copy Job (and what it needs) when a slot is free and no earlier copy waits for one, or
+    hands the plan to the `standing` Job of the pool slot the clone took: returns 0 then, else its place in
+    the line (1: next)."""
     key = (owner.namespace, copy_jobs.job_name(owner))
     with _starting:
         now = time.monotonic()
@@ -59,10 +68,32 @@ def start(owner: Owner, plan: Plan, settings: Settings, created: str, secrets: l
         ahead = copy_jobs.queue_position(key, {other: when for other, (when, _) in _waiting.items()})
         if ahead >= settings.max_copy_jobs - running(settings):
             return ahead + 1
-        for manifest in copy_jobs.objects(owner, plan, settings, secrets, config_maps, apiserver_cidrs(settings)):
-            kube.create_if_missing(manifest)
+        if standing is not None:
+            _hand(owner, plan, settings, secrets, standing)
+        else:
+            for manifest in copy_jobs.objects(owner, plan, settings, secrets, config_maps, apiserver_cidrs(settings)):
+                kube.create_if_missing(manifest)
         _waiting.pop(key, None)
         return 0
+
+
+def _hand(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], standing: dict[str, Any]) -> None:
+    """The plan to a standing Job: its account may read the plan's logins first, then the plan (its pod
+    begins the copy as it reads it), then the Job counts as running. Each step may be done again: an
+    operator stopped halfway hands the same plan at its next look."""
+    name = copy_jobs.job_name(owner)
+    kube.patch("rbac.authorization.k8s.io/v1", "Role", owner.namespace, name,
+               {"rules": copy_jobs.role(owner, secrets)["rules"]})
+    kube.patch("v1", "ConfigMap", owner.namespace, name, {"data": {copy_jobs.PLAN_KEY: plan.model_dump_json()}})
+    kube.patch("batch/v1", "Job", owner.namespace, name, copy_jobs.hand_off(standing, owner, settings, times.now()))
+
+
+def retire(owner: Owner) -> None:
+    """Deletes a standing Job that cannot copy for its clone (it ended, or the copy needs a snapshot volume
+    it does not mount) with its Role and ConfigMap: the clone's copy gets a Job of its own, made afresh."""
+    name = copy_jobs.job_name(owner)
+    for api_version, kind in (("batch/v1", "Job"), ("v1", "ConfigMap"), ("rbac.authorization.k8s.io/v1", "Role")):
+        kube.delete(api_version, kind, owner.namespace, name)
 
 
 def forget(owner: Owner) -> None:

@@ -7,6 +7,12 @@ no copy. The Job's pod reads its logins from Secrets mounted into it alone; it w
 its owner's status and, once done, its outcome into a ConfigMap of its own: its ServiceAccount may
 patch exactly those two objects and nothing else (role()). The operator creates, watches and
 interprets Jobs (job_verdict) and writes the owner's phase and conditions from them.
+
+A warm pool's slot keeps a copy Job standing (Plan.standby): its pod started with the slot and waits for
+a plan. The clone that takes the slot takes its Job too (its name is the slot's: job_name); the operator
+hands it the clone's plan in the Job's ConfigMap and lets its account read the clone's logins (Secrets
+that did not exist when the pod started, so they cannot be mounted), and the copy begins at once: no pod
+to schedule, no sandbox, no interpreter to start.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ GENERATION_ANNOTATION = f"{constants.GROUP}/owner-generation"  # the owner's gen
 SNAPSHOT_ANNOTATION = f"{constants.GROUP}/snapshot"
 SNAPSHOT_USE_ANNOTATION = f"{constants.GROUP}/snapshot-use"
 SNAPSHOT_MOUNT = f"{MOUNTS}/snapshot"
+PLAN_KEY = "plan.json"  # in a standing Job's ConfigMap: the plan it is handed
+# On a pool slot's standing copy Job until a clone's plan is handed to it: it copies nothing yet, and is not
+# counted among the copies running.
+LABEL_STANDBY = f"{constants.GROUP}/standby"
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,9 @@ class Plan(BaseModel):
     # the snapshot instead of the site (replay); the snapshot's volume is mounted at MOUNTS/snapshot.
     snapshot: str | None = None
     snapshot_use: Literal["record", "replay"] | None = None
+    # A pool slot's standing runner: it waits for the plan handed to it in its ConfigMap (PLAN_KEY) and reads
+    # that plan's logins through the apiserver.
+    standby: bool = False
 
 
 def plan_body(body: Any, slot: SlotReference | None = None) -> dict[str, Any]:
@@ -94,12 +107,14 @@ def plan_body(body: Any, slot: SlotReference | None = None) -> dict[str, Any]:
 
 
 def job_name(owner: Owner) -> str:
-    """Named after its owner: `{clone}-copy`, `{restore}-restore` (a Job's name is a label value: 63 at most)."""
+    """Named after its owner: `{clone}-copy` (a clone that took a pool slot: the slot's, whose standing Job
+    it takes), `{restore}-restore` (a Job's name is a label value: 63 at most)."""
     suffix = "-copy" if owner.kind == constants.CLONE_KIND else "-restore"
-    name = owner.name + suffix
+    base = (owner.clone or owner.name) if owner.kind == constants.CLONE_KIND else owner.name
+    name = base + suffix
     if len(name) <= 63:
         return name
-    return f"{owner.name[:63 - len(suffix) - 9]}-{hashlib.sha256(owner.uid.encode()).hexdigest()[:8]}{suffix}"
+    return f"{base[:63 - len(suffix) - 9]}-{hashlib.sha256(owner.uid.encode()).hexdigest()[:8]}{suffix}"
 
 
 def _owner_reference(owner: Owner) -> dict[str, Any]:
@@ -123,15 +138,21 @@ def service_account(owner: Owner) -> dict[str, Any]:
             "automountServiceAccountToken": False}
 
 
-def role(owner: Owner) -> dict[str, Any]:
+def role(owner: Owner, reads: list[str] | None = None) -> dict[str, Any]:
     """All a copy Job may do through the apiserver: write its owner's status (its progress) and its own
-    outcome ConfigMap. Its logins are mounted files, read by the kubelet, not by the Job."""
+    outcome ConfigMap. Its logins are mounted files, read by the kubelet, not by the Job. A standing Job
+    (`reads` not None) also reads its ConfigMap, where its plan is handed, and then the Secrets `reads`
+    names: the logins of the clone that took its slot."""
     name = job_name(owner)
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [constants.GROUP], "resources": [f"{owner.plural}/status"], "resourceNames": [owner.name],
+         "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
+         "verbs": ["patch"] if reads is None else ["patch", "get", "watch"]}]
+    if reads:
+        rules.append({"apiGroups": [""], "resources": ["secrets"], "resourceNames": list(reads), "verbs": ["get"]})
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _metadata(owner, name),
-            "rules": [{"apiGroups": [constants.GROUP], "resources": [f"{owner.plural}/status"],
-                       "resourceNames": [owner.name], "verbs": ["patch"]},
-                      {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
-                       "verbs": ["patch"]}]}
+            "rules": rules}
 
 
 def role_binding(owner: Owner) -> dict[str, Any]:
@@ -233,12 +254,15 @@ def job(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config
     if settings.copy_job_priority_class:
         pod_spec["priorityClassName"] = settings.copy_job_priority_class
     metadata = _metadata(owner, name)
+    if plan.standby:
+        metadata["labels"][LABEL_STANDBY] = "true"
     metadata["annotations"] = {GENERATION_ANNOTATION: str(owner.generation),
                                **({SNAPSHOT_ANNOTATION: plan.snapshot, SNAPSHOT_USE_ANNOTATION: str(plan.snapshot_use)}
                                   if plan.snapshot is not None else {})}
+    # A standing Job waits as long as its slot does: its deadline is set when it is handed a plan (hand_off).
+    deadline = {} if plan.standby else {"activeDeadlineSeconds": int(settings.copy_deadline_seconds)}
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
-        "backoffLimit": settings.copy_job_backoff_limit,
-        "activeDeadlineSeconds": int(settings.copy_deadline_seconds),
+        "backoffLimit": settings.copy_job_backoff_limit, **deadline,
         "podFailurePolicy": {"rules": [
             {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
                                                   "values": [PERMANENT_EXIT]}},
@@ -257,8 +281,25 @@ def object_keys(owner: Owner) -> list[tuple[str, str, str]]:
 def objects(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config_maps: list[str],
             apiserver_cidrs: list[str]) -> list[dict[str, Any]]:
     """Everything one copy Job needs, in the order to create them (its policy before its pod)."""
-    return [service_account(owner), role(owner), role_binding(owner), outcome_config_map(owner),
-            network_policy(owner, settings, apiserver_cidrs), job(owner, plan, settings, secrets, config_maps)]
+    return [service_account(owner), role(owner, [] if plan.standby else None), role_binding(owner),
+            outcome_config_map(owner), network_policy(owner, settings, apiserver_cidrs),
+            job(owner, plan, settings, secrets, config_maps)]
+
+
+def standing_by(job: dict[str, Any]) -> bool:
+    """A pool slot's standing Job not yet handed a plan."""
+    return ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_STANDBY) == "true"
+
+
+def hand_off(job: dict[str, Any], owner: Owner, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The patch that makes a standing Job the owner's copy, written once its plan is handed: counted among
+    the running copies from now on, and given the copy's deadline from now (activeDeadlineSeconds counts
+    from the Job's start, when its slot was made)."""
+    started = (job.get("status") or {}).get("startTime")
+    waited = (now - datetime.fromisoformat(str(started).replace("Z", "+00:00"))).total_seconds() if started else 0.0
+    return {"metadata": {"labels": {LABEL_STANDBY: None},
+                         "annotations": {GENERATION_ANNOTATION: str(owner.generation)}},
+            "spec": {"activeDeadlineSeconds": int(max(0.0, waited) + settings.copy_deadline_seconds)}}
 
 
 @dataclass(frozen=True)

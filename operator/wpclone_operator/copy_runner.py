@@ -2,7 +2,9 @@
 same code the operator runs when it copies in-process, its inputs read from the files mounted into the
 Job. It reports progress into its owner's status, writes its outcome into its own ConfigMap, and exits
 0 (done), 1 (failed: Kubernetes may try again), PERMANENT_EXIT (failed for good) or STOPPED_EXIT (told
-to stop: its pod evicted or deleted; no outcome written, the Job's next pod copies again)."""
+to stop: its pod evicted or deleted; no outcome written, the Job's next pod copies again). A pool slot's
+standing runner first waits for the plan handed to it in that ConfigMap, and reads its logins through the
+apiserver."""
 
 from __future__ import annotations
 
@@ -17,14 +19,16 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 from pydantic import TypeAdapter, ValidationError
 
 from wpclone_common import constants, kube
+from wpclone_common.apiserver import ApiError, ApiServer
 from wpclone_common.resources import CloneRestoreSpec, WordPressClone
 from wpclone_engine.transfer import CopyResult
 from wpclone_engine.wordpress import WordPressError
 from wpclone_operator import cloning, copy_jobs, restoring
-from wpclone_operator.inputs import Inputs, Mounted
+from wpclone_operator.inputs import FromApi, Inputs, Mounted
 from wpclone_operator.settings import CopySettings
 
 log = logging.getLogger("wpclone.copy")
@@ -61,6 +65,25 @@ async def until_stopped(work: Awaitable[T]) -> T:
         raise
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def handed_plan(standing: copy_jobs.Plan) -> copy_jobs.Plan:
+    """The plan the operator hands a standing runner in its ConfigMap once a clone takes its slot: watched
+    for (one object, by name: all its account may watch), for as long as the slot stands."""
+    server = ApiServer.connect(connections=1)
+    try:
+        while True:
+            try:
+                async for _, config_map in server.watch_objects(
+                        "v1", "ConfigMap", standing.namespace, "", field_selector=f"metadata.name={standing.outcome}"):
+                    handed = (config_map.get("data") or {}).get(copy_jobs.PLAN_KEY)
+                    if handed:
+                        return copy_jobs.Plan.model_validate_json(handed)
+            except (TimeoutError, ApiError, aiohttp.ClientError) as error:
+                log.info("watching for a plan: %s; again in 1 s", error)
+                await asyncio.sleep(1)
+    finally:
+        await server.close()
 
 
 async def run(plan: copy_jobs.Plan, settings: CopySettings, inputs: Inputs) -> dict[str, Any]:
@@ -109,9 +132,16 @@ def permanent(kind: str, reason: str) -> bool:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     plan = copy_jobs.Plan.model_validate_json(os.environ[copy_jobs.PLAN_ENV])
+    inputs: Inputs = Mounted(Path(copy_jobs.MOUNTS))
+    try:
+        if plan.standby:
+            log.info("standing by for slot %s/%s", plan.namespace, plan.name)
+            plan, inputs = asyncio.run(until_stopped(handed_plan(plan))), FromApi(plan.namespace)
+    except Stopped:
+        return STOPPED_EXIT
     started = time.monotonic()
     try:
-        outcome = asyncio.run(until_stopped(run(plan, CopySettings(), Mounted(Path(copy_jobs.MOUNTS)))))
+        outcome = asyncio.run(until_stopped(run(plan, CopySettings(), inputs)))
         code, summary = 0, "copied"
     except Stopped:
         log.info("%s %s/%s: stopped by SIGTERM, the copy aborted", plan.kind, plan.namespace, plan.name)

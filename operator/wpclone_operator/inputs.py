@@ -1,5 +1,6 @@
-"""Where a copy reads its logins and records: from the apiserver (a copy inside the operator) or from the
-files the operator mounted into its copy Job (a copy Job reads no Secret through the API at all)."""
+"""Where a copy reads its logins and records: from the apiserver (a copy inside the operator, or a pool
+slot's standing copy Job, whose account may read the Secrets of the plan it was handed and no other) or
+from the files the operator mounted into its copy Job (which reads no Secret through the API at all)."""
 
 from __future__ import annotations
 
@@ -39,11 +40,12 @@ def _target(data: dict[str, str], host: str, port: int) -> DatabaseTarget:
 
 @dataclass(frozen=True)
 class FromApi:
-    """The operator's view: the namespace's objects through the apiserver, the shared MySQL server at the
-    address the operator reaches it by (which may differ from the clones' when the operator runs outside)."""
+    """The namespace's objects through the apiserver; the shared MySQL server at the address the operator
+    reaches it by (which may differ from the clones' when the operator runs outside), or, for a copy in a
+    pod (mysql_address None), where pods reach it (the database Secret's host)."""
 
     namespace: str
-    mysql_address: str
+    mysql_address: str | None = None
 
     def login(self, name: str) -> dict[str, str]:
         return credentials.read_login(self.namespace, name)
@@ -57,7 +59,7 @@ class FromApi:
 
     def database(self, secret: str) -> DatabaseTarget | None:
         data = self.secret(secret)
-        return None if data is None else _target(data, *split_address(self.mysql_address))
+        return None if data is None else _target(data, *split_address(self.mysql_address or data["host"]))
 
     def sqlite(self) -> SqliteTarget | None:
         return None  # a clone's volume is mounted in its pods, never in the operator

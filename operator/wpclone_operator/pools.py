@@ -33,7 +33,7 @@ from wpclone_common.resources import (
     WordPressClonePoolSpec,
     WordPressCloneSpec,
 )
-from wpclone_operator import children, status
+from wpclone_operator import children, copy_jobs, status
 
 CLAIMED_BY = f"{constants.GROUP}/claimed-by"  # on a taken slot: "<clone name>/<clone uid>"
 
@@ -186,11 +186,13 @@ def claim(clone: WordPressClone, default_pool: str) -> SlotReference | None:
 
 def take_over(clone: WordPressClone, admin_username: str) -> None:
     """The taken slot's objects become the clone's (idempotent: an operator stopped halfway does the rest
-    when it comes back): each owned by the clone alone, the admin login named as the source's, then the
-    slot object deleted (its clean-up leaves its database to the clone: `keeps_database`)."""
+    when it comes back), its standing copy Job's too: each owned by the clone alone, the admin login named
+    as the source's, then the slot object deleted (its clean-up leaves its database to the clone:
+    `keeps_database`)."""
     slot = clone.status.slot
     assert slot is not None
-    for api_version, kind, name in children.object_keys(clone):
+    copy_job = copy_jobs.object_keys(copy_jobs.Owner.of_clone(clone))
+    for api_version, kind, name in (*children.object_keys(clone), *copy_job):
         existing = kube.get(api_version, kind, clone.namespace, name)
         references = ((existing or {}).get("metadata") or {}).get("ownerReferences") or []
         if existing is None or not any(reference.get("uid") == slot.uid for reference in references):

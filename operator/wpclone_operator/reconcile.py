@@ -58,6 +58,8 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings
         if not children.is_slot(clone):  # a blank slot has no login to give: a clone names its own
             patch.status["adminSecretRef"] = {"name": children.admin_secret_name(clone)}
         earned = await provision.provision(clone, settings)
+        if children.is_slot(clone) and settings.copy_in == "job":
+            await _stand_by(body, clone, settings)
     except provision.ProvisionFailure as failure:
         _record_failure(body, patch, clone, failure)
         if failure.permanent:
@@ -108,6 +110,18 @@ async def _take_slot(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, 
             raise provision.ProvisionFailure(constants.OBJECTS_READY, "KubernetesApiError", "the Kubernetes API "
                                              f"refused moving the pool slot: {error.status} {error.reason}") from None
     return clone
+
+
+async def _stand_by(body: kopf.Body, slot: WordPressClone, settings: Settings) -> None:
+    """A slot's standing copy Job (copy_jobs), so that the clone that takes the slot starts copying at once."""
+    owner = copy_jobs.Owner.of_clone(slot)
+    plan = copy_jobs.Plan(kind=constants.CLONE_KIND, namespace=slot.namespace, name=slot.name,
+                          outcome=copy_jobs.job_name(owner), clone=copy_jobs.plan_body(body), standby=True)
+    try:
+        await asyncio.to_thread(copy_job_control.stand_by, owner, plan, settings)
+    except ApiException as error:
+        raise provision.ProvisionFailure(constants.OBJECTS_READY, "KubernetesApiError", "the Kubernetes API refused "
+                                         f"the slot's copy Job: {error.status} {error.reason}") from None
 
 
 def _not_done_yet(clone: WordPressClone) -> list[dict[str, Any]]:
@@ -296,7 +310,12 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
     if job is not None and copy_job_control.made_for_older_spec(job, owner) and not copy_jobs.is_active(job):
         await asyncio.to_thread(copy_job_control.discard, owner)  # the spec changed: copy again
         return None
-    if job is None:
+    standing = job if job is not None and copy_jobs.standing_by(job) else None
+    if standing is not None and (not copy_jobs.is_active(standing) or snapshots.max_age_minutes(clone, settings)):
+        # The taken slot's standing Job ended, or mounts no snapshot volume: a Job of the clone's own copies.
+        await asyncio.to_thread(copy_job_control.retire, owner)
+        job = standing = None
+    if job is None or standing is not None:
         secret = clone.spec.site.credentialsSecretRef.name
         try:  # only a login Secret that opted in is ever mounted into a Job
             login = await asyncio.to_thread(credentials.read_login, clone.namespace, secret)
@@ -312,11 +331,11 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
         place = await asyncio.to_thread(
             copy_job_control.start, owner, plan, settings, clone.created,
             [*([] if replay else [secret]), *([] if children.is_sqlite(clone) else [children.db_secret_name(clone)]),
-             children.admin_secret_name(clone)], [])
+             children.admin_secret_name(clone)], [], standing)
         if place:
             return content(constants.COPY_QUEUED, f"waiting for one of {settings.max_copy_jobs} copy slots "
                            f"({place} in line)")
-        how = f" {choice.message}" if choice.message else ""
+        how = f" {choice.message}" if choice.message else " (the slot's, standing)" if standing else ""
         kopf.info(body, reason="Cloning", message=f"copying {clone.spec.site.url} into the clone by Job "
                   f"{copy_jobs.job_name(owner)}{how}")
         return content(constants.COPYING, f"copy Job {copy_jobs.job_name(owner)} started{how}")

@@ -35,6 +35,7 @@ from tests.integration.test_restore import (
 )
 from tests.integration.test_snapshot_copy import count_exports, exports
 from tests.integration.test_sqlite_clone import ODD_TABLE, mysql_rows, row_differences
+from tests.integration.test_warm_pool import databases, pool_manifest, pool_with_ready, slots
 from tests.integration.transfer_fixtures import SiteMaker
 from wpclone_common import times
 from wpclone_engine.sqlite_dropin import DATABASE_FILE
@@ -138,6 +139,58 @@ def test_a_clone_is_copied_by_its_own_job_whose_account_reaches_nothing_else(
     eventually(lambda: not (get_json(control_plane, namespace, "jobs", "-l", "app.kubernetes.io/component=copy")
                             or {}).get("items") and not job_pods(control_plane, namespace, "stage-copy"),
                timeout=120, what="the deleted clones' Jobs and their pods to be gone")
+
+
+def test_a_clone_that_takes_a_pool_slot_is_copied_by_the_slots_standing_job_let_read_only_its_logins(
+        control_plane: cluster.ControlPlane, mariadb: MariaDB, namespace: str, make_site: SiteMaker) -> None:
+    plane = control_plane
+    production = make_site(host=network.GATEWAY)
+    before = databases(mariadb)
+    apply(plane, namespace, pool_manifest("warm", 1))
+    pool_with_ready(plane, namespace, "warm", 1)
+    (slot,) = [item["metadata"]["name"] for item in slots(plane, namespace, "warm")]
+    job_name = f"{slot}-copy"
+    (standing,) = eventually(lambda: running_pods(plane, namespace, job_name), timeout=120,
+                             what="the slot's standing copy Job to run")
+    job = get_json(plane, namespace, "job", job_name)
+    assert job["metadata"]["labels"]["wpclone.dev/standby"] == "true" and "activeDeadlineSeconds" not in job["spec"]
+    # Standing, it reads its own ConfigMap (where its plan will be handed) and no Secret at all.
+    assert can(plane, namespace, job_name, "watch", f"configmaps/{job_name}")
+    assert not can(plane, namespace, job_name, "get", "secrets/production-login")
+    assert not can(plane, namespace, job_name, "get", f"secrets/{slot}-db")
+    assert "standing by" in plane.kubectl("logs", "-n", namespace, f"job/{job_name}")
+
+    apply(plane, namespace, login_of(production), clone_manifest("stage", production.url, "production-login",
+                                                                 pool="warm"))
+    clone = wait_phase(plane, namespace, "stage", "Ready", "Failed")
+    assert clone["status"]["phase"] == "Ready", clone["status"]
+    assert clone["status"]["slot"]["name"] == slot and condition(clone, "SourceUrlsReplaced")["reason"] == "NoneLeft"
+    assert clone["status"]["progress"]["phase"] == "done" and clone["status"]["progress"]["rows"] > 0
+    served = httpx.get(f"{clone['status']['url']}/wp-json/wp/v2/posts?per_page=100", timeout=30).json()
+    assert sorted(post["title"]["rendered"] for post in served) == sorted(post_titles(production))
+    # The copy was the standing pod's, started before the clone was asked for: now the clone's Job, with the
+    # copy's deadline, counted among the running copies no more since it is done.
+    job = get_json(plane, namespace, "job", job_name)
+    assert job["metadata"]["ownerReferences"][0]["uid"] == clone["metadata"]["uid"]
+    assert "wpclone.dev/standby" not in job["metadata"]["labels"] and job["spec"]["activeDeadlineSeconds"] > 0
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"])
+    (pod,) = job_pods(plane, namespace, job_name)
+    assert pod["metadata"]["name"] == standing and job["status"]["succeeded"] == 1
+    assert times.parse_time(pod["status"]["startTime"]) < times.parse_time(clone["metadata"]["creationTimestamp"])
+    assert "copied" in plane.kubectl("logs", "-n", namespace, f"job/{job_name}")
+    # Handed the plan, its account read the clone's logins, and nothing else: no other Secret, no other clone.
+    assert can(plane, namespace, job_name, "get", "secrets/production-login")
+    assert can(plane, namespace, job_name, "patch", "wordpressclones.wpclone.dev/stage", "--subresource=status")
+    refused = [("list", "secrets"), ("get", "secrets/other-login"), ("watch", "configmaps"),
+               ("patch", f"wordpressclones.wpclone.dev/{slot}", "--subresource=status"), ("create", "jobs.batch")]
+    assert [request for request in refused if can(plane, namespace, job_name, *request)] == []
+
+    plane.kubectl("delete", "-n", namespace, "wpc", "stage", "--wait=true", "--timeout=120s")
+    plane.kubectl("delete", "-n", namespace, "wpcpool", "warm", "--wait=true", "--timeout=120s")
+    eventually(lambda: not (get_json(plane, namespace, "jobs", "-l", "app.kubernetes.io/component=copy")
+                            or {}).get("items") and not slots(plane, namespace, "warm")
+               and databases(mariadb) == before, timeout=120,
+               what="the clone's and the pool's Jobs, slots and databases to be gone")
 
 
 def test_a_wrong_password_ends_the_job_at_once_and_fails_the_clone(

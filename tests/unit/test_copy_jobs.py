@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,45 @@ def test_retries_deadline_and_a_permanent_failure_map_onto_the_job() -> None:
     assert spec["template"]["metadata"]["labels"][constants.LABEL_CLONE] == "shop"
     assert spec["template"]["metadata"]["labels"][constants.LABEL_COMPONENT] == "copy"
     assert spec["template"]["metadata"]["labels"][constants.LABEL_APP] != "wordpress"  # not in the clone's Service
+
+
+def standing() -> tuple[Owner, Plan]:
+    metadata = {**CLONE_BODY["metadata"], "name": "warm-abcde", "uid": "u-slot", "generation": 1}
+    slot = {**CLONE_BODY, "metadata": metadata, "spec": {"pool": "warm"}}
+    owner = Owner.of(slot, "warm-abcde")
+    return owner, Plan(kind=constants.CLONE_KIND, namespace="team-a", name="warm-abcde", outcome="warm-abcde-copy",
+                       clone=copy_jobs.plan_body(slot), standby=True)
+
+
+def test_a_pool_slots_standing_job_mounts_no_login_reads_only_its_plan_and_waits_without_a_deadline() -> None:
+    owner, plan = standing()
+    made = {manifest["kind"]: manifest for manifest in copy_jobs.objects(owner, plan, settings(), [], [], [])}
+    job = made["Job"]
+    assert copy_jobs.standing_by(job) and not copy_jobs.standing_by(the_job())
+    assert "activeDeadlineSeconds" not in job["spec"]
+    pod = job["spec"]["template"]["spec"]
+    assert not [volume for volume in pod["volumes"] if "secret" in volume]
+    (env,) = [env for env in pod["containers"][0]["env"] if env["name"] == copy_jobs.PLAN_ENV]
+    assert Plan.model_validate_json(env["value"]).standby
+    assert made["Role"]["rules"][1] == {"apiGroups": [""], "resources": ["configmaps"],
+                                       "resourceNames": ["warm-abcde-copy"], "verbs": ["patch", "get", "watch"]}
+    assert len(made["Role"]["rules"]) == 2  # no Secret at all until a clone's plan is handed
+
+
+def test_a_standing_job_handed_a_plan_reads_exactly_its_logins_and_gets_the_copys_deadline_from_then() -> None:
+    owner, plan = standing()
+    stage = Owner(constants.CLONE_KIND, "team-a", "stage", "u-stage", 2, "warm-abcde")
+    assert copy_jobs.job_name(stage) == copy_jobs.job_name(owner) == "warm-abcde-copy"
+    rules = copy_jobs.role(stage, ["stage-login", "warm-abcde-db", "warm-abcde-admin"])["rules"]
+    assert rules[0]["resourceNames"] == ["stage"]  # the clone's status now, not the slot's
+    assert rules[2] == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                        "resourceNames": ["stage-login", "warm-abcde-db", "warm-abcde-admin"]}
+    job = {**copy_jobs.job(owner, plan, settings(), [], []), "status": {"startTime": "2026-01-01T00:00:00Z"}}
+    handed = copy_jobs.hand_off(job, stage, settings(copy_deadline_seconds=900),
+                                datetime(2026, 1, 1, 0, 10, tzinfo=UTC))
+    assert handed == {"metadata": {"labels": {copy_jobs.LABEL_STANDBY: None},
+                                   "annotations": {copy_jobs.GENERATION_ANNOTATION: "2"}},
+                      "spec": {"activeDeadlineSeconds": 600 + 900}}
 
 
 def test_the_settings_a_job_gets_read_back_the_same_in_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -159,6 +159,9 @@ def test_a_clone_that_took_a_slot_keeps_its_objects_names_database_and_pod_as_th
     # Its copy Job's pod is let in by the slot's NetworkPolicy, and reaches the slot's pod.
     owner_of_copy = copy_jobs.Owner.of_clone(stage)
     assert owner_of_copy.clone == "warm-abcde" and owner_of_copy.name == "stage"
+    # The slot's standing copy Job is the clone's copy Job (the same name), and goes with it at its expiry.
+    assert copy_jobs.job_name(owner_of_copy) == copy_jobs.job_name(copy_jobs.Owner.of_clone(blank)) == "warm-abcde-copy"
+    assert copy_jobs.object_keys(owner_of_copy) == copy_jobs.object_keys(copy_jobs.Owner.of_clone(blank))
 
 
 def test_a_copy_jobs_plan_names_the_slot_the_clone_took() -> None:

@@ -68,10 +68,11 @@ app.kubernetes.io/component: {{ index . 1 }}
   resources: [secrets]
   verbs: [get, create, patch, delete]
 # Server-side apply (authorized as patch, and as create when the object is new); deleted on expiry.
-# A restore reads the clone's source-checksums ConfigMap.
+# A restore reads the clone's source-checksums ConfigMap. Watch: only to grant it to a pool slot's standing
+# copy Job on its own ConfigMap, where its plan is handed (a Role grants only what its maker holds).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, patch, delete]
+  verbs: [get, watch, create, patch, delete]
 # Every child is read first: the operator never takes over an object of the same name it did not make.
 - apiGroups: [""]
   resources: [services]
@@ -84,10 +85,12 @@ app.kubernetes.io/component: {{ index . 1 }}
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]
-# A clone's pods are watched (by label) to say why one cannot start (image pull, configuration, crash loop).
+# A clone's pods are watched (by label) to say why one cannot start (image pull, configuration, crash loop);
+# a finished copy Job's pods that mount a volume claim (a snapshot, a SQLite database) are deleted so that
+# the claim can go.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list, watch, delete]
 # Each clone's wp-content claim is created once (never rewritten: its spec is immutable), deleted on expiry;
 # a pool slot's is given to the clone that takes the slot (its ownerReferences patched).
 - apiGroups: [""]
@@ -100,18 +103,20 @@ app.kubernetes.io/component: {{ index . 1 }}
 # Each copy (copy_jobs.py) is a Job: created, read to follow it, listed to count those running (the
 # maxJobs cap), deleted to copy again after a spec change; its pod's ServiceAccount, and the Role and
 # RoleBinding that let that pod patch its owner's status and its own outcome ConfigMap, nothing else
-# (granting those needs the operator to hold them: it does, above).
+# (granting those needs the operator to hold them: it does, above). A pool slot's standing copy Job is
+# patched when a clone takes the slot (its owner, its deadline), and its Role then lets it read that
+# clone's logins.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, create, delete]
+  verbs: [get, list, create, patch, delete]
 # A clone that expires but stays (expiryPolicy Retain) loses them like its other children: read first
-# (only its own are deleted), then deleted.
+# (only its own are deleted), then deleted; a taken slot's are given to its clone (owner patched).
 - apiGroups: [""]
   resources: [serviceaccounts]
-  verbs: [get, create, delete]
+  verbs: [get, create, patch, delete]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [get, create, delete]
+  verbs: [get, create, patch, delete]
 {{- end -}}
 
 {{/* What the API does in its namespace (api/wpclone_api/clones.py, restores.py). */}}
