@@ -37,6 +37,13 @@ def _resource(api_version: str, kind: str) -> Any:
     return _dynamic().resources.get(api_version=api_version, kind=kind)
 
 
+def discover(*kinds: tuple[str, str]) -> None:
+    """Looks up the kinds' API paths now (the client's discovery: a few requests and their parsing), so that
+    their first use later costs one request (a standing copy runner does this while it waits)."""
+    for api_version, kind in kinds:
+        _resource(api_version, kind)
+
+
 def apply(manifest: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply: idempotent, and it converges whatever the object looks like now."""
     metadata = manifest["metadata"]

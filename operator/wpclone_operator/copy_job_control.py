@@ -1,9 +1,10 @@
 """The operator's side of copy Jobs (copy_jobs builds them): start one when a slot is free (or hand its plan
-to a pool slot's standing Job), read what one says, discard one made for an older spec. Blocking calls:
-callers use asyncio.to_thread."""
+to a pool slot's standing Job), read what one says, discard one made for an older spec. Blocking calls
+(callers use asyncio.to_thread), but for state_once_written."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import threading
@@ -14,6 +15,7 @@ from wpclone_common import constants, kube, times
 from wpclone_operator import copy_jobs
 from wpclone_operator.copy_jobs import Owner, Plan
 from wpclone_operator.settings import Settings
+from wpclone_operator.workloads import Workloads
 
 log = logging.getLogger(__name__)
 SELECTOR = f"{constants.LABEL_MANAGED_BY}=wpclone,{constants.LABEL_COMPONENT}={constants.COPY_COMPONENT}"
@@ -109,6 +111,19 @@ def state(owner: Owner) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         return None, None
     outcome = kube.get("v1", "ConfigMap", owner.namespace, name)
     return job, copy_jobs.read_outcome(dict((outcome or {}).get("data") or {}))
+
+
+async def state_once_written(owner: Owner, watching: Workloads | None, seconds: float,
+                             ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """state(), and while the Job copies, waited for up to `seconds` until its runner writes its outcome (the
+    watch tells at once): a copy's end is seen as it happens, not at its owner's next look."""
+    job, outcome = await asyncio.to_thread(state, owner)
+    if job is None or outcome is not None or watching is None or not copy_jobs.is_active(job) \
+            or copy_jobs.standing_by(job):
+        return job, outcome
+    if await watching.until_outcome(owner.namespace, copy_jobs.job_name(owner), seconds):
+        return await asyncio.to_thread(state, owner)
+    return job, outcome
 
 
 def made_for_older_spec(job: dict[str, Any], owner: Owner) -> bool:

@@ -342,6 +342,10 @@ def job_verdict(job: dict[str, Any], outcome: dict[str, Any] | None) -> Verdict:
             return Verdict("failed", constants.GAVE_UP, f"copy Job {name} completed without an outcome ({last})")
         return Verdict("succeeded", "Copied", f"copy Job {name} completed", outcome)
     failed = _condition(job, "Failed")
+    if failed is None and outcome is not None and failure is None and not holds_a_clone_volume(job):
+        # The runner wrote its result as its last step: the copy is done, whatever the kubelet and the Job
+        # controller take to say so (2-3 s). A pod that holds a claim is released only once its Job ended.
+        return Verdict("succeeded", "Copied", f"copy Job {name} wrote its result", outcome)
     if failed is not None:
         if failed.get("reason") == "PodFailurePolicy" and failure is not None:
             return Verdict("failed", str(failure["reason"]), str(failure.get("message", "")), failure)
@@ -363,8 +367,11 @@ def unreadable(job: dict[str, Any]) -> Verdict:
                    f"copy Job {job['metadata']['name']} completed, but its outcome cannot be read")
 
 
-def seconds(job: dict[str, Any]) -> float:
-    """How long a finished Job ran, from its start to its completion (0 when either is not known)."""
+def seconds(job: dict[str, Any], outcome: dict[str, Any] | None = None) -> float:
+    """How long a Job's copy took: as its runner measured it (from its plan, which a standing Job waits for),
+    or from the Job's start to its completion (0 when either is not known)."""
+    if isinstance((outcome or {}).get("seconds"), int | float):
+        return float((outcome or {})["seconds"])
     state = job.get("status") or {}
     started, ended = state.get("startTime"), state.get("completionTime")
     if not started or not ended:

@@ -78,7 +78,9 @@ async def handed_plan(standing: copy_jobs.Plan) -> copy_jobs.Plan:
                         "v1", "ConfigMap", standing.namespace, "", field_selector=f"metadata.name={standing.outcome}"):
                     handed = (config_map.get("data") or {}).get(copy_jobs.PLAN_KEY)
                     if handed:
-                        return copy_jobs.Plan.model_validate_json(handed)
+                        plan = copy_jobs.Plan.model_validate_json(handed)
+                        log.info("handed the copy of %s %s/%s", plan.kind, plan.namespace, plan.name)
+                        return plan
             except (TimeoutError, ApiError, aiohttp.ClientError) as error:
                 log.info("watching for a plan: %s; again in 1 s", error)
                 await asyncio.sleep(1)
@@ -135,13 +137,16 @@ def main() -> int:
     inputs: Inputs = Mounted(Path(copy_jobs.MOUNTS))
     try:
         if plan.standby:
+            # What the copy will ask the apiserver for, looked up before there is anything to copy.
+            kube.discover(("v1", "Secret"), ("v1", "ConfigMap"), (constants.API_VERSION, constants.CLONE_KIND))
             log.info("standing by for slot %s/%s", plan.namespace, plan.name)
             plan, inputs = asyncio.run(until_stopped(handed_plan(plan))), FromApi(plan.namespace)
     except Stopped:
         return STOPPED_EXIT
     started = time.monotonic()
     try:
-        outcome = asyncio.run(until_stopped(run(plan, CopySettings(), inputs)))
+        outcome = {**asyncio.run(until_stopped(run(plan, CopySettings(), inputs))),
+                   "seconds": round(time.monotonic() - started, 3)}
         code, summary = 0, "copied"
     except Stopped:
         log.info("%s %s/%s: stopped by SIGTERM, the copy aborted", plan.kind, plan.namespace, plan.name)

@@ -114,8 +114,8 @@ async def restore(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: in
 @kopf.timer(*RESTORES, id="restore-job", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds,
             when=lambda status, **_: SETTINGS.copy_in == "job" and status.get("phase") in (constants.CHECKING,
                                                                                         constants.RESTORING))
-async def follow_restore_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    await reconcile_restore.advance_job(body, patch, SETTINGS)
+async def follow_restore_job(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    await reconcile_restore.advance_job(body, patch, SETTINGS, memo.get("workloads"))
 
 
 @kopf.timer(*SNAPSHOTS, id="expire-snapshot", interval=SNAPSHOT_CHECK_SECONDS,

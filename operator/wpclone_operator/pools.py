@@ -18,6 +18,7 @@ make it again and again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,11 @@ from wpclone_common.resources import (
 from wpclone_operator import children, copy_jobs, status
 
 CLAIMED_BY = f"{constants.GROUP}/claimed-by"  # on a taken slot: "<clone name>/<clone uid>"
+# A pool makes the slot that replaces a taken one this long after the claim: a new slot's start (its
+# database, its pod's sandbox, WordPress and its copy runner starting) costs CPU that the taking clone's
+# copy, begun at the claim, needs more (on a 2-core node it doubled a small site's copy).
+REFILL_DELAY_SECONDS = 5.0
+_claimed_at: dict[tuple[str, str], float] = {}  # (namespace, pool) -> time.monotonic() of its last claim here
 
 
 @dataclass(frozen=True)
@@ -101,10 +107,10 @@ def slot_of(body: dict[str, Any], pool_uid: str) -> Slot | None:
 
 
 def plan(pool: str, spec: WordPressClonePoolSpec, slots: list[Slot], conditions: list[dict[str, Any]],
-         generation: int, at: datetime) -> Plan:
+         generation: int, at: datetime, refill: bool = True) -> Plan:
     """What the pool does now, and its status. Taken slots are the clones' already; a slot of another
     shape (the template changed) is replaced; the youngest go first when there are too many, those still
-    starting before the ready ones."""
+    starting before the ready ones; missing slots are made unless `refill` is held (a claim just now)."""
     shape = slot_spec(pool, spec).slot_shape()
     free = [slot for slot in slots if slot.claimed_by is None and not slot.deleting]
     # A Failed slot stays (and says why in the pool's condition) until the template changes: made again as it
@@ -126,7 +132,7 @@ def plan(pool: str, spec: WordPressClonePoolSpec, slots: list[Slot], conditions:
     else:
         condition = status.condition(constants.READY, False, constants.SLOTS_STARTING,
                                      f"{ready} of {spec.replicas} slots ready", generation, at)
-    return Plan(create=max(0, spec.replicas - len(kept)), delete=[slot.name for slot in delete],
+    return Plan(create=max(0, spec.replicas - len(kept)) if refill else 0, delete=[slot.name for slot in delete],
                 status={"replicas": len(kept), "ready": ready, "observedGeneration": generation,
                         "conditions": status.merge_conditions(conditions, [condition])})
 
@@ -176,6 +182,7 @@ def claim(clone: WordPressClone, default_pool: str) -> SlotReference | None:
                 if error.status in (404, 409):  # another clone took it first, or it went
                     continue
                 raise
+            _claimed_at[(clone.namespace, pool)] = time.monotonic()
             count_claim(clone.namespace, pool)
         reference = SlotReference(name=slot.name, uid=slot.uid)
         kube.patch_status(constants.API_VERSION, constants.CLONE_KIND, clone.namespace, clone.name,
@@ -233,7 +240,8 @@ def reconcile(body: dict[str, Any], at: datetime) -> Plan:
     spec = WordPressClonePoolSpec.model_validate(body.get("spec") or {})
     slots = _slots(namespace, pool, uid)
     conditions = (body.get("status") or {}).get("conditions") or []
-    decided = plan(pool, spec, slots, conditions, metadata.get("generation", 1), at)
+    refill = time.monotonic() - _claimed_at.get((namespace, pool), -REFILL_DELAY_SECONDS) >= REFILL_DELAY_SECONDS
+    decided = plan(pool, spec, slots, conditions, metadata.get("generation", 1), at, refill)
     # A slot claimed by a clone deleted before it took the slot over: nobody will; it goes with its database.
     decided.delete += [slot.name for slot in slots if slot.claimed_by and not slot.deleting
                        and _claimant_of(namespace, slot.claimed_by) is None]

@@ -27,6 +27,7 @@ from wpclone_operator import (
     provision,
     snapshots,
     status,
+    workloads,
 )
 from wpclone_operator.settings import Settings
 
@@ -191,7 +192,7 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         pass
     elif (workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED)
             and settings.copy_in == "job"):
-        content = await _copy_by_job(body, clone, settings, current)
+        content = await _copy_by_job(body, clone, settings, current, memo.get("workloads"))
         if content is None:
             return
         updates += content
@@ -297,12 +298,12 @@ async def _copied(clone: WordPressClone, result: CopyResult, seconds: float) -> 
                                          result.source_url, clone.generation, at)]
 
 
-async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Settings,
-                       current: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Settings, current: list[dict[str, Any]],
+                       watching: workloads.Workloads | None) -> list[dict[str, Any]] | None:
     """The clone's copy Job, started when a slot is free, and what it says: the ContentCloned condition
     (None: nothing to write this time)."""
     owner = copy_jobs.Owner.of_clone(clone)
-    job, outcome = await asyncio.to_thread(copy_job_control.state, owner)
+    job, outcome = await copy_job_control.state_once_written(owner, watching, settings.observe_seconds)
 
     def content(reason: str, message: str) -> list[dict[str, Any]]:
         return [status.condition(constants.CONTENT_CLONED, False, reason, message, clone.generation, status.now())]
@@ -350,7 +351,7 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
             return content(constants.COPYING, f"snapshot {snapshot} was unusable ({verdict.message}); copying "
                            "from the site again")
     if result is not None:
-        return await _copied(clone, result, copy_jobs.seconds(job))
+        return await _copied(clone, result, copy_jobs.seconds(job, verdict.outcome))
     if verdict.state == "succeeded":
         verdict = copy_jobs.unreadable(job)
     if verdict.state == "failed" or verdict.reason != constants.COPYING:

@@ -23,6 +23,7 @@ from wpclone_operator import (
     metrics,
     restoring,
     status,
+    workloads,
 )
 from wpclone_operator.settings import Settings
 
@@ -93,13 +94,14 @@ def _ended(body: kopf.Body, patch: kopf.Patch, spec: CloneRestoreSpec, outcome: 
                reason=patch.status["conditions"][0]["reason"], message=patch.status["message"])
 
 
-async def advance_job(body: kopf.Body, patch: kopf.Patch, settings: Settings) -> None:
+async def advance_job(body: kopf.Body, patch: kopf.Patch, settings: Settings,
+                      watching: workloads.Workloads | None) -> None:
     """A restore's copy Job: started when a slot is free (its clone Ready, its logins opted in), followed,
     and its outcome made the restore's final status."""
     generation = body["metadata"]["generation"]
     spec = CloneRestoreSpec.model_validate(dict(body["spec"]))
     owner = copy_jobs.Owner.of(body, _clone_ref(spec))
-    job, outcome = await asyncio.to_thread(copy_job_control.state, owner)
+    job, outcome = await copy_job_control.state_once_written(owner, watching, settings.observe_seconds)
     if job is None:
         try:
             await _start_job(body, patch, owner, spec, settings)
@@ -111,7 +113,7 @@ async def advance_job(body: kopf.Body, patch: kopf.Patch, settings: Settings) ->
     if verdict.state != "running" and copy_jobs.holds_a_clone_volume(job):
         await asyncio.to_thread(copy_job_control.release_volumes, owner)
     if restored is not None:
-        _ended(body, patch, spec, restored, generation, copy_jobs.seconds(job))
+        _ended(body, patch, spec, restored, generation, copy_jobs.seconds(job, verdict.outcome))
         return
     if verdict.state == "succeeded":
         verdict = copy_jobs.unreadable(job)

@@ -1,8 +1,10 @@
-"""The clones' Deployments and pods as watches show them.
+"""The clones' Deployments and pods, and the copy Jobs' outcome ConfigMaps, as watches show them.
 
 The observe timer looks at every clone every few seconds; a GET of its Deployment and a LIST of its pods
 on each look made most of the apiserver's work at 50 clones (bench.bench_scale). The watches are filtered
-by label on the server (only the clones' WordPress workloads), one per watched namespace, or one for all.
+by label on the server (only the clones' WordPress workloads, only copy Jobs' ConfigMaps), one per watched
+namespace, or one for all. The outcome watch lets a look at a copying clone wait for its copy's end and
+see it as it is written, rather than at the next look.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from wpclone_common import constants
 from wpclone_common.apiserver import ApiServer
 from wpclone_common.resources import WordPressClone
 from wpclone_common.watched import Watched
-from wpclone_operator import children
+from wpclone_operator import children, copy_jobs
 
 SELECTOR = f"{constants.LABEL_MANAGED_BY}=wpclone,{constants.LABEL_COMPONENT}=wordpress"
+COPY_SELECTOR = f"{constants.LABEL_MANAGED_BY}=wpclone,{constants.LABEL_COMPONENT}={constants.COPY_COMPONENT}"
 
 
 class Workloads:
@@ -25,13 +28,37 @@ class Workloads:
         scopes: list[str | None] = list(namespaces) or [None]
         self._deployments = {scope: Watched("apps/v1", "Deployment", scope, SELECTOR) for scope in scopes}
         self._pods = {scope: Watched("v1", "Pod", scope, SELECTOR) for scope in scopes}
+        self._outcomes = {scope: Watched("v1", "ConfigMap", scope, COPY_SELECTOR) for scope in scopes}
+        self._outcome_changed = asyncio.Event()
         self._tasks = [asyncio.create_task(watched.follow(server), name=f"watch-{watched.kind}-{watched.namespace}")
                        for watched in (*self._deployments.values(), *self._pods.values())]
+        self._tasks += [asyncio.create_task(watched.follow(server, self._wake), name=f"watch-outcomes-{scope}")
+                        for scope, watched in self._outcomes.items()]
 
     @classmethod
     def connect(cls, namespaces: list[str]) -> Workloads:
         """Watches over connections of their own: each watch holds one for as long as it runs."""
-        return cls(ApiServer.connect(connections=2 * max(1, len(namespaces)) + 2), namespaces)
+        return cls(ApiServer.connect(connections=3 * max(1, len(namespaces)) + 2), namespaces)
+
+    def _wake(self) -> None:
+        """A copy's ConfigMap changed: whoever waits for an outcome looks again."""
+        changed, self._outcome_changed = self._outcome_changed, asyncio.Event()
+        changed.set()
+
+    async def until_outcome(self, namespace: str, name: str, seconds: float) -> bool:
+        """Waits up to `seconds` for copy Job `name`'s runner to write its outcome: True once it has; False
+        at the end of the wait, or at once while the watch is not synced (then nothing is known)."""
+        watched = self._outcomes.get(namespace if namespace in self._outcomes else None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while watched is not None and watched.synced:
+            if copy_jobs.OUTCOME_KEY in ((watched.named(name, namespace) or {}).get("data") or {}):
+                return True
+            try:
+                await asyncio.wait_for(self._outcome_changed.wait(), deadline - loop.time())
+            except TimeoutError:
+                return False
+        return False
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -43,7 +43,7 @@ OPERATOR_RULES = {
     ("wpclone.dev", "sourcesnapshots/status"): {"patch"},
     ("wpclone.dev", "sourcesnapshots/finalizers"): {"update"},
     ("", "secrets"): {"get", "create", "patch", "delete"},
-    ("", "configmaps"): {"get", "watch", "create", "patch", "delete"},
+    ("", "configmaps"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "services"): {"get", "create", "patch", "delete"},
     ("networking.k8s.io", "ingresses"): {"get", "create", "patch", "delete"},
     ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch", "delete"},

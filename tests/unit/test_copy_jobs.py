@@ -196,6 +196,14 @@ def test_what_a_job_says() -> None:
     assert tired.reason == constants.GAVE_UP and "failed 7 times" in tired.message and "Unreachable" in tired.message
     crashed = copy_jobs.job_verdict(job_with(("Complete", "")), None)  # a runner that wrote nothing
     assert crashed.state == "failed" and crashed.reason == constants.GAVE_UP
+    # Its result written, the copy is done before the Job controller says the Job is complete, unless its pod
+    # holds a claim (released only once the Job ended).
+    early = copy_jobs.job_verdict(job_with(), {**result, "seconds": 1.5})
+    assert (early.state, early.outcome) == ("succeeded", {**result, "seconds": 1.5})
+    assert copy_jobs.seconds(job_with(), early.outcome) == 1.5
+    holding = job_with()
+    holding["spec"]["template"] = {"spec": {"volumes": [{"name": "db", "persistentVolumeClaim": {"claimName": "x"}}]}}
+    assert copy_jobs.job_verdict(holding, result).state == "running"
 
 
 def test_an_outcome_that_is_not_a_json_object_is_none() -> None:

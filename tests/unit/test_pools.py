@@ -62,6 +62,13 @@ def test_an_empty_pool_makes_its_slots_and_says_they_are_starting() -> None:
     assert condition["status"] == "False" and condition["reason"] == constants.SLOTS_STARTING
 
 
+def test_a_pool_holds_its_refill_just_after_a_claim_and_still_says_what_it_lacks() -> None:
+    held = pools.plan("warm", WordPressClonePoolSpec(replicas=3), [slot("left")], [], 3, AT, refill=False)
+    assert held.create == 0 and held.status["replicas"] == 1 and held.status["ready"] == 1
+    assert held.status["conditions"][0]["status"] == "False"
+    assert pools.plan("warm", WordPressClonePoolSpec(replicas=3), [slot("left")], [], 3, AT).create == 2
+
+
 def test_too_many_slots_lose_those_still_starting_first_then_the_youngest() -> None:
     slots = [slot("old", created="2026-01-01T00:00:00Z"), slot("young", created="2026-01-01T00:05:00Z"),
              slot("starting", phase="Provisioning", created="2026-01-01T00:01:00Z")]

@@ -8,7 +8,7 @@ from typing import Any
 from tests.unit.fake_apiserver import FakeKube
 from tests.unit.test_children import make_clone
 from wpclone_common import constants
-from wpclone_operator import children
+from wpclone_operator import children, copy_jobs
 from wpclone_operator.settings import Settings
 from wpclone_operator.workloads import SELECTOR, Workloads
 
@@ -50,3 +50,26 @@ def test_the_watches_select_exactly_the_clones_wordpress_workloads() -> None:
     assert wanted.items() <= deployment["metadata"]["labels"].items()
     assert wanted.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
+
+
+async def test_a_look_at_a_copying_clone_waits_for_its_copys_outcome_and_sees_it_as_it_is_written() -> None:
+    cluster = FakeKube()
+    outcome = copy_jobs.outcome_config_map(copy_jobs.Owner.of(
+        {"kind": "WordPressClone", "metadata": {"name": "shop", "namespace": "team-a", "uid": "u-1"}}, "shop"))
+    cluster.objects[("ConfigMap", "shop-copy")] = outcome
+    watching = Workloads(cluster, [])  # type: ignore[arg-type]  # the fake speaks the same calls
+    try:
+        # Not listed yet: nothing is known, the look does not wait.
+        began = asyncio.get_running_loop().time()
+        assert await watching.until_outcome("team-a", "shop-copy", 30) is False
+        assert asyncio.get_running_loop().time() - began < 1
+        await settled()
+        assert await watching.until_outcome("team-a", "shop-copy", 0.05) is False  # nothing written yet
+        waiting = asyncio.create_task(watching.until_outcome("team-a", "shop-copy", 30))
+        await settled()
+        assert not waiting.done()
+        await cluster.merge_patch("v1", "ConfigMap", "team-a", "shop-copy",
+                                  {"data": {copy_jobs.OUTCOME_KEY: '{"result": {}}'}})
+        assert await asyncio.wait_for(waiting, 1) is True
+    finally:
+        await watching.stop()

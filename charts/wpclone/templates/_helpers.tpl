@@ -68,11 +68,12 @@ app.kubernetes.io/component: {{ index . 1 }}
   resources: [secrets]
   verbs: [get, create, patch, delete]
 # Server-side apply (authorized as patch, and as create when the object is new); deleted on expiry.
-# A restore reads the clone's source-checksums ConfigMap. Watch: only to grant it to a pool slot's standing
-# copy Job on its own ConfigMap, where its plan is handed (a Role grants only what its maker holds).
+# A restore reads the clone's source-checksums ConfigMap. Copy Jobs' ConfigMaps (by label) are listed and
+# watched to see a copy's outcome as it is written; watch is also granted to a pool slot's standing copy Job
+# on its own ConfigMap, where its plan is handed (a Role grants only what its maker holds).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Every child is read first: the operator never takes over an object of the same name it did not make.
 - apiGroups: [""]
   resources: [services]
