@@ -85,3 +85,11 @@ def clone_wp_content(plane: cluster.ControlPlane, namespace: str, name: str, com
     volume = get_json(plane, "", "pv", claim["spec"]["volumeName"])
     source = (volume or {})["spec"]
     return Path((source.get("hostPath") or source["local"])["path"])
+
+
+def completed_job(plane: cluster.ControlPlane, namespace: str, name: str, timeout: float = 60) -> dict[str, Any]:
+    """Job `name` once complete: its owner may be done before (it reads the runner's outcome, not the Job's
+    status, which the kubelet and the Job controller report seconds later)."""
+    return eventually(lambda: (job := get_json(plane, namespace, "job", name)) and any(
+        c["type"] == "Complete" and c["status"] == "True" for c in (job.get("status") or {}).get("conditions") or [])
+        and job, timeout=timeout, interval=0.5, what=f"Job {name} to be complete")

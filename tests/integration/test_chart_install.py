@@ -35,6 +35,7 @@ from tests.helpers import (
     bring_ttl_forward,
     clone_manifest,
     clone_wp_content,
+    completed_job,
     condition,
     credentials_secret,
     eventually,
@@ -376,9 +377,7 @@ def test_the_chart_pods_restore_clones_to_production(namespaced: Release, stack:
     assert pushed["status"]["backupId"]
     # Copied by Jobs (the chart's default), under the accounts the operator made for them.
     for copy_job in ("stage-copy", "push-restore"):
-        done_job = get_json(plane, WATCHED, "job", copy_job) or {}
-        assert any(c["type"] == "Complete" and c["status"] == "True" for c in
-                   (done_job.get("status") or {}).get("conditions") or []), (copy_job, done_job.get("status"))
+        done_job = completed_job(plane, WATCHED, copy_job)
         assert done_job["spec"]["template"]["spec"]["serviceAccountName"] == copy_job
 
     assert "Made on the clone" in post_titles(production.url)

@@ -25,7 +25,16 @@ from testenv import cluster, images, network, node
 from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
-from tests.helpers import apply, clone_manifest, clone_wp_content, condition, credentials_secret, eventually, get_json
+from tests.helpers import (
+    apply,
+    clone_manifest,
+    clone_wp_content,
+    completed_job,
+    condition,
+    credentials_secret,
+    eventually,
+    get_json,
+)
 from tests.integration import transfer_fixtures
 from tests.integration.test_restore import (
     hold_route,
@@ -109,9 +118,8 @@ def test_a_clone_is_copied_by_its_own_job_whose_account_reaches_nothing_else(
     assert condition(clone, "SourceUrlsReplaced")["reason"] == "NoneLeft"
     assert condition(clone, "ContentCloned")["reason"] == "Copied"
 
-    job = get_json(control_plane, namespace, "job", "stage-copy")
-    assert job is not None and job["metadata"]["ownerReferences"][0]["uid"] == clone["metadata"]["uid"]
-    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"])
+    job = completed_job(control_plane, namespace, "stage-copy")
+    assert job["metadata"]["ownerReferences"][0]["uid"] == clone["metadata"]["uid"]
     (pod,) = job_pods(control_plane, namespace, "stage-copy")
     assert pod["spec"]["serviceAccountName"] == "stage-copy"
     assert "copied" in control_plane.kubectl("logs", "-n", namespace, "job/stage-copy")
@@ -170,10 +178,9 @@ def test_a_clone_that_takes_a_pool_slot_is_copied_by_the_slots_standing_job_let_
     assert sorted(post["title"]["rendered"] for post in served) == sorted(post_titles(production))
     # The copy was the standing pod's, started before the clone was asked for: now the clone's Job, with the
     # copy's deadline, counted among the running copies no more since it is done.
-    job = get_json(plane, namespace, "job", job_name)
+    job = completed_job(plane, namespace, job_name)
     assert job["metadata"]["ownerReferences"][0]["uid"] == clone["metadata"]["uid"]
     assert "wpclone.dev/standby" not in job["metadata"]["labels"] and job["spec"]["activeDeadlineSeconds"] > 0
-    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"])
     (pod,) = job_pods(plane, namespace, job_name)
     assert pod["metadata"]["name"] == standing and job["status"]["succeeded"] == 1
     assert times.parse_time(pod["status"]["startTime"]) < times.parse_time(clone["metadata"]["creationTimestamp"])
