@@ -5,6 +5,7 @@ slots cannot start, and nothing it made outlives it."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -101,8 +102,8 @@ def test_a_clone_takes_a_ready_slot_whose_pod_serves_it_and_the_pool_refills_and
     assert stage["status"]["adminSecretRef"]["name"] == f"{taken}-admin"
     assert secret_value(plane, namespace, f"{taken}-admin", "username") == source.admin_user
 
-    # The pool makes a new slot to stand in for the taken one (at once: it need not wait for it to be Ready
-    # here, its first slots were), and counts the claim.
+    # The pool makes a new slot to stand in for the taken one (once the claim's copy had its moment:
+    # pools.REFILL_DELAY_SECONDS), and counts the claim.
     eventually(lambda: (now := pool_status(plane, namespace, "warm")).get("replicas") == 2 and now.get("claimed") == 1,
                timeout=60, interval=1, what="the pool to make a slot for the taken one and count the claim")
     assert taken not in {slot["metadata"]["name"] for slot in slots(plane, namespace, "warm")}
@@ -127,6 +128,51 @@ def test_a_clone_takes_a_ready_slot_whose_pod_serves_it_and_the_pool_refills_and
     # A claim goes once its pod has (the claim's protection finalizer).
     eventually(lambda: not (get_json(plane, namespace, "pvc") or {}).get("items"), timeout=120, interval=1,
                what="no volume claim of the pool's slots left")
+    assert not [secret for secret in (get_json(plane, namespace, "secret") or {}).get("items", [])
+                if secret["metadata"]["name"].startswith("warm-")]
+
+
+def test_an_operator_stopped_mid_claim_finishes_each_claim_when_back_and_leaves_nothing(
+        control_plane: cluster.ControlPlane, operator: OperatorProcess, ingress: IngressProcess, mariadb: MariaDB,
+        namespace: str, make_site: SiteMaker) -> None:
+    plane = control_plane
+    source = make_site()
+    before = (databases(mariadb), users(mariadb))
+    apply(plane, namespace, pool_manifest("warm", 2))
+    pool_with_ready(plane, namespace, "warm", 2)
+    first_slot, second_slot = sorted((slot["metadata"]["name"], slot["metadata"]["uid"])
+                                     for slot in slots(plane, namespace, "warm"))
+    pods_before = {name: clone_pod(plane, namespace, name)["metadata"]["uid"] for name, _ in (first_slot, second_slot)}
+    # What an operator killed mid-claim leaves, written by hand while it is stopped: `first`'s claim is on its
+    # slot but not yet in its status; `second`'s is in both, its slot's objects not yet moved to it.
+    operator.stop()
+    try:
+        apply(plane, namespace, credentials_secret("source-login", source.admin_user, source.admin_password),
+              clone_manifest("first", source.url, pool="warm"), clone_manifest("second", source.url, pool="warm"))
+        uids = {name: get_json(plane, namespace, "wpc", name)["metadata"]["uid"] for name in ("first", "second")}
+        for clone, (slot, _) in (("first", first_slot), ("second", second_slot)):
+            plane.kubectl("annotate", "-n", namespace, "wpc", slot, f"wpclone.dev/claimed-by={clone}/{uids[clone]}")
+        plane.kubectl("patch", "-n", namespace, "wpc", "second", "--subresource=status", "--type=merge", "-p",
+                      json.dumps({"status": {"slot": {"name": second_slot[0], "uid": second_slot[1]}}}))
+    finally:
+        operator.start()
+    for clone, (slot, _) in (("first", first_slot), ("second", second_slot)):
+        plane.kubectl("wait", "-n", namespace, f"wpc/{clone}", "--for=condition=Ready", "--timeout=180s")
+        found = get_json(plane, namespace, "wpc", clone)
+        assert found["status"]["slot"]["name"] == slot, found["status"]
+        assert condition(found, "SourceUrlsReplaced")["reason"] == "NoneLeft"
+        assert clone_pod(plane, namespace, slot)["metadata"]["uid"] == pods_before[slot]  # the slot's own pod
+        assert get_json(plane, namespace, "wpc", slot) is None
+        deployment = get_json(plane, namespace, "deployment", slot)
+        assert [owner["uid"] for owner in deployment["metadata"]["ownerReferences"]] == [uids[clone]]
+        assert at_clone(ingress, clone, "/wp-json/wp/v2/posts").status_code == 200
+
+    plane.kubectl("delete", "-n", namespace, "wpc", "first", "second", "--wait=true", "--timeout=120s")
+    plane.kubectl("delete", "-n", namespace, "wpcpool", "warm", "--wait=true", "--timeout=120s")
+    eventually(lambda: not slots(plane, namespace, "warm") and (databases(mariadb), users(mariadb)) == before,
+               timeout=120, interval=1, what="no slot, database or user left")
+    eventually(lambda: not (get_json(plane, namespace, "pvc") or {}).get("items"), timeout=120, interval=1,
+               what="no volume claim left")
     assert not [secret for secret in (get_json(plane, namespace, "secret") or {}).get("items", [])
                 if secret["metadata"]["name"].startswith("warm-")]
 
