@@ -233,7 +233,8 @@ async def request_clone(request: Request) -> Response:
             "source_password": form.get("source_password", ""), "customer_id": form.get("customer_id", "").strip(),
             "ttl_minutes": form.get("ttl_minutes", "").strip() or None,
             "database": form.get("database", "").strip() or None,
-            "snapshot_max_age_minutes": form.get("snapshot_max_age_minutes", "").strip() or None})
+            "snapshot_max_age_minutes": form.get("snapshot_max_age_minutes", "").strip() or None,
+            "pool": form.get("pool", "").strip() or None})
         await actions.create_clone(request, caller, body)
         return _go(request, "/ui/", f"Clone {body.customer_id} requested: it appears below as it is made.")
 

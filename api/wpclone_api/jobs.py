@@ -53,7 +53,7 @@ def clone_resource(request: CloneRequest, job_id: str, tenant: str) -> dict[str,
                               database=None if request.database is None else DatabaseSpec(engine=request.database),
                               snapshot=None if request.snapshot_max_age_minutes is None
                               else SnapshotUse(maxAgeMinutes=request.snapshot_max_age_minutes),
-                              notify=notify_of(request.callback_url, tenant))
+                              pool=request.pool, notify=notify_of(request.callback_url, tenant))
     labels = {**tenants.labels(tenant, job_id), constants.LABEL_CUSTOMER: request.customer_id}
     return resources.body(constants.CLONE_KIND, request.customer_id, labels, spec)
 

@@ -6,7 +6,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from wpclone_common.resources import BACKUP_ID, CONTENT_EXCLUDE, MAX_TTL_MINUTES, SITE_URL, DatabaseEngine, Delivery
+from wpclone_common.resources import (
+    BACKUP_ID,
+    CONTENT_EXCLUDE,
+    DNS_SUBDOMAIN,
+    MAX_TTL_MINUTES,
+    SITE_URL,
+    DatabaseEngine,
+    Delivery,
+)
 from wpclone_common.resources import CopyProgress as Progress
 
 CUSTOMER_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -41,6 +49,11 @@ class CloneRequest(BaseModel):
         "Build the clone from a snapshot of the source taken at most this many minutes ago with the same login, "
         "recording one when there is none: many clones of one site then read it once. 0: read the site itself. "
         "Default: the installation's setting"))
+    pool: str | None = Field(default=None, min_length=1, max_length=63, pattern=DNS_SUBDOMAIN, examples=["warm"],
+                             description=(
+        "Take a ready blank clone of this warm pool (a WordPressClonePool of the installation: its database and "
+        "pod are made already, only the copy is left); with none ready, the clone is made the usual way. "
+        "Default: the installation's default pool, if it has one"))
     callback_url: str | None = Field(default=None, pattern=SITE_URL, max_length=2048,
                                      examples=["https://hooks.example.com/wpclone"], description=(
         "A webhook: the job's end (completed, failed, expired) is POSTed there as JSON, signed with your tenant's "

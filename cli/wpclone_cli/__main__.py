@@ -172,6 +172,8 @@ def parser() -> argparse.ArgumentParser:
     clone.add_argument("--snapshot-max-age", type=int, metavar="MINUTES",
                        help="build the clone from a snapshot of the site at most this old, recording one when "
                             "there is none (0: read the site itself; default: the installation's)")
+    clone.add_argument("--pool", help="take a ready blank clone of this warm pool: only the copy is left "
+                                      "(default: the installation's default pool, if any)")
     clone.add_argument("--wait", action="store_true", help="wait until the clone is ready, showing progress")
 
     login = command("login", help="a one-click, single-use link into a clone's wp-admin")
@@ -231,7 +233,7 @@ def run(flags: argparse.Namespace, api: Api, stdin: Any, out: Console, err: Cons
                 "source_password": read_password(stdin, "password"), "ttl_minutes": flags.ttl,
                 **({"database": flags.database} if flags.database else {}),
                 **({"snapshot_max_age_minutes": flags.snapshot_max_age} if flags.snapshot_max_age is not None else {}),
-                "callback_url": flags.callback_url}
+                **({"pool": flags.pool} if flags.pool else {}), "callback_url": flags.callback_url}
         return started(api.call("POST", "/api/v2/clone", json=body)["job_id"])
     if flags.command == "status":
         return started(flags.job)

@@ -38,11 +38,12 @@ def test_a_clone_waited_for_then_listed_extended_logged_into_and_deleted(
         wordpress_sites: list[WordPressSite]) -> None:
     site, name = wordpress_sites[0], f"cli-{uuid.uuid4().hex[:6]}"
     made = wpclone(api, "clone", site.url, "--user", site.admin_user, "--password-stdin", "--name", name,
-                   "--snapshot-max-age", "10", "--wait", password=site.admin_password)
+                   "--snapshot-max-age", "10", "--pool", "warm", "--wait", password=site.admin_password)
     assert made.returncode == 0, made.stderr
-    # (this operator copies in-process, where no snapshot's volume is: the clone read its site)
+    # (this operator copies in-process, where no snapshot's volume is: the clone read its site; and the
+    # namespace has no pool "warm": the clone was made the usual way)
     spec = json.loads(control_plane.kubectl("get", "-n", api.namespace, "wpc", name, "-o", "json"))["spec"]
-    assert spec["snapshot"] == {"maxAgeMinutes": 10}
+    assert spec["snapshot"] == {"maxAgeMinutes": 10} and spec["pool"] == "warm"
     assert f"http://{name}." in made.stdout and "is ready" in made.stdout
     assert site.admin_password not in made.stdout + made.stderr
     # Not a terminal: progress as plain lines on standard error, one per change.

@@ -359,6 +359,18 @@ def test_a_clone_may_ask_for_a_snapshot_of_its_source_or_leave_it_to_the_install
     assert cluster.objects[("WordPressClone", "fresh")]["spec"]["snapshot"] == {"maxAgeMinutes": 0}
 
 
+def test_a_clone_may_name_a_warm_pool_to_take_a_ready_slot_of(cluster: FakeKube) -> None:
+    with TestClient(create_app(settings(), cluster)) as api:
+        start_clone(api, "acme", "plain")
+        asked = api.post("/api/v2/clone", json=clone_body("warm", pool="warm-pool"), headers=as_("acme"))
+        wrong = api.post("/api/v2/clone", json=clone_body("odd", pool="Not A Pool"), headers=as_("acme"))
+    assert (asked.status_code, wrong.status_code) == (202, 422)
+    assert "pool" in wrong.json()["message"]
+    assert "pool" not in cluster.objects[("WordPressClone", "plain")]["spec"]
+    assert cluster.objects[("WordPressClone", "warm")]["spec"]["pool"] == "warm-pool"
+    assert ("WordPressClone", "odd") not in cluster.objects
+
+
 def test_a_restore_from_a_sqlite_clone_fails_on_a_conflict_by_default_and_cannot_merge(cluster: FakeKube) -> None:
     with TestClient(create_app(settings(default_database_engine="sqlite"), cluster)) as api:
         start_clone(api, "acme", "light")

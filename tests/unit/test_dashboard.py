@@ -99,11 +99,12 @@ def test_a_clone_requested_by_form_is_the_same_job_as_by_rest(browser: TestClien
     made = browser.post("/ui/clones", data={"csrf": csrf(browser), "source_url": SHOP, "source_username": "admin",
                                             "source_password": "secret-pw", "customer_id": "acme-shop",
                                             "ttl_minutes": "45", "database": "sqlite",
-                                            "snapshot_max_age_minutes": "20"})
+                                            "snapshot_max_age_minutes": "20", "pool": "warm"})
     assert made.status_code == 200 and "Clone acme-shop requested" in shown(made.text, "notice")
     (clone,) = cluster.stored("WordPressClone", "wpclone.dev/tenant=acme")
     assert clone["spec"]["ttlMinutes"] == 45 and clone["spec"]["source"]["url"] == SHOP
     assert clone["spec"]["database"] == {"engine": "sqlite"} and clone["spec"]["snapshot"] == {"maxAgeMinutes": 20}
+    assert clone["spec"]["pool"] == "warm"
     assert 'data-clone="acme-shop"' in made.text and "secret-pw" not in made.text
     # Refused with the REST API's own message; the form comes back filled, but for the password.
     again = browser.post("/ui/clones", data={"csrf": csrf(browser), "source_url": SHOP, "source_username": "admin",
