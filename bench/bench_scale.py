@@ -1,13 +1,15 @@
 """The operator at scale: many clones requested at once through the API, on the real node, then deleted at once.
 
     .venv/bin/python -m bench.bench_scale [--clones 50] [--objects 1000] [--concurrency 4] [--clone-cpu 50m]
+                                          [--pool 50]
 
 Starts the whole local stack (control plane, the real node, MariaDB, the ingress router, the operator, the
 API) and one small seeded WordPress site; the operator copies `--concurrency` clones at a time and gives
 each clone pod `--clone-cpu` and `--clone-memory` as requests (what decides how many fit on the node). Then:
 1. `--clones` clones of it requested at once through `POST /api/v2/clone`, each followed through its
    job-status until completed or failed: success rate, time to the first and last Ready, the operator's
-   and the API's memory (RSS now, and its peak).
+   and the API's memory (RSS now, and its peak). With `--pool N`, a warm pool of N slots is made and
+   filled first (its fill time printed, not counted) and every request names it: how many took a slot.
 2. All of them deleted at once through `DELETE /api/v2/delete/{id}`: time until every WordPressClone is
    gone and no clone database or MySQL user is left.
 3. `--objects` WordPressClones present at once, recorded as Expired (made while the operator is
@@ -107,10 +109,10 @@ class Outcomes:
 
 
 async def one_clone(http: aiohttp.ClientSession, source: wordpress.WordPressSite, name: str,
-                    outcomes: Outcomes) -> tuple[str, str, float]:
+                    outcomes: Outcomes, pool: str | None = None) -> tuple[str, str, float]:
     """(clone id, final job status as the API tells it, seconds from the burst's start to Ready or Failed)."""
     body = {"source_url": source.url, "source_username": source.admin_user, "source_password": source.admin_password,
-            "customer_id": name, "ttl_minutes": 60}
+            "customer_id": name, "ttl_minutes": 60, **({"pool": pool} if pool else {})}
     async with http.post("/api/v2/clone", json=body) as answer:
         accepted = await answer.json()
         if answer.status != 202:
@@ -154,8 +156,10 @@ def leftovers(running: stack.Stack) -> tuple[int, int, int]:
 
 
 async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: int,
-                before_delete: Callable[[], None] | None = None, prefix: str = "scale") -> None:
-    """`prefix`: of the clones' names; a second burst takes another (a deleted clone's children may linger)."""
+                before_delete: Callable[[], None] | None = None, prefix: str = "scale",
+                pool: str | None = None) -> None:
+    """`prefix`: of the clones' names; a second burst takes another (a deleted clone's children may linger).
+    `pool`: every request names it."""
     assert running.api is not None and running.operator is not None and running.operator.server is not None
     async with aiohttp.ClientSession(running.api.url, headers={"Authorization": f"Bearer {running.api.token}"},
                                      connector=aiohttp.TCPConnector(limit=count),
@@ -165,7 +169,7 @@ async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: in
         begin, machine_before, operator_before = time.perf_counter(), cpu_seconds(), cpu_seconds(operator_pid)
         outcomes = Outcomes()
         watching = asyncio.create_task(outcomes.follow(running.control_plane.kubeconfig, running.api.namespace, begin))
-        done = await asyncio.gather(*(one_clone(http, source, f"{prefix}-{number}", outcomes)
+        done = await asyncio.gather(*(one_clone(http, source, f"{prefix}-{number}", outcomes, pool)
                                       for number in range(count)))
         watching.cancel()
         wall, machine, operator = (time.perf_counter() - begin, cpu_seconds() - machine_before,
@@ -181,6 +185,10 @@ async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: in
         spent = sorted(((commands_after[name] - commands_before.get(name, 0.0), name) for name in commands_after),
                        reverse=True)
         print("  by command: " + ", ".join(f"{name} {seconds:.1f} s" for seconds, name in spent[:12] if seconds >= 0.5))
+        if pool:
+            clones = json.loads(running.control_plane.kubectl("get", "wpc", "-n", running.api.namespace, "-o", "json"))
+            took = sum(1 for clone in clones["items"] if (clone.get("status") or {}).get("slot"))
+            print(f"  {took} of {count} took a slot of pool {pool}")
         print(f"  the clone pods, from creation {pod_timeline(running, running.api.namespace)}")
         for name, state, _ in done:
             if state != "completed":
@@ -232,6 +240,36 @@ async def many_objects(running: stack.Stack, source: wordpress.WordPressSite, co
         print(f"  {seconds} s: operator {memory(running.operator.server.process.pid)}")
 
 
+POOL = "warm"
+
+
+def pool_state(running: stack.Stack, namespace: str) -> dict[str, object]:
+    found = json.loads(running.control_plane.kubectl("get", "wpcpool", POOL, "-n", namespace, "-o", "json",
+                                                     "--ignore-not-found") or "{}")
+    return dict(found.get("status") or {})
+
+
+def fill_pool(running: stack.Stack, namespace: str, slots: int) -> None:
+    """A warm pool of `slots` blank clones, waited for until all are ready."""
+    running.control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
+        "apiVersion": constants.API_VERSION, "kind": constants.POOL_KIND, "metadata": {"name": POOL},
+        "spec": {"replicas": slots}}))
+    begin = time.perf_counter()
+    while pool_state(running, namespace).get("ready") != slots:
+        if time.perf_counter() - begin > GIVE_UP_SECONDS:
+            raise SystemExit(f"the pool is not ready after {GIVE_UP_SECONDS} s: {pool_state(running, namespace)}")
+        time.sleep(1)
+    print(f"pool of {slots} slots ready after {time.perf_counter() - begin:.1f} s (not counted below)")
+
+
+def delete_pool(running: stack.Stack, namespace: str) -> None:
+    """The pool and its slots (refilled since the burst), so that only the clones are left to delete."""
+    running.control_plane.kubectl("delete", "wpcpool", POOL, "-n", namespace, "--wait=true", "--timeout=600s")
+    while json.loads(running.control_plane.kubectl("get", "wpc", "-n", namespace, "-l",
+                                                   f"{constants.LABEL_POOL}={POOL}", "-o", "json"))["items"]:
+        time.sleep(1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clones", type=int, default=50)
@@ -239,6 +277,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="the operator's WPCLONE_CONCURRENCY")
     parser.add_argument("--clone-cpu", default="50m", help="each clone pod's CPU request")
     parser.add_argument("--clone-memory", default="128Mi", help="each clone pod's memory request")
+    parser.add_argument("--pool", type=int, default=0, help="a warm pool of this many slots, filled first")
     chosen = parser.parse_args()
     with stack_with_a_source("wpclone-bench-scale-") as (running, source, _):
         assert running.operator is not None
@@ -250,7 +289,13 @@ def main() -> int:
         assert running.operator.server is not None
         print(f"operator concurrency {chosen.concurrency}, clone pods request {chosen.clone_cpu} CPU, "
               f"{chosen.clone_memory}; idle: operator {memory(running.operator.server.process.pid)}")
-        if chosen.clones:
+        if chosen.clones and chosen.pool:
+            assert running.api is not None
+            namespace = running.api.namespace
+            fill_pool(running, namespace, chosen.pool)
+            asyncio.run(burst(running, source, chosen.clones, pool=POOL,
+                              before_delete=lambda: delete_pool(running, namespace)))
+        elif chosen.clones:
             asyncio.run(burst(running, source, chosen.clones))
         if chosen.objects:
             asyncio.run(many_objects(running, source, chosen.objects))

@@ -59,23 +59,35 @@ def secret_value(plane: cluster.ControlPlane, namespace: str, name: str, key: st
     return base64.b64decode(secret["data"][key]).decode()
 
 
-def test_a_clone_takes_a_ready_slot_whose_pod_serves_it_and_the_pool_refills_and_leaves_nothing(
+def nothing_left_once_the_pool_goes(plane: cluster.ControlPlane, namespace: str, mariadb: MariaDB,
+                                    before: tuple[set[str], set[str]]) -> None:
+    """Deletes the pool "warm": its slots go, and no database, user, volume claim or Secret of theirs is left."""
+    plane.kubectl("delete", "-n", namespace, "wpcpool", "warm", "--wait=true", "--timeout=120s")
+    eventually(lambda: not slots(plane, namespace, "warm"), timeout=120, interval=1, what="the pool's slots to go")
+    eventually(lambda: (databases(mariadb), users(mariadb)) == before, timeout=60, interval=1,
+               what="no database or user of the pool's slots left")
+    # A claim goes once its pod has (the claim's protection finalizer).
+    eventually(lambda: not (get_json(plane, namespace, "pvc") or {}).get("items"), timeout=120, interval=1,
+               what="no volume claim of the pool's slots left")
+    assert not [secret for secret in (get_json(plane, namespace, "secret") or {}).get("items", [])
+                if secret["metadata"]["name"].startswith("warm-")]
+
+
+def test_clones_take_ready_slots_whose_pods_serve_them_across_an_operator_stopped_mid_claim_and_leave_nothing(
         control_plane: cluster.ControlPlane, operator: OperatorProcess, ingress: IngressProcess, mariadb: MariaDB,
         namespace: str, make_site: SiteMaker) -> None:
-    plane = control_plane
-    source = make_site()
-    before = (databases(mariadb), users(mariadb))
-    apply(plane, namespace, pool_manifest("warm", 2))
-    pool = pool_with_ready(plane, namespace, "warm", 2, replicas=2)
+    plane, source, before = control_plane, make_site(), (databases(mariadb), users(mariadb))
+    apply(plane, namespace, pool_manifest("warm", 3))
+    pool = pool_with_ready(plane, namespace, "warm", 3, replicas=3)
     assert condition(pool, "Ready")["status"] == "True"
     standing = {slot["metadata"]["name"]: slot for slot in slots(plane, namespace, "warm")}
-    assert len(standing) == 2
+    assert len(standing) == 3
     for name, slot in standing.items():
         assert slot["status"]["phase"] == "Ready" and condition(slot, "Ready")["reason"] == "Standby"
         assert not slot["status"].get("url") and not slot["status"].get("adminSecretRef")
         assert get_json(plane, namespace, "ingress", name) is None  # nobody reaches a blank WordPress
     pods_before = {name: clone_pod(plane, namespace, name) for name in standing}
-    assert len(databases(mariadb) - before[0]) == 2
+    assert len(databases(mariadb) - before[0]) == 3
 
     apply(plane, namespace, credentials_secret("source-login", source.admin_user, source.admin_password),
           clone_manifest("stage", source.url, pool="warm"))
@@ -102,11 +114,39 @@ def test_a_clone_takes_a_ready_slot_whose_pod_serves_it_and_the_pool_refills_and
     assert stage["status"]["adminSecretRef"]["name"] == f"{taken}-admin"
     assert secret_value(plane, namespace, f"{taken}-admin", "username") == source.admin_user
 
-    # The pool makes a new slot to stand in for the taken one (once the claim's copy had its moment:
-    # pools.REFILL_DELAY_SECONDS), and counts the claim.
-    eventually(lambda: (now := pool_status(plane, namespace, "warm")).get("replicas") == 2 and now.get("claimed") == 1,
-               timeout=60, interval=1, what="the pool to make a slot for the taken one and count the claim")
-    assert taken not in {slot["metadata"]["name"] for slot in slots(plane, namespace, "warm")}
+    # What an operator killed mid-claim leaves, written by hand while it is stopped: `first`'s claim is on
+    # its slot but not yet in its status; `second`'s is in both, its slot's objects not yet moved to it.
+    first_slot, second_slot = sorted((name, slot["metadata"]["uid"]) for name, slot in standing.items()
+                                     if name != taken)
+    operator.stop()
+    try:
+        apply(plane, namespace, clone_manifest("first", source.url, pool="warm"),
+              clone_manifest("second", source.url, pool="warm"))
+        uids = {name: get_json(plane, namespace, "wpc", name)["metadata"]["uid"] for name in ("first", "second")}
+        for clone, (slot_name, _) in (("first", first_slot), ("second", second_slot)):
+            plane.kubectl("annotate", "-n", namespace, "wpc", slot_name,
+                          f"wpclone.dev/claimed-by={clone}/{uids[clone]}")
+        plane.kubectl("patch", "-n", namespace, "wpc", "second", "--subresource=status", "--type=merge", "-p",
+                      json.dumps({"status": {"slot": {"name": second_slot[0], "uid": second_slot[1]}}}))
+    finally:
+        operator.start()
+    for clone, (slot_name, _) in (("first", first_slot), ("second", second_slot)):
+        plane.kubectl("wait", "-n", namespace, f"wpc/{clone}", "--for=condition=Ready", "--timeout=180s")
+        found = get_json(plane, namespace, "wpc", clone)
+        assert found["status"]["slot"]["name"] == slot_name, found["status"]
+        assert condition(found, "SourceUrlsReplaced")["reason"] == "NoneLeft"
+        assert clone_pod(plane, namespace, slot_name)["metadata"]["uid"] == pods_before[slot_name]["metadata"]["uid"]
+        assert get_json(plane, namespace, "wpc", slot_name) is None
+        deployment = get_json(plane, namespace, "deployment", slot_name)
+        assert [owner["uid"] for owner in deployment["metadata"]["ownerReferences"]] == [uids[clone]]
+        assert at_clone(ingress, clone, "/wp-json/wp/v2/posts").status_code == 200
+
+    # The pool makes new slots to stand in for the taken ones (once the claim's copy had its moment:
+    # pools.REFILL_DELAY_SECONDS), and counts the claim it made (the others were written by hand).
+    eventually(lambda: (now := pool_status(plane, namespace, "warm")).get("replicas") == 3 and now.get("claimed") == 1,
+               timeout=90, interval=1, what="the pool to make slots for the taken ones and count the claim")
+    assert not {taken, first_slot[0], second_slot[0]} & {slot["metadata"]["name"] for slot in slots(plane, namespace,
+                                                                                                     "warm")}
 
     # A slot whose claimant went before taking it over (an operator stopped mid-claim, the clone deleted):
     # the pool removes it with its database (and makes another).
@@ -117,64 +157,12 @@ def test_a_clone_takes_a_ready_slot_whose_pod_serves_it_and_the_pool_refills_and
                what="the abandoned slot to go")
     assert abandoned_database not in databases(mariadb)
 
-    # The clone goes with the slot's database and user; the pool with its slots and theirs.
+    # A clone goes with the slot's database and user; the pool with its slots and theirs.
     stage_database = secret_value(plane, namespace, f"{taken}-db", "database")
     plane.kubectl("delete", "-n", namespace, "wpc", "stage", "--wait=true", "--timeout=120s")
     assert stage_database not in databases(mariadb)
-    plane.kubectl("delete", "-n", namespace, "wpcpool", "warm", "--wait=true", "--timeout=120s")
-    eventually(lambda: not slots(plane, namespace, "warm"), timeout=120, interval=1, what="the pool's slots to go")
-    eventually(lambda: (databases(mariadb), users(mariadb)) == before, timeout=60, interval=1,
-               what="no database or user of the pool's slots left")
-    # A claim goes once its pod has (the claim's protection finalizer).
-    eventually(lambda: not (get_json(plane, namespace, "pvc") or {}).get("items"), timeout=120, interval=1,
-               what="no volume claim of the pool's slots left")
-    assert not [secret for secret in (get_json(plane, namespace, "secret") or {}).get("items", [])
-                if secret["metadata"]["name"].startswith("warm-")]
-
-
-def test_an_operator_stopped_mid_claim_finishes_each_claim_when_back_and_leaves_nothing(
-        control_plane: cluster.ControlPlane, operator: OperatorProcess, ingress: IngressProcess, mariadb: MariaDB,
-        namespace: str, make_site: SiteMaker) -> None:
-    plane = control_plane
-    source = make_site()
-    before = (databases(mariadb), users(mariadb))
-    apply(plane, namespace, pool_manifest("warm", 2))
-    pool_with_ready(plane, namespace, "warm", 2)
-    first_slot, second_slot = sorted((slot["metadata"]["name"], slot["metadata"]["uid"])
-                                     for slot in slots(plane, namespace, "warm"))
-    pods_before = {name: clone_pod(plane, namespace, name)["metadata"]["uid"] for name, _ in (first_slot, second_slot)}
-    # What an operator killed mid-claim leaves, written by hand while it is stopped: `first`'s claim is on its
-    # slot but not yet in its status; `second`'s is in both, its slot's objects not yet moved to it.
-    operator.stop()
-    try:
-        apply(plane, namespace, credentials_secret("source-login", source.admin_user, source.admin_password),
-              clone_manifest("first", source.url, pool="warm"), clone_manifest("second", source.url, pool="warm"))
-        uids = {name: get_json(plane, namespace, "wpc", name)["metadata"]["uid"] for name in ("first", "second")}
-        for clone, (slot, _) in (("first", first_slot), ("second", second_slot)):
-            plane.kubectl("annotate", "-n", namespace, "wpc", slot, f"wpclone.dev/claimed-by={clone}/{uids[clone]}")
-        plane.kubectl("patch", "-n", namespace, "wpc", "second", "--subresource=status", "--type=merge", "-p",
-                      json.dumps({"status": {"slot": {"name": second_slot[0], "uid": second_slot[1]}}}))
-    finally:
-        operator.start()
-    for clone, (slot, _) in (("first", first_slot), ("second", second_slot)):
-        plane.kubectl("wait", "-n", namespace, f"wpc/{clone}", "--for=condition=Ready", "--timeout=180s")
-        found = get_json(plane, namespace, "wpc", clone)
-        assert found["status"]["slot"]["name"] == slot, found["status"]
-        assert condition(found, "SourceUrlsReplaced")["reason"] == "NoneLeft"
-        assert clone_pod(plane, namespace, slot)["metadata"]["uid"] == pods_before[slot]  # the slot's own pod
-        assert get_json(plane, namespace, "wpc", slot) is None
-        deployment = get_json(plane, namespace, "deployment", slot)
-        assert [owner["uid"] for owner in deployment["metadata"]["ownerReferences"]] == [uids[clone]]
-        assert at_clone(ingress, clone, "/wp-json/wp/v2/posts").status_code == 200
-
     plane.kubectl("delete", "-n", namespace, "wpc", "first", "second", "--wait=true", "--timeout=120s")
-    plane.kubectl("delete", "-n", namespace, "wpcpool", "warm", "--wait=true", "--timeout=120s")
-    eventually(lambda: not slots(plane, namespace, "warm") and (databases(mariadb), users(mariadb)) == before,
-               timeout=120, interval=1, what="no slot, database or user left")
-    eventually(lambda: not (get_json(plane, namespace, "pvc") or {}).get("items"), timeout=120, interval=1,
-               what="no volume claim left")
-    assert not [secret for secret in (get_json(plane, namespace, "secret") or {}).get("items", [])
-                if secret["metadata"]["name"].startswith("warm-")]
+    nothing_left_once_the_pool_goes(plane, namespace, mariadb, before)
 
 
 def test_a_pool_whose_pods_cannot_start_says_why_and_its_clones_are_made_without_it(
