@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -36,6 +37,8 @@ def clone_phases(namespace: str | None, name: str, status: kopf.Status, spec: ko
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     memo.work_slots = asyncio.Semaphore(SETTINGS.concurrency)
+    # What asyncio.to_thread runs on: the handlers' calls to the apiserver's synchronous client.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(SETTINGS.threads, thread_name_prefix="calls"))
     memo.workloads = workloads.Workloads.connect(SETTINGS.namespaces)
     # Per-object memos are shallow copies of this one: they share this dict with the collector.
     memo.indexes = {}

@@ -3,8 +3,8 @@
 A pool's slot is a WordPressClone without a source, labelled with its pool and owned by it: the
 operator provisions it like any clone (database and user, Secrets, volume, NetworkPolicy, Deployment,
 Service; no Ingress) and calls it Ready once its WordPress pod is, with nothing copied. A new clone of
-the same shape (image, resources, storage, engine; WordPressCloneSpec.slot_shape) takes the oldest
-ready slot of its pool: its copy then starts at once. The pod names no clone (its URL is in its tables,
+the same shape (image, resources, storage, engine; WordPressCloneSpec.slot_shape) takes a ready slot of
+its pool: its copy then starts at once. The pod names no clone (its URL is in its tables,
 set by the copy), so the taken slot's objects serve the clone as they are: the clone keeps their names
 (status.slot; children.workload_name) and becomes their owner, and the slot object goes.
 
@@ -18,6 +18,7 @@ make it again and again.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -138,10 +139,14 @@ def plan(pool: str, spec: WordPressClonePoolSpec, slots: list[Slot], conditions:
 
 
 def choose(clone: WordPressClone, slots: list[Slot]) -> list[Slot]:
-    """The slots the clone may take, the oldest first."""
+    """The slots the clone may take, in the order it tries them: by age, from a place the clone's uid gives,
+    so that clones asking at once try different slots first (each starting at the oldest, 50 clones at once
+    made up to 1,275 claims, all but 50 refused)."""
     shape = clone.spec.slot_shape()
-    return sorted((slot for slot in slots if slot.ready and slot.spec.slot_shape() == shape),
-                  key=lambda slot: slot.created)
+    ordered = sorted((slot for slot in slots if slot.ready and slot.spec.slot_shape() == shape),
+                     key=lambda slot: slot.created)
+    start = int(hashlib.sha256(clone.uid.encode()).hexdigest(), 16) % len(ordered) if ordered else 0
+    return ordered[start:] + ordered[:start]
 
 
 def pool_name(clone: WordPressClone, default_pool: str) -> str | None:

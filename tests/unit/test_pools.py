@@ -108,12 +108,18 @@ def clone(**spec: Any) -> WordPressClone:
                  "pool": "warm", **spec}})
 
 
-def test_a_clone_takes_the_oldest_ready_slot_of_its_own_shape() -> None:
+def test_a_clone_takes_a_ready_slot_of_its_own_shape_and_clones_at_once_try_different_ones_first() -> None:
     slots = [slot("young", created="2026-01-01T00:05:00Z"), slot("old", created="2026-01-01T00:01:00Z"),
              slot("starting", phase="Provisioning"), slot("taken", claimed_by="other/uid-other"),
              slot("going", deleting=True), slot("bigger", resources={"limits": {"memory": "1Gi"}}),
              slot("sqlite", database={"engine": "sqlite"})]
-    assert [found.name for found in pools.choose(clone(), slots)] == ["old", "young"]
+    assert sorted(found.name for found in pools.choose(clone(), slots)) == ["old", "young"]
+    many = [slot(f"s{number:02}", created=f"2026-01-01T00:{number:02}:00Z") for number in range(50)]
+    firsts = [pools.choose(clone().model_copy(update={"uid": f"uid-{number}"}), many)[0].name for number in range(50)]
+    assert len(set(firsts)) > 25  # not all at the oldest: most claims made at once meet no other
+    tried = pools.choose(clone(), many)
+    assert sorted(found.name for found in tried) == sorted(found.name for found in many)  # each, once
+    assert tried == pools.choose(clone(), many)  # the same order each time the clone asks
     assert [found.name for found in pools.choose(clone(resources={"limits": {"memory": "1Gi"}}), slots)] == ["bigger"]
     assert [found.name for found in pools.choose(clone(database={"engine": "sqlite"}), slots)] == ["sqlite"]
     assert pools.choose(clone(image="wordpress:6.7"), slots) == []
