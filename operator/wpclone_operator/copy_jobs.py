@@ -149,6 +149,9 @@ def role(owner: Owner, reads: list[str] | None = None) -> dict[str, Any]:
          "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
          "verbs": ["patch"] if reads is None else ["patch", "get", "watch"]}]
+    if reads is not None:  # and its owner, to check that a plan it is handed is its owner's (plan_is_for)
+        rules.append({"apiGroups": [constants.GROUP], "resources": [owner.plural], "resourceNames": [owner.name],
+                      "verbs": ["get"]})
     if reads:
         rules.append({"apiGroups": [""], "resources": ["secrets"], "resourceNames": list(reads), "verbs": ["get"]})
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _metadata(owner, name),
@@ -284,6 +287,26 @@ def objects(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], co
     return [service_account(owner), role(owner, [] if plan.standby else None), role_binding(owner),
             outcome_config_map(owner), network_policy(owner, settings, apiserver_cidrs),
             job(owner, plan, settings, secrets, config_maps)]
+
+
+def plan_fits(plan: Plan, standing: Plan) -> bool:
+    """Whether a plan found in a standing Job's ConfigMap can be its: a clone's copy in its namespace, into
+    its outcome."""
+    return plan.kind == constants.CLONE_KIND and plan.clone is not None \
+        and (plan.namespace, plan.outcome) == (standing.namespace, standing.outcome)
+
+
+def plan_is_for(plan: Plan, standing: Plan, live: dict[str, Any] | None) -> bool:
+    """Whether a plan found in a standing Job's ConfigMap is the one the operator handed it: one that fits,
+    for the clone as the apiserver has it (same uid, source and slot; None: the account may not read it, so
+    the operator granted it nothing). Whoever else may write that ConfigMap could otherwise name a source,
+    or a login, of their choosing."""
+    if not plan_fits(plan, standing) or plan.clone is None or live is None:
+        return False
+    handed, now = plan.clone, dict(live)
+    return bool(handed["metadata"].get("uid")) and handed["metadata"].get("uid") == now["metadata"].get("uid") \
+        and (handed.get("spec") or {}).get("source") == (now.get("spec") or {}).get("source") \
+        and (handed.get("status") or {}).get("slot") == (now.get("status") or {}).get("slot")
 
 
 def standing_by(job: dict[str, Any]) -> bool:

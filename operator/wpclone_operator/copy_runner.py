@@ -69,23 +69,51 @@ async def until_stopped(work: Awaitable[T]) -> T:
 
 async def handed_plan(standing: copy_jobs.Plan) -> copy_jobs.Plan:
     """The plan the operator hands a standing runner in its ConfigMap once a clone takes its slot: watched
-    for (one object, by name: all its account may watch), for as long as the slot stands."""
-    server = ApiServer.connect(connections=1)
+    for (one object, by name: all its account may watch), for as long as the slot stands; a plan that is not
+    its clone's (copy_jobs.plan_is_for) is ignored."""
+    server = ApiServer.connect(connections=2)  # the watch holds one
     try:
         while True:
             try:
                 async for _, config_map in server.watch_objects(
                         "v1", "ConfigMap", standing.namespace, "", field_selector=f"metadata.name={standing.outcome}"):
                     handed = (config_map.get("data") or {}).get(copy_jobs.PLAN_KEY)
-                    if handed:
-                        plan = copy_jobs.Plan.model_validate_json(handed)
+                    plan = _plan_in(handed)
+                    if plan is not None and await _is_handed(server, plan, standing):
                         log.info("handed the copy of %s %s/%s", plan.kind, plan.namespace, plan.name)
                         return plan
+                    if handed:
+                        log.warning("a plan that is not its clone's was written into %s: ignored", standing.outcome)
             except (TimeoutError, ApiError, aiohttp.ClientError) as error:
                 log.info("watching for a plan: %s; again in 1 s", error)
                 await asyncio.sleep(1)
     finally:
         await server.close()
+
+
+def _plan_in(text: str | None) -> copy_jobs.Plan | None:
+    try:
+        return copy_jobs.Plan.model_validate_json(text) if text else None
+    except ValidationError:
+        return None
+
+
+async def _is_handed(server: ApiServer, plan: copy_jobs.Plan, standing: copy_jobs.Plan) -> bool:
+    """Whether the plan's clone, as the apiserver has it, is the one the plan names. The operator lets this
+    account read that clone just before it writes the plan: a refusal is looked at again for a few seconds,
+    the time the apiserver's authorizer may take to see the new Role."""
+    if not copy_jobs.plan_fits(plan, standing):
+        return False
+    for _ in range(10):
+        try:
+            live = await server.get(constants.API_VERSION, constants.CLONE_KIND, standing.namespace, plan.name)
+        except ApiError as error:
+            if error.status != 403:
+                raise
+            await asyncio.sleep(0.5)
+            continue
+        return copy_jobs.plan_is_for(plan, standing, live)
+    return False
 
 
 async def run(plan: copy_jobs.Plan, settings: CopySettings, inputs: Inputs) -> dict[str, Any]:

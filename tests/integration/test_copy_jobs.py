@@ -166,6 +166,17 @@ def test_a_clone_that_takes_a_pool_slot_is_copied_by_the_slots_standing_job_let_
     assert not can(plane, namespace, job_name, "get", "secrets/production-login")
     assert not can(plane, namespace, job_name, "get", f"secrets/{slot}-db")
     assert "standing by" in plane.kubectl("logs", "-n", namespace, f"job/{job_name}")
+    # A plan written into its ConfigMap by anyone but the operator (here: for the clone about to be made, but
+    # copying from elsewhere with its login) is not its clone's as the apiserver has it: ignored.
+    forged = {"kind": "WordPressClone", "namespace": namespace, "name": "stage", "outcome": job_name,
+              "clone": {"metadata": {"name": "stage", "namespace": namespace, "uid": "guessed"},
+                        "spec": {"source": {"url": "http://attacker.invalid",
+                                            "credentialsSecretRef": {"name": "production-login"}}}}}
+    plane.kubectl("patch", "-n", namespace, "configmap", job_name, "--type=merge", "-p",
+                  json.dumps({"data": {"plan.json": json.dumps(forged)}}))
+    eventually(lambda: "not its clone's" in plane.kubectl("logs", "-n", namespace, f"job/{job_name}"), timeout=30,
+               what="the forged plan to be ignored")
+    assert running_pods(plane, namespace, job_name) == [standing]
 
     apply(plane, namespace, login_of(production), clone_manifest("stage", production.url, "production-login",
                                                                  pool="warm"))
@@ -188,7 +199,8 @@ def test_a_clone_that_takes_a_pool_slot_is_copied_by_the_slots_standing_job_let_
     assert can(plane, namespace, job_name, "get", "secrets/production-login")
     assert can(plane, namespace, job_name, "patch", "wordpressclones.wpclone.dev/stage", "--subresource=status")
     refused = [("list", "secrets"), ("get", "secrets/other-login"), ("watch", "configmaps"),
-               ("patch", f"wordpressclones.wpclone.dev/{slot}", "--subresource=status"), ("create", "jobs.batch")]
+               ("patch", f"wordpressclones.wpclone.dev/{slot}", "--subresource=status"), ("create", "jobs.batch"),
+               ("get", "wordpressclones.wpclone.dev/other"), ("list", "wordpressclones.wpclone.dev")]
     assert [request for request in refused if can(plane, namespace, job_name, *request)] == []
 
     # The Job is the clone's: it goes with it (the pool's leftovers: tests/integration/test_warm_pool.py).

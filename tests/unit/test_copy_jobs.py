@@ -128,7 +128,7 @@ def test_a_pool_slots_standing_job_mounts_no_login_reads_only_its_plan_and_waits
     assert Plan.model_validate_json(env["value"]).standby
     assert made["Role"]["rules"][1] == {"apiGroups": [""], "resources": ["configmaps"],
                                        "resourceNames": ["warm-abcde-copy"], "verbs": ["patch", "get", "watch"]}
-    assert len(made["Role"]["rules"]) == 2  # no Secret at all until a clone's plan is handed
+    assert not [rule for rule in made["Role"]["rules"] if "secrets" in rule["resources"]]  # none until a plan
 
 
 def test_a_standing_job_handed_a_plan_reads_exactly_its_logins_and_gets_the_copys_deadline_from_then() -> None:
@@ -137,7 +137,9 @@ def test_a_standing_job_handed_a_plan_reads_exactly_its_logins_and_gets_the_copy
     assert copy_jobs.job_name(stage) == copy_jobs.job_name(owner) == "warm-abcde-copy"
     rules = copy_jobs.role(stage, ["stage-login", "warm-abcde-db", "warm-abcde-admin"])["rules"]
     assert rules[0]["resourceNames"] == ["stage"]  # the clone's status now, not the slot's
-    assert rules[2] == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+    assert rules[2] == {"apiGroups": ["wpclone.dev"], "resources": ["wordpressclones"], "resourceNames": ["stage"],
+                        "verbs": ["get"]}  # to check that a plan it finds is its clone's
+    assert rules[3] == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
                         "resourceNames": ["stage-login", "warm-abcde-db", "warm-abcde-admin"]}
     job = {**copy_jobs.job(owner, plan, settings(), [], []), "status": {"startTime": "2026-01-01T00:00:00Z"}}
     handed = copy_jobs.hand_off(job, stage, settings(copy_deadline_seconds=900),
@@ -145,6 +147,26 @@ def test_a_standing_job_handed_a_plan_reads_exactly_its_logins_and_gets_the_copy
     assert handed == {"metadata": {"labels": {copy_jobs.LABEL_STANDBY: None},
                                    "annotations": {copy_jobs.GENERATION_ANNOTATION: "2"}},
                       "spec": {"activeDeadlineSeconds": 600 + 900}}
+
+
+def test_a_standing_job_copies_only_a_plan_for_its_clone_as_the_apiserver_has_it() -> None:
+    _, standing_plan = standing()
+    live = {**CLONE_BODY, "metadata": {**CLONE_BODY["metadata"], "name": "stage", "uid": "u-stage"},
+            "status": {"phase": "Provisioning", "slot": {"name": "warm-abcde", "uid": "u-slot"}}}
+    handed = Plan(kind=constants.CLONE_KIND, namespace="team-a", name="stage", outcome="warm-abcde-copy",
+                  clone=copy_jobs.plan_body(live))
+    assert copy_jobs.plan_is_for(handed, standing_plan, live)
+    elsewhere = {**live, "spec": {"source": {"url": "https://attacker.example",
+                                             "credentialsSecretRef": {"name": "shop-login"}}}}
+    forged = handed.model_copy(update={"clone": copy_jobs.plan_body(elsewhere)})
+    other_slot = handed.model_copy(update={"clone": copy_jobs.plan_body(
+        {**live, "status": {"slot": {"name": "warm-zzzzz", "uid": "u-other"}}})})
+    assert not copy_jobs.plan_is_for(forged, standing_plan, live)  # a source of someone else's choosing
+    assert not copy_jobs.plan_is_for(other_slot, standing_plan, live)  # another slot's database
+    assert not copy_jobs.plan_is_for(handed, standing_plan, None)  # a clone its account may not read
+    assert not copy_jobs.plan_is_for(handed.model_copy(update={"kind": constants.RESTORE_KIND}), standing_plan, live)
+    assert not copy_jobs.plan_is_for(handed.model_copy(update={"outcome": "other-copy"}), standing_plan, live)
+    assert not copy_jobs.plan_is_for(handed, standing_plan, {**live, "metadata": {**live["metadata"], "uid": "new"}})
 
 
 def test_the_settings_a_job_gets_read_back_the_same_in_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:
