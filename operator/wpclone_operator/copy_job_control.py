@@ -49,10 +49,14 @@ def running(settings: Settings) -> int:
     return sum(1 for job in jobs if copy_jobs.is_active(job) and not copy_jobs.standing_by(job))
 
 
+def _create(owner: Owner, plan: Plan, settings: Settings, secrets: list[str], config_maps: list[str]) -> None:
+    for manifest in copy_jobs.objects(owner, plan, settings, secrets, config_maps, apiserver_cidrs(settings)):
+        kube.create_if_missing(manifest)
+
+
 def stand_by(owner: Owner, plan: Plan, settings: Settings) -> None:
     """A pool slot's standing copy Job (plan.standby), made with the slot; it copies once a clone takes the slot."""
-    for manifest in copy_jobs.objects(owner, plan, settings, [], [], apiserver_cidrs(settings)):
-        kube.create_if_missing(manifest)
+    _create(owner, plan, settings, [], [])
 
 
 def start(owner: Owner, plan: Plan, settings: Settings, created: str, secrets: list[str],
@@ -73,8 +77,7 @@ def start(owner: Owner, plan: Plan, settings: Settings, created: str, secrets: l
         if standing is not None:
             _hand(owner, plan, settings, secrets, standing)
         else:
-            for manifest in copy_jobs.objects(owner, plan, settings, secrets, config_maps, apiserver_cidrs(settings)):
-                kube.create_if_missing(manifest)
+            _create(owner, plan, settings, secrets, config_maps)
         _waiting.pop(key, None)
         return 0
 
