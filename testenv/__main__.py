@@ -60,7 +60,7 @@ def how_to_use(running: stack.Stack) -> str:
     kubectl = binaries.binary("kubectl")
     return f"""
 Running on loopback and the node's own bridge: kube-apiserver + etcd + controller-manager + scheduler,
-a real node (kubelet + containerd + runc, kube-proxy, CoreDNS, kube-router's firewall, local-path volumes),
+a real node (kubelet + containerd + runc, kube-proxy, CoreDNS, kube-router's firewall, node-volumes),
 MariaDB, the sample WordPress site {site.url} (admin / {site.admin_password}), the wpclone operator,
 the REST API {running.api.url} and the ingress router (clones at http://NAME.localhost:{running.ingress.port}).
 

@@ -6,6 +6,7 @@ in a folder named for the versions, and are built only when missing.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import time
@@ -20,9 +21,10 @@ KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-schedu
 # Add-ons of the real node, each a main package built inside its wrapper module (testenv/go/<folder>).
 ADDONS = {
     "coredns": ("coredns", "github.com/coredns/coredns"),
-    "local-path-provisioner": ("local-path-provisioner", "github.com/rancher/local-path-provisioner"),
     "kube-router": ("kube-router", "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"),
 }
+# Commands of this project's own (testenv/go/<name>/main.go), each cached by the hash of its source.
+OWN_COMMANDS = ("node-volumes",)
 
 
 def cache_root() -> Path:
@@ -31,12 +33,27 @@ def cache_root() -> Path:
 
 def bin_dir() -> Path:
     key = (f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}_helm-{versions.HELM}"
-           f"_coredns-{versions.COREDNS}_lpp-{versions.LOCAL_PATH_PROVISIONER}_kube-router-{versions.KUBE_ROUTER}")
+           f"_coredns-{versions.COREDNS}_kube-router-{versions.KUBE_ROUTER}")
     return cache_root() / "bin" / key
 
 
 def binary(name: str) -> Path:
-    return bin_dir() / name
+    return own_command(name) if name in OWN_COMMANDS else bin_dir() / name
+
+
+def own_command(name: str) -> Path:
+    """Where the command testenv/go/<name> is (built by ensure_binaries), per version of its source."""
+    module = GO_MODULES / name
+    source = hashlib.sha256(b"".join((module / part).read_bytes() for part in ("go.mod", "go.sum", "main.go")))
+    return cache_root() / "bin" / f"{name}-{source.hexdigest()[:12]}" / name
+
+
+def build_own_command(name: str) -> Path:
+    command = own_command(name)
+    if not command.exists():
+        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
+        _go(["build", "-o", str(command), "."], GO_MODULES / name, env)
+    return command
 
 
 def _go(args: list[str], cwd: Path, env: dict[str, str]) -> None:
@@ -69,5 +86,7 @@ def ensure_binaries() -> Path:
         print(f"[testenv] building {name} ({index}/{len(missing)}) into {out} ...", flush=True)
         _go(args, cwd, env)
         print(f"[testenv] built {name} in {time.monotonic() - started:.0f}s", flush=True)
+    for name in OWN_COMMANDS:
+        build_own_command(name)
     return out
 

@@ -5,7 +5,7 @@ Each tar lands in ``<cache>/images/<name>-<hash12>.tar``, the hash covering ever
 references, ``localhost/wpclone/<name>:<hash12>``, are what containerd lists after ``ctr images import``.
 
 - pause: the pod sandbox (testenv/go/pause, a static Go program), for containerd's ``sandbox_image``.
-- busybox: Debian's static busybox and its applets, for local-path-provisioner's helper pods.
+- busybox: Debian's static busybox and its applets, for the tests' plain pods.
 - wordpress: Debian's WordPress, Apache and PHP (mmdebstrap), laid out to honour the official
   ``wordpress`` image's contract (testenv/images/wordpress).
 - wpclone: the repository's Dockerfile built with buildah over a python base made by mmdebstrap.

@@ -1,9 +1,10 @@
 """A real node: Debian's containerd and runc run the pods a kubelet of ours asks for, on the run's bridge.
 
 Beside the kubelet run kube-proxy (Services in iptables), CoreDNS (cluster DNS on the bridge's gateway),
-kube-router's firewall alone (NetworkPolicy enforcement) and rancher's local-path-provisioner (the
-default StorageClass), each built from the Go module proxy. The machine's traps and their fixes are in
-../shared/reference/real-node.md; the numbers below (trap N) point there.
+kube-router's firewall alone (NetworkPolicy enforcement), each built from the Go module proxy, and our
+own volume provisioner (testenv/go/node-volumes: the default StorageClass, a folder per claim). The
+machine's traps and their fixes are in ../shared/reference/real-node.md; the numbers below (trap N) point
+there.
 
 One node per machine: its containerd and kubelet use fixed folders (STATE, ROOT), so a start can find
 and remove what an earlier run that was killed left behind, and imported images survive between runs.
@@ -34,12 +35,11 @@ STATE = Path("/run/wpclone-node")          # sockets, shims' bundles, CNI state:
 ROOT = Path("/var/lib/wpclone-node")       # containerd's images and the kubelet's pods
 CONTAINERD_SOCKET = STATE / "containerd.sock"
 KUBELET_ROOT = ROOT / "kubelet"
-VOLUMES = ROOT / "volumes"                 # where local-path-provisioner puts each PVC's folder
+VOLUMES = ROOT / "volumes"                 # where node-volumes puts each claim's folder
 NODE_MOUNT_ROOTS = (KUBELET_ROOT, STATE, ROOT / "containerd")  # where the node mounts, and nothing else
 CNI_NETWORK = "wpclone"
 NODE_IMAGES = ("pause", "busybox", "wordpress")
-STORAGE_CLASS = "local-path"
-PROVISIONER_NAMESPACE = "local-path-storage"
+STORAGE_CLASS = "node-volumes"
 
 # Trap 1: the kubelet asks for negative oom_score_adj values this machine may not set (no
 # CAP_SYS_RESOURCE); runc then fails with "can't get final child's PID from pipe". This wrapper, set
@@ -382,43 +382,22 @@ def _start_kube_router(base: Path, kubeconfig: Path) -> Server:
     ], base / "logs" / "kube-router.log")
 
 
-def _provisioner_objects() -> list[dict[str, object]]:
-    helper_pod = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper-pod"},
-        "spec": {"containers": [{"name": "helper-pod", "image": images.ref("busybox"),
-                                 "imagePullPolicy": "Never"}]},
-    }
-    config = {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [str(VOLUMES)]}]}
-    meta = {"namespace": PROVISIONER_NAMESPACE}
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROVISIONER_NAMESPACE}},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "local-path-provisioner", **meta}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "local-path-config", **meta},
-         "data": {"config.json": json.dumps(config),
-                  "setup": '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
-                  "teardown": '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
-                  "helperPod.yaml": json.dumps(helper_pod)}},
-        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-         "metadata": {"name": STORAGE_CLASS,
-                      "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-         "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer",
-         "reclaimPolicy": "Delete"},
-    ]
-
-
 PROVISIONER_WORKERS = 16
 
 
 def _start_provisioner(base: Path, kubectl: Kubectl, kubeconfig: Path) -> Server:
-    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": _provisioner_objects()}))
-    return start("local-path-provisioner", [
-        str(binaries.binary("local-path-provisioner")), "start", f"--kubeconfig={kubeconfig}",
-        f"--namespace={PROVISIONER_NAMESPACE}", "--configmap-name=local-path-config",
-        "--service-account-name=local-path-provisioner", f"--helper-image={images.ref('busybox')}",
-        # Each volume waits for a helper pod (polled once a second): 4 at a time by default kept 50 clones
-        # requested at once waiting up to 72 s for their volumes (bench.bench_scale).
-        f"--worker-threads={PROVISIONER_WORKERS}",
-    ], base / "logs" / "local-path-provisioner.log")
+    """The default StorageClass, its volumes made by node-volumes on this machine (the node's own)."""
+    storage_class = {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "wpclone.dev/node-volumes", "volumeBindingMode": "WaitForFirstConsumer",
+        "reclaimPolicy": "Delete",
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(storage_class))
+    return start("node-volumes", [
+        str(binaries.binary("node-volumes")), f"--kubeconfig={kubeconfig}", f"--root={VOLUMES}",
+        "--provisioner-name=wpclone.dev/node-volumes", f"--workers={PROVISIONER_WORKERS}",
+    ], base / "logs" / "node-volumes.log")
 
 
 def start_node(base: Path, kubectl: Kubectl, kubeconfig: Path, server_url: str, keys: pki.Pki) -> Node:

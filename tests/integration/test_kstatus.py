@@ -6,10 +6,7 @@ a permanent failure or expiry.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -30,20 +27,10 @@ from wpclone_common import constants
 
 pytestmark = pytest.mark.integration
 
-MODULE = Path(__file__).resolve().parents[2] / "testenv" / "go" / "kstatus"
-
-
 @pytest.fixture(scope="session")
 def kstatus() -> Path:
-    """The kstatus command (testenv/go/kstatus), built once per library version and source into the cache."""
-    version = re.search(r"sigs\.k8s\.io/cli-utils (v\S+)", (MODULE / "go.mod").read_text())
-    assert version, "testenv/go/kstatus/go.mod must require sigs.k8s.io/cli-utils"
-    source = hashlib.sha256(b"".join((MODULE / name).read_bytes() for name in ("go.mod", "go.sum", "main.go")))
-    command = binaries.cache_root() / "bin" / f"kstatus-{version.group(1)}-{source.hexdigest()[:12]}" / "kstatus"
-    if not command.exists():
-        subprocess.run(["go", "build", "-o", str(command), "."], cwd=MODULE, check=True,
-                       env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"})
-    return command
+    """The kstatus command (testenv/go/kstatus), built once per version of its source into the cache."""
+    return binaries.build_own_command("kstatus")
 
 
 def compute(kstatus: Path, objects: list[dict[str, Any]]) -> list[str]:
