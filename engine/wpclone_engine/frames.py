@@ -303,6 +303,49 @@ class ResumePoint:
         return frame
 
 
+class FilesResumePoint:
+    """Where a files stream stands, by the frames its reader has taken: the file in the making and how many
+    of its bytes arrived. An export asked to go on from there (`resume`) sends that file's F frame again
+    and its bytes from there on; `join` takes the repeated F frame out, and refuses a file that changed."""
+
+    def __init__(self) -> None:
+        self._header: bytes | None = None  # the F frame of the last file begun
+        self._path = b""
+        self._taken = 0  # its bytes taken
+        self._repeat = False
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a file was begun whose path the export can be named in JSON (UTF-8)."""
+        if self._header is None:
+            return False
+        try:
+            self._path.decode()
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    def taken(self, frame: Frame) -> None:
+        if frame.kind == FILE:
+            self._header, self._taken = frame.payload, 0
+            self._path = decode_single_record(frame.payload, 4)[0] or b""
+        elif frame.kind == DATA:
+            self._taken += len(frame.payload)
+
+    def resume(self) -> dict[str, Any]:
+        self._repeat = True
+        return {"resume_file": self._path.decode(), "resume_offset": self._taken}
+
+    def join(self, frame: Frame) -> Frame | None:
+        if self._repeat:
+            self._repeat = False
+            if frame.kind != FILE or frame.payload != self._header:
+                raise StreamError(f"the export went on without {self._path[:200]!r} as it began it (the file "
+                                  "changed, or the exporter does not go on)")
+            return None
+        return frame
+
+
 class FrameReader:
     """Cuts a byte stream, fed in pieces of any size, into frames; holds at most one frame's bytes."""
 

@@ -175,14 +175,14 @@ class Recording:
     @asynccontextmanager
     async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
                            exclude: tuple[str, ...] = (), paths: list[str] | None = None,
-                           ) -> AsyncIterator[AsyncIterator[bytes]]:
-        whole = paths is None and FILES not in self.streams
+                           resume: dict[str, Any] | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
+        whole = paths is None and resume is None and FILES not in self.streams
         self.partial |= not whole
         if whole:
             self.files = FilesAsked(tuple(include), dropins, tuple(exclude))
             _write_json(self.incoming / FILES_ASKED, _files_json(self.files))
         async with self.source.export_files(include, slice_bytes, dropins=dropins, exclude=exclude,
-                                            paths=paths) as chunks:
+                                            paths=paths, resume=resume) as chunks:
             yield self._kept(chunks, FILES) if whole else chunks
         if whole:
             self._ended(FILES)
@@ -250,11 +250,12 @@ class _SnapshotSource:
     @asynccontextmanager
     async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
                            exclude: tuple[str, ...] = (), paths: list[str] | None = None,
-                           ) -> AsyncIterator[AsyncIterator[bytes]]:
+                           resume: dict[str, Any] | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
         asked = FilesAsked(tuple(include), dropins, tuple(exclude))
         recorded = await self._files_recorded()
-        if paths is not None or asked != recorded:
-            raise SnapshotError(f"the snapshot holds the files of {recorded}, not of {asked}")
+        if paths is not None or resume is not None or asked != recorded:
+            raise SnapshotError(f"the snapshot holds the files of {recorded}, not of {asked} (nor the rest of "
+                                "a broken export)")
         yield self._stream(FILES)
 
     async def _files_recorded(self) -> FilesAsked:

@@ -43,7 +43,7 @@ from wpclone_engine.sqlite_import import SqliteImport, SqliteTarget
 from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError
 
 SLICE_BYTES = 1024 * 1024
-# How many times a database export that broke off is asked to go on (database_frames).
+# How many times an export that broke off is asked to go on (resumed_frames).
 EXPORT_RESUMES = 3
 _PROGRESS_EVERY_SECONDS = 0.5
 
@@ -66,7 +66,7 @@ class Source(Protocol):
 
     def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
                      exclude: tuple[str, ...] = (), paths: list[str] | None = None,
-                     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+                     resume: dict[str, Any] | None = None) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
 
 
 @dataclass(frozen=True)
@@ -392,15 +392,34 @@ async def _copy_database(source: Source, sink: DatabaseSink, move: SiteMove,
 
 
 async def database_frames(source: Source, tables: list[str] | None) -> AsyncGenerator[frames.Frame, None]:
-    """The frames of the tables' export. One that breaks off (a lost connection, a killed exporter) is
-    asked to go on where its reader stopped, so it costs what was in flight, not the tables sent: at most
-    EXPORT_RESUMES times, each after some progress, and not in the middle of a table without a key."""
-    point = frames.ResumePoint()
+    """The frames of the tables' export, going on where a break left it (resumed_frames): after the last
+    row taken, but not in the middle of a table without a key."""
+    async for frame in resumed_frames(source.url, lambda resume: source.export_database(tables, SLICE_BYTES, resume),
+                                      frames.ResumePoint()):
+        yield frame
+
+
+class _StreamPosition(Protocol):
+    """Where an export stands by the frames taken (frames.ResumePoint, frames.FilesResumePoint)."""
+
+    @property
+    def resumable(self) -> bool: ...
+    def taken(self, frame: frames.Frame) -> None: ...
+    def resume(self) -> dict[str, Any]: ...
+    def join(self, frame: frames.Frame) -> frames.Frame | None: ...
+
+
+async def resumed_frames(url: str, export: Callable[[dict[str, Any] | None],
+                                                    AbstractAsyncContextManager[AsyncIterator[bytes]]],
+                         point: _StreamPosition) -> AsyncGenerator[frames.Frame, None]:
+    """The frames of an export (`export(resume)` opens it, from the start with None). One that breaks off
+    (a lost connection, a killed exporter) is asked to go on where its reader stopped, so it costs what
+    was in flight, not what was sent: at most EXPORT_RESUMES times, each after some progress."""
     resume: dict[str, Any] | None = None
     for attempt in range(EXPORT_RESUMES + 1):
         taken = 0
         try:
-            async with source.export_database(tables, SLICE_BYTES, resume) as chunks:
+            async with export(resume) as chunks:
                 async for frame in frames.read_frames(chunks):
                     joined = point.join(frame)
                     if joined is not None:
@@ -413,7 +432,7 @@ async def database_frames(source: Source, tables: list[str] | None) -> AsyncGene
             if not lost or not taken or attempt == EXPORT_RESUMES or not point.resumable:
                 raise
             resume = point.resume()
-            logger.info("the export of %s broke off (%s); going on from %s", source.url, broken, resume)
+            logger.info("the export of %s broke off (%s); going on from %s", url, broken, resume)
 
 
 async def copy_files(source: Source, sink: FilesImport, include: Include, tally: Tally, *,
@@ -421,9 +440,12 @@ async def copy_files(source: Source, sink: FilesImport, include: Include, tally:
     """Streams the files of the included folders (only `paths`, when given) into `sink`; each file's
     baseline entry (its stream path and md5) into `digests`, when given."""
     digest: Any = None
-    async with source.export_files(include.folders, SLICE_BYTES, dropins=include.dropins,
-                                   exclude=include.exclude, paths=paths) as chunks:
-        async for frame in frames.read_frames(chunks):
+
+    def export(resume: dict[str, Any] | None) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        return source.export_files(include.folders, SLICE_BYTES, dropins=include.dropins, exclude=include.exclude,
+                                   paths=paths, resume=resume)
+    async with contextlib.aclosing(resumed_frames(source.url, export, frames.FilesResumePoint())) as stream:
+        async for frame in stream:
             if frame.kind in (frames.FILE, frames.END) and digest is not None and digests is not None:
                 digests.append((frames.encode_record([digest[0]]), digest[1].digest(), digest[1].digest(), None))
                 digest = None

@@ -168,10 +168,11 @@ class Migrator:
     @asynccontextmanager
     async def export_files(self, include: list[str], slice_bytes: int, *, dropins: bool = False,
                            exclude: tuple[str, ...] = (), paths: list[str] | None = None,
-                           ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """The files of the `include` folders (only `paths`, stream paths, when given)."""
+                           resume: dict[str, Any] | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The files of the `include` folders (only `paths`, stream paths, when given); with `resume`
+        (frames.FilesResumePoint.resume), what an interrupted one had left."""
         params = {"include": include, "slice_bytes": slice_bytes, "dropins": dropins, "exclude": list(exclude),
-                  "paths": paths}
+                  "paths": paths, **(resume or {})}
         async with self._stream("export/files", params) as chunks:
             yield chunks
 

@@ -382,6 +382,45 @@ async def test_the_export_walks_every_kind_of_table_a_slice_at_a_time_without_lo
             await go_on(bad)
 
 
+async def test_a_files_export_goes_on_in_a_file_at_a_byte_and_refuses_a_place_it_cannot_go_on_from(
+        make_site: SiteMaker) -> None:
+    site = make_site()
+    folder = site.docroot / "wp-content" / "uploads" / "2024"
+    folder.mkdir(parents=True)
+    contents = {name: bytes(range(256)) * (size // 256) for name, size in (("a.bin", 40_960), ("b.bin", 81_920),
+                                                                          ("c.bin", 4_096))}
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+
+    async def export(resume: dict[str, object] | None) -> list[tuple[bytes, bytes]]:
+        got: list[tuple[bytes, bytes]] = []
+        async with httpx.AsyncClient() as http, migrator(http, site).export_files(
+                ["uploads"], 16 * 1024, resume=resume) as chunks:
+            async for frame in frames.read_frames(chunks):
+                if frame.kind == frames.FILE:
+                    got.append((frames.decode_single_record(frame.payload, 4)[0] or b"", b""))
+                elif frame.kind == frames.DATA:
+                    got[-1] = (got[-1][0], got[-1][1] + frame.payload)
+        return got
+
+    whole = await export(None)  # the site's own uploads too, in the walk's order
+    paths = [path for path, _ in whole]
+    assert {path: data for path, data in whole if path.startswith(b"uploads/2024/")} == {
+        f"uploads/2024/{name}".encode(): data for name, data in contents.items()}
+    # In b.bin after 50,000 of its bytes: its header again, its bytes from there, then the files after it.
+    b, c = paths.index(b"uploads/2024/b.bin"), paths.index(b"uploads/2024/c.bin")
+    assert await export({"resume_file": "uploads/2024/b.bin", "resume_offset": 50_000}) == [
+        (b"uploads/2024/b.bin", contents["b.bin"][50_000:]), *whole[b + 1:]]
+    assert await export({"resume_file": "uploads/2024/c.bin", "resume_offset": 4_096}) == [
+        (b"uploads/2024/c.bin", b""), *whole[c + 1:]]
+    for bad, reason in (({"resume_file": "uploads/2024/gone.bin", "resume_offset": 0}, "gone"),
+                        ({"resume_file": "uploads/2024/c.bin", "resume_offset": 4_097}, "shorter"),
+                        ({"resume_file": "uploads/2024/c.bin", "resume_offset": -1}, "bad_request|resume_offset"),
+                        ({"resume_file": "", "resume_offset": 0}, "bad_request|resume_file")):
+        with pytest.raises((WordPressError, frames.StreamError), match=reason):  # refused, or failed in the stream
+            await export(bad)
+
+
 async def test_info_reports_tables_checksums_content_and_limits(mariadb: MariaDB, source_site: WordPressSite) -> None:
     async with httpx.AsyncClient() as http:
         info = await migrator(http, source_site, "source").info(checksums=True, content=True)

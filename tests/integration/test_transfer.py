@@ -379,7 +379,8 @@ async def _database_stream_cut(http: httpx.AsyncClient, source: WordPressSite, t
 
 
 async def _files_stream_cut(http: httpx.AsyncClient, source: WordPressSite, target: WordPressSite) -> None:
-    async with httpx.AsyncClient(transport=CutExports(1_000_000)) as cutting:
+    # Every export cut: the first and its EXPORT_RESUMES goings-on carry less than the site's files.
+    async with httpx.AsyncClient(transport=CutExports(100_000)) as cutting:
         await copy_site(migrator(cutting, source, "source"), migrator(http, target, "target"),
                         include=Include(database=False))
 
@@ -451,6 +452,23 @@ async def test_a_database_export_that_breaks_off_goes_on_where_it_stopped(
     for table in CONTENT_TABLES:
         assert rows(mariadb, target, table) == moved(rows(mariadb, source, table), source, target)
     assert result.rows == source_rows  # each row counted once
+
+
+async def test_a_files_export_that_breaks_off_goes_on_in_the_file_it_was_in(make_site: SiteMaker) -> None:
+    source, target = make_site(), make_site()
+    # The first upload the walk meets, 3 MiB: the stream breaks off in its middle.
+    (source.docroot / "wp-content" / "uploads" / "2000").mkdir(parents=True)
+    (source.docroot / "wp-content" / "uploads" / "2000" / "big.bin").write_bytes(secrets.token_bytes(3 * 2**20))
+    cutting = CutExports(1_500_000, times=1)
+    async with httpx.AsyncClient(transport=cutting) as through_cut, httpx.AsyncClient() as http:
+        result = await copy_site(migrator(through_cut, source, "source"), migrator(http, target, "target"),
+                                 include=Include(database=False))
+    first, again = cutting.files_exports
+    assert "resume_file" not in first
+    assert again["resume_file"] == "uploads/2000/big.bin" and 1_000_000 < again["resume_offset"] < 1_500_000
+    for root in ("uploads", "themes", "plugins"):
+        assert content_hashes(target.docroot, root) == content_hashes(source.docroot, root), root
+    assert result.files == sum(len(content_hashes(source.docroot, root)) for root in ("uploads", "themes", "plugins"))
 
 
 async def test_a_clone_whose_file_copy_fails_gets_its_old_database_back(

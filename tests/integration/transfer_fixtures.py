@@ -118,18 +118,21 @@ def content_hashes(docroot: Path, root: str = "uploads") -> dict[str, str]:
 class CutExports(httpx.AsyncBaseTransport):
     """Passes requests through, but an export stream stops after `limit` bytes, as when the exporting
     PHP process is killed or the connection drops (only the first `times` ones, when given); keeps the
-    parameters each database export was asked with."""
+    parameters each database and files export was asked with."""
 
     def __init__(self, limit: int, times: int | None = None) -> None:
         self._inner = httpx.AsyncHTTPTransport()
         self._limit = limit
         self._times = times
         self.database_exports: list[dict[str, Any]] = []
+        self.files_exports: list[dict[str, Any]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
         if request.url.path.endswith("/export/database"):
             self.database_exports.append(json.loads(request.content))
+        if request.url.path.endswith("/export/files"):
+            self.files_exports.append(json.loads(request.content))
         if "/export/" not in request.url.path or self._times == 0:
             return response
         if self._times is not None:

@@ -175,3 +175,38 @@ def test_a_table_without_a_key_goes_on_only_from_its_beginning() -> None:
     point.taken(_table("wp_log", []))
     point.taken(_rows(1))
     assert not point.resumable  # no key to go on after: the copy starts again
+
+
+def _file(path: bytes, size: int, mtime: int = 1700000000) -> frames.Frame:
+    return frames.Frame(frames.FILE, frames.encode_record([path, str(size).encode(), str(mtime).encode(), b"420"]))
+
+
+def test_a_files_stream_that_broke_off_goes_on_in_its_file_at_the_byte_after_those_taken() -> None:
+    point = frames.FilesResumePoint()
+    assert not point.resumable  # nothing taken: the export starts again
+    for frame in (_file(b"uploads/a.jpg", 3), frames.Frame(frames.DATA, b"abc"), _file(b"uploads/b.jpg", 10),
+                  frames.Frame(frames.DATA, b"0123"), frames.Frame(frames.DATA, b"45")):
+        assert point.join(frame) is frame
+        point.taken(frame)
+    assert point.resumable
+    assert point.resume() == {"resume_file": "uploads/b.jpg", "resume_offset": 6}
+    assert point.join(_file(b"uploads/b.jpg", 10)) is None  # its header again: the sink has it
+    assert point.join(rest := frames.Frame(frames.DATA, b"6789")) is rest
+
+
+@pytest.mark.parametrize("head", [_file(b"uploads/b.jpg", 11), _file(b"uploads/b.jpg", 10, mtime=1),
+                                  _file(b"uploads/c.jpg", 10), frames.Frame(frames.DATA, b"6789")],
+                         ids=["another-size", "another-time", "another-file", "no-header"])
+def test_a_files_stream_that_goes_on_otherwise_than_its_file_began_is_refused(head: frames.Frame) -> None:
+    point = frames.FilesResumePoint()
+    for frame in (_file(b"uploads/b.jpg", 10), frames.Frame(frames.DATA, b"0123")):
+        point.taken(frame)
+    point.resume()
+    with pytest.raises(frames.StreamError, match="went on without b'uploads/b.jpg'"):
+        point.join(head)
+
+
+def test_a_file_whose_name_is_not_utf8_is_not_gone_on_in() -> None:
+    point = frames.FilesResumePoint()
+    point.taken(_file(b"uploads/caf\xe9.jpg", 10))
+    assert not point.resumable  # JSON cannot name it to the exporter: the copy starts again

@@ -2,8 +2,8 @@
 /**
  * wpclone migrator: the export streams. The database goes out table by table, schema first, then rows
  * read in primary-key order a slice at a time with an unbuffered query (a table is never held in
- * memory); wp-content's folders go out file by file in slices. An interrupted database export goes on
- * where its reader says it stopped: past a table it finished, or in a table after a key.
+ * memory); wp-content's folders go out file by file in slices. An interrupted export goes on where its
+ * reader says it stopped: past a table it finished, or in a table after a key; in a file, at a byte.
  */
 
 if (!defined('ABSPATH')) {
@@ -38,19 +38,31 @@ final class WPClone_Export
         $slice = self::slice_bytes($request);
         $only = $request->get_param('paths');  // a merge's: only these stream paths
         $only = is_array($only) ? array_fill_keys(array_filter($only, 'is_string'), true) : null;
+        $resume = self::files_resume_point($request);
         WPClone_Stream::begin();
-        WPClone_Stream::finish(function () use ($roots, $rules, $slice, $only) {
+        WPClone_Stream::finish(function () use ($roots, $rules, $slice, $only, $resume) {
             $files = 0;
             $bytes = 0;
             $skipped = 0;
             foreach ($roots as $name => $folder) {
-                $skipped += WPClone_Site::walk($folder, $name, function ($path, $stream_path) use ($slice, &$files, &$bytes, $only) {
+                $skipped += WPClone_Site::walk($folder, $name, function ($path, $stream_path) use ($slice, &$files, &$bytes, $only, &$resume) {
                     if ($only !== null && !isset($only[$stream_path])) {
                         return;
                     }
-                    $bytes += self::file($path, $stream_path, $slice);
+                    $offset = 0;
+                    if ($resume !== null) {  // the files before the one the export goes on in were sent
+                        if ($stream_path !== $resume[0]) {
+                            return;
+                        }
+                        [, $offset] = $resume;
+                        $resume = null;
+                    }
+                    $bytes += self::file($path, $stream_path, $slice, $offset);
                     $files++;
                 }, $rules);
+            }
+            if ($resume !== null) {
+                throw new WPClone_Error('resume_point_gone', "the export cannot go on in {$resume[0]}: it is gone", 409);
             }
             $dropins_left = isset($roots['content']) && !$rules['dropins'] ? WPClone_Site::dropins() : [];
             return ['files' => $files, 'bytes' => $bytes, 'skipped_links' => $skipped, 'dropins_left' => $dropins_left];
@@ -109,6 +121,23 @@ final class WPClone_Export
             }
         }
         return [array_slice($tables, $at), $after];
+    }
+
+    /**
+     * The file a files export that goes on begins with (its stream path, as the walk names it) and the
+     * byte of it to go on from (its reader took those before it), or null for the whole export.
+     */
+    private static function files_resume_point(WP_REST_Request $request): ?array
+    {
+        $file = $request->get_param('resume_file');
+        $offset = $request->get_param('resume_offset');
+        if ($file === null && $offset === null) {
+            return null;
+        }
+        if (!is_string($file) || $file === '' || strlen($file) > 4096 || !is_int($offset) || $offset < 0) {
+            throw new WPClone_Error('bad_request', 'resume_file must be a stream path and resume_offset a byte of it');
+        }
+        return [$file, $offset];
     }
 
     private static function slice_bytes(WP_REST_Request $request): int
@@ -243,8 +272,8 @@ final class WPClone_Export
         return '_binary' . $db->quote($value);
     }
 
-    /** Streams one file: F, then D slices. Returns its size. */
-    private static function file(string $path, string $stream_path, int $slice): int
+    /** Streams one file: F, then D slices of its bytes from $offset on. Returns how many it sent. */
+    private static function file(string $path, string $stream_path, int $slice, int $offset = 0): int
     {
         $handle = @fopen($path, 'rb');
         if ($handle === false) {
@@ -252,10 +281,14 @@ final class WPClone_Export
         }
         $stat = fstat($handle);
         $size = (int) $stat['size'];
+        if ($offset > $size || ($offset > 0 && fseek($handle, $offset) !== 0)) {
+            fclose($handle);
+            throw new WPClone_Error('file_changed', "$stream_path is shorter than the $offset bytes already sent", 409);
+        }
         WPClone_Stream::send(WPClone_Frames::frame('F', WPClone_Frames::record([
             $stream_path, (string) $size, (string) $stat['mtime'], (string) ($stat['mode'] & 0777),
         ])));
-        $left = $size;
+        $left = $size - $offset;
         while ($left > 0) {
             $data = fread($handle, min($slice, $left));
             if ($data === false || $data === '') {
@@ -266,6 +299,6 @@ final class WPClone_Export
             $left -= strlen($data);
         }
         fclose($handle);
-        return $size;
+        return $size - $offset;
     }
 }
