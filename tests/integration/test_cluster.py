@@ -122,6 +122,13 @@ def test_a_claim_gets_a_volume_that_outlives_its_pod(kube_client: ApiClient, nam
     core.create_namespaced_pod(namespace, pod("reader", "exec sleep 3600"))
     reader = ready_pod(core, namespace, "app=reader")
     assert control_plane.kubectl("exec", "-n", namespace, reader.metadata.name, "--", "cat", "/data/note") == "kept\n"
+    # A folder of the node's, made by its provisioner and removed with the claim (reclaim policy Delete).
+    folder = node.VOLUMES / f"{claim.spec.volume_name}_{namespace}_data"
+    assert (folder / "note").read_text() == "kept\n"
+    core.delete_namespaced_pod("reader", namespace, grace_period_seconds=0)
+    core.delete_namespaced_persistent_volume_claim("data", namespace)
+    eventually(lambda: not folder.exists() and not client.CoreV1Api(kube_client).list_persistent_volume(
+        field_selector=f"metadata.name={claim.spec.volume_name}").items, what="the claim's volume and folder to go")
 
 
 def test_a_network_policy_that_denies_ingress_really_blocks_traffic(
