@@ -160,7 +160,9 @@ class UrlRewrite:
         old_escaped, new_escaped = (url.replace(b"/", b"\\/") for url in (old_plain, new_plain))
         scheme = self.new.scheme.encode() + b":"
         # ...and not the beginning of a longer host name, port or path segment.
-        continues = rb"[A-Za-z0-9_\-%]|\.[A-Za-z0-9%]|:[0-9]|\.?" + _NON_ASCII_CONTINUING
+        # (The class first: most URLs go on with `/` or a quote, which it turns away at once.)
+        continues = (rb"(?=[A-Za-z0-9_\-%.:\x80-\xff])(?:[A-Za-z0-9_\-%]|\.[A-Za-z0-9%]|:[0-9]|\.?"
+                     + _NON_ASCII_CONTINUING + rb")")
         end = rb"(?!" + continues + rb")"
         # Passes of re.sub (C speed), in turn while the old host remains: with a scheme, plain and
         # JSON-escaped; then scheme-relative (not after another scheme's colon, nor inside a word).
@@ -251,14 +253,19 @@ def _template(replacement: bytes) -> bytes:
 
 def looks_serialized(data: bytes) -> bool:
     """WordPress's is_serialized() in its strict form: what maybe_unserialize() would unserialize."""
-    data = data.strip(_PHP_WHITESPACE)
-    if data == b"N;":
-        return True
-    if len(data) < 4 or data[1:2] != b":" or data[-1:] not in (b";", b"}"):
+    # The trimmed value's ends, found without a trimmed copy (a value may be megabytes of text).
+    first, last = 0, len(data)
+    while first < last and data[first] in _PHP_WHITESPACE:
+        first += 1
+    while last > first and data[last - 1] in _PHP_WHITESPACE:
+        last -= 1
+    if last - first < 4:
+        return data[first:last] == b"N;"
+    if data[first + 1] != 0x3A or data[last - 1] not in b";}":  # `:` after the type, `;` or `}` at the end
         return False
-    if data[:1] == b"s" and data[-2:-1] != b'"':
+    if data[first] == 0x73 and data[last - 2] != 0x22:  # a string's closing `"`
         return False
-    return _LOOKS_SERIALIZED.match(data) is not None
+    return _LOOKS_SERIALIZED.match(data, first, last) is not None
 
 
 class _Pieces:
