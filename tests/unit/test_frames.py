@@ -159,11 +159,17 @@ def test_a_stream_that_broke_off_in_a_table_goes_on_after_the_last_row_taken() -
 @pytest.mark.parametrize("head", [_table("wp_other", ["id"]), _table("wp_posts", []), _rows(6)],
                          ids=["another-table", "another-key", "no-head"])
 def test_a_stream_that_goes_on_otherwise_than_its_table_began_is_refused(head: frames.Frame) -> None:
-    point = frames.ResumePoint()
-    for frame in (_table("wp_posts", ["id"]), _rows(1)):
+    _refused_going_on(frames.ResumePoint, (_table("wp_posts", ["id"]), _rows(1)), "went on without table wp_posts",
+                      head)
+
+
+def _refused_going_on(point_type: type[frames.ResumePoint | frames.FilesResumePoint], taken: tuple[frames.Frame, ...],
+                      refusal: str, head: frames.Frame) -> None:
+    point = point_type()
+    for frame in taken:
         point.taken(frame)
     point.resume()
-    with pytest.raises(frames.StreamError, match="went on without table wp_posts"):
+    with pytest.raises(frames.StreamError, match=refusal):
         point.join(head)
 
 
@@ -198,12 +204,8 @@ def test_a_files_stream_that_broke_off_goes_on_in_its_file_at_the_byte_after_tho
                                   _file(b"uploads/c.jpg", 10), frames.Frame(frames.DATA, b"6789")],
                          ids=["another-size", "another-time", "another-file", "no-header"])
 def test_a_files_stream_that_goes_on_otherwise_than_its_file_began_is_refused(head: frames.Frame) -> None:
-    point = frames.FilesResumePoint()
-    for frame in (_file(b"uploads/b.jpg", 10), frames.Frame(frames.DATA, b"0123")):
-        point.taken(frame)
-    point.resume()
-    with pytest.raises(frames.StreamError, match="went on without b'uploads/b.jpg'"):
-        point.join(head)
+    _refused_going_on(frames.FilesResumePoint, (_file(b"uploads/b.jpg", 10), frames.Frame(frames.DATA, b"0123")),
+                      "went on without b'uploads/b.jpg'", head)
 
 
 def test_a_file_whose_name_is_not_utf8_is_not_gone_on_in() -> None:
