@@ -177,7 +177,8 @@ async def burst(running: stack.Stack, source: wordpress.WordPressSite, count: in
         ready = sorted(seconds for _, state, seconds in done if state == "completed")
         print(f"--- {count} clones requested at once through the API")
         print(f"completed {len(ready)}/{count} ({100 * len(ready) / count:.0f} %)"
-              + (f"; first Ready after {ready[0]:.1f} s, last after {ready[-1]:.1f} s" if ready else ""))
+              + (f"; first Ready after {ready[0]:.1f} s, median {statistics.median(ready):.1f} s, last after "
+                 f"{ready[-1]:.1f} s" if ready else ""))
         cores = os.cpu_count() or 1
         print(f"CPU: the machine busy {machine:.0f} s of {wall * cores:.0f} core-seconds "
               f"({100 * machine / (wall * cores):.0f} %), the operator {operator:.0f} s")

@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 
 from wpclone_common import constants, times
-from wpclone_operator import metrics, notify, pools, reconcile, reconcile_restore, snapshots, workloads
+from wpclone_operator import metrics, notify, pools, reconcile, reconcile_restore, snapshots, work_slots, workloads
 from wpclone_operator.settings import Settings
 
 CLONES = (constants.GROUP, constants.VERSION, constants.CLONE_PLURAL)
@@ -36,7 +36,7 @@ def clone_phases(namespace: str | None, name: str, status: kopf.Status, spec: ko
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    memo.work_slots = asyncio.Semaphore(SETTINGS.concurrency)
+    memo.work_slots = work_slots.WorkSlots(SETTINGS.concurrency)
     # What asyncio.to_thread runs on: the handlers' calls to the apiserver's synchronous client.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(SETTINGS.threads, thread_name_prefix="calls"))
     memo.workloads = workloads.Workloads.connect(SETTINGS.namespaces)
@@ -73,7 +73,7 @@ async def stop_watching(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.update(*CLONES, id="reprovision", field="spec")
 @kopf.on.resume(*CLONES, id="resume")
 async def provision_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
-    async with memo.work_slots:
+    async with memo.work_slots.held(work_slots.STARTING):
         await reconcile.provision_clone(body, patch, SETTINGS, retry, memo)
 
 

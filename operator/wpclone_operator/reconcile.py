@@ -27,6 +27,7 @@ from wpclone_operator import (
     provision,
     snapshots,
     status,
+    work_slots,
     workloads,
 )
 from wpclone_operator.settings import Settings
@@ -262,7 +263,7 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
     kopf.info(body, reason="Cloning", message=f"copying {clone.spec.site.url} into the clone")
     started = time.monotonic()
     try:
-        async with memo.work_slots:
+        async with memo.work_slots.held(work_slots.FINISHING):
             result = (await cloning.copy_into_clone(
                 clone, settings, inputs.FromApi(clone.namespace, settings.mysql_address),
                 cloning.progress_reporter(constants.CLONE_KIND, clone.namespace, clone.name))).result

@@ -23,13 +23,14 @@ from wpclone_operator import (
     metrics,
     restoring,
     status,
+    work_slots,
     workloads,
 )
 from wpclone_operator.settings import Settings
 
 
 async def run_restore(body: kopf.Body, patch: kopf.Patch, settings: Settings, retry: int,
-                      work_slots: asyncio.Semaphore) -> None:
+                      slots: work_slots.WorkSlots) -> None:
     current = body.get("status") or {}
     if current.get("phase") in constants.RESTORE_ENDED:
         return
@@ -46,7 +47,7 @@ async def run_restore(body: kopf.Body, patch: kopf.Patch, settings: Settings, re
         return
     try:
         clone = await _clone_of(namespace, spec)
-        async with work_slots:
+        async with slots.held(work_slots.FINISHING):
             outcome = await restoring.restore(spec, clone, settings, inputs.FromApi(namespace, settings.mysql_address),
                                               cloning.progress_reporter(constants.RESTORE_KIND, namespace, name,
                                                                         {"phase": constants.RESTORING}))
