@@ -2,7 +2,7 @@
 // made here at once. The provisioner runs on the node's own machine (as its kubelet does), so it needs
 // no helper pod per volume as rancher's local-path-provisioner does, and its client may make as many
 // requests as the apiserver takes (client-go's default is 5 a second): both held 50 clones requested at
-// at once waiting up to a minute for their volumes (bench.bench_scale).
+// once waiting up to a minute for their volumes (bench.bench_scale).
 package main
 
 import (
