@@ -23,7 +23,8 @@ ADDONS = {
     "coredns": ("coredns", "github.com/coredns/coredns"),
     "kube-router": ("kube-router", "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"),
 }
-# Commands of this project's own (testenv/go/<name>/main.go), each cached by the hash of its source.
+# Commands of this project's own that the stack runs (testenv/go/<name>/main.go), each cached by the hash of
+# its source (build_own_command; the GitOps test builds testenv/go/kstatus the same way).
 OWN_COMMANDS = ("node-volumes",)
 
 
@@ -51,13 +52,13 @@ def own_command(name: str) -> Path:
 def build_own_command(name: str) -> Path:
     command = own_command(name)
     if not command.exists():
-        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
-        _go(["build", "-o", str(command), "."], GO_MODULES / name, env)
+        _go(["build", "-o", str(command), "."], GO_MODULES / name)
     return command
 
 
-def _go(args: list[str], cwd: Path, env: dict[str, str]) -> None:
-    subprocess.run(["go", *args], cwd=cwd, env=env, check=True)
+def _go(args: list[str], cwd: Path, **env: str) -> None:
+    subprocess.run(["go", *args], cwd=cwd, check=True,
+                   env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", **env})
 
 
 def _build_plan(out: Path) -> list[tuple[str, list[str], Path]]:
@@ -79,12 +80,11 @@ def ensure_binaries() -> Path:
     """Build whatever is missing and return the folder holding all binaries."""
     out = bin_dir()
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOBIN": str(out), "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
     missing = [step for step in _build_plan(out) if not (out / step[0]).exists()]
     for index, (name, args, cwd) in enumerate(missing, start=1):
         started = time.monotonic()
         print(f"[testenv] building {name} ({index}/{len(missing)}) into {out} ...", flush=True)
-        _go(args, cwd, env)
+        _go(args, cwd, GOBIN=str(out))  # where `go install` (helm) puts its command
         print(f"[testenv] built {name} in {time.monotonic() - started:.0f}s", flush=True)
     for name in OWN_COMMANDS:
         build_own_command(name)

@@ -27,6 +27,7 @@ from wpclone_common import constants
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture(scope="session")
 def kstatus() -> Path:
     """The kstatus command (testenv/go/kstatus), built once per version of its source into the cache."""
