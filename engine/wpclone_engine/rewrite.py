@@ -10,8 +10,9 @@ Every value of every table goes through `UrlRewrite.value`:
   every string inside it, at any depth (arrays, objects of any class — no class is ever loaded —,
   strings that hold serialized data themselves) is rewritten and its `s:N:` prefix set to its new
   length in bytes. Everything else (numbers, floats, keys, property names, references, `C:` payloads)
-  is copied byte for byte. For speed on large values, small flat arrays (rows of a list) are read by
-  one regex match each, and a value's strings are rewritten together in one pass of the text rewrite.
+  is copied byte for byte. For speed, small flat arrays (a postmeta's settings, the rows of a list) are
+  read by one regex match each, and a value's strings are rewritten together in one pass of the text
+  rewrite.
 - A value that looks serialized but does not parse (already corrupt, or truncated), or nests deeper
   than MAX_DEPTH and MAX_STRING_DEPTH (a hostile source's), is rewritten as text: its lengths were
   wrong before and stay wrong (PHP rejects it either way, and WordPress then uses the raw string), but
@@ -37,6 +38,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -61,15 +63,16 @@ _STRING = re.compile(rb's:([0-9]{1,10}):"')
 _ARRAY = re.compile(rb"a:([0-9]{1,10}):\{")
 _NAMED = re.compile(rb'[OCE]:([0-9]{1,10}):"')  # an object's, Serializable's or enum's class name follows
 _MEMBERS = re.compile(rb'":([0-9]{1,10}):\{')
-# An array of at most FLAT_MEMBERS members whose values are scalars or strings of at most FLAT_STRING
-# bytes is read by the regex engine in one match (C speed, several times as fast as token by token):
-# its strings' lengths are checked there by spelling every length out, its count by spelling its
-# members out (a pattern per count, made when first met), each value a group. Other arrays are read
-# token by token; both read exactly the same grammar.
-# Values this long at least: making the patterns takes up to a second the first time (per process).
+# An array of at most FLAT_MEMBERS members whose keys are integers or strings of at most FLAT_STRING
+# bytes and whose values are scalars or strings is read by the regex engine in one match (C speed,
+# several times as fast as token by token): its count is checked by spelling its members out (a pattern
+# per count, made when first met, in 10-70 ms), each value a group. The lengths of its strings are
+# checked there too by spelling every length up to FLAT_STRING out; an array with a longer value string
+# is matched again with every value string taken up to its first `";`, and their lengths checked after
+# the match (`_flat_with_any_strings`): one that holds `";` or lies about its length sends its array to
+# the token-by-token reading. Both read exactly the same grammar.
 FLAT_MEMBERS = 8
 FLAT_STRING = 255
-FLAT_FROM = 256 * 1024
 
 
 def _spelled_length_string(limit: int) -> bytes:
@@ -85,20 +88,42 @@ def _spelled_length_string(limit: int) -> bytes:
 
 
 _FLAT_STRING = _spelled_length_string(FLAT_STRING)
+# Up to its first `";`, never further (possessive: a hostile value cannot make it backtrack; runs of
+# other bytes than `"` at C speed, three times as fast as a lazy `.*?";`).
+_ANY_STRING = rb's:[0-9]{1,10}:"(?:[^"]*+"(?!;))*+[^"]*+";'
 _FLAT_KEY = rb"(?:" + _FLAT_STRING + rb"|" + _INTEGER_KEY.pattern + rb")"
-_FLAT_MEMBER = _FLAT_KEY + rb"(" + _FLAT_STRING + rb"|" + _SCALAR.pattern + rb")"  # its key, then its value
+
+
+def _flat_members(count: int, any_strings: bool) -> bytes:
+    """`count` members, each value a group: its strings spelled out, or (any_strings) taken to their `";`."""
+    value = _ANY_STRING if any_strings else _FLAT_STRING
+    return (_FLAT_KEY + rb"(" + value + rb"|" + _SCALAR.pattern + rb")") * count
 
 
 @functools.cache
-def _flat_array(count: int) -> re.Pattern[bytes]:
+def _flat_array(count: int, any_strings: bool = False) -> re.Pattern[bytes]:
     """The members and closing brace of a flat array of `count` members; value i is group i."""
-    return re.compile(_FLAT_MEMBER * count + rb"\}", re.DOTALL)
+    return re.compile(_flat_members(count, any_strings) + rb"\}", re.DOTALL)
 
 
 @functools.cache
-def _flat_row(count: int) -> re.Pattern[bytes]:
+def _flat_row(count: int, any_strings: bool = False) -> re.Pattern[bytes]:
     """A member whose value is a flat array of `count` members (value i is group i)."""
-    return re.compile(_FLAT_KEY + rb"a:%d:\{" % count + _FLAT_MEMBER * count + rb"\}", re.DOTALL)
+    return re.compile(_FLAT_KEY + rb"a:%d:\{" % count + _flat_members(count, any_strings) + rb"\}", re.DOTALL)
+
+
+def _flat_with_any_strings(pattern: Callable[[int, bool], re.Pattern[bytes]], count: int, data: bytes,
+                           at: int) -> re.Match[bytes] | None:
+    """What `pattern` for any value strings matches at `at`, if each of its value strings is as long as it says."""
+    flat = pattern(count, True).match(data, at)
+    if flat is None:
+        return None
+    for value, value_end in flat.regs[1:]:
+        if data[value] == 0x73:  # a string
+            first = data.index(b':"', value) + 2
+            if int(data[value + 2:first - 2]) != value_end - 2 - first:
+                return None
+    return flat
 
 
 _LOOKS_SERIALIZED = re.compile(rb"(?:[saOE]:[0-9]+:|[bid]:[0-9.E+-]+;$)", re.DOTALL)
@@ -237,7 +262,7 @@ class UrlRewrite:
         if not looks_serialized(data):
             text = self.text(data)
             return Rewritten(text, Outcome.UNCHANGED if text == data else Outcome.REWRITTEN)
-        walk = _SerializedWalk(self, read_flat=len(data) >= FLAT_FROM)
+        walk = _SerializedWalk(self)
         walked = walk.top(data, 0)
         if walked is None:
             return Rewritten(self.text(data), Outcome.UNPARSEABLE)
@@ -268,6 +293,7 @@ def looks_serialized(data: bytes) -> bool:
     return _LOOKS_SERIALIZED.match(data, first, last) is not None
 
 
+
 class _Pieces:
     """A serialized value being rewritten: spans copied as they are and strings rewritten (`chunks`),
     and the string values to rewrite as text, all of a value's in one call at C speed (`queued`: the
@@ -294,9 +320,8 @@ class _SerializedWalk:
     """Scans a serialized value token by token, rewriting its strings and fixing their lengths; the
     spans between rewritten strings are copied as they are."""
 
-    def __init__(self, rewrite: UrlRewrite, read_flat: bool) -> None:
+    def __init__(self, rewrite: UrlRewrite) -> None:
         self.rewrite = rewrite
-        self.read_flat = read_flat
         self.left_unparseable = False
 
     def top(self, data: bytes, depth: int) -> bytes | None:
@@ -381,8 +406,10 @@ class _SerializedWalk:
                 if array is None:
                     raise _Unparseable
                 count = int(array.group(1))
-                flat = (_flat_array(count).match(data, array.end())
-                        if self.read_flat and 0 < count <= FLAT_MEMBERS and len(left) < MAX_DEPTH else None)
+                flat = None
+                if 0 < count <= FLAT_MEMBERS and len(left) < MAX_DEPTH:
+                    flat = (_flat_array(count).match(data, array.end())
+                            or _flat_with_any_strings(_flat_array, count, data, array.end()))
                 if flat is None:
                     left.append(2 * count)
                     at = array.end()
@@ -391,7 +418,8 @@ class _SerializedWalk:
                 at = flat.end()
                 if left:  # its next siblings are often arrays of the same shape (rows): read them here
                     row = _flat_row(count).match
-                    while left[-1] >= 3 and (flat := row(data, at)) is not None:
+                    while left[-1] >= 3 and ((flat := row(data, at)) is not None or (
+                            flat := _flat_with_any_strings(_flat_row, count, data, at)) is not None):
                         copied = self._flat_values(data, flat, depth, pieces, copied)
                         left[-1] -= 2
                         at = flat.end()

@@ -291,18 +291,33 @@ def test_a_flat_array_is_read_in_one_match_with_its_lengths_and_count_checked() 
     assert not rewrite_module._flat_array(1).match(b'b:1;s:1:"x";}')  # a key must be a string or an integer
 
 
+def test_a_flat_array_with_a_long_string_is_read_in_one_match_when_its_length_holds() -> None:
+    long = b"x" * 300 + b" http://a.test/"
+    members = b's:1:"a";s:%d:"%s";i:3;s:2:"ok";}' % (len(long), long)
+    assert rewrite_module._flat_array(2).match(members) is None  # longer than the lengths spelled out
+    assert rewrite_module._flat_with_any_strings(rewrite_module._flat_array, 2, members, 0)
+    for lying in (members.replace(b"s:315:", b"s:314:"), members.replace(b"s:315:", b"s:316:"),
+                  members.replace(b"x" * 10, b'x";xxxxxxx')):  # a `";` inside: taken to be its end
+        assert rewrite_module._flat_with_any_strings(rewrite_module._flat_array, 2, lying, 0) is None
+
+
+# Long strings (beyond the lengths the flat patterns spell out), one holding what looks like its end.
+_long_texts = st.sampled_from(["y" * 256, "z" * 300 + " http://a.test/x", 'q";' * 100 + "//a.test", "r" * 255])
+
+
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # each undoes its patch
-@given(value=php_values, where=st.integers(0, 10_000), delta=st.sampled_from([-1, 0, 1]))
+@given(value=php_values, long=_long_texts, where=st.integers(0, 10_000), delta=st.sampled_from([-1, 0, 1]))
 def test_flat_arrays_are_rewritten_as_the_token_by_token_reading_does(
-        value: Any, where: int, delta: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    serialized = dumps([{"u": "http://a.test/", "v": value}, {"w": value, 7: "//a.test"}, value])  # rows of two
+        value: Any, long: str, where: int, delta: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    serialized = dumps([{"u": "http://a.test/", "v": value}, {"w": value, 7: "//a.test"}, value,  # rows of two
+                        {"l": long, "m": "http://a.test/"}, {"l": long, "m": value}])
     lengths = list(re.finditer(rb'[sa]:([0-9]+):', serialized))
     length = lengths[where % len(lengths)]
     assume(int(length.group(1)) + delta >= 0)
     changed = str(int(length.group(1)) + delta).encode()
     maybe_corrupt = serialized[:length.start(1)] + changed + serialized[length.end(1):]
-    token_by_token = REWRITE.value(maybe_corrupt)
+    read_flat = REWRITE.value(maybe_corrupt)
     with monkeypatch.context() as patch:
-        patch.setattr(rewrite_module, "FLAT_FROM", 0)
-        assert REWRITE.value(maybe_corrupt) == token_by_token
+        patch.setattr(rewrite_module, "FLAT_MEMBERS", 0)  # every array read token by token
+        assert REWRITE.value(maybe_corrupt) == read_flat

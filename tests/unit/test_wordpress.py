@@ -165,10 +165,10 @@ async def test_a_new_clone_is_asked_until_it_answers_before_anything_is_read() -
         calls.append(str(request.url))
         if len(calls) < 3:
             raise httpx.ConnectError("connection refused")
-        return httpx.Response(302, headers={"location": "/wp-admin/install.php"})  # no tables yet: answering
+        return httpx.Response(200, content=b"GIF89a")
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     await cloning.until_answering(http, "http://shop.team-a.svc", delays=(0.0, 0.0, 0.0))
-    assert calls == ["http://shop.team-a.svc/"] * 3
+    assert calls == ["http://shop.team-a.svc/wp-includes/images/blank.gif"] * 3  # a static file: no WordPress boot
 
 
 async def test_a_clone_that_never_answers_fails_as_unreachable_after_the_last_delay() -> None:
