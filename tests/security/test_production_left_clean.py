@@ -62,9 +62,12 @@ try {
             wp_mkdir_p($folder . '/.wpclone-' . $job->id());
         }
         try {  // as WPClone_Import::files, then ::commit
-            $frames = WPClone_Frames::parse(base64_decode($input['chunk']));
-            $frames->current();
-            $job->save_manifest(1, WPClone_Import_Files::apply($job, $frames));
+            $chunk = fopen('php://temp', 'w+b');
+            fwrite($chunk, base64_decode($input['chunk']));
+            rewind($chunk);
+            $body = new WPClone_Frame_Reader($chunk);
+            $body->read($body->next()[1]);  // its H frame
+            $job->save_manifest(1, WPClone_Import_Files::apply($job, $body));
             $files = WPClone_Import_Files::finish($job, 1);
             $backup = WPClone_Backups::swap_in($db, $job);
         } catch (Throwable $error) {

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -122,6 +124,41 @@ def test_php_reads_the_frames_and_records_python_writes(rows: list[list[bytes | 
     header, decoded = json.loads(_php(code, body))
     assert json.loads(header) == {"job": "abc", "seq": 1}
     assert [[None if value is None else base64.b64decode(value) for value in row] for row in decoded] == rows
+
+
+# A request body read as a stream: each frame's first bytes read, the rest copied into a file, a block at
+# a time (WPClone_Frame_Reader, how a file chunk is imported); then the refusal, if any.
+_READ_AS_STREAM = ("$body = new WPClone_Frame_Reader(STDIN, (int) $argv[1]); $out = []; try {"
+                   " while (($frame = $body->next()) !== null) { [$kind, $length] = $frame;"
+                   " $head = $body->read(min($length, 3)); $copy = fopen('php://memory', 'w+b');"
+                   " $body->copy($length - strlen($head), $copy); rewind($copy);"
+                   " $out[] = [$kind, base64_encode($head . stream_get_contents($copy))]; }"
+                   " } catch (WPClone_Error $error) { $out[] = [$error->reason, $error->getMessage()]; }"
+                   " echo json_encode($out);")
+
+
+def _read_as_stream(body: bytes, size: int | None) -> list[list[str]]:
+    assert shutil.which("php") is not None, "php is not installed: run testenv/install-system-packages.sh"
+    prelude = f"define('ABSPATH', '/'); require '{PLUGIN_DIR}/wpclone-migrator-stream.php'; "
+    return json.loads(subprocess.run(["php", "-r", prelude + _READ_AS_STREAM, "--", str(size or sys.maxsize)],
+                                     input=body, capture_output=True, check=True).stdout)
+
+
+def test_php_reads_a_body_as_a_stream_frame_by_frame_with_the_checks_of_a_whole_one() -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)  # more than one block
+    sent = [frames.encode_json(frames.HEADER, {"job": "abc", "seq": 1}), frames.encode_frame(frames.PIECE, data),
+            frames.encode_frame(frames.ROWS, b""), frames.encode_frame(frames.PIECE, b"xy")]
+    body = b"".join(sent)
+    expected = [[frame[:1].decode(), base64.b64encode(frame[5:]).decode()] for frame in sent]
+    assert _read_as_stream(body, len(body)) == expected
+    assert _read_as_stream(body, None) == expected  # no Content-Length: the same
+    assert _read_as_stream(body + b"P\0\0", None)[-1] == [
+        "malformed_stream", f"truncated frame header at byte {len(body)}"]
+    cut = body[:-1]
+    assert _read_as_stream(cut, len(cut))[-1] == [
+        "malformed_stream", f"frame 'P' at byte {len(cut) - 6} announces 2 bytes but the request holds 1"]
+    assert _read_as_stream(cut, None)[-1] == [  # not announced: found where the body ends
+        "malformed_stream", f"the request ends at byte {len(cut)}, inside frame 'P'"]
 
 
 # --- a database stream that breaks off goes on where its reader stopped ----------------------------

@@ -227,7 +227,10 @@ final class WPClone_Import
     {
         wp_raise_memory_limit('wpclone');
         $lock = WPClone_Job::lock(false);
-        [$job, $seq, $frames] = self::open_chunk($request);
+        // Read as a stream: the pieces' data goes into their files a block at a time, never held whole.
+        $body = WPClone_Frame_Reader::request();
+        [$frame, $length] = $body->next() ?? ['', 0];
+        [$job, $seq] = self::chunk_header($frame, $frame === 'H' ? $body->read($length) : '');
         if (!is_int($seq) || $seq < 1) {
             throw new WPClone_Error('malformed_stream', 'a file chunk is numbered from 1, got ' . wp_json_encode($seq));
         }
@@ -235,8 +238,8 @@ final class WPClone_Import
         if ($done !== null) {
             return ['pieces' => count($done['pieces']), 'bytes' => $done['bytes'], 'seq' => $seq, 'repeated' => true];
         }
-        $manifest = self::applying($lock, $job, function () use ($job, $frames) {
-            return WPClone_Import_Files::apply($job, $frames);
+        $manifest = self::applying($lock, $job, function () use ($job, $body) {
+            return WPClone_Import_Files::apply($job, $body);
         });
         $job->save_manifest($seq, $manifest);
         return ['pieces' => count($manifest['pieces']), 'bytes' => $manifest['bytes'], 'seq' => $seq,
@@ -347,11 +350,17 @@ final class WPClone_Import
     {
         $frames = WPClone_Frames::parse($request->get_body());
         [$frame, $payload] = $frames->current() ?: ['', ''];
+        return [...self::chunk_header($frame, $payload), $frames];
+    }
+
+    /** @return array{0: WPClone_Job, 1: mixed} the job and number of a chunk whose first frame is $frame */
+    private static function chunk_header(string $frame, string $payload): array
+    {
         if ($frame !== 'H') {
             throw new WPClone_Error('malformed_stream', 'an import chunk must begin with its H frame');
         }
         $header = WPClone_Frames::decode_json('H', $payload);
-        return [WPClone_Job::load($header['job'] ?? null), $header['seq'] ?? null, $frames];
+        return [WPClone_Job::load($header['job'] ?? null), $header['seq'] ?? null];
     }
 
     /**
@@ -780,35 +789,56 @@ REGEX;
  */
 final class WPClone_Import_Files
 {
-    public static function apply(WPClone_Job $job, Generator $frames): array
+    /** The file pieces of a chunk, each written into its staged file as it is read. */
+    public static function apply(WPClone_Job $job, WPClone_Frame_Reader $body): array
     {
         $pieces = [];
         $bytes = 0;
-        for ($frames->next(); $frames->valid(); $frames->next()) {
-            [$kind, $payload] = $frames->current();
+        while (($frame = $body->next()) !== null) {
+            [$kind, $length] = $frame;
             if ($kind !== 'P') {
                 throw new WPClone_Error('malformed_stream', "unexpected frame '$kind' in a files chunk");
             }
-            [$path, $offset, $size, $mtime, $mode, $data] = WPClone_Frames::single_record($payload, 6);
-            foreach ([$offset, $size, $mtime, $mode] as $number) {
-                if (!WPClone_Frames::is_number($number)) {
-                    throw new WPClone_Error('malformed_stream', 'the header of a file piece is not numeric');
-                }
-            }
-            $staged = self::staged_path($job, (string) $path);  // a path that escapes is refused as such first
-            self::refuse_forbidden((string) $path);
-            if ($offset + strlen((string) $data) > $size) {
+            [$path, $offset, $size, $mtime, $mode, $data_length] = self::piece_header($body, $length);
+            $staged = self::staged_path($job, $path);  // a path that escapes is refused as such first
+            self::refuse_forbidden($path);
+            if ($offset + $data_length > $size) {
                 throw new WPClone_Error('too_much_data', sprintf('%s: more than the %d bytes announced', $path, $size));
             }
             $handle = @fopen($staged, 'cb');
-            if ($handle === false || fseek($handle, (int) $offset) !== 0
-                || fwrite($handle, (string) $data) !== strlen((string) $data) || !fclose($handle)) {
+            $written = $handle !== false && fseek($handle, $offset) === 0 && $body->copy($data_length, $handle);
+            if (!($handle !== false && fclose($handle) && $written)) {
                 throw new WPClone_Error('unwritable', "cannot write $path (a folder of that name, or the disk is full)", 507);
             }
-            $pieces[] = [$path, (int) $offset, strlen((string) $data), (int) $size, (int) $mtime, (int) $mode & 0777];
-            $bytes += strlen((string) $data);
+            $pieces[] = [$path, $offset, $data_length, $size, $mtime, $mode & 0777];
+            $bytes += $data_length;
         }
         return ['pieces' => $pieces, 'bytes' => $bytes];
+    }
+
+    /**
+     * The fields of a P frame's one record [path, offset, size, mtime, mode, data], but for its data,
+     * which is left to be copied: its length comes last.
+     *
+     * @return array{0: string, 1: int, 2: int, 3: int, 4: int, 5: int}
+     */
+    private static function piece_header(WPClone_Frame_Reader $body, int $length): array
+    {
+        $head = 4 * 6;
+        if ($length < $head) {
+            throw new WPClone_Error('malformed_stream', "a file piece's lengths run past the end of its frame");
+        }
+        $lengths = array_values(unpack('N6', $body->read($head)));
+        if (in_array(WPClone_Frames::NULL_LENGTH, $lengths, true) || array_sum($lengths) !== $length - $head) {
+            throw new WPClone_Error('malformed_stream', 'a file piece is not exactly one record of 6 values');
+        }
+        $fields = array_map([$body, 'read'], array_slice($lengths, 0, 5));
+        foreach (array_slice($fields, 1) as $number) {
+            if (!WPClone_Frames::is_number($number)) {
+                throw new WPClone_Error('malformed_stream', 'the header of a file piece is not numeric');
+            }
+        }
+        return [$fields[0], (int) $fields[1], (int) $fields[2], (int) $fields[3], (int) $fields[4], $lengths[5]];
     }
 
     /**

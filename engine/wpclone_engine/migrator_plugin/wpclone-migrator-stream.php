@@ -171,6 +171,133 @@ final class WPClone_Frames
 }
 
 /**
+ * A request body read frame by frame from a stream (php://input), never held whole in memory: a file
+ * chunk's data goes from the request into its file a block at a time. It checks what
+ * WPClone_Frames::parse() checks; a frame's payload is read (small ones) or copied (file data) in order.
+ */
+final class WPClone_Frame_Reader
+{
+    /** The largest payload read whole into memory (H frames and the fields of a file piece are far smaller). */
+    const MAX_READ_BYTES = 1048576;
+    const BLOCK_BYTES = 1048576;
+
+    /** @var resource */
+    private $input;
+    /** @var int the body's length (its Content-Length), or PHP_INT_MAX when it was not announced */
+    private $size;
+    /** @var int bytes of the body consumed */
+    private $at = 0;
+    /** @var int bytes of the current frame's payload not yet consumed */
+    private $left = 0;
+    /** @var string the current frame's kind */
+    private $kind = '';
+
+    /** @param resource $input */
+    public function __construct($input, int $size = PHP_INT_MAX)
+    {
+        $this->input = $input;
+        $this->size = $size;
+    }
+
+    public static function request(): self
+    {
+        $input = fopen('php://input', 'rb');
+        if ($input === false) {
+            throw new WPClone_Error('unreadable', 'cannot read the request body', 500);
+        }
+        $length = (string) ($_SERVER['CONTENT_LENGTH'] ?? '');
+        return new self($input, preg_match(WPClone_Frames::NUMBER, $length) === 1 ? (int) $length : PHP_INT_MAX);
+    }
+
+    /** @return array{0: string, 1: int}|null the next frame's kind and payload length, null at the end of the body */
+    public function next(): ?array
+    {
+        if ($this->left > 0) {
+            throw new LogicException("frame '{$this->kind}' was not read to its end");
+        }
+        $start = $this->at;
+        $head = $this->take(WPClone_Frames::HEADER_BYTES);
+        if ($head === '') {
+            return null;
+        }
+        if (strlen($head) < WPClone_Frames::HEADER_BYTES) {
+            throw new WPClone_Error('malformed_stream', 'truncated frame header at byte ' . $start);
+        }
+        $this->kind = $head[0];
+        $length = unpack('N', $head, 1)[1];
+        if ($length > $this->size - $this->at) {
+            throw new WPClone_Error('malformed_stream', sprintf(
+                "frame '%s' at byte %d announces %d bytes but the request holds %d",
+                $this->kind, $start, $length, $this->size - $this->at
+            ));
+        }
+        $this->left = $length;
+        return [$this->kind, $length];
+    }
+
+    /** The next $length bytes of the current frame's payload (at most MAX_READ_BYTES). */
+    public function read(int $length): string
+    {
+        $this->consume($length, self::MAX_READ_BYTES);
+        $data = $this->take($length);
+        if (strlen($data) < $length) {
+            throw $this->ended();
+        }
+        return $data;
+    }
+
+    /**
+     * Copies the next $length bytes of the current frame's payload into $handle, a block at a time.
+     * Returns false if $handle did not take them all (they are read from the body all the same).
+     */
+    public function copy(int $length, $handle): bool
+    {
+        $this->consume($length, PHP_INT_MAX);
+        $written = true;
+        while ($length > 0) {
+            $block = fread($this->input, min($length, self::BLOCK_BYTES));
+            if ($block === false || $block === '') {
+                throw $this->ended();
+            }
+            $this->at += strlen($block);
+            $length -= strlen($block);
+            $written = $written && fwrite($handle, $block) === strlen($block);
+        }
+        return $written;
+    }
+
+    private function consume(int $length, int $most): void
+    {
+        if ($length < 0 || $length > $this->left || $length > $most) {
+            throw new WPClone_Error('malformed_stream', sprintf("%d bytes asked of frame '%s', which has %d left%s",
+                $length, $this->kind, $this->left, $length > $most ? " (at most $most are read at once)" : ''));
+        }
+        $this->left -= $length;
+    }
+
+    /** Up to $length bytes of the body: fewer only where it ends. */
+    private function take(int $length): string
+    {
+        $data = '';
+        while (strlen($data) < $length) {
+            $block = fread($this->input, $length - strlen($data));
+            if ($block === false || $block === '') {
+                break;
+            }
+            $data .= $block;
+        }
+        $this->at += strlen($data);
+        return $data;
+    }
+
+    private function ended(): WPClone_Error
+    {
+        return new WPClone_Error('malformed_stream', sprintf("the request ends at byte %d, inside frame '%s'",
+            $this->at, $this->kind));
+    }
+}
+
+/**
  * An export stream: the response is written as it is produced, never held whole in memory.
  */
 final class WPClone_Stream
