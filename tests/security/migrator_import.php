@@ -59,12 +59,16 @@ function apply_chunk(string $body): array
     $job = WPClone_Job::start(['database' => true, 'tables' => null, 'roots' => [], 'seq' => 0, 'last' => null,
         'staged' => [], 'open_table' => null, 'rows' => 0]);
     try {
-        $frames = WPClone_Frames::parse($body);
-        [$kind] = $frames->current() ?: [''];  // as WPClone_Import::open_chunk reads the H frame
+        $stream = fopen('php://temp', 'w+b');
+        fwrite($stream, $body);
+        rewind($stream);
+        $frames = new WPClone_Frame_Reader($stream, strlen($body));
+        [$kind, $length] = $frames->next() ?? ['', 0];  // as WPClone_Import::open_chunk reads the H frame
         if ($kind !== 'H') {
             throw new WPClone_Error('malformed_stream', 'an import chunk must begin with its H frame');
         }
-        $rows = WPClone_Import_Tables::apply($db, $job, $frames);
+        $frames->read($length);
+        $rows = WPClone_Import_Tables::apply($db, $job, $frames->frames(PHP_INT_MAX));
         $tables = [];
         foreach ($job->data['staged'] as $table) {
             $found = $db->query('SELECT * FROM ' . WPClone_Db::name($table['staging']))->fetch_all(MYSQLI_NUM);

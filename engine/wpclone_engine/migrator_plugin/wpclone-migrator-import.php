@@ -200,7 +200,8 @@ final class WPClone_Import
         wp_raise_memory_limit('wpclone');
         $lock = WPClone_Job::lock(false);
         $order = WPClone_Job::lock(true, 'lock-database');
-        [$job, $seq, $frames] = self::open_chunk($request);
+        $body = WPClone_Frame_Reader::request();
+        [$job, $seq] = self::open_chunk($body);
         if ($seq === $job->data['seq'] && $job->data['last'] !== null) {
             return $job->data['last'] + ['repeated' => true];
         }
@@ -208,10 +209,10 @@ final class WPClone_Import
             throw new WPClone_Error('out_of_order', 'expected database chunk ' . ($job->data['seq'] + 1)
                 . ', got ' . wp_json_encode($seq), 409);
         }
-        $result = self::applying($lock, $job, function () use ($job, $frames) {
+        $result = self::applying($lock, $job, function () use ($job, $body) {
             $db = WPClone_Db::connect();
             $db->query('START TRANSACTION');
-            $rows = WPClone_Import_Tables::apply($db, $job, $frames);
+            $rows = WPClone_Import_Tables::apply($db, $job, $body->frames(WPClone_Site::max_request_bytes()));
             $db->query('COMMIT');
             return ['rows' => $rows];
         });
@@ -227,10 +228,8 @@ final class WPClone_Import
     {
         wp_raise_memory_limit('wpclone');
         $lock = WPClone_Job::lock(false);
-        // Read as a stream: the pieces' data goes into their files a block at a time, never held whole.
         $body = WPClone_Frame_Reader::request();
-        [$frame, $length] = $body->next() ?? ['', 0];
-        [$job, $seq] = self::chunk_header($frame, $frame === 'H' ? $body->read($length) : '');
+        [$job, $seq] = self::open_chunk($body);
         if (!is_int($seq) || $seq < 1) {
             throw new WPClone_Error('malformed_stream', 'a file chunk is numbered from 1, got ' . wp_json_encode($seq));
         }
@@ -345,21 +344,19 @@ final class WPClone_Import
         $job->forget();
     }
 
-    /** @return array{0: WPClone_Job, 1: mixed, 2: Generator} the job, the chunk's number, its other frames */
-    private static function open_chunk(WP_REST_Request $request): array
+    /**
+     * The job and number of a chunk, from the H frame its body begins with. A chunk's body is read as a
+     * stream, frame by frame (a file piece's data into its file a block at a time), never held whole.
+     *
+     * @return array{0: WPClone_Job, 1: mixed}
+     */
+    private static function open_chunk(WPClone_Frame_Reader $body): array
     {
-        $frames = WPClone_Frames::parse($request->get_body());
-        [$frame, $payload] = $frames->current() ?: ['', ''];
-        return [...self::chunk_header($frame, $payload), $frames];
-    }
-
-    /** @return array{0: WPClone_Job, 1: mixed} the job and number of a chunk whose first frame is $frame */
-    private static function chunk_header(string $frame, string $payload): array
-    {
+        [$frame, $length] = $body->next() ?? ['', 0];
         if ($frame !== 'H') {
             throw new WPClone_Error('malformed_stream', 'an import chunk must begin with its H frame');
         }
-        $header = WPClone_Frames::decode_json('H', $payload);
+        $header = WPClone_Frames::decode_json('H', $body->read($length));
         return [WPClone_Job::load($header['job'] ?? null), $header['seq'] ?? null];
     }
 
@@ -435,13 +432,13 @@ final class WPClone_Import_Tables
 {
     const NAME = '/^[0-9A-Za-z_$-]{1,64}\z/';
 
-    public static function apply(WPClone_Db $db, WPClone_Job $job, Generator $frames): int
+    /** @param iterable<array{0: string, 1: string}> $frames a chunk's frames after its H frame */
+    public static function apply(WPClone_Db $db, WPClone_Job $job, iterable $frames): int
     {
         $inserted = 0;
         $max_statement = max(64 * KB_IN_BYTES, min(4 * MB_IN_BYTES,
             $db->max_allowed_packet() - 64 * KB_IN_BYTES));
-        for ($frames->next(); $frames->valid(); $frames->next()) {
-            [$kind, $payload] = $frames->current();
+        foreach ($frames as [$kind, $payload]) {
             $open = $job->data['open_table'];
             if ($kind === 'T') {
                 if ($open !== null) {

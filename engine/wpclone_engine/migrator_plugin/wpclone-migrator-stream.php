@@ -79,33 +79,6 @@ final class WPClone_Frames
         return pack('N*', ...$lengths) . implode('', $values);
     }
 
-    /**
-     * The frames of a request body; a frame that runs past the end of the body is an error.
-     *
-     * @return Generator<int, array{0: string, 1: string}>
-     */
-    public static function parse(string $body): Generator
-    {
-        $size = strlen($body);
-        $at = 0;
-        while ($at < $size) {
-            if ($size - $at < self::HEADER_BYTES) {
-                throw new WPClone_Error('malformed_stream', 'truncated frame header at byte ' . $at);
-            }
-            $kind = $body[$at];
-            $length = unpack('N', $body, $at + 1)[1];
-            $at += self::HEADER_BYTES;
-            if ($length > $size - $at) {
-                throw new WPClone_Error('malformed_stream', sprintf(
-                    "frame '%s' at byte %d announces %d bytes but the request holds %d",
-                    $kind, $at - self::HEADER_BYTES, $length, $size - $at
-                ));
-            }
-            yield [$kind, substr($body, $at, $length)];
-            $at += $length;
-        }
-    }
-
     /** @return array<string, mixed> */
     public static function decode_json(string $kind, string $payload): array
     {
@@ -171,9 +144,9 @@ final class WPClone_Frames
 }
 
 /**
- * A request body read frame by frame from a stream (php://input), never held whole in memory: a file
- * chunk's data goes from the request into its file a block at a time. It checks what
- * WPClone_Frames::parse() checks; a frame's payload is read (small ones) or copied (file data) in order.
+ * A request body (an import chunk) read frame by frame from a stream (php://input), never held whole
+ * in memory: a file piece's data goes from the request into its file a block at a time. A frame that
+ * runs past the end of the body is refused; each payload is read or copied in order.
  */
 final class WPClone_Frame_Reader
 {
@@ -235,10 +208,22 @@ final class WPClone_Frame_Reader
         return [$this->kind, $length];
     }
 
-    /** The next $length bytes of the current frame's payload (at most MAX_READ_BYTES). */
-    public function read(int $length): string
+    /**
+     * The frames that are left, each read whole, of at most $most bytes (a database chunk's rows).
+     *
+     * @return Generator<int, array{0: string, 1: string}>
+     */
+    public function frames(int $most): Generator
     {
-        $this->consume($length, self::MAX_READ_BYTES);
+        while (($frame = $this->next()) !== null) {
+            yield [$frame[0], $this->read($frame[1], $most)];
+        }
+    }
+
+    /** The next $length bytes of the current frame's payload (at most $most). */
+    public function read(int $length, int $most = self::MAX_READ_BYTES): string
+    {
+        $this->consume($length, $most);
         $data = $this->take($length);
         if (strlen($data) < $length) {
             throw $this->ended();
@@ -278,14 +263,8 @@ final class WPClone_Frame_Reader
     /** Up to $length bytes of the body: fewer only where it ends. */
     private function take(int $length): string
     {
-        $data = '';
-        while (strlen($data) < $length) {
-            $block = fread($this->input, $length - strlen($data));
-            if ($block === false || $block === '') {
-                break;
-            }
-            $data .= $block;
-        }
+        $data = $length > 0 ? stream_get_contents($this->input, $length) : '';  // into one string of that size
+        $data = $data === false ? '' : $data;
         $this->at += strlen($data);
         return $data;
     }

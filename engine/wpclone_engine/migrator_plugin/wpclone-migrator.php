@@ -51,10 +51,10 @@ require_once __DIR__ . '/wpclone-migrator-backup.php';
 require_once __DIR__ . '/wpclone-migrator-merge.php';
 require_once __DIR__ . '/wpclone-migrator-login.php';
 
-// A file chunk's handler reads its body as a stream (WPClone_Frame_Reader); core's REST server would
-// first read all of it into one string (16 MiB: twice the time the handler takes to write its files).
-// Set for that route only, by its address: a request it misjudges is read by core, and streamed all the same.
-if (WPClone_Auth::for_migrator('import/files')) {
+// An import chunk's handler reads its body as a stream (WPClone_Frame_Reader); core's REST server would
+// first read all of it into one string (16 MiB: as long as the handler takes to write a chunk of files).
+// Set for those routes only, by their address: a request misjudged is read by core, and streamed all the same.
+if (WPClone_Auth::for_migrator('import/files') || WPClone_Auth::for_migrator('import/database')) {
     $GLOBALS['HTTP_RAW_POST_DATA'] = '';
 }
 add_filter('determine_current_user', ['WPClone_Auth', 'session_user'], 30);
