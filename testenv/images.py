@@ -56,7 +56,8 @@ SLIM = ("--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/
         "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-include=/usr/share/locale/locale.alias")
 WORDPRESS_PACKAGES = ("apache2", "libapache2-mod-php8.2", "php8.2-mysql", "php8.2-gd", "php8.2-curl", "php8.2-xml",
                       "php8.2-mbstring", "php8.2-zip", "php8.2-intl", "php8.2-sqlite3", "wordpress",
-                      "wordpress-theme-twentytwentythree", "ca-certificates")
+                      "wordpress-theme-twentytwentythree", "ca-certificates",
+                      "php8.2-cli")  # compiles WordPress into opcache's file cache
 # passwd: the Dockerfile's groupadd and useradd.
 PYTHON_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates", "passwd")
 # The wpclone image's build context: what the Dockerfile copies, and the files that shape the build.

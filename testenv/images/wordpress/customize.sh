@@ -7,8 +7,10 @@ files="$2"
 
 # WordPress core as plain files: Debian's tree is full of symlinks into /usr/share/javascript,
 # /usr/share/php and /etc/wordpress, and its wp-config.php wants /etc/wordpress/config-<host>.php.
+# The package's own file times are kept: opcache's file cache (below) records them, and mmdebstrap
+# sets every later time to the moment it began.
 rm -rf "$root/var/www/html"
-cp -rL "$root/usr/share/wordpress" "$root/var/www/html"
+cp -rL --preserve=timestamps "$root/usr/share/wordpress" "$root/var/www/html"
 rm -f "$root/var/www/html/wp-config.php" "$root/var/www/html/.htaccess"
 rm -rf "$root/var/www/html/wp-content"
 
@@ -48,6 +50,28 @@ chown -R 33:33 "$root/var/log/apache2"
 mkdir -p "$root/run/apache2" "$root/run/lock/apache2"
 chmod 1777 "$root/run/apache2" "$root/run/lock/apache2" "$root/run/lock"
 install -m 0644 "$files/php.ini" "$root/etc/php/8.2/apache2/conf.d/90-wpclone.ini"
+
+# WordPress core compiled ahead into opcache's file cache (php.ini names it): a new pod's first request
+# loads it instead of compiling core, about 50 ms of CPU instead of 250 (50 clones starting at once
+# spent seconds of the machine's two cores on it). The cache records each file's time (the package's,
+# which nothing changes after this); it is Apache's to read only (what it compiles later stays in memory). The CLI
+# that wrote it stays: purging it takes mod_php with it.
+mkdir -p "$root/var/cache/php-opcache"
+chroot "$root" php -d opcache.enable_cli=1 -d opcache.file_cache=/var/cache/php-opcache \
+	-d opcache.file_cache_only=1 -d opcache.file_update_protection=0 -d display_errors=0 -d log_errors=0 -r '
+	// (A file compiled in the two seconds after it was written would be cached for this process only,
+	// without file_update_protection=0.) Compiling declares a file'"'"'s functions in this process: a stub that declares core'"'"'s names again
+	// (wp-admin/includes/noop.php) fails here, so wp-includes goes first. What fails is compiled at run time.
+	$paths = glob("/var/www/html/*.php");
+	foreach (["/var/www/html/wp-includes", "/var/www/html/wp-admin"] as $folder) {
+		$files = iterator_to_array(new RecursiveIteratorIterator(new RecursiveDirectoryIterator($folder, FilesystemIterator::SKIP_DOTS)));
+		ksort($files);
+		$paths = array_merge($paths, preg_grep("/\.php\z/", array_keys($files)));
+	}
+	$compiled = count(array_filter($paths, function ($path) { return @opcache_compile_file($path); }));
+	fwrite(STDERR, "opcache file cache: $compiled of " . count($paths) . " files compiled\n");
+	exit($compiled > 500 ? 0 : 1);'
+chmod -R a+rX "$root/var/cache/php-opcache"  # opcache writes it for its owner alone
 
 # Nothing of the host's resolver or name leaks into the image (the runtime provides both).
 rm -f "$root/etc/resolv.conf" "$root/etc/hostname"
