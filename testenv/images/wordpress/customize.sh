@@ -54,8 +54,7 @@ install -m 0644 "$files/php.ini" "$root/etc/php/8.2/apache2/conf.d/90-wpclone.in
 # WordPress core compiled ahead into opcache's file cache (php.ini names it): a new pod's first request
 # loads it instead of compiling core, about 50 ms of CPU instead of 250 (50 clones starting at once
 # spent seconds of the machine's two cores on it). The cache records each file's time (the package's,
-# which nothing changes after this); it is Apache's to read only (what it compiles later stays in memory). The CLI
-# that wrote it stays: purging it takes mod_php with it.
+# which nothing changes after this). The CLI that wrote it stays: purging it takes mod_php with it.
 mkdir -p "$root/var/cache/php-opcache"
 chroot "$root" php -d opcache.enable_cli=1 -d opcache.file_cache=/var/cache/php-opcache \
 	-d opcache.file_cache_only=1 -d opcache.file_update_protection=0 -d display_errors=0 -d log_errors=0 -r '
@@ -71,7 +70,9 @@ chroot "$root" php -d opcache.enable_cli=1 -d opcache.file_cache=/var/cache/php-
 	$compiled = count(array_filter($paths, function ($path) { return @opcache_compile_file($path); }));
 	fwrite(STDERR, "opcache file cache: $compiled of " . count($paths) . " files compiled\n");
 	exit($compiled > 500 ? 0 : 1);'
-chmod -R a+rX "$root/var/cache/php-opcache"  # opcache writes it for its owner alone
+# Apache's: opcache turns a file cache off where it may not write (it then keeps what it compiles
+# later, a site's own plugins and theme, there too, beside core).
+chown -R 33:33 "$root/var/cache/php-opcache"
 
 # Nothing of the host's resolver or name leaks into the image (the runtime provides both).
 rm -f "$root/etc/resolv.conf" "$root/etc/hostname"
