@@ -153,13 +153,12 @@ final class WPClone_Auth
     }
 
     /**
-     * Whether the request is addressed to the migrator's namespace, or to its routes that begin with
-     * $route (pretty, index.php or ?rest_route= URLs), judged before WordPress has parsed it;
-     * rest_errors() checks the route it parsed.
+     * Whether the request is addressed to the migrator's namespace (pretty, index.php or ?rest_route=
+     * URLs), judged before WordPress has parsed it; rest_errors() checks the route it parsed.
      */
-    public static function for_migrator(string $route = ''): bool
+    private static function for_migrator(): bool
     {
-        $namespace = '/' . WPCLONE_MIGRATOR_NAMESPACE . '/' . $route;
+        $namespace = '/' . WPCLONE_MIGRATOR_NAMESPACE . '/';
         foreach ([$_GET, $_POST] as $given) {
             if (isset($given['rest_route'])) {
                 return is_string($given['rest_route']) && strpos($given['rest_route'], $namespace) === 0;

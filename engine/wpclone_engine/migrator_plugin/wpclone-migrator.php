@@ -51,12 +51,6 @@ require_once __DIR__ . '/wpclone-migrator-backup.php';
 require_once __DIR__ . '/wpclone-migrator-merge.php';
 require_once __DIR__ . '/wpclone-migrator-login.php';
 
-// An import chunk's handler reads its body as a stream (WPClone_Frame_Reader); core's REST server would
-// first read all of it into one string (16 MiB: as long as the handler takes to write a chunk of files).
-// Set for those routes only, by their address: a request misjudged is read by core, and streamed all the same.
-if (WPClone_Auth::for_migrator('import/files') || WPClone_Auth::for_migrator('import/database')) {
-    $GLOBALS['HTTP_RAW_POST_DATA'] = '';
-}
 add_filter('determine_current_user', ['WPClone_Auth', 'session_user'], 30);
 add_filter('rest_authentication_errors', ['WPClone_Auth', 'rest_errors'], 110);
 add_action(WPClone_Removal::CRON_HOOK, ['WPClone_Removal', 'if_idle']);
@@ -64,6 +58,14 @@ add_action('rest_api_init', 'wpclone_migrator_routes');
 
 function wpclone_migrator_routes(): void
 {
+    // An import chunk's handler reads its body as a stream (WPClone_Frame_Reader). Core's REST server,
+    // about to serve the request, would first read all of it into one string (16 MiB: as long as the
+    // handler takes to write a chunk of files); it takes this as the body instead.
+    $route = untrailingslashit((string) ($GLOBALS['wp']->query_vars['rest_route'] ?? ''));
+    if (in_array($route, ['/' . WPCLONE_MIGRATOR_NAMESPACE . '/import/files',
+        '/' . WPCLONE_MIGRATOR_NAMESPACE . '/import/database'], true)) {
+        $GLOBALS['HTTP_RAW_POST_DATA'] = '';
+    }
     $routes = [
         'session' => ['WPClone_Sessions', 'open'],
         'session/close' => ['WPClone_Sessions', 'close'],
