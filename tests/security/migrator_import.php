@@ -68,7 +68,7 @@ function apply_chunk(string $body): array
             throw new WPClone_Error('malformed_stream', 'an import chunk must begin with its H frame');
         }
         $frames->read($length);
-        $rows = WPClone_Import_Tables::apply($db, $job, $frames->frames(PHP_INT_MAX));
+        $rows = WPClone_Import_Tables::apply($db, $job, $frames->frames());
         $tables = [];
         foreach ($job->data['staged'] as $table) {
             $found = $db->query('SELECT * FROM ' . WPClone_Db::name($table['staging']))->fetch_all(MYSQLI_NUM);

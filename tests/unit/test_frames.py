@@ -117,7 +117,7 @@ def test_python_reads_the_frames_and_records_php_writes() -> None:
 def test_php_reads_the_frames_and_records_python_writes(rows: list[list[bytes | None]]) -> None:
     body = frames.encode_json(frames.HEADER, {"job": "abc", "seq": 1}) + frames.encode_frame(
         frames.ROWS, b"".join(frames.encode_record(row) for row in rows))
-    code = ("$out = []; foreach ((new WPClone_Frame_Reader(STDIN))->frames(PHP_INT_MAX) as [$kind, $payload]) {"
+    code = ("$out = []; foreach ((new WPClone_Frame_Reader(STDIN))->frames() as [$kind, $payload]) {"
             " $out[] = $kind === 'R' ? array_map(function ($row) { return array_map(function ($v) {"
             " return $v === null ? null : base64_encode($v); }, $row); },"
             " iterator_to_array(WPClone_Frames::records($payload, 2), false)) : $payload; } echo json_encode($out);")

@@ -212,7 +212,7 @@ final class WPClone_Import
         $result = self::applying($lock, $job, function () use ($job, $body) {
             $db = WPClone_Db::connect();
             $db->query('START TRANSACTION');
-            $rows = WPClone_Import_Tables::apply($db, $job, $body->frames(WPClone_Site::max_request_bytes()));
+            $rows = WPClone_Import_Tables::apply($db, $job, $body->frames());
             $db->query('COMMIT');
             return ['rows' => $rows];
         });

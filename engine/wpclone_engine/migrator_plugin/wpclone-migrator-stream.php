@@ -156,7 +156,7 @@ final class WPClone_Frame_Reader
 
     /** @var resource */
     private $input;
-    /** @var int the body's length (its Content-Length), or PHP_INT_MAX when it was not announced */
+    /** @var int the body's length (its Content-Length), or at most what PHP takes when it was not announced */
     private $size;
     /** @var int bytes of the body consumed */
     private $at = 0;
@@ -179,7 +179,11 @@ final class WPClone_Frame_Reader
             throw new WPClone_Error('unreadable', 'cannot read the request body', 500);
         }
         $length = (string) ($_SERVER['CONTENT_LENGTH'] ?? '');
-        return new self($input, preg_match(WPClone_Frames::NUMBER, $length) === 1 ? (int) $length : PHP_INT_MAX);
+        if (preg_match(WPClone_Frames::NUMBER, $length) === 1) {
+            return new self($input, (int) $length);
+        }
+        $most = wp_convert_hr_to_bytes((string) ini_get('post_max_size'));  // PHP drops a longer body
+        return new self($input, $most > 0 ? $most : PHP_INT_MAX);
     }
 
     /** @return array{0: string, 1: int}|null the next frame's kind and payload length, null at the end of the body */
@@ -209,14 +213,15 @@ final class WPClone_Frame_Reader
     }
 
     /**
-     * The frames that are left, each read whole, of at most $most bytes (a database chunk's rows).
+     * The frames that are left, each read whole (a database chunk's rows: one frame in memory at a
+     * time, as large as the body holds: a single row may be larger than a chunk is cut to).
      *
      * @return Generator<int, array{0: string, 1: string}>
      */
-    public function frames(int $most): Generator
+    public function frames(): Generator
     {
         while (($frame = $this->next()) !== null) {
-            yield [$frame[0], $this->read($frame[1], $most)];
+            yield [$frame[0], $this->read($frame[1], PHP_INT_MAX)];
         }
     }
 
