@@ -38,7 +38,6 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -112,10 +111,9 @@ def _flat_row(count: int, any_strings: bool = False) -> re.Pattern[bytes]:
     return re.compile(_FLAT_KEY + rb"a:%d:\{" % count + _flat_members(count, any_strings) + rb"\}", re.DOTALL)
 
 
-def _flat_with_any_strings(pattern: Callable[[int, bool], re.Pattern[bytes]], count: int, data: bytes,
-                           at: int) -> re.Match[bytes] | None:
-    """What `pattern` for any value strings matches at `at`, if each of its value strings is as long as it says."""
-    flat = pattern(count, True).match(data, at)
+def _flat_with_any_strings(pattern: re.Pattern[bytes], data: bytes, at: int) -> re.Match[bytes] | None:
+    """What `pattern` (for any value strings) matches at `at`, if each of its value strings is as long as it says."""
+    flat = pattern.match(data, at)
     if flat is None:
         return None
     for value, value_end in flat.regs[1:]:
@@ -293,7 +291,6 @@ def looks_serialized(data: bytes) -> bool:
     return _LOOKS_SERIALIZED.match(data, first, last) is not None
 
 
-
 class _Pieces:
     """A serialized value being rewritten: spans copied as they are and strings rewritten (`chunks`),
     and the string values to rewrite as text, all of a value's in one call at C speed (`queued`: the
@@ -409,7 +406,7 @@ class _SerializedWalk:
                 flat = None
                 if 0 < count <= FLAT_MEMBERS and len(left) < MAX_DEPTH:
                     flat = (_flat_array(count).match(data, array.end())
-                            or _flat_with_any_strings(_flat_array, count, data, array.end()))
+                            or _flat_with_any_strings(_flat_array(count, True), data, array.end()))
                 if flat is None:
                     left.append(2 * count)
                     at = array.end()
@@ -419,7 +416,7 @@ class _SerializedWalk:
                 if left:  # its next siblings are often arrays of the same shape (rows): read them here
                     row = _flat_row(count).match
                     while left[-1] >= 3 and ((flat := row(data, at)) is not None or (
-                            flat := _flat_with_any_strings(_flat_row, count, data, at)) is not None):
+                            flat := _flat_with_any_strings(_flat_row(count, True), data, at)) is not None):
                         copied = self._flat_values(data, flat, depth, pieces, copied)
                         left[-1] -= 2
                         at = flat.end()

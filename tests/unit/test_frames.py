@@ -97,10 +97,11 @@ async def test_an_export_ends_at_its_end_frame() -> None:
 
 # --- the same format in PHP (migrator_plugin/wpclone-migrator-stream.php) -------------------------
 
-def _php(code: str, stdin: bytes = b"") -> bytes:
+def _php(code: str, stdin: bytes = b"", *args: str) -> bytes:
     assert shutil.which("php") is not None, "php is not installed: run testenv/install-system-packages.sh"
     prelude = f"define('ABSPATH', '/'); require '{PLUGIN_DIR}/wpclone-migrator-stream.php'; "
-    return subprocess.run(["php", "-r", prelude + code], input=stdin, capture_output=True, check=True).stdout
+    return subprocess.run(["php", "-r", prelude + code, "--", *args], input=stdin, capture_output=True,
+                          check=True).stdout
 
 
 def test_python_reads_the_frames_and_records_php_writes() -> None:
@@ -138,10 +139,7 @@ _READ_AS_STREAM = ("$body = new WPClone_Frame_Reader(STDIN, (int) $argv[1]); $ou
 
 
 def _read_as_stream(body: bytes, size: int | None) -> list[list[str]]:
-    assert shutil.which("php") is not None, "php is not installed: run testenv/install-system-packages.sh"
-    prelude = f"define('ABSPATH', '/'); require '{PLUGIN_DIR}/wpclone-migrator-stream.php'; "
-    return json.loads(subprocess.run(["php", "-r", prelude + _READ_AS_STREAM, "--", str(size or sys.maxsize)],
-                                     input=body, capture_output=True, check=True).stdout)
+    return json.loads(_php(_READ_AS_STREAM, body, str(size or sys.maxsize)))
 
 
 def test_php_reads_a_body_as_a_stream_frame_by_frame_with_the_checks_of_a_whole_one() -> None:

@@ -295,10 +295,10 @@ def test_a_flat_array_with_a_long_string_is_read_in_one_match_when_its_length_ho
     long = b"x" * 300 + b" http://a.test/"
     members = b's:1:"a";s:%d:"%s";i:3;s:2:"ok";}' % (len(long), long)
     assert rewrite_module._flat_array(2).match(members) is None  # longer than the lengths spelled out
-    assert rewrite_module._flat_with_any_strings(rewrite_module._flat_array, 2, members, 0)
+    assert rewrite_module._flat_with_any_strings(rewrite_module._flat_array(2, True), members, 0)
     for lying in (members.replace(b"s:315:", b"s:314:"), members.replace(b"s:315:", b"s:316:"),
                   members.replace(b"x" * 10, b'x";xxxxxxx')):  # a `";` inside: taken to be its end
-        assert rewrite_module._flat_with_any_strings(rewrite_module._flat_array, 2, lying, 0) is None
+        assert rewrite_module._flat_with_any_strings(rewrite_module._flat_array(2, True), lying, 0) is None
 
 
 # Long strings (beyond the lengths the flat patterns spell out), one holding what looks like its end.
