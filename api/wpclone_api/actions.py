@@ -147,7 +147,11 @@ async def wait_for_job(request: Request, caller: tenants.Caller, job_id: str) ->
 
 async def _usage(namespace: Namespace, tenant: str, limits: quotas.Limits) -> quotas.Usage:
     """From the watch, unless it is near a limit: then consistently (a tenant's clone made a
-    moment ago counts; requests at the same moment may still both pass: quotas are soft)."""
+    moment ago counts; requests at the same moment may still both pass: quotas are soft). A tenant with
+    too few objects to come near a limit is answered by their numbers, an upper bound no limit refuses."""
+    counts = namespace.tenant_counts(tenant)
+    if counts is not None and not quotas.near(limits, bound := quotas.at_most(*counts)):
+        return bound
     for cached in (True, False):
         used = quotas.usage(await clones.tenant_clones(namespace, tenant, cached=cached),
                             await restores.tenant_restores(namespace, tenant, cached=cached))

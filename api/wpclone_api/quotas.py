@@ -44,6 +44,12 @@ def usage(clones: list[dict[str, Any]], restores: list[dict[str, Any]]) -> Usage
     return Usage(live, running)
 
 
+def at_most(clones: int, restores: int) -> Usage:
+    """What `usage` can be at the most, from the numbers of objects alone: each counted as live and at work.
+    Far from a limit, that is all a quota check needs (no object is read)."""
+    return Usage(clones, clones + restores)
+
+
 def near(limits: Limits, used: Usage) -> bool:
     """Whether counts read from a cache are close enough to a limit that a write the cache has not seen
     yet could decide the answer (then they are read again, consistently)."""

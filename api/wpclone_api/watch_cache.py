@@ -41,6 +41,11 @@ class Namespace:
         return await self.server.list_objects(constants.API_VERSION, kind, self.name, f"{label}={value}",
                                               cached=cached)
 
+    def tenant_counts(self, tenant: str) -> tuple[int, int] | None:
+        """How many clones and restores the tenant has, as the watch shows them (None: not synced)."""
+        clones, restores = (objects.count(constants.LABEL_TENANT, tenant) for objects in (self.clones, self.restores))
+        return None if clones is None or restores is None else (clones, restores)
+
     async def next_change(self, timeout: float) -> None:
         """Returns when the watch shows a change, or after `timeout` seconds (no watch: always then)."""
         with contextlib.suppress(TimeoutError):

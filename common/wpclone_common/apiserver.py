@@ -9,6 +9,7 @@ token is read again as the kubelet rotates it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
@@ -30,6 +31,8 @@ PLURALS = {"Secret": "secrets", "Pod": "pods", "Deployment": "deployments", "Con
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 TOKEN_REREAD_SECONDS = 60.0
 WATCH_SECONDS = 300
+BUSY_RETRIES = 5
+MAX_RETRY_AFTER = 5.0
 
 
 class ApiError(Exception):
@@ -93,11 +96,19 @@ class ApiServer:
 
     async def _call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                     **options: Any) -> dict[str, Any]:
-        async with self._http.request(method, path, headers={**self._token.header(), **(headers or {})},
-                                      **options) as answer:
-            if answer.status >= 400:
-                raise await _refusal(answer)
-            return dict(await answer.json(content_type=None))
+        """One request; a 429 (the apiserver busy, or a kind's storage still starting, as right after its CRD
+        is installed: nothing was done) is sent again after its Retry-After, a few times, as client-go does."""
+        for attempt in range(BUSY_RETRIES + 1):
+            async with self._http.request(method, path, headers={**self._token.header(), **(headers or {})},
+                                          **options) as answer:
+                if answer.status == 429 and attempt < BUSY_RETRIES:
+                    delay = _retry_after(answer.headers.get("Retry-After"))
+                elif answer.status >= 400:
+                    raise await _refusal(answer)
+                else:
+                    return dict(await answer.json(content_type=None))
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         path = collection_path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"])
@@ -184,6 +195,14 @@ class ApiServer:
                     status = event.get("object") or {}
                     raise ApiError(int(status.get("code", 500)), str(status.get("reason", "watch error")))
                 yield event["type"], event["object"]
+
+
+def _retry_after(header: str | None) -> float:
+    """The seconds a 429 asks to wait (an integer by the apiserver), within bounds; 1 when it names none."""
+    try:
+        return min(max(float(header or 1), 0.1), MAX_RETRY_AFTER)
+    except ValueError:
+        return 1.0
 
 
 async def _refusal(answer: aiohttp.ClientResponse) -> ApiError:

@@ -24,11 +24,16 @@ class Watched:
     def __init__(self, api_version: str, kind: str, namespace: str | None = None, label_selector: str = "") -> None:
         self.api_version, self.kind, self.namespace, self.label_selector = api_version, kind, namespace, label_selector
         self._by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        # For each label looked up so far, value -> the keys of the objects carrying it (a dict for an
+        # ordered set): a lookup costs the objects it finds, not all of the kind's (the API looks up a
+        # job or a tenant on every request, the operator each clone's pods on every timer tick).
+        self._index: dict[str, dict[str, dict[tuple[str, str], None]]] = {}
         self._synced = False
 
     def replace(self, items: list[dict[str, Any]]) -> None:
         """A full list: what the watch shows from now on starts from it."""
         self._by_key = {key: item for item in items if (key := self._key(item)) is not None}
+        self._index = {label: self._indexed(label) for label in self._index}
         self._synced = True
 
     def apply(self, event: str, item: dict[str, Any]) -> None:
@@ -36,10 +41,22 @@ class Watched:
         key = self._key(item)
         if key is None or event not in ("ADDED", "MODIFIED", "DELETED"):
             return
+        before = self._by_key.get(key)
+        if before is not None:
+            for label, index in self._index.items():
+                _forget(index, _label(before, label), key)
         if event == "DELETED":
             self._by_key.pop(key, None)
         else:
             self._by_key[key] = item
+            for label, index in self._index.items():
+                _remember(index, _label(item, label), key)
+
+    def _indexed(self, label: str) -> dict[str, dict[tuple[str, str], None]]:
+        index: dict[str, dict[tuple[str, str], None]] = {}
+        for key, item in self._by_key.items():
+            _remember(index, _label(item, label), key)
+        return index
 
     def _key(self, item: dict[str, Any]) -> tuple[str, str] | None:
         metadata = item.get("metadata") or {}
@@ -64,9 +81,21 @@ class Watched:
         """The objects whose `label` is `value` (in `namespace`, if given; read-only), or None when not synced."""
         if not self._synced:
             return None
-        return [item for (where, _), item in self._by_key.items()
-                if (namespace is None or where == namespace)
-                and (item["metadata"].get("labels") or {}).get(label) == value]
+        keys = self._index_of(label).get(value, ())
+        if namespace is None:
+            return [self._by_key[key] for key in keys]
+        return [self._by_key[key] for key in keys if key[0] == namespace]
+
+    def count(self, label: str, value: str) -> int | None:
+        """How many objects (in every namespace watched) have `label` set to `value`, without listing them;
+        None when not synced."""
+        return len(self._index_of(label).get(value, ())) if self._synced else None
+
+    def _index_of(self, label: str) -> dict[str, dict[tuple[str, str], None]]:
+        index = self._index.get(label)
+        if index is None:
+            index = self._index[label] = self._indexed(label)
+        return index
 
     async def follow(self, server: ApiServer, changed: Callable[[], None] = lambda: None) -> None:
         """List, then apply the watch's events (calling `changed` after each), until cancelled."""
@@ -86,3 +115,21 @@ class Watched:
                 log.warning("watching %s again after: %s", self.kind, type(error).__name__)
                 self.lost()
                 await asyncio.sleep(1.0)
+
+
+def _label(item: dict[str, Any], label: str) -> str | None:
+    value = (item["metadata"].get("labels") or {}).get(label)
+    return None if value is None else str(value)
+
+
+def _remember(index: dict[str, dict[tuple[str, str], None]], value: str | None, key: tuple[str, str]) -> None:
+    if value is not None:
+        index.setdefault(value, {})[key] = None
+
+
+def _forget(index: dict[str, dict[tuple[str, str], None]], value: str | None, key: tuple[str, str]) -> None:
+    keys = index.get(value) if value is not None else None
+    if keys is not None and value is not None:
+        keys.pop(key, None)
+        if not keys:
+            del index[value]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wpclone_api import quotas, restores, tenants
 from wpclone_api.rate_limit import RateLimiter
@@ -91,6 +93,20 @@ def test_usage_counts_clones_that_exist_and_jobs_at_work() -> None:
     restores_ = [clone("Restoring"), clone("Completed"), clone("RolledBack"), clone("Failed"), clone(None)]
     assert quotas.usage(clones, restores_) == quotas.Usage(live_clones=5, running_jobs=4)
 
+
+
+PHASES = [None, "Pending", "Cloning", "Ready", "Failed", "Expiring", "Expired", "Restoring", "Completed", "RolledBack"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(PHASES), st.booleans()), max_size=8),
+       st.lists(st.tuples(st.sampled_from(PHASES), st.booleans()), max_size=8))
+def test_the_count_of_objects_bounds_the_usage_so_far_from_a_limit_no_phase_is_read(
+        clone_phases: list[tuple[str | None, bool]], restore_phases: list[tuple[str | None, bool]]) -> None:
+    clones, restores_ = [clone(*made) for made in clone_phases], [clone(*made) for made in restore_phases]
+    bound, used = quotas.at_most(len(clones), len(restores_)), quotas.usage(clones, restores_)
+    assert used.live_clones <= bound.live_clones and used.running_jobs <= bound.running_jobs
+    if not quotas.near(LIMITS, bound):  # then the exact count would not be refused either
+        assert quotas.clone_refusal(LIMITS, used) is None and not quotas.near(LIMITS, used)
 
 def test_a_clone_over_the_quota_is_refused_with_the_numbers() -> None:
     assert quotas.clone_refusal(LIMITS, quotas.Usage(live_clones=2, running_jobs=1)) is None

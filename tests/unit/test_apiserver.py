@@ -73,3 +73,51 @@ def test_a_rotated_service_account_token_is_read_again(tmp_path: Path, monkeypat
     assert bearer.header() == {"Authorization": "Bearer first"}  # read at most once a minute
     now[0] += apiserver.TOKEN_REREAD_SECONDS + 1
     assert bearer.header() == {"Authorization": "Bearer second"}
+
+
+@asynccontextmanager
+async def busy_for(refusals: int) -> AsyncIterator[tuple[ApiServer, list[bytes]]]:
+    """A server on loopback that answers 429 (Retry-After: 0) `refusals` times, then 201; and the bodies it got."""
+    bodies: list[bytes] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        if len(bodies) <= refusals:
+            return web.Response(status=429, headers={"Retry-After": "0"}, content_type="application/json",
+                                body=b'{"kind":"Status","reason":"TooManyRequests","message":"initializing"}')
+        return web.Response(status=201, body=b'{"metadata": {"name": "s"}}', content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    server = ApiServer(aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}"))
+    try:
+        yield server, bodies
+    finally:
+        await server.close()
+        await runner.cleanup()
+
+
+SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "jobs"}}
+
+
+async def test_a_busy_apiserver_is_asked_again_after_its_retry_after_with_the_same_request() -> None:
+    async with busy_for(2) as (server, bodies):
+        assert await server.create(SECRET) == {"metadata": {"name": "s"}}
+    assert len(bodies) == 3 and len(set(bodies)) == 1
+
+
+async def test_an_apiserver_busy_for_too_long_is_a_refusal_with_its_reason() -> None:
+    async with busy_for(100) as (server, bodies):
+        with pytest.raises(ApiError) as refused:
+            await server.create(SECRET)
+    assert (refused.value.status, refused.value.reason) == (429, "TooManyRequests")
+    assert len(bodies) == apiserver.BUSY_RETRIES + 1
+
+
+def test_retry_after_is_kept_within_bounds() -> None:
+    assert apiserver._retry_after("2") == 2.0 and apiserver._retry_after(None) == 1.0
+    assert apiserver._retry_after("0") == 0.1 and apiserver._retry_after("3600") == apiserver.MAX_RETRY_AFTER
+    assert apiserver._retry_after("Wed, 21 Oct 2026 07:28:00 GMT") == 1.0

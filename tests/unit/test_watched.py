@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from wpclone_common.watched import Watched
 
 
@@ -18,7 +21,7 @@ def test_nothing_is_answered_before_the_first_list_nor_after_the_watch_broke_off
     objects.replace([item("a", tenant="acme")])
     assert [found["metadata"]["name"] for found in objects.labelled("tenant", "acme") or []] == ["a"]
     objects.lost()
-    assert objects.labelled("tenant", "acme") is None
+    assert objects.labelled("tenant", "acme") is None and objects.count("tenant", "acme") is None
 
 
 def test_events_add_change_and_remove_objects() -> None:
@@ -48,3 +51,31 @@ def test_a_watch_of_every_namespace_tells_objects_of_the_same_name_apart() -> No
     assert objects.named("wordpress", "acme") is not None and objects.named("wordpress", "initech") is None
     assert [found["metadata"]["namespace"] for found in objects.labelled("clone", "shop", "globex") or []] == ["globex"]
     assert len(objects.labelled("clone", "shop") or []) == 2
+
+
+def scan(objects: list[dict[str, Any]], label: str, value: str) -> list[str]:
+    return sorted(found["metadata"]["name"] for found in objects if found["metadata"]["labels"].get(label) == value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ADDED", "MODIFIED", "DELETED", "LIST"]), st.sampled_from("abcd"),
+                          st.sampled_from(["acme", "globex", None])), max_size=30))
+def test_lookups_kept_up_to_date_event_by_event_answer_what_a_scan_of_every_object_would(
+        events: list[tuple[str, str, str | None]]) -> None:
+    objects, present = Watched("v1", "Pod", "jobs"), {}  # present: what the events leave, by name
+    objects.replace([])
+    for event, name, tenant in events:
+        made = item(name, **({"tenant": tenant} if tenant else {}))
+        if event == "LIST":
+            present = {name: made}
+            objects.replace([made])
+        else:
+            objects.apply(event, made)
+            if event == "DELETED":
+                present.pop(name, None)
+            else:
+                present[name] = made
+        for value in ("acme", "globex"):  # asked after every event: the index is built early, then kept
+            found, expected = objects.labelled("tenant", value) or [], scan(list(present.values()), "tenant", value)
+            assert sorted(found_item["metadata"]["name"] for found_item in found) == expected
+            assert objects.count("tenant", value) == len(expected)
