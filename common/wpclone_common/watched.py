@@ -60,6 +60,9 @@ class Watched:
 
     def _key(self, item: dict[str, Any]) -> tuple[str, str] | None:
         metadata = item.get("metadata") or {}
+        # No reader here wants who wrote which field; kept, it is most of an object's dicts, which the
+        # garbage collector walks on every full collection (a pause of every request in flight).
+        metadata.pop("managedFields", None)
         name = metadata.get("name")
         return None if name is None else (str(metadata.get("namespace") or self.namespace or ""), str(name))
 
