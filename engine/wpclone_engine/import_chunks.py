@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from wpclone_engine import frames
+from wpclone_engine import frames, migrator
 from wpclone_engine.pipeline import Pipeline
 from wpclone_engine.wordpress import ImportJob, Migrator
 
@@ -19,6 +19,9 @@ FIRST_CHUNK_BYTES = 1024 * 1024
 # under its post_max_size and an eighth of its memory_limit).
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
 FILE_CHUNKS_IN_FLIGHT = 2
+# The next chunk's upload and WordPress's boot overlap the apply of the one before; the migrator makes a
+# chunk that comes early wait for its turn (WPClone_Import::DATABASE_CHUNKS_IN_FLIGHT).
+DATABASE_CHUNKS_IN_FLIGHT = 2
 _HEADER_ROOM = 1024
 
 
@@ -64,6 +67,13 @@ class ChunkedImport:
 
     async def _send(self, body: list[bytes]) -> None:
         await self._destination.send_chunk(self.kind, body)
+
+
+def database_chunks(destination: Migrator, job: ImportJob) -> ChunkedImport:
+    """An import's database chunks: side by side into a migrator of this release, one at a time into a
+    must-use copy of another (which may not wait for a chunk's turn)."""
+    parallel = DATABASE_CHUNKS_IN_FLIGHT if destination.build == migrator.build() else 1
+    return ChunkedImport(destination, job, "database", parallel=parallel)
 
 
 class TablesImport:

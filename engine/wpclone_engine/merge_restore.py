@@ -18,7 +18,13 @@ from typing import Any
 
 from wpclone_engine import frames, merge, reasons
 from wpclone_engine.database_import import CloneBaseline
-from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
+from wpclone_engine.import_chunks import (
+    FILE_CHUNKS_IN_FLIGHT,
+    ChunkedImport,
+    FilesImport,
+    TablesImport,
+    database_chunks,
+)
 from wpclone_engine.site_move import AdminPassword, SiteMove, TableRows
 from wpclone_engine.transfer import (
     CopyResult,
@@ -88,7 +94,7 @@ async def _merge(clone: Migrator, baseline: CloneBaseline, target: Migrator, inc
     tally = Tally(progress)
     job = None if dry_run else await target.begin_import(database=True, tables=None, files=include.folders,
                                                          dropins=include.dropins, exclude=include.exclude)
-    sink = None if job is None else TablesImport(ChunkedImport(target, job, "database"))
+    sink = None if job is None else TablesImport(database_chunks(target, job))
     # A merge writes no plugin files, so production keeps its active plugins (activating one it does not
     # have, or deactivating a migrator that runs as a plugin, would break it).
     state = _Merge(target_info, move, covered, production, recorded_checksums, policy, False,

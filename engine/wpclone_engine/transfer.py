@@ -28,7 +28,13 @@ import pymysql
 
 from wpclone_engine import frames, merge, reasons
 from wpclone_engine.database_import import DatabaseImport, DatabaseTarget
-from wpclone_engine.import_chunks import FILE_CHUNKS_IN_FLIGHT, ChunkedImport, FilesImport, TablesImport
+from wpclone_engine.import_chunks import (
+    FILE_CHUNKS_IN_FLIGHT,
+    ChunkedImport,
+    FilesImport,
+    TablesImport,
+    database_chunks,
+)
 from wpclone_engine.passwords import wordpress_hash
 from wpclone_engine.rewrite import UrlRewrite
 from wpclone_engine.site_move import (
@@ -174,15 +180,23 @@ def transfer_errors() -> Iterator[None]:
 async def _copy_site(source: Source, destination: Migrator | DatabaseDestination, include: Include,
                      rewrite_to: str | None, admin_password: AdminPassword | None, backup: bool,
                      progress: ProgressCallback | None) -> CopyResult:
-    # Checksums strictly before the export: a change made after them either travels with the copy
-    # or shows up as a conflict when the copy is restored; it can never go unnoticed.
-    source_info = await source.info(checksums=True)
+    # The destination is asked about itself while the source computes its checksums.
+    destination_asked = (None if isinstance(destination, DatabaseDestination)
+                         else asyncio.ensure_future(destination.info(collations=True)))
+    try:
+        # Checksums strictly before the export: a change made after them either travels with the copy
+        # or shows up as a conflict when the copy is restored; it can never go unnoticed.
+        source_info = await source.info(checksums=True)
+        destination_info = None if destination_asked is None else await destination_asked
+    finally:
+        if destination_asked is not None and not destination_asked.done():
+            destination_asked.cancel()  # the source failed: its answer is not wanted
     tables = chosen_tables(source_info, include)
     tally = Tally(progress)
     if isinstance(destination, DatabaseDestination):
         return await _copy_into_database(source, source_info, destination, include, tables, rewrite_to,
                                          admin_password, tally)
-    destination_info = await destination.info(collations=True)
+    assert destination_info is not None  # asked of every destination that is a site
     if destination_info.home.rstrip("/") == source_info.home.rstrip("/"):
         raise TransferError("SameSite", f"{source.url} and {destination.url} are the same site")
     move = site_move(source_info, destination_info.table_prefix, rewrite_to or destination_info.home,
@@ -197,7 +211,7 @@ async def _copy_site(source: Source, destination: Migrator | DatabaseDestination
         database=include.database, files=include.folders,
         tables=None if include.tables is None else [move.table_name(table) for table in tables],
         dropins=include.dropins, exclude=include.exclude)
-    tables_import = TablesImport(ChunkedImport(destination, job, "database"))
+    tables_import = TablesImport(database_chunks(destination, job))
     files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
     try:
         # The database and the files travel side by side: one keeps the CPU busy while the other waits.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import httpx
@@ -288,6 +289,31 @@ async def test_a_chunk_sent_twice_is_applied_once(mariadb: MariaDB, target_site:
     mariadb.sql(f"DROP TABLE `{site.db_name}`.wp_extra")
     (site.docroot / "wp-content" / "uploads" / "extra.txt").unlink()
 
+
+
+async def test_database_chunks_sent_side_by_side_are_applied_in_their_order(
+        mariadb: MariaDB, target_site: WordPressSite) -> None:
+    """The engine sends two database chunks at a time: the second may reach the site first, and waits."""
+    site = target_site
+    rows = [[str(number).encode(), f"row {number}".encode()] for number in range(1, 7)]
+    begin, *_ = table_frames("wp_extra", rows)
+    async with httpx.AsyncClient() as http:
+        destination = migrator(http, site)
+        job = await destination.begin_import(database=True, tables=["wp_extra"], files=["uploads"])
+        early = asyncio.ensure_future(destination.send_chunk("database", [
+            header(job.id, 2), frames.encode_frame(frames.ROWS, b"".join(map(frames.encode_record, rows[3:]))),
+            frames.encode_json(frames.TABLE_END, {"name": "wp_extra", "rows": 6})]))
+        await asyncio.sleep(0.5)
+        assert not early.done()  # its turn has not come
+        first = await destination.send_chunk("database", [
+            header(job.id, 1), begin, frames.encode_frame(frames.ROWS, b"".join(map(frames.encode_record, rows[:3])))])
+        second = await early
+        again = await destination.send_chunk("database", [header(job.id, 1)])  # its answer was lost, say
+        await destination.commit_import(job.id, chunks={"database": 2, "files": 0}, backup=False)
+    assert (first["rows"], second["rows"], again) == (3, 3, {"seq": 1, "repeated": True})
+    stored = mariadb.sql(f"SELECT GROUP_CONCAT(v ORDER BY id) FROM `{site.db_name}`.wp_extra")
+    assert stored == ",".join(f"row {number}" for number in range(1, 7))
+    mariadb.sql(f"DROP TABLE `{site.db_name}`.wp_extra")
 
 INCOMPLETE_IMPORTS = {
     "missing-end": ([piece("uploads/a.txt", b"abc", 0, 6)], {"files": 1}, "a.txt: 3 of its 6 bytes arrived"),

@@ -162,6 +162,7 @@ class RecordingTarget:
     """A target's migrator that takes every chunk (its own checks are the PHP tests' business)."""
 
     url: str = "http://target.test"
+    build: str | None = None  # a release it does not report: database chunks go one at a time
     chunks: list[bytes] = field(default_factory=list)
     committed: bool = False
     aborted: bool = False

@@ -155,6 +155,10 @@ final class WPClone_Job
 
 final class WPClone_Import
 {
+    /** How many database chunks the engine sends at once (DATABASE_CHUNKS_IN_FLIGHT in import_chunks.py). */
+    const DATABASE_CHUNKS_IN_FLIGHT = 2;
+    /** How long a chunk that came early waits for the one before it to be applied. */
+    const TURN_WAIT_MS = 120000;
     public static function begin(WP_REST_Request $request): array
     {
         $lock = WPClone_Job::lock(true);
@@ -194,7 +198,11 @@ final class WPClone_Import
         ];
     }
 
-    /** A database chunk: applied in order, once; the job's tables are its state. */
+    /**
+     * A database chunk: applied in order, once; the job's tables are its state. Chunks are sent
+     * DATABASE_CHUNKS_IN_FLIGHT at a time (the next one's upload and WordPress's boot overlap the
+     * apply of the one before): one that comes before its predecessor waits its turn, a bounded time.
+     */
     public static function database(WP_REST_Request $request): array
     {
         wp_raise_memory_limit('wpclone');
@@ -202,8 +210,19 @@ final class WPClone_Import
         $order = WPClone_Job::lock(true, 'lock-database');
         $body = WPClone_Frame_Reader::request();
         [$job, $seq] = self::open_chunk($body);
-        if ($seq === $job->data['seq'] && $job->data['last'] !== null) {
-            return $job->data['last'] + ['repeated' => true];
+        $waited = 0;
+        while (is_int($seq) && $seq > $job->data['seq'] + 1 && $seq <= $job->data['seq'] + self::DATABASE_CHUNKS_IN_FLIGHT
+            && $waited < self::TURN_WAIT_MS) {
+            flock($order, LOCK_UN);
+            usleep(10000);
+            $waited += 10;
+            flock($order, LOCK_EX);
+            $job = WPClone_Job::load($job->id());
+        }
+        if (is_int($seq) && $seq <= $job->data['seq'] && $seq >= 1) {
+            // Sent again (its answer was lost) after it was applied: the job may have gone on since.
+            return $seq === $job->data['seq'] && $job->data['last'] !== null
+                ? $job->data['last'] + ['repeated' => true] : ['seq' => $seq, 'repeated' => true];
         }
         if ($seq !== $job->data['seq'] + 1) {
             throw new WPClone_Error('out_of_order', 'expected database chunk ' . ($job->data['seq'] + 1)
