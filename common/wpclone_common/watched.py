@@ -32,7 +32,7 @@ class Watched:
 
     def replace(self, items: list[dict[str, Any]]) -> None:
         """A full list: what the watch shows from now on starts from it."""
-        self._by_key = {key: item for item in items if (key := self._key(item)) is not None}
+        self._by_key = {key: _kept(item) for item in items if (key := self._key(item)) is not None}
         self._index = {label: self._indexed(label) for label in self._index}
         self._synced = True
 
@@ -48,7 +48,7 @@ class Watched:
         if event == "DELETED":
             self._by_key.pop(key, None)
         else:
-            self._by_key[key] = item
+            self._by_key[key] = _kept(item)
             for label, index in self._index.items():
                 _remember(index, _label(item, label), key)
 
@@ -60,9 +60,6 @@ class Watched:
 
     def _key(self, item: dict[str, Any]) -> tuple[str, str] | None:
         metadata = item.get("metadata") or {}
-        # No reader here wants who wrote which field; kept, it is most of an object's dicts, which the
-        # garbage collector walks on every full collection (a pause of every request in flight).
-        metadata.pop("managedFields", None)
         name = metadata.get("name")
         return None if name is None else (str(metadata.get("namespace") or self.namespace or ""), str(name))
 
@@ -120,6 +117,14 @@ class Watched:
                 await asyncio.sleep(1.0)
 
 
+def _kept(item: dict[str, Any]) -> dict[str, Any]:
+    """The object as it is kept: without its managedFields. No reader here wants who wrote which field,
+    and they are most of an object's dicts, which the garbage collector walks on every full collection
+    (a pause of every request in flight)."""
+    (item.get("metadata") or {}).pop("managedFields", None)
+    return item
+
+
 def _label(item: dict[str, Any], label: str) -> str | None:
     value = (item["metadata"].get("labels") or {}).get(label)
     return None if value is None else str(value)
@@ -131,8 +136,9 @@ def _remember(index: dict[str, dict[tuple[str, str], None]], value: str | None, 
 
 
 def _forget(index: dict[str, dict[tuple[str, str], None]], value: str | None, key: tuple[str, str]) -> None:
-    keys = index.get(value) if value is not None else None
-    if keys is not None and value is not None:
-        keys.pop(key, None)
-        if not keys:
-            del index[value]
+    if value is None or value not in index:
+        return
+    keys = index[value]
+    keys.pop(key, None)
+    if not keys:
+        del index[value]

@@ -53,6 +53,15 @@ def test_a_watch_of_every_namespace_tells_objects_of_the_same_name_apart() -> No
     assert len(objects.labelled("clone", "shop") or []) == 2
 
 
+
+def test_objects_are_kept_without_their_managed_fields() -> None:
+    objects = Watched("v1", "Pod", "jobs")
+    written = {"manager": "kubectl", "fieldsV1": {"f:metadata": {"f:labels": {}}}}
+    objects.replace([{"metadata": {"name": "a", "managedFields": [written]}}])
+    objects.apply("ADDED", {"metadata": {"name": "b", "managedFields": [written], "labels": {"tenant": "acme"}}})
+    assert [objects.named(name) for name in "ab"] == [{"metadata": {"name": "a"}},
+                                                      {"metadata": {"name": "b", "labels": {"tenant": "acme"}}}]
+
 def scan(objects: list[dict[str, Any]], label: str, value: str) -> list[str]:
     return sorted(found["metadata"]["name"] for found in objects if found["metadata"]["labels"].get(label) == value)
 
