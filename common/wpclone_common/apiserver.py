@@ -98,17 +98,18 @@ class ApiServer:
                     **options: Any) -> dict[str, Any]:
         """One request; a 429 (the apiserver busy, or a kind's storage still starting, as right after its CRD
         is installed: nothing was done) is sent again after its Retry-After, a few times, as client-go does."""
-        for attempt in range(BUSY_RETRIES + 1):
+        retries = 0
+        while True:
             async with self._http.request(method, path, headers={**self._token.header(), **(headers or {})},
                                           **options) as answer:
-                if answer.status == 429 and attempt < BUSY_RETRIES:
+                if answer.status == 429 and retries < BUSY_RETRIES:
                     delay = _retry_after(answer.headers.get("Retry-After"))
                 elif answer.status >= 400:
                     raise await _refusal(answer)
                 else:
                     return dict(await answer.json(content_type=None))
+            retries += 1
             await asyncio.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         path = collection_path(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["namespace"])

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pymysql
 
@@ -52,6 +52,7 @@ SLICE_BYTES = 1024 * 1024
 # How many times an export that broke off is asked to go on (resumed_frames).
 EXPORT_RESUMES = 3
 _PROGRESS_EVERY_SECONDS = 0.5
+Result = TypeVar("Result")
 
 logger = logging.getLogger(__name__)
 
@@ -180,23 +181,17 @@ def transfer_errors() -> Iterator[None]:
 async def _copy_site(source: Source, destination: Migrator | DatabaseDestination, include: Include,
                      rewrite_to: str | None, admin_password: AdminPassword | None, backup: bool,
                      progress: ProgressCallback | None) -> CopyResult:
-    # The destination is asked about itself while the source computes its checksums.
-    destination_asked = (None if isinstance(destination, DatabaseDestination)
-                         else asyncio.ensure_future(destination.info(collations=True)))
-    try:
-        # Checksums strictly before the export: a change made after them either travels with the copy
-        # or shows up as a conflict when the copy is restored; it can never go unnoticed.
+    # Checksums strictly before the export: a change made after them either travels with the copy
+    # or shows up as a conflict when the copy is restored; it can never go unnoticed.
+    if isinstance(destination, DatabaseDestination):
         source_info = await source.info(checksums=True)
-        destination_info = None if destination_asked is None else await destination_asked
-    finally:
-        if destination_asked is not None and not destination_asked.done():
-            destination_asked.cancel()  # the source failed: its answer is not wanted
+        return await _copy_into_database(source, source_info, destination, include,
+                                         chosen_tables(source_info, include), rewrite_to, admin_password,
+                                         Tally(progress))
+    # A site is asked about itself while the source computes its checksums.
+    source_info, destination_info = await _together(source.info(checksums=True), destination.info(collations=True))
     tables = chosen_tables(source_info, include)
     tally = Tally(progress)
-    if isinstance(destination, DatabaseDestination):
-        return await _copy_into_database(source, source_info, destination, include, tables, rewrite_to,
-                                         admin_password, tally)
-    assert destination_info is not None  # asked of every destination that is a site
     if destination_info.home.rstrip("/") == source_info.home.rstrip("/"):
         raise TransferError("SameSite", f"{source.url} and {destination.url} are the same site")
     move = site_move(source_info, destination_info.table_prefix, rewrite_to or destination_info.home,
@@ -307,11 +302,12 @@ async def _copy_files_into(source: Source, destination: Migrator, include: Inclu
         await baseline.add_baseline(merge.FILES, digests)
 
 
-async def _together(*streams: Awaitable[None]) -> None:
-    """Runs the streams concurrently; the first failure cancels the others and is raised."""
+async def _together(*streams: Awaitable[Result]) -> list[Result]:
+    """Runs the streams concurrently and returns what each returned; the first failure cancels the others
+    and is raised."""
     tasks = [asyncio.ensure_future(stream) for stream in streams]
     try:
-        await asyncio.gather(*tasks)
+        return await asyncio.gather(*tasks)
     except BaseException:
         for task in tasks:
             task.cancel()

@@ -159,6 +159,7 @@ final class WPClone_Import
     const DATABASE_CHUNKS_IN_FLIGHT = 2;
     /** How long a chunk that came early waits for the one before it to be applied. */
     const TURN_WAIT_MS = 120000;
+
     public static function begin(WP_REST_Request $request): array
     {
         $lock = WPClone_Job::lock(true);
