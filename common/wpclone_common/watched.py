@@ -4,12 +4,18 @@ timer on every clone) adds nothing to the apiserver's load. Everything runs on t
 
 Until the first list has arrived, or while the watch is being restarted, lookups answer None: the caller
 then asks the apiserver itself.
+
+Each object is kept as one marshalled string and read back into dicts when looked up: thousands of
+objects held as dicts and lists are what Python's garbage collector walked on every full collection,
+stopping every request in flight for milliseconds to tens of milliseconds (the API's slowest requests);
+a string is not walked at all, and is a third of the memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import marshal
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +29,8 @@ class Watched:
 
     def __init__(self, api_version: str, kind: str, namespace: str | None = None, label_selector: str = "") -> None:
         self.api_version, self.kind, self.namespace, self.label_selector = api_version, kind, namespace, label_selector
-        self._by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        self._by_key: dict[tuple[str, str], bytes] = {}  # marshalled, see _kept
+        self._labels: dict[tuple[str, str], dict[str, str]] = {}  # strings only: not walked by the collector
         # For each label looked up so far, value -> the keys of the objects carrying it (a dict for an
         # ordered set): a lookup costs the objects it finds, not all of the kind's (the API looks up a
         # job or a tenant on every request, the operator each clone's pods on every timer tick).
@@ -32,7 +39,9 @@ class Watched:
 
     def replace(self, items: list[dict[str, Any]]) -> None:
         """A full list: what the watch shows from now on starts from it."""
-        self._by_key = {key: _kept(item) for item in items if (key := self._key(item)) is not None}
+        keyed = [(key, item) for item in items if (key := self._key(item)) is not None]
+        self._by_key = {key: _kept(item) for key, item in keyed}
+        self._labels = {key: _labels(item) for key, item in keyed}
         self._index = {label: self._indexed(label) for label in self._index}
         self._synced = True
 
@@ -41,21 +50,22 @@ class Watched:
         key = self._key(item)
         if key is None or event not in ("ADDED", "MODIFIED", "DELETED"):
             return
-        before = self._by_key.get(key)
+        before = self._labels.pop(key, None)
         if before is not None:
             for label, index in self._index.items():
-                _forget(index, _label(before, label), key)
+                _forget(index, before.get(label), key)
         if event == "DELETED":
             self._by_key.pop(key, None)
         else:
+            labels = self._labels[key] = _labels(item)
             self._by_key[key] = _kept(item)
             for label, index in self._index.items():
-                _remember(index, _label(item, label), key)
+                _remember(index, labels.get(label), key)
 
     def _indexed(self, label: str) -> dict[str, dict[tuple[str, str], None]]:
         index: dict[str, dict[tuple[str, str], None]] = {}
-        for key, item in self._by_key.items():
-            _remember(index, _label(item, label), key)
+        for key, labels in self._labels.items():
+            _remember(index, labels.get(label), key)
         return index
 
     def _key(self, item: dict[str, Any]) -> tuple[str, str] | None:
@@ -73,18 +83,19 @@ class Watched:
         self._synced = False
 
     def named(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        """The object (in the watched namespace unless told), or None (also when not synced: then nothing
-        is known)."""
-        return self._by_key.get((namespace or self.namespace or "", name)) if self._synced else None
+        """A copy of the object (in the watched namespace unless told), or None (also when not synced: then
+        nothing is known)."""
+        kept = self._by_key.get((namespace or self.namespace or "", name)) if self._synced else None
+        return None if kept is None else marshal.loads(kept)
 
     def labelled(self, label: str, value: str, namespace: str | None = None) -> list[dict[str, Any]] | None:
-        """The objects whose `label` is `value` (in `namespace`, if given; read-only), or None when not synced."""
+        """Copies of the objects whose `label` is `value` (in `namespace`, if given), or None when not synced."""
         if not self._synced:
             return None
         keys = self._index_of(label).get(value, ())
         if namespace is None:
-            return [self._by_key[key] for key in keys]
-        return [self._by_key[key] for key in keys if key[0] == namespace]
+            return [marshal.loads(self._by_key[key]) for key in keys]
+        return [marshal.loads(self._by_key[key]) for key in keys if key[0] == namespace]
 
     def count(self, label: str, value: str) -> int | None:
         """How many objects (in every namespace watched) have `label` set to `value`, without listing them;
@@ -117,17 +128,15 @@ class Watched:
                 await asyncio.sleep(1.0)
 
 
-def _kept(item: dict[str, Any]) -> dict[str, Any]:
-    """The object as it is kept: without its managedFields. No reader here wants who wrote which field,
-    and they are most of an object's dicts, which the garbage collector walks on every full collection
-    (a pause of every request in flight)."""
+def _kept(item: dict[str, Any]) -> bytes:
+    """The object as it is kept: marshalled (see the module's docstring), without its managedFields (no
+    reader here wants who wrote which field, and they were most of an object)."""
     (item.get("metadata") or {}).pop("managedFields", None)
-    return item
+    return marshal.dumps(item)
 
 
-def _label(item: dict[str, Any], label: str) -> str | None:
-    value = (item["metadata"].get("labels") or {}).get(label)
-    return None if value is None else str(value)
+def _labels(item: dict[str, Any]) -> dict[str, str]:
+    return {str(label): str(value) for label, value in (item["metadata"].get("labels") or {}).items()}
 
 
 def _remember(index: dict[str, dict[tuple[str, str], None]], value: str | None, key: tuple[str, str]) -> None:

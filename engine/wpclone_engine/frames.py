@@ -20,6 +20,7 @@ the frame limit, before it reaches a database.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import struct
@@ -175,6 +176,14 @@ def record_values(payload: bytes, start: int, lengths: tuple[int, ...]) -> Recor
             values.append(payload[at:at + length])
             at += length
     return values
+
+
+def value_bounds(start: int, lengths: tuple[int, ...]) -> list[int]:
+    """Where the values of the record at `start` lie (lengths as record_spans() read them): value i is
+    payload[bounds[i]:bounds[i + 1]] (empty when it is NULL)."""
+    if NULL_LENGTH in lengths:
+        lengths = tuple(0 if length == NULL_LENGTH else length for length in lengths)
+    return list(itertools.accumulate(lengths, initial=start + 4 * len(lengths)))
 
 
 def record_value(payload: bytes, start: int, lengths: tuple[int, ...], index: int) -> Value:

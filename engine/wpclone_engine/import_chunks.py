@@ -8,19 +8,22 @@ once, and double up to the limit, so there are few of them (each request boots W
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from collections.abc import Sequence
 
-from wpclone_engine import frames, migrator
+from wpclone_engine import frames, migrator, reasons
 from wpclone_engine.pipeline import Pipeline
-from wpclone_engine.wordpress import ImportJob, Migrator
+from wpclone_engine.wordpress import ImportJob, Migrator, WordPressError
 
 FIRST_CHUNK_BYTES = 1024 * 1024
 # The largest request body (and never more than the destination's max_request_bytes, which keeps it
 # under its post_max_size and an eighth of its memory_limit).
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
 FILE_CHUNKS_IN_FLIGHT = 2
-# The next chunk's upload and WordPress's boot overlap the apply of the one before; the migrator makes a
-# chunk that comes early wait for its turn (WPClone_Import::DATABASE_CHUNKS_IN_FLIGHT).
+# The next chunk's upload and WordPress's boot overlap the apply of the one before (whose lock it waits on
+# in the migrator, WPClone_Import::DATABASE_CHUNKS_IN_FLIGHT); one that overtook it is refused as not yet
+# and sent again once the one before is answered.
 DATABASE_CHUNKS_IN_FLIGHT = 2
 _HEADER_ROOM = 1024
 
@@ -39,7 +42,8 @@ class ChunkedImport:
         self._limit = min(FIRST_CHUNK_BYTES, self.max_frame_bytes)
         self._parts: list[bytes] = []
         self._size = 0
-        self._sender: Pipeline[list[bytes]] = Pipeline(self._send, parallel)
+        self._answered: defaultdict[int, asyncio.Event] = defaultdict(asyncio.Event)  # by chunk number
+        self._sender: Pipeline[tuple[int, list[bytes]]] = Pipeline(self._send, parallel)
 
     async def add(self, frame: bytes) -> None:
         if self._parts and self._size + len(frame) > self._limit:
@@ -63,10 +67,20 @@ class ChunkedImport:
         body = [header, *self._parts]
         self._parts, self._size = [], 0
         self._limit = min(2 * self._limit, self.max_frame_bytes)
-        await self._sender.put(body)
+        await self._sender.put((self.sent, body))
 
-    async def _send(self, body: list[bytes]) -> None:
-        await self._destination.send_chunk(self.kind, body)
+    async def _send(self, chunk: tuple[int, list[bytes]]) -> None:
+        seq, body = chunk
+        try:
+            await self._destination.send_chunk(self.kind, body)
+        except WordPressError as error:
+            if error.reason != reasons.CHUNK_EARLY:
+                raise
+            # (Should the one before fail, the pipeline raises its error and cancels this wait.)
+            await self._answered[seq - 1].wait()
+            await self._destination.send_chunk(self.kind, body)
+        self._answered.pop(seq - 1, None)
+        self._answered[seq].set()
 
 
 def database_chunks(destination: Migrator, job: ImportJob) -> ChunkedImport:

@@ -41,7 +41,11 @@ NOT_SUPPORTED = "NotSupported"
 # site. The operator deletes it, and the clone copies again from the site itself.
 SNAPSHOT_UNUSABLE = "SnapshotUnusable"
 
+# A database chunk that reached the migrator before the one it follows: sent again once that one is answered
+# (import_chunks.py); seen in a failure only if the migrator refused it again.
+CHUNK_EARLY = "ChunkEarly"
+
 # The migrator's refusal codes (its REST error codes) that have a reason of their own; the others
 # are MigratorError, the code in the message.
 MIGRATOR_CODES = {"wpclone_forbidden_file": FORBIDDEN_FILE, "wpclone_merge_conflict": CONFLICT,
-                  "wpclone_production_changed": PRODUCTION_CHANGED}
+                  "wpclone_production_changed": PRODUCTION_CHANGED, "wpclone_not_yet": CHUNK_EARLY}

@@ -15,7 +15,9 @@ checked (table_definition) and only what was checked is rebuilt into the stateme
 
 from __future__ import annotations
 
+import bisect
 import re
+import struct
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -165,13 +167,11 @@ class TableRows:
         """A rows payload as it must arrive; records in which nothing can change are copied as they are."""
         counts = RowCounts()
         needle = self.rewrite.needle
-        if not self.changes and needle not in payload:
-            return payload, counts
+        if not self.changes:
+            return (payload if needle not in payload else self._rewritten(payload, counts)), counts
         out: list[bytes] = []
         copied = 0
         for start, end, lengths in frames.record_spans(payload, self.width):
-            if not self.changes and payload.find(needle, start, end) < 0:
-                continue
             row = frames.record_values(payload, start, lengths)
             for index, value in enumerate(row):
                 if value is not None and needle in value:
@@ -185,6 +185,36 @@ class TableRows:
             copied = end
         out.append(payload[copied:])
         return b"".join(out), counts
+
+    def _rewritten(self, payload: bytes, counts: RowCounts) -> bytes:
+        """The rows with every value that holds the old URL rewritten. The payload is searched for the URL's
+        host, and a record is taken apart only around the values it is found in: most of a table's values
+        are copied as they are, and taking every record apart value by value was most of a copy's Python."""
+        needle, head = self.rewrite.needle, struct.Struct(f">{self.width}I")
+        out: list[bytes] = []
+        copied = 0
+        for start, end, lengths in frames.record_spans(payload, self.width):
+            found = payload.find(needle, start + head.size, end)
+            if found < 0:
+                continue
+            bounds = frames.value_bounds(start, lengths)
+            changed, pieces, taken = list(lengths), [], bounds[0]
+            while found >= 0:
+                index = bisect.bisect_right(bounds, found) - 1
+                first, last = bounds[index], bounds[index + 1]
+                rewritten, outcome = self.rewrite.value(payload[first:last])
+                if outcome is not Outcome.UNCHANGED:
+                    counts.rewritten += outcome is Outcome.REWRITTEN
+                    counts.unparseable += outcome is Outcome.UNPARSEABLE
+                    changed[index] = len(rewritten)
+                    pieces += [payload[taken:first], rewritten]
+                    taken = last
+                found = payload.find(needle, last, end)  # (one that began in this value went on into the next)
+            if pieces:
+                out += [payload[copied:start], head.pack(*changed), *pieces, payload[taken:end]]
+                copied = end
+        out.append(payload[copied:])
+        return b"".join(out)
 
 
 def _position(columns: list[str], column: str) -> int:

@@ -12,7 +12,7 @@ from testenv.mariadb import MariaDB
 from testenv.wordpress import WordPressSite
 from tests.integration import transfer_fixtures
 from tests.integration.transfer_fixtures import SiteMaker, leftovers, snapshot, wp_php
-from wpclone_engine import frames, outbound
+from wpclone_engine import frames, outbound, reasons
 from wpclone_engine import migrator as migrator_files
 from wpclone_engine.transfer import copy_site
 from wpclone_engine.wordpress import Migrator, WordPressError, ensure_migrator, install_migrator
@@ -293,27 +293,30 @@ async def test_a_chunk_sent_twice_is_applied_once(mariadb: MariaDB, target_site:
 
 async def test_database_chunks_sent_side_by_side_are_applied_in_their_order(
         mariadb: MariaDB, target_site: WordPressSite) -> None:
-    """The engine sends two database chunks at a time: the second may reach the site first, and waits."""
+    """The engine sends two database chunks at a time: the second may reach the site first. It is refused
+    at once as not yet (waiting for the first could wait on a request queued behind it), the job intact,
+    and applied when sent again after the first."""
     site = target_site
     rows = [[str(number).encode(), f"row {number}".encode()] for number in range(1, 7)]
     begin, *_ = table_frames("wp_extra", rows)
     async with httpx.AsyncClient() as http:
         destination = migrator(http, site)
         job = await destination.begin_import(database=True, tables=["wp_extra"], files=["uploads"])
-        early = asyncio.ensure_future(destination.send_chunk("database", [
-            header(job.id, 2), frames.encode_frame(frames.ROWS, b"".join(map(frames.encode_record, rows[3:]))),
-            frames.encode_json(frames.TABLE_END, {"name": "wp_extra", "rows": 6})]))
-        await asyncio.sleep(0.5)
-        assert not early.done()  # its turn has not come
+        second = [header(job.id, 2), frames.encode_frame(frames.ROWS, b"".join(map(frames.encode_record, rows[3:]))),
+                  frames.encode_json(frames.TABLE_END, {"name": "wp_extra", "rows": 6})]
+        with pytest.raises(WordPressError) as early:
+            await asyncio.wait_for(destination.send_chunk("database", second), 30)
         first = await destination.send_chunk("database", [
             header(job.id, 1), begin, frames.encode_frame(frames.ROWS, b"".join(map(frames.encode_record, rows[:3])))])
-        second = await early
+        applied = await destination.send_chunk("database", second)
         again = await destination.send_chunk("database", [header(job.id, 1)])  # its answer was lost, say
         await destination.commit_import(job.id, chunks={"database": 2, "files": 0}, backup=False)
-    assert (first["rows"], second["rows"], again) == (3, 3, {"seq": 1, "repeated": True})
+    assert early.value.reason == reasons.CHUNK_EARLY and "came before chunk 1" in str(early.value)
+    assert (first["rows"], applied["rows"], again) == (3, 3, {"seq": 1, "repeated": True})
     stored = mariadb.sql(f"SELECT GROUP_CONCAT(v ORDER BY id) FROM `{site.db_name}`.wp_extra")
     assert stored == ",".join(f"row {number}" for number in range(1, 7))
     mariadb.sql(f"DROP TABLE `{site.db_name}`.wp_extra")
+
 
 INCOMPLETE_IMPORTS = {
     "missing-end": ([piece("uploads/a.txt", b"abc", 0, 6)], {"files": 1}, "a.txt: 3 of its 6 bytes arrived"),

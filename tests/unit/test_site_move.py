@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wpclone_engine import frames
 from wpclone_engine.rewrite import UrlRewrite
@@ -81,6 +83,38 @@ def test_rows_without_the_url_pass_through_untouched() -> None:
     source = payload([b"1", b"plain text"])
     moved, counts = MOVE.table_rows("wp_posts", ["ID", "post_content"]).apply(source)
     assert moved is source and counts.rewritten == 0
+
+
+# Values as a table holds them: NULLs, empty values, the old URL in every form around other bytes,
+# serialized and not, and pieces of its host that meet across two values.
+VALUE = st.one_of(st.none(), st.lists(st.sampled_from(
+    [b"", b"x", b"a.te", b"st", b"http://a.test", b"//a.test/p", b"http:\\/\\/a.test", b'a:1:{i:0;s:13:"http://a.test";}',
+     b's:13:"', b'";', b"\x00", b"\xff", b"a.test.other", b"https://a.test:8080"]), max_size=6).map(b"".join))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=5).flatmap(
+    lambda width: st.lists(st.lists(VALUE, min_size=width, max_size=width), max_size=8)))
+def test_rows_are_rewritten_as_if_every_value_were_taken_apart(rows: list[list[bytes | None]]) -> None:
+    # Only the values holding the host are taken apart: the payload must be what rewriting each value
+    # of each record, then encoding the records again, makes.
+    width = len(rows[0]) if rows else 1
+    source = payload(*rows)
+    moved, counts = MOVE.table_rows("wp_postmeta", [f"c{index}" for index in range(width)]).apply(source)
+    expected, rewritten, unparseable = [], 0, 0
+    for row in rows:
+        values = []
+        for value in row:
+            if value is None:
+                values.append(None)
+                continue
+            new, outcome = MOVE.rewrite.value(value)
+            values.append(new)
+            rewritten += outcome.name == "REWRITTEN"
+            unparseable += outcome.name == "UNPARSEABLE"
+        expected.append(values)
+    assert moved == payload(*expected)
+    assert (counts.rewritten, counts.unparseable) == (rewritten, unparseable)
 
 
 def test_corrupt_serialized_values_are_counted() -> None:

@@ -3,6 +3,7 @@ lookups out."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from hypothesis import given, settings
@@ -53,7 +54,6 @@ def test_a_watch_of_every_namespace_tells_objects_of_the_same_name_apart() -> No
     assert len(objects.labelled("clone", "shop") or []) == 2
 
 
-
 def test_objects_are_kept_without_their_managed_fields() -> None:
     objects = Watched("v1", "Pod", "jobs")
     written = {"manager": "kubectl", "fieldsV1": {"f:metadata": {"f:labels": {}}}}
@@ -61,6 +61,34 @@ def test_objects_are_kept_without_their_managed_fields() -> None:
     objects.apply("ADDED", {"metadata": {"name": "b", "managedFields": [written], "labels": {"tenant": "acme"}}})
     assert [objects.named(name) for name in "ab"] == [{"metadata": {"name": "a"}},
                                                       {"metadata": {"name": "b", "labels": {"tenant": "acme"}}}]
+
+
+def test_what_a_reader_changes_in_an_answer_is_not_kept() -> None:
+    objects = Watched("v1", "Pod", "jobs")
+    objects.replace([item("a", tenant="acme")])
+    for found in [objects.named("a"), *(objects.labelled("tenant", "acme") or [])]:
+        assert found is not None
+        found["metadata"]["labels"]["tenant"] = "globex"
+    assert objects.named("a") == item("a", tenant="acme") and objects.count("tenant", "acme") == 1
+
+
+def test_kept_objects_give_the_garbage_collector_nothing_to_walk() -> None:
+    # A full collection walks every tracked container: thousands of watched objects as dicts and lists
+    # made each one pause the API's requests for milliseconds.
+    objects = Watched("v1", "Pod", "jobs")
+    objects.replace([])
+    gc.collect()
+    before = len(gc.get_objects())
+    many = [{**item(f"pod-{number}", tenant="acme"), "status": {"conditions": [{"type": "Ready"}]}}
+            for number in range(1000)]
+    objects.replace(many)
+    objects.apply("ADDED", item("one-more", tenant="acme"))
+    objects.labelled("tenant", "acme")
+    del many
+    gc.collect()
+    assert len(gc.get_objects()) - before < 50
+    assert objects.count("tenant", "acme") == 1001
+
 
 def scan(objects: list[dict[str, Any]], label: str, value: str) -> list[str]:
     return sorted(found["metadata"]["name"] for found in objects if found["metadata"]["labels"].get(label) == value)

@@ -157,8 +157,6 @@ final class WPClone_Import
 {
     /** How many database chunks the engine sends at once (DATABASE_CHUNKS_IN_FLIGHT in import_chunks.py). */
     const DATABASE_CHUNKS_IN_FLIGHT = 2;
-    /** How long a chunk that came early waits for the one before it to be applied. */
-    const TURN_WAIT_MS = 120000;
 
     public static function begin(WP_REST_Request $request): array
     {
@@ -202,23 +200,23 @@ final class WPClone_Import
     /**
      * A database chunk: applied in order, once; the job's tables are its state. Chunks are sent
      * DATABASE_CHUNKS_IN_FLIGHT at a time (the next one's upload and WordPress's boot overlap the
-     * apply of the one before): one that comes before its predecessor waits its turn, a bounded time.
+     * apply of the one before, whose lock it waits on). One that comes before its predecessor has begun
+     * is refused at once as not yet: waiting here for a request that may be queued behind this one in
+     * the same server process (PHP's built-in server takes several at a time, a pool may have one
+     * worker) could wait for ever; the engine sends it again once its predecessor is answered.
      */
     public static function database(WP_REST_Request $request): array
     {
         wp_raise_memory_limit('wpclone');
-        $lock = WPClone_Job::lock(false);
+        // The turn first, then the shared lock: a chunk waiting for its turn holds no lock that the one
+        // being applied needs (a failing chunk takes the shared lock alone to discard the job).
         $order = WPClone_Job::lock(true, 'lock-database');
+        $lock = WPClone_Job::lock(false);
         $body = WPClone_Frame_Reader::request();
         [$job, $seq] = self::open_chunk($body);
-        $waited = 0;
-        while (is_int($seq) && $seq > $job->data['seq'] + 1 && $seq <= $job->data['seq'] + self::DATABASE_CHUNKS_IN_FLIGHT
-            && $waited < self::TURN_WAIT_MS) {
-            flock($order, LOCK_UN);
-            usleep(10000);
-            $waited += 10;
-            flock($order, LOCK_EX);
-            $job = WPClone_Job::load($job->id());
+        if (is_int($seq) && $seq > $job->data['seq'] + 1 && $seq <= $job->data['seq'] + self::DATABASE_CHUNKS_IN_FLIGHT) {
+            throw new WPClone_Error('not_yet', 'database chunk ' . $seq . ' came before chunk ' . ($job->data['seq'] + 1)
+                . ': send it again once that one is answered', 409);
         }
         if (is_int($seq) && $seq <= $job->data['seq'] && $seq >= 1) {
             // Sent again (its answer was lost) after it was applied: the job may have gone on since.
@@ -534,24 +532,30 @@ final class WPClone_Import_Tables
 
     private static function insert(WPClone_Db $db, array &$table, string $payload, int $max_statement): int
     {
-        $head = 'INSERT INTO ' . WPClone_Db::name($table['staging']) . ' ('
-            . implode(', ', array_map(['WPClone_Db', 'name'], $table['columns'])) . ') VALUES ';
-        $tuples = [];
+        $width = count($table['columns']);
+        $per_insert = WPClone_Db::rows_per_insert($width);
+        $values = [];
+        $rows = 0;
         $size = 0;
         $count = 0;
-        foreach (WPClone_Frames::records($payload, count($table['columns'])) as $row) {
-            $tuple = '(' . implode(',', array_map([$db, 'quote'], $row)) . ')';
-            if ($tuples && $size + strlen($tuple) > $max_statement) {
-                $db->query($head . implode(',', $tuples));
-                $tuples = [];
+        foreach (WPClone_Frames::records($payload, $width) as $row) {
+            $length = 9 * $width;  // at most what the protocol adds to each value
+            foreach ($row as $value) {
+                $length += $value === null ? 0 : strlen($value);
+            }
+            if ($rows && ($rows === $per_insert || $size + $length > $max_statement)) {
+                $db->insert($table['staging'], $table['columns'], $rows, $values);
+                $values = [];
+                $rows = 0;
                 $size = 0;
             }
-            $tuples[] = $tuple;
-            $size += strlen($tuple) + 1;
+            array_push($values, ...$row);
+            $rows++;
+            $size += $length;
             $count++;
         }
-        if ($tuples) {
-            $db->query($head . implode(',', $tuples));
+        if ($rows) {
+            $db->insert($table['staging'], $table['columns'], $rows, $values);
         }
         $table['rows'] += $count;
         return $count;
