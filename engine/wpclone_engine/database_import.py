@@ -13,6 +13,7 @@ server take a query for more than one statement, so neither can carry a second o
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -23,6 +24,7 @@ import aiomysql
 from pymysql.constants import CLIENT
 
 from wpclone_engine import frames, merge
+from wpclone_engine.pipeline import Pipeline
 from wpclone_engine.site_move import PRESERVED_OPTIONS, DatabaseObject, map_collations, table_definition
 
 _OWN_TABLE = re.compile(r"^wpc[ibr]_[0-9a-f]{12}_[0-9]+$")
@@ -200,6 +202,10 @@ class DatabaseImport:
         self._order = frames.TableOrder()
         self._swap: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
         self._collations: frozenset[str] = frozenset()  # the server's own, lower case
+        # Rows' INSERTs run one at a time in the background while the engine makes the next (rewrites
+        # their URLs): the database's work and the engine's overlap instead of taking turns. Any other
+        # statement first waits for them (one connection runs one statement at a time, in order).
+        self._inserts: Pipeline[bytes] = Pipeline(self._run, 1)
 
     @classmethod
     async def open(cls, target: DatabaseTarget) -> DatabaseImport:
@@ -242,7 +248,7 @@ class DatabaseImport:
     async def rows(self, payload: bytes) -> None:
         table = self._order.open_table()
         for statement, count in insert_statements(self._staged[table], self._order.columns, payload):
-            await self._execute(statement)
+            await self._inserts.put(statement)
             self._order.rows += count
 
     async def end_table(self, table: str, rows: int) -> None:
@@ -352,6 +358,8 @@ class DatabaseImport:
 
     async def abort(self) -> None:
         """Drops whatever was staged; the live tables were never touched."""
+        with contextlib.suppress(Exception):  # an INSERT that failed: its error is already the copy's
+            await self._inserts.close()
         for table in await self._tables(f"wpci_{self.job}_"):
             await self._execute(b"DROP TABLE IF EXISTS " + name(table))
 
@@ -365,10 +373,15 @@ class DatabaseImport:
         return sorted(row[0].decode() for row in rows)
 
     async def _execute(self, statement: bytes) -> None:
+        await self._inserts.close()
+        await self._run(statement)
+
+    async def _run(self, statement: bytes) -> None:
         async with self._connection.cursor() as cursor:
             await cursor.execute(statement)
 
     async def _fetch(self, statement: bytes) -> list[tuple[bytes, ...]]:
+        await self._inserts.close()
         async with self._connection.cursor() as cursor:
             await cursor.execute(statement)
             return list(await cursor.fetchall())

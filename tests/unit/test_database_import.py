@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import pymysql
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from wpclone_engine import frames
 from wpclone_engine.database_import import (
+    DatabaseImport,
+    DatabaseTarget,
     insert_statements,
     is_own_table,
     literal,
@@ -96,3 +100,79 @@ def test_mysql_8_collations_a_server_does_not_know_become_its_nearest_and_nothin
         ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci")
     knows_them = MARIADB_10_COLLATIONS | {"utf8mb4_0900_ai_ci", "utf8mb4_0900_as_cs", "utf8mb4_de_pb_0900_ai_ci"}
     assert staging_create(create, "wp_posts", "wp_posts", knows_them).decode() == create
+
+
+class SlowConnection:
+    """A clone database's connection whose INSERTs each finish only when the test lets them (or fail):
+    which statements ran, in which order, and whether one was sent while another was still running."""
+
+    def __init__(self, failing: bool = False) -> None:
+        self.started: list[bytes] = []
+        self.finished: list[bytes] = []
+        self.release = asyncio.Event()
+        self.failing = failing
+        self.tables: list[tuple[bytes]] = []
+
+    def cursor(self) -> SlowConnection:
+        return self
+
+    async def __aenter__(self) -> SlowConnection:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+    async def execute(self, statement: bytes) -> None:
+        assert len(self.started) == len(self.finished), "a statement sent while another was running"
+        self.started.append(statement)
+        if statement.startswith(b"INSERT"):
+            await self.release.wait()
+            if self.failing:
+                self.finished.append(statement)
+                raise pymysql.err.DataError(1406, "Data too long")
+        self.finished.append(statement)
+
+    async def fetchall(self) -> list[tuple[bytes]]:
+        return self.tables
+
+    def close(self) -> None:
+        pass
+
+
+def verbs(statements: list[bytes]) -> list[str]:
+    return [statement.split()[0].decode() for statement in statements]
+
+
+async def settled() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_rows_are_inserted_while_the_engine_goes_on_and_before_any_other_statement() -> None:
+    connection = SlowConnection()
+    importer = DatabaseImport(connection, DatabaseTarget("db", 3306, "clone", "secret", "clone"))  # type: ignore[arg-type]
+    await importer.begin_table("wp_a", "CREATE TABLE `wp_a` (`id` int)", ["id"])
+    await asyncio.wait_for(importer.rows(frames.encode_record([b"1"])), 5)  # returns, its INSERT still running
+    await settled()
+    assert verbs(connection.started) == ["CREATE", "INSERT"] and verbs(connection.finished) == ["CREATE"]
+    await importer.end_table("wp_a", 1)
+    creating = asyncio.create_task(importer.begin_table("wp_b", "CREATE TABLE `wp_b` (`id` int)", ["id"]))
+    await settled()
+    assert verbs(connection.started) == ["CREATE", "INSERT"]  # the next statement waits for the INSERT
+    connection.release.set()
+    await creating
+    assert verbs(connection.finished) == ["CREATE", "INSERT", "CREATE"]
+
+
+async def test_a_failed_insert_is_the_next_statement_s_error_and_the_import_still_aborts() -> None:
+    connection = SlowConnection(failing=True)
+    importer = DatabaseImport(connection, DatabaseTarget("db", 3306, "clone", "secret", "clone"))  # type: ignore[arg-type]
+    await importer.begin_table("wp_a", "CREATE TABLE `wp_a` (`id` int)", ["id"])
+    await importer.rows(frames.encode_record([b"1"]))
+    connection.release.set()
+    await importer.end_table("wp_a", 1)
+    with pytest.raises(pymysql.err.DataError):
+        await importer.begin_table("wp_b", "CREATE TABLE `wp_b` (`id` int)", ["id"])
+    connection.tables = [(f"wpci_{importer.job}_0".encode(),)]
+    await importer.abort()
+    assert connection.started[-1] == f"DROP TABLE IF EXISTS `wpci_{importer.job}_0`".encode()
