@@ -8,7 +8,8 @@ then asks the apiserver itself.
 Each object is kept as one marshalled string and read back into dicts when looked up: thousands of
 objects held as dicts and lists are what Python's garbage collector walked on every full collection,
 stopping every request in flight for milliseconds to tens of milliseconds (the API's slowest requests);
-a string is not walked at all, and is a third of the memory.
+a string is not walked at all, and takes about a seventh of the memory (a WordPressClone: 1.1 KB
+instead of 7.7 KB).
 """
 
 from __future__ import annotations
