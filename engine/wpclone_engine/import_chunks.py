@@ -85,7 +85,8 @@ class ChunkedImport:
 
 def database_chunks(destination: Migrator, job: ImportJob) -> ChunkedImport:
     """An import's database chunks: side by side into a migrator of this release, one at a time into a
-    must-use copy of another (which may not wait for a chunk's turn)."""
+    must-use copy of another (which refuses a chunk that came early as out of order, or makes it wait
+    for its turn inside the request)."""
     parallel = DATABASE_CHUNKS_IN_FLIGHT if destination.build == migrator.build() else 1
     return ChunkedImport(destination, job, "database", parallel=parallel)
 
