@@ -13,6 +13,7 @@ server take a query for more than one statement, so neither can carry a second o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import secrets
@@ -118,6 +119,13 @@ _TEXT_TYPES = b", ".join(literal(kind) for kind in (
     b"binary", b"varbinary", b"tinyblob", b"blob", b"mediumblob", b"longblob"))
 
 
+# WordPress's own options table (wp-admin/includes/schema.php): what a WordPress needs to boot.
+_OPTIONS_COLUMNS = (b" (option_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, "
+                    b"option_name VARCHAR(191) NOT NULL DEFAULT '', option_value LONGTEXT NOT NULL, "
+                    b"autoload VARCHAR(20) NOT NULL DEFAULT 'yes', PRIMARY KEY (option_id), "
+                    b"UNIQUE KEY option_name (option_name), KEY autoload (autoload))")
+
+
 class _OneStatementConnection(aiomysql.Connection):
     """aiomysql always asks the server to run several statements per query (CLIENT.MULTI_STATEMENTS);
     without that capability the server refuses `...; DROP ...` as a syntax error."""
@@ -206,6 +214,8 @@ class DatabaseImport:
         # their URLs): the database's work and the engine's overlap instead of taking turns. Any other
         # statement first waits for them (one connection runs one statement at a time, in order).
         self._inserts: Pipeline[bytes] = Pipeline(self._run, 1)
+        self._bootstrap: str | None = None  # the options table bootable() made
+        self._interrupted = False
 
     @classmethod
     async def open(cls, target: DatabaseTarget) -> DatabaseImport:
@@ -231,6 +241,26 @@ class DatabaseImport:
         rows = await self._fetch(b"SELECT option_name, option_value FROM " + name(options)
                                  + b" WHERE option_name IN (" + wanted + b")")
         return {row[0].decode(): row[1] for row in rows}
+
+    async def bootable(self, url: bytes, *, replaced: bool) -> bool:
+        """Whether the destination's WordPress boots while its tables are copied: its options table has a
+        siteurl (what WordPress asks to know it is installed), or, when there is no options table and the copy
+        will replace it (`replaced`), it gets one holding only what a boot needs, its URL (`url`) among them.
+        abort() drops that one again."""
+        options = self._target.table_prefix + "options"
+        if options in await self._tables(options):
+            with contextlib.suppress(aiomysql.Error):  # not WordPress's own columns: WordPress would not boot
+                return bool(await self._fetch(b"SELECT 1 FROM " + name(options) + b" WHERE option_name = 'siteurl'"))
+            return False
+        if not replaced:
+            return False
+        await self._execute(b"CREATE TABLE " + name(options) + _OPTIONS_COLUMNS)
+        # A permalink structure: the migrator's routes are under /wp-json/.
+        await self._execute(b"INSERT INTO " + name(options) + b" (option_name, option_value) VALUES ('siteurl', "
+                            + literal(url) + b"), ('home', " + literal(url) + b"), ('blog_charset', 'UTF-8'), "
+                            b"('permalink_structure', '/%postname%/')")
+        self._bootstrap = options
+        return True
 
     async def begin_table(self, table: str, create: str, columns: list[str], foreign_keys: Sequence[str] = ()) -> None:
         """`create` without its foreign keys; those (checked by table_definition, referring to this database)
@@ -354,14 +384,19 @@ class DatabaseImport:
         """Drops the tables swap() moved aside."""
         for _, table in (self._swap or ([], []))[0]:
             await self._execute(b"DROP TABLE IF EXISTS " + name(table))
-        self._swap = None
+        self._swap, self._bootstrap = None, None  # a bootstrap options table was among them
 
     async def abort(self) -> None:
         """Drops whatever was staged; the live tables were never touched."""
         with contextlib.suppress(Exception):  # an INSERT that failed: its error is already the copy's
             await self._inserts.close()
+        if self._interrupted:  # the connection's state is unknown: the server ends its session when it closes
+            self._connection.close()
+            self._connection, self._interrupted = await connect(self._target), False
         for table in await self._tables(f"wpci_{self.job}_"):
             await self._execute(b"DROP TABLE IF EXISTS " + name(table))
+        if self._bootstrap is not None and self._swap is None:  # live again if revert() ran: as it was, none
+            await self._execute(b"DROP TABLE IF EXISTS " + name(self._bootstrap))
 
     def close(self) -> None:
         self._connection.close()
@@ -377,11 +412,23 @@ class DatabaseImport:
         await self._run(statement)
 
     async def _run(self, statement: bytes) -> None:
-        async with self._connection.cursor() as cursor:
-            await cursor.execute(statement)
+        with self._interruptible():
+            async with self._connection.cursor() as cursor:
+                await cursor.execute(statement)
 
     async def _fetch(self, statement: bytes) -> list[tuple[bytes, ...]]:
         await self._inserts.close()
-        async with self._connection.cursor() as cursor:
-            await cursor.execute(statement)
-            return list(await cursor.fetchall())
+        with self._interruptible():
+            async with self._connection.cursor() as cursor:
+                await cursor.execute(statement)
+                return list(await cursor.fetchall())
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """Notes a statement cancelled while it ran (the copy's other half failed): its answer may still be
+        on its way, so nothing else can be sent on this connection."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            self._interrupted = True
+            raise

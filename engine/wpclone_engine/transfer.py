@@ -46,7 +46,7 @@ from wpclone_engine.site_move import (
     database_objects,
 )
 from wpclone_engine.sqlite_import import SqliteImport, SqliteTarget
-from wpclone_engine.wordpress import Migrator, SiteInfo, WordPressError
+from wpclone_engine.wordpress import ImportJob, Migrator, SiteInfo, WordPressError
 
 SLICE_BYTES = 1024 * 1024
 # How many times an export that broke off is asked to go on (resumed_frames).
@@ -232,8 +232,9 @@ async def _copy_site(source: Source, destination: Migrator | DatabaseDestination
 async def _copy_into_database(source: Source, source_info: SiteInfo, destination: DatabaseDestination,
                               include: Include, tables: list[str], rewrite_to: str | None,
                               admin_password: AdminPassword | None, tally: Tally) -> CopyResult:
-    """Clone from nothing: the tables go straight into the clone's database, then the files go to the
-    clone's migrator, which loads now that WordPress has tables. A failure puts the old tables back."""
+    """Clone from nothing: the tables go straight into the clone's database and the files to the clone's
+    migrator, side by side when its WordPress can boot meanwhile (see DatabaseImport.bootable), else once
+    it has the tables. A failure puts the old tables back."""
     if include.folders and destination.files is None:
         raise TransferError("NoFilesDestination", "copying files into a database destination needs its migrator")
     database: DatabaseImport | SqliteImport
@@ -252,20 +253,38 @@ async def _copy_into_database(source: Source, source_info: SiteInfo, destination
         own_url = (rewrite_to or destination.url).encode()
         move = site_move(source_info, destination.database.table_prefix, rewrite_to or destination.url,
                          {"home": own_url, "siteurl": own_url, **await database.preserved_options()}, admin_password)
-        if include.database:
-            if baseline is not None:
-                await baseline.begin_baseline()
-            await _copy_database(source, database, move, tables, include, admin_password, tally, baseline=baseline)
-            await database.swap(replace_all=include.tables is None)
-            await database.raise_counters(destination.id_offset)
-            if move.rewrite.leaves_old_url_checkable:
-                tally.old_urls_left = await database.count_occurrences(move.rewrite.occurrences, move.rewrite.needle)
+        files = None if not include.folders or destination.files is None else _CloneFiles(
+            destination.files, include, tally, digests=baseline is not None and include.database)
         try:
-            if include.folders and destination.files is not None:
-                await _copy_files_into(source, destination.files, include, tally,
-                                       baseline if include.database else None)
+            if include.database:
+                if baseline is not None:
+                    await baseline.begin_baseline()
+                # The files go to the clone's migrator while its tables are copied, if its WordPress boots
+                # meanwhile. Their import begins first: beginning one sweeps away what looks staged.
+                beside = files is not None and isinstance(database, DatabaseImport) and await database.bootable(
+                    own_url, replaced=include.tables is None)
+                if files is not None and beside:
+                    await files.begin()
+                copying = _copy_database(source, database, move, tables, include, admin_password, tally,
+                                         baseline=baseline)
+                await (_together(copying, files.send(source)) if files is not None and beside else copying)
+                await database.swap(replace_all=include.tables is None)
+                await database.raise_counters(destination.id_offset)
+                if move.rewrite.leaves_old_url_checkable:
+                    tally.old_urls_left = await database.count_occurrences(move.rewrite.occurrences,
+                                                                           move.rewrite.needle)
+            if files is not None:
+                try:
+                    if not files.begun:  # after the tables: WordPress did not boot without them
+                        await files.begin()
+                        await files.send(source)
+                    await files.commit(baseline if include.database else None)
+                except BaseException:
+                    await quietly(database.revert())
+                    raise
         except BaseException:
-            await quietly(database.revert())
+            if files is not None:
+                await files.abort()
             raise
         await database.finish()
         # Once the tables they refer to are all there, and the replaced ones (with the same names of
@@ -284,22 +303,44 @@ async def _copy_into_database(source: Source, source_info: SiteInfo, destination
     return tally.result(source_info, str(move.rewrite.new), None)
 
 
-async def _copy_files_into(source: Source, destination: Migrator, include: Include, tally: Tally,
-                           baseline: DatabaseImport | None) -> None:
-    job = await destination.begin_import(database=False, tables=None, files=include.folders,
-                                         dropins=include.dropins, exclude=include.exclude)
-    files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
-    digests: list[merge.BaselineRow] | None = None if baseline is None else []
-    try:
-        await copy_files(source, files_import, include, tally, digests=digests)
-        chunks = {"database": 0, "files": await files_import.close()}
-        await destination.commit_import(job.id, chunks=chunks, backup=False)
-    except BaseException:
-        await files_import.chunks.cancel()
-        await quietly(destination.abort_import(job.id))
-        raise
-    if baseline is not None and digests:
-        await baseline.add_baseline(merge.FILES, digests)
+class _CloneFiles:
+    """A clone's files through its migrator: begun, sent, and committed once the clone has its tables (its
+    WordPress, with them, serves the commit), or aborted."""
+
+    def __init__(self, migrator: Migrator, include: Include, tally: Tally, *, digests: bool) -> None:
+        self._migrator, self._include, self._tally = migrator, include, tally
+        self._job: ImportJob | None = None
+        self._import: FilesImport | None = None
+        self._digests: list[merge.BaselineRow] | None = [] if digests else None
+
+    @property
+    def begun(self) -> bool:
+        return self._import is not None
+
+    async def begin(self) -> None:
+        self._job = await self._migrator.begin_import(database=False, tables=None, files=self._include.folders,
+                                                      dropins=self._include.dropins, exclude=self._include.exclude)
+        self._import = FilesImport(ChunkedImport(self._migrator, self._job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
+
+    async def send(self, source: Source) -> None:
+        assert self._import is not None
+        await copy_files(source, self._import, self._include, self._tally, digests=self._digests)
+
+    async def commit(self, baseline: DatabaseImport | None) -> None:
+        """Swaps the files in; their digests join the clone's `baseline` (a merge restore's)."""
+        assert self._job is not None and self._import is not None
+        chunks = {"database": 0, "files": await self._import.close()}
+        await self._migrator.commit_import(self._job.id, chunks=chunks, backup=False)
+        self._job = None
+        if baseline is not None and self._digests:
+            await baseline.add_baseline(merge.FILES, self._digests)
+
+    async def abort(self) -> None:
+        if self._job is None or self._import is None:
+            return
+        await self._import.chunks.cancel()
+        await quietly(self._migrator.abort_import(self._job.id))
+        self._job = None
 
 
 async def _together(*streams: Awaitable[Result]) -> list[Result]:

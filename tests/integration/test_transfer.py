@@ -18,6 +18,7 @@ from tests.integration.transfer_fixtures import (
     CutExports,
     EmptyClone,
     SiteMaker,
+    Timeline,
     content_hashes,
     leftovers,
     log_in,
@@ -95,7 +96,8 @@ async def test_copy_brings_the_source_to_the_destination_at_the_destination_url(
 async def test_a_clone_made_from_an_empty_database_serves_the_site_and_admits_its_new_password(
         mariadb: MariaDB, source_site: WordPressSite, empty_clone: EmptyClone) -> None:
     new_password = secrets.token_urlsafe(16)
-    async with httpx.AsyncClient() as http:
+    timeline = Timeline()
+    async with httpx.AsyncClient(transport=timeline) as http:
         before = await http.get(empty_clone.url + "/")
         destination = DatabaseDestination(
             DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
@@ -106,6 +108,13 @@ async def test_a_clone_made_from_an_empty_database_serves_the_site_and_admits_it
         page = await http.get(empty_clone.url + "/first-steps/")
 
     assert before.status_code == 302 and "install.php" in before.headers["location"]
+    # The files went to the clone while its tables were copied (its WordPress booted on stand-in options),
+    # their import begun before any table was read, and committed once the tables were in.
+    clone, source = empty_clone.url.rsplit(":", 1)[1], source_site.port
+    assert timeline.first(f"done {clone} import/begin") < timeline.first(f"asked {source} export/database")
+    assert timeline.first(f"asked {source} export/files") < timeline.last(f"done {source} export/database")
+    assert timeline.first(f"asked {clone} import/files") < timeline.last(f"done {source} export/database")
+    assert timeline.last(f"done {source} export/database") < timeline.first(f"asked {clone} import/commit")
     assert page.status_code == 200 and f"Welcome to Site {source_site.port}" in page.text
     assert f'href="{empty_clone.url}/sample-page/"' in page.text
     dashboard = await log_in(empty_clone.url, "admin", new_password)
@@ -489,6 +498,22 @@ async def test_a_clone_whose_file_copy_fails_gets_its_old_database_back(
     assert mariadb.sql(f"SHOW TABLES FROM `{empty_clone.db_name}`") == f"{empty_clone.table_prefix}options"
     assert mariadb.sql(f"CHECKSUM TABLE {options} EXTENDED") == before
     assert mariadb.sql(f"SELECT option_value FROM {options}") == "Before the copy"
+
+
+async def test_a_clone_whose_files_are_refused_while_its_tables_are_copied_is_left_without_tables(
+        mariadb: MariaDB, source_site: WordPressSite, empty_clone: EmptyClone) -> None:
+    async with httpx.AsyncClient() as http:
+        destination = DatabaseDestination(
+            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
+                           empty_clone.db_name, empty_clone.table_prefix),
+            empty_clone.url, files=Migrator(http, empty_clone.url, token="not-the-token-" + "x" * 20, role="clone"))
+        with pytest.raises(TransferError) as failure:
+            await copy_site(migrator(http, source_site, "source"), destination)
+        page = await http.get(empty_clone.url + "/")
+    # Refused by the clone's WordPress booted on the stand-in options, which are gone again with the rest.
+    assert failure.value.reason == "LoginFailed" and "token@" in str(failure.value)
+    assert mariadb.sql(f"SHOW TABLES FROM `{empty_clone.db_name}`") == ""
+    assert page.status_code == 302 and "install.php" in page.headers["location"]
 
 
 async def test_an_unknown_admin_is_refused_before_anything_is_swapped_in(

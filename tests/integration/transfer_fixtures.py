@@ -144,6 +144,44 @@ class CutExports(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+class Timeline(httpx.AsyncBaseTransport):
+    """Passes requests through and notes, in order, when each migrator route was asked ("asked <port>
+    <route>") and when its answer was done with ("done <port> <route>": read, or closed before its end)."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.events: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        route = f"{request.url.port} {request.url.path.rsplit('/v1/', 1)[-1]}"
+        self.events.append(f"asked {route}")
+        response = await self._inner.handle_async_request(request)
+        return httpx.Response(response.status_code, headers=response.headers, request=request,
+                              stream=_Noted(response.stream, self.events, f"done {route}"))
+
+    def first(self, event: str) -> int:
+        return self.events.index(event)
+
+    def last(self, event: str) -> int:
+        return len(self.events) - 1 - self.events[::-1].index(event)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Noted(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, events: list[str], event: str) -> None:
+        self._inner, self._events, self._event = inner, events, event
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+        self._events.append(self._event)
+
+
 class _Truncated(httpx.AsyncByteStream):
     def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
         self._inner = inner

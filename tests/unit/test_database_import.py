@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wpclone_engine import frames
+from wpclone_engine import database_import, frames
 from wpclone_engine.database_import import (
     DatabaseImport,
     DatabaseTarget,
@@ -176,3 +176,27 @@ async def test_a_failed_insert_is_the_next_statement_s_error_and_the_import_stil
     connection.tables = [(f"wpci_{importer.job}_0".encode(),)]
     await importer.abort()
     assert connection.started[-1] == f"DROP TABLE IF EXISTS `wpci_{importer.job}_0`".encode()
+
+
+async def test_an_import_cancelled_mid_statement_aborts_on_a_new_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    connection, fresh = SlowConnection(), SlowConnection()
+    closed: list[SlowConnection] = []
+    monkeypatch.setattr(connection, "close", lambda: closed.append(connection))
+
+    async def connect(target: DatabaseTarget) -> SlowConnection:
+        return fresh
+
+    monkeypatch.setattr(database_import, "connect", connect)
+    importer = DatabaseImport(connection, DatabaseTarget("db", 3306, "clone", "secret", "clone"))  # type: ignore[arg-type]
+    await importer.begin_table("wp_a", "CREATE TABLE `wp_a` (`id` int)", ["id"])
+    await importer.rows(frames.encode_record([b"1"]))
+    await importer.end_table("wp_a", 1)
+    creating = asyncio.create_task(importer.begin_table("wp_b", "CREATE TABLE `wp_b` (`id` int)", ["id"]))
+    await settled()
+    creating.cancel()  # as when the clone's files failed: the INSERT it waited for is cancelled mid-run
+    with pytest.raises(asyncio.CancelledError):
+        await creating
+    fresh.tables = [(f"wpci_{importer.job}_0".encode(),)]
+    await importer.abort()
+    assert closed == [connection] and verbs(connection.finished) == ["CREATE"]
+    assert fresh.started[-1] == f"DROP TABLE IF EXISTS `wpci_{importer.job}_0`".encode()
