@@ -62,6 +62,11 @@ function wpclone_migrator_routes(): void
     // about to serve the request, would first read all of it into one string (16 MiB: as long as the
     // handler takes to write a chunk of files); it takes this as the body instead.
     $route = untrailingslashit((string) ($GLOBALS['wp']->query_vars['rest_route'] ?? ''));
+    // Core's own routes (posts, users, ... : a fifth of what a request of the migrator cost, about 7 ms of
+    // its 19) serve nothing here; a site's own plugins' routes stay.
+    if (strpos($route, '/' . WPCLONE_MIGRATOR_NAMESPACE . '/') === 0) {
+        remove_action('rest_api_init', 'create_initial_rest_routes', 99);
+    }
     if (in_array($route, ['/' . WPCLONE_MIGRATOR_NAMESPACE . '/import/files',
         '/' . WPCLONE_MIGRATOR_NAMESPACE . '/import/database'], true)) {
         $GLOBALS['HTTP_RAW_POST_DATA'] = '';
