@@ -503,13 +503,14 @@ async def copy_files(source: Source, sink: FilesImport, include: Include, tally:
             if frame.kind == frames.FILE:
                 tally.files += 1
                 await sink.begin_file(frame.payload)
-                if digests is not None:  # md5 of every byte costs as much CPU as the files' own import
+                if digests is not None:  # md5 of every byte: as much CPU as the files' own import
                     digest = (frames.decode_single_record(frame.payload, 4)[0], hashlib.md5())
             elif frame.kind == frames.DATA:
                 tally.bytes += len(frame.payload)
-                await sink.data(frame.payload)
-                if digest is not None:
-                    digest[1].update(frame.payload)
+                if digest is None:
+                    await sink.data(frame.payload)
+                else:  # hashlib lets go of the GIL: the md5 goes on in a thread, on another core
+                    await asyncio.gather(sink.data(frame.payload), asyncio.to_thread(digest[1].update, frame.payload))
             elif frame.kind == frames.END:
                 tally.dropins_left = _dropins(frame.json().get("dropins_left"))
             else:
