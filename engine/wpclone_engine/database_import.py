@@ -310,8 +310,9 @@ class DatabaseImport:
         await self._execute(merge.BASELINE_CREATE)
 
     async def add_baseline(self, table: str, rows: Sequence[merge.BaselineRow]) -> None:
+        """In the background, as rows are: while the copy goes on."""
         for statement in baseline_inserts(table, rows):
-            await self._execute(statement)
+            await self._inserts.put(statement)
 
     async def raise_counters(self, offset: int) -> int:
         """Moves the auto-increment counter of each table this import swapped in `offset` above the

@@ -164,6 +164,32 @@ async def test_rows_are_inserted_while_the_engine_goes_on_and_before_any_other_s
     assert verbs(connection.finished) == ["CREATE", "INSERT", "CREATE"]
 
 
+async def test_baseline_entries_are_inserted_in_the_background_after_the_rows_before_them() -> None:
+    connection = SlowConnection()
+    importer = DatabaseImport(connection, DatabaseTarget("db", 3306, "clone", "secret", "clone"))  # type: ignore[arg-type]
+    await importer.begin_table("wp_a", "CREATE TABLE `wp_a` (`id` int)", ["id"])
+    await importer.rows(frames.encode_record([b"1"]))
+    entry = (frames.encode_record([b"1"]), b"s" * 16, b"c" * 16, None)
+    adding = asyncio.create_task(importer.add_baseline("wp_a", [entry]))
+    await settled()
+    assert not adding.done()  # one statement at a time: it waits for the rows' INSERT
+    connection.release.set()
+    await settled()
+    connection.release.clear()
+    await asyncio.wait_for(adding, 5)
+    await asyncio.wait_for(importer.add_baseline("wp_a", [entry]), 5)  # returns, its INSERT still running
+    await settled()
+    assert connection.started[-1].startswith(b"INSERT INTO `wpclone_baseline`")
+    assert verbs(connection.finished) == ["CREATE", "INSERT", "INSERT"]
+    await importer.end_table("wp_a", 1)
+    swapping = asyncio.create_task(importer.swap(replace_all=False))
+    await settled()
+    assert not swapping.done()  # waits for it
+    connection.release.set()
+    await swapping
+    assert verbs(connection.finished) == ["CREATE", "INSERT", "INSERT", "INSERT", "SELECT", "RENAME"]
+
+
 async def test_a_failed_insert_is_the_next_statement_s_error_and_the_import_still_aborts() -> None:
     connection = SlowConnection(failing=True)
     importer = DatabaseImport(connection, DatabaseTarget("db", 3306, "clone", "secret", "clone"))  # type: ignore[arg-type]
