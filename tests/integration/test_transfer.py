@@ -47,6 +47,18 @@ def migrator(http: httpx.AsyncClient, site: WordPressSite, role: str) -> Migrato
                     retry_delays=(0.2, 0.2))
 
 
+WRONG_TOKEN = "not-the-token-" + "x" * 20
+
+
+def into_clone(http: httpx.AsyncClient, mariadb: MariaDB, clone: EmptyClone, token: str | None = None,
+               ) -> DatabaseDestination:
+    """An empty clone as the operator copies into it: its database, and its migrator for its files (with
+    `token`, when given, instead of its own)."""
+    return DatabaseDestination(
+        DatabaseTarget(mariadb.host, mariadb.port, clone.db_user, clone.db_password, clone.db_name, clone.table_prefix),
+        clone.url, files=Migrator(http, clone.url, token=token or clone.token, role="clone"))
+
+
 def rows(mariadb: MariaDB, site: WordPressSite, table: str, where: str = "") -> str:
     return mariadb.sql(f"SELECT * FROM `{site.db_name}`.`wp_{table}` {where} ORDER BY 1, 2")
 
@@ -99,10 +111,7 @@ async def test_a_clone_made_from_an_empty_database_serves_the_site_and_admits_it
     timeline = Timeline()
     async with httpx.AsyncClient(transport=timeline) as http:
         before = await http.get(empty_clone.url + "/")
-        destination = DatabaseDestination(
-            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
-                           empty_clone.db_name, empty_clone.table_prefix),
-            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        destination = into_clone(http, mariadb, empty_clone)
         result = await copy_site(migrator(http, source_site, "source"), destination,
                                  admin_password=AdminPassword("admin", new_password))
         page = await http.get(empty_clone.url + "/first-steps/")
@@ -138,10 +147,7 @@ async def test_no_cell_of_a_clone_holds_the_sources_url_in_any_form_even_in_corr
         update_option('wpclone_json', '{{"home":"{escaped}\\/shop"}}');
         update_option('wpclone_relative', '<img src="//{source.url.split("//")[1]}/a.png">');""")
     async with httpx.AsyncClient() as http:
-        destination = DatabaseDestination(
-            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
-                           empty_clone.db_name, empty_clone.table_prefix),
-            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        destination = into_clone(http, mariadb, empty_clone)
         result = await copy_site(migrator(http, source, "source"), destination, include=Include(
             uploads=False, themes=False, plugins=False))
 
@@ -196,10 +202,7 @@ async def test_a_clone_gets_the_whole_of_wp_content_but_caches_backups_config_an
     source = make_site()
     write_files(source.docroot / "wp-content", {**WHOLE_CONTENT, **LEFT_BEHIND})
     async with httpx.AsyncClient() as http:
-        destination = DatabaseDestination(
-            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
-                           empty_clone.db_name, empty_clone.table_prefix),
-            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        destination = into_clone(http, mariadb, empty_clone)
         result = await copy_site(migrator(http, source, "source"), destination, include=include)
         home = await http.get(empty_clone.url + "/")
 
@@ -234,10 +237,7 @@ async def test_a_clones_tables_keep_their_foreign_keys_to_one_another(
     source = make_site()
     add_a_shop(mariadb, source)
     async with httpx.AsyncClient() as http:
-        destination = DatabaseDestination(
-            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
-                           empty_clone.db_name, empty_clone.table_prefix),
-            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        destination = into_clone(http, mariadb, empty_clone)
         await copy_site(migrator(http, source, "source"), destination,
                         include=Include(uploads=False, themes=False, plugins=False))
 
@@ -271,10 +271,7 @@ async def test_views_triggers_and_routines_are_made_again_in_a_clone_with_its_lo
         CREATE FUNCTION wp_root_only() RETURNS INT DETERMINISTIC RETURN 1;
         CREATE EVENT wp_nightly ON SCHEDULE EVERY 1 DAY DO UPDATE wp_post_count SET n = 0;""")
     async with httpx.AsyncClient() as http:
-        destination = DatabaseDestination(
-            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
-                           empty_clone.db_name, empty_clone.table_prefix),
-            empty_clone.url, files=Migrator(http, empty_clone.url, token=empty_clone.token, role="clone"))
+        destination = into_clone(http, mariadb, empty_clone)
         result = await copy_site(migrator(http, source, "source"), destination,
                                  include=Include(uploads=False, themes=False, plugins=False))
 
@@ -488,10 +485,7 @@ async def test_a_clone_whose_file_copy_fails_gets_its_old_database_back(
                 f"option_value LONGTEXT); INSERT INTO {options} VALUES (1, 'blogname', 'Before the copy')")
     before = mariadb.sql(f"CHECKSUM TABLE {options} EXTENDED")
     async with httpx.AsyncClient() as http:
-        destination = DatabaseDestination(
-            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
-                           empty_clone.db_name, empty_clone.table_prefix),
-            empty_clone.url, files=Migrator(http, empty_clone.url, token="not-the-token-" + "x" * 20, role="clone"))
+        destination = into_clone(http, mariadb, empty_clone, WRONG_TOKEN)
         with pytest.raises(TransferError) as failure:
             await copy_site(migrator(http, source_site, "source"), destination)
     assert failure.value.reason == "LoginFailed" and "token@" in str(failure.value)
@@ -503,10 +497,7 @@ async def test_a_clone_whose_file_copy_fails_gets_its_old_database_back(
 async def test_a_clone_whose_files_are_refused_while_its_tables_are_copied_is_left_without_tables(
         mariadb: MariaDB, source_site: WordPressSite, empty_clone: EmptyClone) -> None:
     async with httpx.AsyncClient() as http:
-        destination = DatabaseDestination(
-            DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user, empty_clone.db_password,
-                           empty_clone.db_name, empty_clone.table_prefix),
-            empty_clone.url, files=Migrator(http, empty_clone.url, token="not-the-token-" + "x" * 20, role="clone"))
+        destination = into_clone(http, mariadb, empty_clone, WRONG_TOKEN)
         with pytest.raises(TransferError) as failure:
             await copy_site(migrator(http, source_site, "source"), destination)
         page = await http.get(empty_clone.url + "/")
