@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import ssl
 import sys
 import tempfile
@@ -160,6 +161,7 @@ async def main() -> None:
         if api is not None:
             api.stop()
         plane.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

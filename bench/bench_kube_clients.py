@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import shutil
 import sys
 import tempfile
 import uuid
@@ -166,7 +167,8 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     options = parser.parse_args()
     print("versions: " + ", ".join(f"{name} {version(name)}" for name in [*CANDIDATES, "aiohttp"]))
-    plane = cluster.start_control_plane(Path(tempfile.mkdtemp(prefix="wpclone-bench-clients-")) / "cluster")
+    base = Path(tempfile.mkdtemp(prefix="wpclone-bench-clients-"))
+    plane = cluster.start_control_plane(base / "cluster")
     candidates: list[Candidate] = []
     try:
         operator_process.install_crds(plane)
@@ -201,6 +203,7 @@ async def main() -> None:
         for candidate in candidates:
             await candidate.close()
         plane.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
