@@ -388,7 +388,7 @@ class DatabaseImport:
         self._swap, self._bootstrap = None, None  # a bootstrap options table was among them
 
     async def abort(self) -> None:
-        """Drops whatever was staged; the live tables were never touched."""
+        """Drops whatever was staged, and the options bootable() made; the live tables were never touched."""
         with contextlib.suppress(Exception):  # an INSERT that failed: its error is already the copy's
             await self._inserts.close()
         if self._interrupted:  # the connection's state is unknown: the server ends its session when it closes

@@ -261,13 +261,13 @@ async def _copy_into_database(source: Source, source_info: SiteInfo, destination
                     await baseline.begin_baseline()
                 # The files go to the clone's migrator while its tables are copied, if its WordPress boots
                 # meanwhile. Their import begins first: beginning one sweeps away what looks staged.
-                beside = files is not None and isinstance(database, DatabaseImport) and await database.bootable(
-                    own_url, replaced=include.tables is None)
-                if files is not None and beside:
-                    await files.begin()
+                beside = files if files is not None and isinstance(database, DatabaseImport) and (
+                    await database.bootable(own_url, replaced=include.tables is None)) else None
+                if beside is not None:
+                    await beside.begin()
                 copying = _copy_database(source, database, move, tables, include, admin_password, tally,
                                          baseline=baseline)
-                await (_together(copying, files.send(source)) if files is not None and beside else copying)
+                await (copying if beside is None else _together(copying, beside.send(source)))
                 await database.swap(replace_all=include.tables is None)
                 await database.raise_counters(destination.id_offset)
                 if move.rewrite.leaves_old_url_checkable:
