@@ -254,7 +254,7 @@ async def _copy_into_database(source: Source, source_info: SiteInfo, destination
         move = site_move(source_info, destination.database.table_prefix, rewrite_to or destination.url,
                          {"home": own_url, "siteurl": own_url, **await database.preserved_options()}, admin_password)
         files = None if not include.folders or destination.files is None else _CloneFiles(
-            destination.files, include, tally, digests=baseline is not None and include.database)
+            destination.files, include, tally, baseline if include.database else None)
         try:
             if include.database:
                 if baseline is not None:
@@ -278,7 +278,7 @@ async def _copy_into_database(source: Source, source_info: SiteInfo, destination
                     if not files.begun:  # after the tables: WordPress did not boot without them
                         await files.begin()
                         await files.send(source)
-                    await files.commit(baseline if include.database else None)
+                    await files.commit()
                 except BaseException:
                     await quietly(database.revert())
                     raise
@@ -307,11 +307,12 @@ class _CloneFiles:
     """A clone's files through its migrator: begun, sent, and committed once the clone has its tables (its
     WordPress, with them, serves the commit), or aborted."""
 
-    def __init__(self, migrator: Migrator, include: Include, tally: Tally, *, digests: bool) -> None:
-        self._migrator, self._include, self._tally = migrator, include, tally
+    def __init__(self, migrator: Migrator, include: Include, tally: Tally, baseline: DatabaseImport | None) -> None:
+        """`baseline`: the clone's database, whose merge baseline gets the files' digests."""
+        self._migrator, self._include, self._tally, self._baseline = migrator, include, tally, baseline
         self._job: ImportJob | None = None
         self._import: FilesImport | None = None
-        self._digests: list[merge.BaselineRow] | None = [] if digests else None
+        self._digests: list[merge.BaselineRow] | None = None if baseline is None else []
 
     @property
     def begun(self) -> bool:
@@ -326,14 +327,14 @@ class _CloneFiles:
         assert self._import is not None
         await copy_files(source, self._import, self._include, self._tally, digests=self._digests)
 
-    async def commit(self, baseline: DatabaseImport | None) -> None:
-        """Swaps the files in; their digests join the clone's `baseline` (a merge restore's)."""
+    async def commit(self) -> None:
+        """Swaps the files in; their digests join the clone's baseline."""
         assert self._job is not None and self._import is not None
         chunks = {"database": 0, "files": await self._import.close()}
         await self._migrator.commit_import(self._job.id, chunks=chunks, backup=False)
         self._job = None
-        if baseline is not None and self._digests:
-            await baseline.add_baseline(merge.FILES, self._digests)
+        if self._baseline is not None and self._digests:
+            await self._baseline.add_baseline(merge.FILES, self._digests)
 
     async def abort(self) -> None:
         if self._job is None or self._import is None:
