@@ -20,16 +20,16 @@ FIRST_CHUNK_BYTES = 1024 * 1024
 # The largest request body (and never more than the destination's max_request_bytes, which keeps it
 # under its post_max_size and an eighth of its memory_limit).
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
-# Database chunks are applied one after the other, each once the engine has filled it, about as fast as
-# the engine fills the next: the last one's apply is the copy's tail. So they stay smaller than files'
-# though each request boots WordPress (bench_transfer's tables alone: 2.1-2.5 s in chunks of up to 4 MiB,
-# 2.3-2.9 s in chunks of up to 16).
+# A database chunk is applied about as fast as the engine fills the next, so the last one's apply is the
+# copy's tail: they stay smaller than files' though each request boots WordPress (bench_transfer's tables
+# alone: 2.1-2.5 s in chunks of up to 4 MiB, 2.3-2.9 s in chunks of up to 16).
 DATABASE_CHUNK_BYTES = 4 * 1024 * 1024
 FILE_CHUNKS_IN_FLIGHT = 2
-# The next chunk's upload and WordPress's boot overlap the apply of the one before (whose lock it waits on
-# in the migrator, WPClone_Import::DATABASE_CHUNKS_IN_FLIGHT); one that overtook it is refused as not yet
-# and sent again once the one before is answered.
-DATABASE_CHUNKS_IN_FLIGHT = 2
+# The migrator reads database chunks one after the other and puts the rows of each in while it reads the
+# next (WPClone_Import::database, whose DATABASE_CHUNKS_IN_FLIGHT is this): so two chunks' rows go in while
+# a third uploads. One that overtook the one before it is refused as not yet and sent again once that one
+# is answered.
+DATABASE_CHUNKS_IN_FLIGHT = 3
 _HEADER_ROOM = 1024
 
 

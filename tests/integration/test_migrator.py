@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 
+import aiomysql
 import httpx
 import pytest
 
@@ -316,6 +318,95 @@ async def test_database_chunks_sent_side_by_side_are_applied_in_their_order(
     stored = mariadb.sql(f"SELECT GROUP_CONCAT(v ORDER BY id) FROM `{site.db_name}`.wp_extra")
     assert stored == ",".join(f"row {number}" for number in range(1, 7))
     mariadb.sql(f"DROP TABLE `{site.db_name}`.wp_extra")
+
+
+async def test_a_database_chunks_rows_go_in_while_the_next_chunk_is_read(
+        mariadb: MariaDB, target_site: WordPressSite) -> None:
+    """A chunk's turn covers reading it (its tables created, its rows counted, its ends checked); its rows go
+    in after, so the next chunk is read and answered while they wait, here on a row another connection holds."""
+    site = target_site
+    create, rows, end = table_frames("wp_extra", [[b"1", b"one"], [b"2", b"two"]])
+    async with httpx.AsyncClient() as http:
+        destination = migrator(http, site)
+        job = await destination.begin_import(database=True, tables=["wp_extra", "wp_more"], files=["uploads"])
+        await destination.send_chunk("database", [header(job.id, 1), create])
+        holder = await aiomysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+                                        password=mariadb.admin_password, db=site.db_name)
+        try:
+            async with holder.cursor() as cursor:
+                await cursor.execute("BEGIN")
+                await cursor.execute(f"INSERT INTO `wpci_{job.id}_0` (id, v) VALUES (2, 'held')")
+                second = asyncio.ensure_future(destination.send_chunk("database", [header(job.id, 2), rows]))
+                for _ in range(600):  # until its INSERT runs, and waits on the row held here (for at most 30 s)
+                    await cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
+                                         (f"INSERT INTO `wpci_{job.id}_0`%",))
+                    if second.done() or (await cursor.fetchone())[0]:
+                        break
+                    await asyncio.sleep(0.05)
+                third = await asyncio.wait_for(destination.send_chunk(
+                    "database", [header(job.id, 3), end, *table_frames("wp_more", [[b"7", b"seven"]])]), 60)
+                waiting = not second.done()
+                await holder.rollback()
+        finally:
+            holder.close()
+        await second
+        await destination.commit_import(job.id, chunks={"database": 3, "files": 0}, backup=False)
+    assert waiting and (second.result()["rows"], third["rows"]) == (2, 1)
+    assert mariadb.sql(f"SELECT GROUP_CONCAT(v ORDER BY id) FROM `{site.db_name}`.wp_extra") == "one,two"
+    assert mariadb.sql(f"SELECT v FROM `{site.db_name}`.wp_more") == "seven"
+    mariadb.sql(f"DROP TABLE `{site.db_name}`.wp_extra, `{site.db_name}`.wp_more")
+
+
+HOOKS_PLUGIN = r"""<?php
+add_action('init', function () {
+    if (isset($_SERVER['HTTP_X_TEST_MARK'])) {
+        file_put_contents(WP_CONTENT_DIR . '/reached-init.txt', $_SERVER['HTTP_X_TEST_MARK'] . "\n", FILE_APPEND);
+    }
+});
+add_filter('rest_authentication_errors', function ($result) {
+    return isset($_SERVER['HTTP_X_TEST_REFUSE'])
+        ? new WP_Error('test_refused', 'refused by a plugin', ['status' => 403]) : $result;
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def site_with_plugin_hooks(make_site: SiteMaker) -> WordPressSite:
+    """A site whose plugin notes each request that reached `init`, and refuses REST requests when asked."""
+    site = make_site()
+    (site.docroot / "wp-content" / "mu-plugins" / "hooks.php").write_text(HOOKS_PLUGIN)
+    return site
+
+
+async def test_an_import_chunk_is_served_before_the_theme_and_init_but_a_plugins_refusal_stands(
+        site_with_plugin_hooks: WordPressSite) -> None:
+    site = site_with_plugin_hooks
+    marks = site.docroot / "wp-content" / "reached-init.txt"
+    async with httpx.AsyncClient() as http:
+        destination = migrator(http, site)
+        job = await destination.begin_import(database=False, tables=None, files=["uploads"])
+
+        async def post(route: str, body: bytes, **headers: str) -> httpx.Response:
+            return await http.post(f"{site.url}/wp-json/wpclone/v1/{route}", content=body,
+                                   headers={"X-WPClone-Token": destination.session or "", **headers})
+
+        chunk = header(job.id, 1) + piece("uploads/early.txt", b"hello")
+        refused = await post("import/files", chunk, **{"X-Test-Mark": "refused", "X-Test-Refuse": "1"})
+        served = await post("import/files", chunk, **{"X-Test-Mark": "files"})
+        status = await post("import/status", json_body(job.id), **{"X-Test-Mark": "status",
+                                                                   "Content-Type": "application/json"})
+        await destination.commit_import(job.id, chunks={"files": 1}, backup=False)
+    assert (refused.status_code, refused.json()["code"]) == (403, "test_refused")
+    assert served.status_code == 200 and served.json()["pieces"] == 1
+    assert status.status_code == 200 and status.json()["file_chunks"] == 1
+    # The refused chunk went on to the REST route, through init; the served one never reached it.
+    assert marks.read_text().split() == ["refused", "status"]
+    assert (site.docroot / "wp-content" / "uploads" / "early.txt").read_bytes() == b"hello"
+    (site.docroot / "wp-content" / "uploads" / "early.txt").unlink()
+
+
+def json_body(job: str) -> bytes:
+    return json.dumps({"job": job}).encode()
 
 
 INCOMPLETE_IMPORTS = {

@@ -68,7 +68,9 @@ function apply_chunk(string $body): array
             throw new WPClone_Error('malformed_stream', 'an import chunk must begin with its H frame');
         }
         $frames->read($length);
-        $rows = WPClone_Import_Tables::apply($db, $job, $frames->frames());
+        $inserts = WPClone_Import_Tables::read($db, $job, $frames->frames());
+        $inserts->run($db);
+        $rows = $inserts->rows;
         $tables = [];
         foreach ($job->data['staged'] as $table) {
             $found = $db->query('SELECT * FROM ' . WPClone_Db::name($table['staging']))->fetch_all(MYSQLI_NUM);

@@ -122,6 +122,10 @@ final class WPClone_Auth
     public static function rest_errors($result)
     {
         $route = untrailingslashit((string) ($GLOBALS['wp']->query_vars['rest_route'] ?? ''));
+        if (!isset($GLOBALS['wp']) && self::requested_route() !== null) {
+            // An import chunk served before WordPress parses its request: the route it was sent to.
+            $route = '/' . WPCLONE_MIGRATOR_NAMESPACE . '/' . self::requested_route();
+        }
         $ours = strpos($route . '/', '/' . WPCLONE_MIGRATOR_NAMESPACE . '/') === 0;
         if (self::$session !== null && !$ours) {
             return new WP_Error('wpclone_token_scope', "A wpclone session's token is valid on the migrator's routes only.",
@@ -153,25 +157,34 @@ final class WPClone_Auth
     }
 
     /**
-     * Whether the request is addressed to the migrator's namespace (pretty, index.php or ?rest_route=
-     * URLs), judged before WordPress has parsed it; rest_errors() checks the route it parsed.
+     * The migrator's route the request is addressed to ('import/files'; '' for its namespace itself) in
+     * pretty, index.php or ?rest_route= URLs, judged before WordPress has parsed it; null for any other
+     * request. rest_errors() checks the route WordPress parsed, where it did.
      */
-    private static function for_migrator(): bool
+    public static function requested_route(): ?string
     {
         $namespace = '/' . WPCLONE_MIGRATOR_NAMESPACE . '/';
         foreach ([$_GET, $_POST] as $given) {
             if (isset($given['rest_route'])) {
-                return is_string($given['rest_route']) && strpos($given['rest_route'], $namespace) === 0;
+                $route = $given['rest_route'];
+                return is_string($route) && strpos($route, $namespace) === 0
+                    ? untrailingslashit(substr($route, strlen($namespace))) : null;
             }
         }
         $path = (string) parse_url((string) ($_SERVER['REQUEST_URI'] ?? ''), PHP_URL_PATH);
         $home = rtrim((string) parse_url(home_url(), PHP_URL_PATH), '/');
         foreach (["$home/", "$home/index.php/"] as $base) {
-            if (strpos($path, $base . rest_get_url_prefix() . $namespace) === 0) {
-                return true;
+            $prefix = $base . rest_get_url_prefix() . $namespace;
+            if (strpos($path, $prefix) === 0) {
+                return untrailingslashit(substr($path, strlen($prefix)));
             }
         }
-        return false;
+        return null;
+    }
+
+    private static function for_migrator(): bool
+    {
+        return self::requested_route() !== null;
     }
 
     private static function authorization(): string

@@ -4,9 +4,9 @@
  * into staging tables, file pieces into staging folders), then commit checks that everything arrived
  * and swaps it in at once, or abort removes every trace. Until commit the live site is not touched.
  *
- * Database chunks are applied one after the other, in order. File chunks are independent (each piece
- * says where it goes) and may arrive in any order and at the same time; commit checks that the pieces
- * of every file cover it exactly. A chunk sent again (its reply was lost) is not applied twice.
+ * Database chunks are read one after the other, in order (the rows of one go in while the next is
+ * read). File chunks are independent (each piece says where it goes) and may arrive in any order and
+ * at the same time; commit checks that the pieces of every file cover it exactly. A chunk sent again (its reply was lost) is not applied twice.
  */
 
 if (!defined('ABSPATH')) {
@@ -156,7 +156,7 @@ final class WPClone_Job
 final class WPClone_Import
 {
     /** How many database chunks the engine sends at once (DATABASE_CHUNKS_IN_FLIGHT in import_chunks.py). */
-    const DATABASE_CHUNKS_IN_FLIGHT = 2;
+    const DATABASE_CHUNKS_IN_FLIGHT = 3;
 
     public static function begin(WP_REST_Request $request): array
     {
@@ -198,10 +198,11 @@ final class WPClone_Import
     }
 
     /**
-     * A database chunk: applied in order, once; the job's tables are its state. Chunks are sent
-     * DATABASE_CHUNKS_IN_FLIGHT at a time (the next one's upload and WordPress's boot overlap the
-     * apply of the one before, whose lock it waits on). One that comes before its predecessor has begun
-     * is refused at once as not yet: waiting here for a request that may be queued behind this one in
+     * A database chunk: read in order, once; the job's tables are its state. Its turn covers reading
+     * it (tables created, rows parsed and counted, ends checked) and recording it in the job; its rows
+     * then go in while the next chunk takes its turn, so two chunks' rows go in at once. Chunks are
+     * sent DATABASE_CHUNKS_IN_FLIGHT at a time. One that comes before its predecessor has begun is
+     * refused at once as not yet: waiting here for a request that may be queued behind this one in
      * the same server process (PHP's built-in server takes several at a time, a pool may have one
      * worker) could wait for ever; the engine sends it again once its predecessor is answered.
      */
@@ -210,7 +211,7 @@ final class WPClone_Import
         wp_raise_memory_limit('wpclone');
         // The turn first, then the shared lock: a chunk waiting for its turn holds no lock that the one
         // being applied needs (a failing chunk takes the shared lock alone to discard the job).
-        $order = WPClone_Job::lock(true, 'lock-database');
+        $turn = WPClone_Job::lock(true, 'lock-database');
         $lock = WPClone_Job::lock(false);
         $body = WPClone_Frame_Reader::request();
         [$job, $seq] = self::open_chunk($body);
@@ -219,7 +220,7 @@ final class WPClone_Import
                 . ': send it again once that one is answered', 409);
         }
         if (is_int($seq) && $seq <= $job->data['seq'] && $seq >= 1) {
-            // Sent again (its answer was lost) after it was applied: the job may have gone on since.
+            // Sent again (its answer was lost) after it was read: the job may have gone on since.
             return $seq === $job->data['seq'] && $job->data['last'] !== null
                 ? $job->data['last'] + ['repeated' => true] : ['seq' => $seq, 'repeated' => true];
         }
@@ -227,18 +228,20 @@ final class WPClone_Import
             throw new WPClone_Error('out_of_order', 'expected database chunk ' . ($job->data['seq'] + 1)
                 . ', got ' . wp_json_encode($seq), 409);
         }
-        $result = self::applying($lock, $job, function () use ($job, $body) {
+        // Should its rows fail to go in, the job is dropped (and the commit then refused), though the
+        // chunks after it were read.
+        return self::applying($lock, $job, function () use ($job, $body, $seq, $turn) {
             $db = WPClone_Db::connect();
+            $inserts = WPClone_Import_Tables::read($db, $job, $body->frames());
+            $job->data['seq'] = $seq;
+            $job->data['last'] = ['rows' => $inserts->rows, 'seq' => $seq];
+            $job->save();
+            flock($turn, LOCK_UN);
             $db->query('START TRANSACTION');
-            $rows = WPClone_Import_Tables::apply($db, $job, $body->frames());
+            $inserts->run($db);
             $db->query('COMMIT');
-            return ['rows' => $rows];
+            return $job->data['last'];  // what a repeat of this chunk is answered, as it is
         });
-        $result += ['seq' => $seq, 'peak_memory' => memory_get_peak_usage(true)];
-        $job->data['seq'] = $seq;
-        $job->data['last'] = $result;
-        $job->save();
-        return $result;
     }
 
     /** A file chunk: independent of the others; sent again, it is answered from its manifest. */
@@ -450,12 +453,15 @@ final class WPClone_Import_Tables
 {
     const NAME = '/^[0-9A-Za-z_$-]{1,64}\z/';
 
-    /** @param iterable<array{0: string, 1: string}> $frames a chunk's frames after its H frame */
-    public static function apply(WPClone_Db $db, WPClone_Job $job, iterable $frames): int
+    /**
+     * Reads a chunk's frames after its H frame: creates the tables it begins, counts its rows (which
+     * go in when the inserts it returns are run) and checks the tables it ends.
+     *
+     * @param iterable<array{0: string, 1: string}> $frames
+     */
+    public static function read(WPClone_Db $db, WPClone_Job $job, iterable $frames): WPClone_Inserts
     {
-        $inserted = 0;
-        $max_statement = max(64 * KB_IN_BYTES, min(4 * MB_IN_BYTES,
-            $db->max_allowed_packet() - 64 * KB_IN_BYTES));
+        $inserts = new WPClone_Inserts();
         foreach ($frames as [$kind, $payload]) {
             $open = $job->data['open_table'];
             if ($kind === 'T') {
@@ -467,7 +473,7 @@ final class WPClone_Import_Tables
                 if ($open === null) {
                     throw new WPClone_Error('malformed_stream', 'rows outside a table');
                 }
-                $inserted += self::insert($db, $job->data['staged'][$open], $payload, $max_statement);
+                $job->data['staged'][$open]['rows'] += $inserts->add($job->data['staged'][$open], $payload);
             } elseif ($kind === 'E') {
                 if ($open === null) {
                     throw new WPClone_Error('malformed_stream', 'end of a table that was not begun');
@@ -477,8 +483,8 @@ final class WPClone_Import_Tables
                 throw new WPClone_Error('malformed_stream', "unexpected frame '$kind' in a database chunk");
             }
         }
-        $job->data['rows'] += $inserted;
-        return $inserted;
+        $job->data['rows'] += $inserts->rows;
+        return $inserts;
     }
 
     private static function create(WPClone_Db $db, WPClone_Job $job, array $table): void
@@ -530,37 +536,6 @@ final class WPClone_Import_Tables
         $job->data['open_table'] = count($job->data['staged']) - 1;
     }
 
-    private static function insert(WPClone_Db $db, array &$table, string $payload, int $max_statement): int
-    {
-        $width = count($table['columns']);
-        $per_insert = WPClone_Db::rows_per_insert($width);
-        $values = [];
-        $rows = 0;
-        $size = 0;
-        $count = 0;
-        foreach (WPClone_Frames::records($payload, $width) as $row) {
-            $length = 9 * $width;  // at most what the protocol adds to each value
-            foreach ($row as $value) {
-                $length += $value === null ? 0 : strlen($value);
-            }
-            if ($rows && ($rows === $per_insert || $size + $length > $max_statement)) {
-                $db->insert($table['staging'], $table['columns'], $rows, $values);
-                $values = [];
-                $rows = 0;
-                $size = 0;
-            }
-            array_push($values, ...$row);
-            $rows++;
-            $size += $length;
-            $count++;
-        }
-        if ($rows) {
-            $db->insert($table['staging'], $table['columns'], $rows, $values);
-        }
-        $table['rows'] += $count;
-        return $count;
-    }
-
     private static function end(WPClone_Job $job, array $end): void
     {
         $open = $job->data['open_table'];
@@ -575,6 +550,58 @@ final class WPClone_Import_Tables
         }
         $table['done'] = true;
         $job->data['open_table'] = null;
+    }
+}
+
+/**
+ * A database chunk's rows, counted when the chunk is read and put into their staging tables afterwards,
+ * parsed again then: in statements of rows_per_insert() rows, or fewer where a statement would outgrow
+ * the server's max_allowed_packet. Only one statement's values are in memory at a time.
+ */
+final class WPClone_Inserts
+{
+    /** @var int rows in all */
+    public $rows = 0;
+    /** @var array<int, array{0: array, 1: string}> per R frame: its staged table and its records */
+    private $frames = [];
+
+    /** Adds the records of an R frame for $table (a staged table of the job); returns how many there are. */
+    public function add(array $table, string $payload): int
+    {
+        $count = WPClone_Frames::count_records($payload, count($table['columns']));
+        $this->frames[] = [$table, $payload];
+        $this->rows += $count;
+        return $count;
+    }
+
+    public function run(WPClone_Db $db): void
+    {
+        $max_statement = max(64 * KB_IN_BYTES, min(4 * MB_IN_BYTES, $db->max_allowed_packet() - 64 * KB_IN_BYTES));
+        foreach ($this->frames as [$table, $payload]) {
+            $width = count($table['columns']);
+            $per_insert = WPClone_Db::rows_per_insert($width);
+            $values = [];
+            $rows = 0;
+            $size = 0;
+            foreach (WPClone_Frames::records($payload, $width) as $row) {
+                $length = 9 * $width;  // at most what the protocol adds to each value
+                foreach ($row as $value) {
+                    $length += $value === null ? 0 : strlen($value);
+                }
+                if ($rows && ($rows === $per_insert || $size + $length > $max_statement)) {
+                    $db->insert($table['staging'], $table['columns'], $rows, $values);
+                    $values = [];
+                    $rows = 0;
+                    $size = 0;
+                }
+                array_push($values, ...$row);
+                $rows++;
+                $size += $length;
+            }
+            if ($rows) {
+                $db->insert($table['staging'], $table['columns'], $rows, $values);
+            }
+        }
     }
 }
 

@@ -96,6 +96,37 @@ final class WPClone_Frames
      */
     public static function records(string $payload, int $width): Generator
     {
+        foreach (self::record_lengths($payload, $width) as [$at, $lengths]) {
+            $values = [];
+            foreach ($lengths as $length) {
+                if ($length === self::NULL_LENGTH) {
+                    $values[] = null;
+                    continue;
+                }
+                $values[] = substr($payload, $at, $length);
+                $at += $length;
+            }
+            yield $values;
+        }
+    }
+
+    /** How many records a payload holds (checked as records() reads them, without taking out their values). */
+    public static function count_records(string $payload, int $width): int
+    {
+        $count = 0;
+        foreach (self::record_lengths($payload, $width) as $ignored) {
+            $count++;
+        }
+        return $count;
+    }
+
+    /**
+     * Each record's lengths, checked against the payload, and where its first value begins.
+     *
+     * @return Generator<int, array{0: int, 1: array<int, int>}>
+     */
+    private static function record_lengths(string $payload, int $width): Generator
+    {
         if ($width < 1 || $width > self::MAX_COLUMNS) {  // a record of no values takes no bytes: no end
             throw new WPClone_Error('malformed_rows', "records of $width values (a table has 1 to "
                 . self::MAX_COLUMNS . ' columns)');
@@ -110,19 +141,17 @@ final class WPClone_Frames
             }
             $lengths = unpack($format, $payload, $at);
             $at += $head;
-            $values = [];
+            $first = $at;
             foreach ($lengths as $length) {
                 if ($length === self::NULL_LENGTH) {
-                    $values[] = null;
                     continue;
                 }
                 if ($length > $size - $at) {
                     throw new WPClone_Error('malformed_rows', "a value is longer than what is left of its frame");
                 }
-                $values[] = substr($payload, $at, $length);
                 $at += $length;
             }
-            yield $values;
+            yield [$first, $lengths];
         }
     }
 
