@@ -181,17 +181,29 @@ def transfer_errors() -> Iterator[None]:
 async def _copy_site(source: Source, destination: Migrator | DatabaseDestination, include: Include,
                      rewrite_to: str | None, admin_password: AdminPassword | None, backup: bool,
                      progress: ProgressCallback | None) -> CopyResult:
-    # Checksums strictly before the export: a change made after them either travels with the copy
+    # Checksums strictly before the tables' export: a change made after them either travels with the copy
     # or shows up as a conflict when the copy is restored; it can never go unnoticed.
     if isinstance(destination, DatabaseDestination):
         source_info = await source.info(checksums=True)
         return await _copy_into_database(source, source_info, destination, include,
                                          chosen_tables(source_info, include), rewrite_to, admin_password,
                                          Tally(progress))
-    # A site is asked about itself while the source computes its checksums.
-    source_info, destination_info = await _together(source.info(checksums=True), destination.info(collations=True))
+    # The files need none: they set off once the import has begun, while the source computes them.
+    checksummed = asyncio.ensure_future(source.info(checksums=True))
+    try:
+        return await _copy_into_site(source, checksummed, destination, include, rewrite_to, admin_password,
+                                     backup, Tally(progress))
+    finally:
+        checksummed.cancel()  # (after a failure: done with otherwise)
+        await asyncio.gather(checksummed, return_exceptions=True)
+
+
+async def _copy_into_site(source: Source, checksummed: Awaitable[SiteInfo], destination: Migrator,
+                          include: Include, rewrite_to: str | None, admin_password: AdminPassword | None,
+                          backup: bool, tally: Tally) -> CopyResult:
+    # A site is asked about itself while the source says what it holds.
+    source_info, destination_info = await _together(source.info(), destination.info(collations=True))
     tables = chosen_tables(source_info, include)
-    tally = Tally(progress)
     if destination_info.home.rstrip("/") == source_info.home.rstrip("/"):
         raise TransferError("SameSite", f"{source.url} and {destination.url} are the same site")
     move = site_move(source_info, destination_info.table_prefix, rewrite_to or destination_info.home,
@@ -208,15 +220,21 @@ async def _copy_site(source: Source, destination: Migrator | DatabaseDestination
         dropins=include.dropins, exclude=include.exclude)
     tables_import = TablesImport(database_chunks(destination, job))
     files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
+
+    async def copy_tables() -> None:
+        await checksummed
+        await _copy_database(source, tables_import, move, tables, include, admin_password, tally)
+
     try:
         # The database and the files travel side by side: one keeps the CPU busy while the other waits.
         streams = []
         if include.database:
-            streams.append(_copy_database(source, tables_import, move, tables, include, admin_password, tally))
+            streams.append(copy_tables())
         if include.folders:
             streams.append(copy_files(source, files_import, include, tally))
         await _together(*streams)
         chunks = {"database": await tables_import.chunks.close(), "files": await files_import.close()}
+        source_info = await checksummed  # (a copy of files only has not waited for them yet)
         await tally.report("commit", force=True)
         committed = await destination.commit_import(job.id, chunks=chunks, backup=backup)
     except BaseException:

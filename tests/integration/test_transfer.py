@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -69,13 +71,33 @@ def moved(text: str, source: WordPressSite, target: WordPressSite) -> str:
     return text.replace(source.url, target.url)
 
 
+class ChecksumsHeldForFiles(Timeline):
+    """A timeline that holds the source's checksums (its info with them) until its files export was asked,
+    for at most 30 s: a test site computes them too fast to see what waits on them."""
+
+    def __init__(self, source_port: int) -> None:
+        super().__init__()
+        self._port = source_port
+        self._files_asked = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.port == self._port and request.url.path.endswith("/export/files"):
+            self._files_asked.set()
+        if (request.url.port == self._port and request.url.path.endswith("/info")
+                and json.loads(request.content).get("checksums")):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._files_asked.wait(), 30)
+        return await super().handle_async_request(request)
+
+
 async def test_copy_brings_the_source_to_the_destination_at_the_destination_url(
         mariadb: MariaDB, source_site: WordPressSite, make_site: SiteMaker) -> None:
     target = make_site()
     wp_php(target, "update_option('blog_public', '0');")
     kept = rows(mariadb, target, "options", "WHERE option_name IN ('siteurl', 'home', 'blog_public')")
     seen: list[Progress] = []
-    async with httpx.AsyncClient() as http:
+    timeline = ChecksumsHeldForFiles(source_site.port)
+    async with httpx.AsyncClient(transport=timeline) as http:
         result = await copy_site(migrator(http, source_site, "source"), migrator(http, target, "target"),
                                  progress=seen.append)
         for table in CONTENT_TABLES:
@@ -96,6 +118,10 @@ async def test_copy_brings_the_source_to_the_destination_at_the_destination_url(
     assert f"Welcome to Site {source_site.port}" in page.text and f'href="{target.url}/sample-page/"' in page.text
     assert source_site.url not in page.text
 
+    # The files set off while the source computed its checksums; its tables' export waited for them.
+    checksummed = timeline.last(f"done {source_site.port} info")
+    assert timeline.first(f"asked {source_site.port} export/files") < checksummed
+    assert checksummed < timeline.first(f"asked {source_site.port} export/database")
     assert (result.tables, result.unparseable_values, result.old_urls_left) == (12, 0, None)  # into a migrator
     assert result.rows == sum(int(mariadb.sql(f"SELECT COUNT(*) FROM `{source_site.db_name}`.`{table}`"))
                               for table in result.source_checksums)
