@@ -182,15 +182,13 @@ async def _copy_site(source: Source, destination: Migrator | DatabaseDestination
                      rewrite_to: str | None, admin_password: AdminPassword | None, backup: bool,
                      progress: ProgressCallback | None) -> CopyResult:
     # Checksums strictly before the tables' export: a change made after them either travels with the copy
-    # or shows up as a conflict when the copy is restored; it can never go unnoticed.
-    if isinstance(destination, DatabaseDestination):
-        source_info = await source.info(checksums=True)
-        return await _copy_into_database(source, source_info, destination, include,
-                                         chosen_tables(source_info, include), rewrite_to, admin_password,
-                                         Tally(progress))
-    # The files need none: they set off once the import has begun, while the source computes them.
+    # or shows up as a conflict when the copy is restored; it can never go unnoticed. The files need none:
+    # they set off once their import has begun, while the source computes them.
     checksummed = asyncio.ensure_future(source.info(checksums=True))
     try:
+        if isinstance(destination, DatabaseDestination):
+            return await _copy_into_database(source, checksummed, destination, include, rewrite_to,
+                                             admin_password, Tally(progress))
         return await _copy_into_site(source, checksummed, destination, include, rewrite_to, admin_password,
                                      backup, Tally(progress))
     finally:
@@ -247,14 +245,16 @@ async def _copy_into_site(source: Source, checksummed: Awaitable[SiteInfo], dest
     return tally.result(source_info, str(move.rewrite.new), committed.get("backup"))
 
 
-async def _copy_into_database(source: Source, source_info: SiteInfo, destination: DatabaseDestination,
-                              include: Include, tables: list[str], rewrite_to: str | None,
-                              admin_password: AdminPassword | None, tally: Tally) -> CopyResult:
+async def _copy_into_database(source: Source, checksummed: Awaitable[SiteInfo], destination: DatabaseDestination,
+                              include: Include, rewrite_to: str | None, admin_password: AdminPassword | None,
+                              tally: Tally) -> CopyResult:
     """Clone from nothing: the tables go straight into the clone's database and the files to the clone's
     migrator, side by side when its WordPress can boot meanwhile (see DatabaseImport.bootable), else once
     it has the tables. A failure puts the old tables back."""
     if include.folders and destination.files is None:
         raise TransferError("NoFilesDestination", "copying files into a database destination needs its migrator")
+    source_info = await source.info()
+    tables = chosen_tables(source_info, include)
     database: DatabaseImport | SqliteImport
     if isinstance(destination.database, SqliteTarget):
         if destination.baseline or destination.id_offset:
@@ -283,14 +283,19 @@ async def _copy_into_database(source: Source, source_info: SiteInfo, destination
                     await database.bootable(own_url, replaced=include.tables is None)) else None
                 if beside is not None:
                     await beside.begin()
-                copying = _copy_database(source, database, move, tables, include, admin_password, tally,
+
+                async def copy_tables() -> None:
+                    await checksummed
+                    await _copy_database(source, database, move, tables, include, admin_password, tally,
                                          baseline=baseline)
-                await (copying if beside is None else _together(copying, beside.send(source)))
+
+                await (copy_tables() if beside is None else _together(copy_tables(), beside.send(source)))
                 await database.swap(replace_all=include.tables is None)
                 await database.raise_counters(destination.id_offset)
                 if move.rewrite.leaves_old_url_checkable:
                     tally.old_urls_left = await database.count_occurrences(move.rewrite.occurrences,
                                                                            move.rewrite.needle)
+            source_info = await checksummed  # (a copy of files only has not waited for them yet)
             if files is not None:
                 try:
                     if not files.begun:  # after the tables: WordPress did not boot without them

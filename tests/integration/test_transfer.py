@@ -134,7 +134,7 @@ async def test_copy_brings_the_source_to_the_destination_at_the_destination_url(
 async def test_a_clone_made_from_an_empty_database_serves_the_site_and_admits_its_new_password(
         mariadb: MariaDB, source_site: WordPressSite, empty_clone: EmptyClone) -> None:
     new_password = secrets.token_urlsafe(16)
-    timeline = Timeline()
+    timeline = ChecksumsHeldForFiles(source_site.port)
     async with httpx.AsyncClient(transport=timeline) as http:
         before = await http.get(empty_clone.url + "/")
         destination = into_clone(http, mariadb, empty_clone)
@@ -147,6 +147,10 @@ async def test_a_clone_made_from_an_empty_database_serves_the_site_and_admits_it
     # their import begun before any table was read, and committed once the tables were in.
     clone, source = empty_clone.url.rsplit(":", 1)[1], source_site.port
     assert timeline.first(f"done {clone} import/begin") < timeline.first(f"asked {source} export/database")
+    # ...and set off while the source computed its checksums, which its tables' export waited for.
+    checksummed = timeline.last(f"done {source} info")
+    assert timeline.first(f"asked {source} export/files") < checksummed
+    assert checksummed < timeline.first(f"asked {source} export/database")
     assert timeline.first(f"asked {source} export/files") < timeline.last(f"done {source} export/database")
     assert timeline.first(f"asked {clone} import/files") < timeline.last(f"done {source} export/database")
     assert timeline.last(f"done {source} export/database") < timeline.first(f"asked {clone} import/commit")
