@@ -13,6 +13,8 @@
  * way application passwords do, so other plugins' REST checks see an administrator and their refusals
  * stand. The migrator sets aside only core's verdict on HTTP Basic as an application password, on the
  * session route (which checks the login itself), and nothing on a clone (the operator's own site).
+ * An import chunk is served before the theme and `init` (wpclone_migrator_early_chunk) only when the
+ * plugins' `rest_authentication_errors` and the token both admit it; otherwise the REST route answers.
  *
  * Failed logins on the session route are counted per login name and per client address; past the
  * limit the route answers 429 without looking at the password until the window has passed.

@@ -6,7 +6,8 @@
  *
  * Database chunks are read one after the other, in order (the rows of one go in while the next is
  * read). File chunks are independent (each piece says where it goes) and may arrive in any order and
- * at the same time; commit checks that the pieces of every file cover it exactly. A chunk sent again (its reply was lost) is not applied twice.
+ * at the same time; commit checks that the pieces of every file cover it exactly. A chunk sent again
+ * (its reply was lost) is not applied twice.
  */
 
 if (!defined('ABSPATH')) {
@@ -199,7 +200,7 @@ final class WPClone_Import
 
     /**
      * A database chunk: read in order, once; the job's tables are its state. Its turn covers reading
-     * it (tables created, rows parsed and counted, ends checked) and recording it in the job; its rows
+     * it (tables created, rows counted, ends checked) and recording it in the job; its rows
      * then go in while the next chunk takes its turn, so two chunks' rows go in at once. Chunks are
      * sent DATABASE_CHUNKS_IN_FLIGHT at a time. One that comes before its predecessor has begun is
      * refused at once as not yet: waiting here for a request that may be queued behind this one in

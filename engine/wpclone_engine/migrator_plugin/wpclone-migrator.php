@@ -63,7 +63,9 @@ add_action('plugins_loaded', 'wpclone_migrator_early_chunk', PHP_INT_MAX);
  * with a heavy theme), and a copy sends a chunk per few megabytes. Only a request that every check
  * admits is served here: the plugins' `rest_authentication_errors` and the migrator's own permission,
  * as the REST server asks them. Any refusal is left to WordPress, which goes on and answers it from
- * the REST route as it would have.
+ * the REST route as it would have. What hooks `init`, `rest_api_init` or the REST server's own filters
+ * does not see a chunk served here: a chunk only carries on an import that a session, which went
+ * through all of them, began.
  */
 function wpclone_migrator_early_chunk(): void
 {
