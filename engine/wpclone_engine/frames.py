@@ -147,6 +147,18 @@ def encode_record(values: Sequence[Value]) -> bytes:
     return struct.pack(f">{len(lengths)}I", *lengths) + b"".join(value for value in values if value)
 
 
+def frame_parts(kind: bytes, *payload: bytes) -> list[bytes]:
+    """A frame as parts of its bytes (its head, then the pieces of its payload) for a writer that takes
+    parts: a payload of megabytes is not copied into one more string (each fresh copy faults its pages
+    in: 0.2 s of a copy's CPU for 200 MiB of files framed twice)."""
+    return [_FRAME_HEAD.pack(kind, sum(map(len, payload))), *payload]
+
+
+def record_parts(values: Sequence[bytes]) -> list[bytes]:
+    """encode_record(values) as two parts: the lengths and every value but the last, then the last as it is."""
+    return [struct.pack(f">{len(values)}I", *map(len, values)) + b"".join(values[:-1]), values[-1]]
+
+
 def record_spans(payload: bytes, width: int) -> Iterator[tuple[int, int, tuple[int, ...]]]:
     """Where each record of a payload of `width`-value records begins and ends, and its value lengths."""
     if not 0 < width <= MAX_COLUMNS:  # a record of no values takes no bytes: reading them would never end

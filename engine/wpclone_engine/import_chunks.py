@@ -50,11 +50,13 @@ class ChunkedImport:
         self._answered: defaultdict[int, asyncio.Event] = defaultdict(asyncio.Event)  # by chunk number
         self._sender: Pipeline[tuple[int, list[bytes]]] = Pipeline(self._send, parallel)
 
-    async def add(self, frame: bytes) -> None:
-        if self._parts and self._size + len(frame) > self._limit:
+    async def add(self, *frame: bytes) -> None:
+        """Adds a frame, whole or in parts (frames.frame_parts)."""
+        size = sum(map(len, frame))
+        if self._parts and self._size + size > self._limit:
             await self._cut()
-        self._parts.append(frame)
-        self._size += len(frame)
+        self._parts += frame
+        self._size += size
 
     async def close(self) -> int:
         """Sends what is left, waits until every chunk was accepted; returns how many were sent."""
@@ -116,7 +118,7 @@ class TablesImport:
         self._order.open_table()
         for part, count in frames.split_records(payload, len(self._order.columns), self.chunks.max_frame_bytes - 5):
             self._order.rows += count
-            await self.chunks.add(frames.encode_frame(frames.ROWS, part))
+            await self.chunks.add(*frames.frame_parts(frames.ROWS, part))
 
     async def end_table(self, table: str, rows: int) -> None:
         self._order.end(table, rows)
@@ -156,7 +158,7 @@ class FilesImport:
     async def _piece(self, data: bytes) -> None:
         assert self._file is not None
         path, size, mtime, mode = self._file
-        await self.chunks.add(frames.encode_frame(frames.PIECE, frames.encode_record(
+        await self.chunks.add(*frames.frame_parts(frames.PIECE, *frames.record_parts(
             [path, str(self._offset).encode(), size, mtime, mode, data])))
         self._offset += len(data)
 
