@@ -431,11 +431,13 @@ def file_hashes(folder: Path) -> dict[str, str]:
 
 def hold_route(route: str) -> str:
     """A must-use plugin that holds the migrator's `route` on production: its requests wait, before the
-    migrator sees them, while wp-content/hold-imports exists (and say so in wp-content/import-held)."""
+    migrator sees them, while wp-content/hold-imports exists (and say so in wp-content/import-held). It
+    hooks the plugins' REST check, which the migrator asks of an import chunk it serves early too."""
     return """<?php
-add_filter('rest_pre_dispatch', function ($result, $server, $request) {
+add_filter('rest_authentication_errors', function ($result) {
     $hold = WP_CONTENT_DIR . '/hold-imports';
-    if ($request->get_route() === '/wpclone/v1/ROUTE' && is_file($hold)) {
+    $path = (string) parse_url((string) ($_SERVER['REQUEST_URI'] ?? ''), PHP_URL_PATH);
+    if (substr($path, -strlen('/wpclone/v1/ROUTE')) === '/wpclone/v1/ROUTE' && is_file($hold)) {
         touch(WP_CONTENT_DIR . '/import-held');
         for ($waited = 0; $waited < 1200 && is_file($hold); $waited++) {
             usleep(100000);
@@ -443,7 +445,7 @@ add_filter('rest_pre_dispatch', function ($result, $server, $request) {
         }
     }
     return $result;
-}, 10, 3);
+});
 """.replace("ROUTE", route)
 
 

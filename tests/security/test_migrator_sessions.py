@@ -29,8 +29,9 @@ make_site, source_site = transfer_fixtures.make_site, transfer_fixtures.source_s
 LOOPBACK = outbound.Policy.parse(["127.0.0.1/32"])
 PLUGIN = Path("wp-content/plugins/wpclone-migrator")
 
-# Records every request to the migrator's routes (before any permission check): which route, and
-# whether it carried a login or a token (never their values).
+# Records every request to the migrator's REST routes (before any permission check): which route, and
+# whether it carried a login or a token (never their values). An import chunk the migrator serves before
+# the REST server (wpclone_migrator_early_chunk) is not among them.
 REQUEST_LOG = """<?php
 add_filter('rest_pre_dispatch', function ($result, $server, $request) {
     if (strpos($request->get_route(), '/wpclone/v1/') === 0) {
