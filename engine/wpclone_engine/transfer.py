@@ -181,8 +181,7 @@ def transfer_errors() -> Iterator[None]:
 async def _copy_site(source: Source, destination: Migrator | DatabaseDestination, include: Include,
                      rewrite_to: str | None, admin_password: AdminPassword | None, backup: bool,
                      progress: ProgressCallback | None) -> CopyResult:
-    # Checksums strictly before the tables' export: a change made after them either travels with the copy
-    # or shows up as a conflict when the copy is restored; it can never go unnoticed. The files need none:
+    # The source's checksums, which its tables' export waits for (_copy_database); the files need none:
     # they set off once their import has begun, while the source computes them.
     checksummed = asyncio.ensure_future(source.info(checksums=True))
     try:
@@ -218,16 +217,12 @@ async def _copy_into_site(source: Source, checksummed: Awaitable[SiteInfo], dest
         dropins=include.dropins, exclude=include.exclude)
     tables_import = TablesImport(database_chunks(destination, job))
     files_import = FilesImport(ChunkedImport(destination, job, "files", parallel=FILE_CHUNKS_IN_FLIGHT))
-
-    async def copy_tables() -> None:
-        await checksummed
-        await _copy_database(source, tables_import, move, tables, include, admin_password, tally)
-
     try:
         # The database and the files travel side by side: one keeps the CPU busy while the other waits.
         streams = []
         if include.database:
-            streams.append(copy_tables())
+            streams.append(_copy_database(source, checksummed, tables_import, move, tables, include,
+                                          admin_password, tally))
         if include.folders:
             streams.append(copy_files(source, files_import, include, tally))
         await _together(*streams)
@@ -283,13 +278,9 @@ async def _copy_into_database(source: Source, checksummed: Awaitable[SiteInfo], 
                     await database.bootable(own_url, replaced=include.tables is None)) else None
                 if beside is not None:
                     await beside.begin()
-
-                async def copy_tables() -> None:
-                    await checksummed
-                    await _copy_database(source, database, move, tables, include, admin_password, tally,
-                                         baseline=baseline)
-
-                await (copy_tables() if beside is None else _together(copy_tables(), beside.send(source)))
+                copying = _copy_database(source, checksummed, database, move, tables, include, admin_password,
+                                         tally, baseline=baseline)
+                await (copying if beside is None else _together(copying, beside.send(source)))
                 await database.swap(replace_all=include.tables is None)
                 await database.raise_counters(destination.id_offset)
                 if move.rewrite.leaves_old_url_checkable:
@@ -414,12 +405,15 @@ class DatabaseSink(Protocol):
     async def end_table(self, table: str, rows: int) -> None: ...
 
 
-async def _copy_database(source: Source, sink: DatabaseSink, move: SiteMove,
+async def _copy_database(source: Source, checksummed: Awaitable[SiteInfo], sink: DatabaseSink, move: SiteMove,
                          tables: list[str], include: Include, admin_password: AdminPassword | None,
                          tally: Tally, baseline: DatabaseImport | None = None) -> None:
     """Streams the tables into `sink`, each with its foreign keys (under the destination's names) for the
     sink to add once every table is there; each row's baseline entry into `baseline`'s baseline table,
     when given."""
+    # The source's checksums strictly before its export: a change made after them either travels with the
+    # copy or shows up as a conflict when the copy is restored; it can never go unnoticed.
+    await checksummed
     table_rows = None
     recorder: _BaselineRecorder | None = None
     # Closed as soon as the loop ends, whichever way: its export's connection with it.

@@ -393,8 +393,8 @@ async def test_an_import_chunk_is_served_before_the_theme_and_init_but_a_plugins
         chunk = header(job.id, 1) + piece("uploads/early.txt", b"hello")
         refused = await post("import/files", chunk, **{"X-Test-Mark": "refused", "X-Test-Refuse": "1"})
         served = await post("import/files", chunk, **{"X-Test-Mark": "files"})
-        status = await post("import/status", json_body(job.id), **{"X-Test-Mark": "status",
-                                                                   "Content-Type": "application/json"})
+        status = await post("import/status", json.dumps({"job": job.id}).encode(),
+                            **{"X-Test-Mark": "status", "Content-Type": "application/json"})
         await destination.commit_import(job.id, chunks={"files": 1}, backup=False)
     assert (refused.status_code, refused.json()["code"]) == (403, "test_refused")
     assert served.status_code == 200 and served.json()["pieces"] == 1
@@ -403,10 +403,6 @@ async def test_an_import_chunk_is_served_before_the_theme_and_init_but_a_plugins
     assert marks.read_text().split() == ["refused", "status"]
     assert (site.docroot / "wp-content" / "uploads" / "early.txt").read_bytes() == b"hello"
     (site.docroot / "wp-content" / "uploads" / "early.txt").unlink()
-
-
-def json_body(job: str) -> bytes:
-    return json.dumps({"job": job}).encode()
 
 
 INCOMPLETE_IMPORTS = {

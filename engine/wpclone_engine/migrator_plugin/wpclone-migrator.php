@@ -41,6 +41,9 @@ if (!defined('ABSPATH') || defined('WPCLONE_MIGRATOR_VERSION')) {
 define('WPCLONE_MIGRATOR_VERSION', '0.1.0');
 define('WPCLONE_MIGRATOR_NAMESPACE', 'wpclone/v1');
 define('WPCLONE_MIGRATOR_FILE', __FILE__);
+// The routes of an import's chunks: bodies of frames read as a stream, served early when admitted.
+define('WPCLONE_MIGRATOR_CHUNK_ROUTES', ['import/database' => ['WPClone_Import', 'database'],
+    'import/files' => ['WPClone_Import', 'files']]);
 
 require_once __DIR__ . '/wpclone-migrator-stream.php';
 require_once __DIR__ . '/wpclone-migrator-site.php';
@@ -69,16 +72,16 @@ add_action('plugins_loaded', 'wpclone_migrator_early_chunk', PHP_INT_MAX);
  */
 function wpclone_migrator_early_chunk(): void
 {
-    $handlers = ['import/database' => ['WPClone_Import', 'database'], 'import/files' => ['WPClone_Import', 'files']];
     $route = WPClone_Auth::requested_route();
-    if ($route === null || !isset($handlers[$route]) || ($_SERVER['REQUEST_METHOD'] ?? '') !== 'POST') {
+    $method = $_SERVER['REQUEST_METHOD'] ?? '';
+    if ($route === null || !isset(WPCLONE_MIGRATOR_CHUNK_ROUTES[$route]) || $method !== 'POST') {
         return;
     }
     $request = new WP_REST_Request('POST', '/' . WPCLONE_MIGRATOR_NAMESPACE . '/' . $route);
     if (is_wp_error(apply_filters('rest_authentication_errors', null)) || WPClone_Auth::check($request) !== true) {
         return;
     }
-    $answer = wpclone_migrator_answer($handlers[$route], $request);
+    $answer = wpclone_migrator_answer(WPCLONE_MIGRATOR_CHUNK_ROUTES[$route], $request);
     $status = is_wp_error($answer) ? (int) ($answer->get_error_data()['status'] ?? 500) : 200;
     status_header($status);
     header('Content-Type: application/json; charset=' . get_option('blog_charset'));
@@ -102,20 +105,20 @@ function wpclone_migrator_answer(callable $handler, WP_REST_Request $request)
 
 function wpclone_migrator_routes(): void
 {
-    // An import chunk's handler reads its body as a stream (WPClone_Frame_Reader). Core's REST server,
-    // about to serve the request, would first read all of it into one string (16 MiB: as long as the
-    // handler takes to write a chunk of files); it takes this as the body instead.
+    $namespace = '/' . WPCLONE_MIGRATOR_NAMESPACE . '/';
     $route = untrailingslashit((string) ($GLOBALS['wp']->query_vars['rest_route'] ?? ''));
     // Core's own routes (posts, users, ... : a fifth of what a request of the migrator cost, about 7 ms of
     // its 19) serve nothing here; a site's own plugins' routes stay.
-    if (strpos($route, '/' . WPCLONE_MIGRATOR_NAMESPACE . '/') === 0) {
+    if (strpos($route, $namespace) === 0) {
         remove_action('rest_api_init', 'create_initial_rest_routes', 99);
+        // An import chunk's handler reads its body as a stream (WPClone_Frame_Reader). Core's REST server,
+        // about to serve the request, would first read all of it into one string (16 MiB: as long as the
+        // handler takes to write a chunk of files); it takes this as the body instead.
+        if (isset(WPCLONE_MIGRATOR_CHUNK_ROUTES[substr($route, strlen($namespace))])) {
+            $GLOBALS['HTTP_RAW_POST_DATA'] = '';
+        }
     }
-    if (in_array($route, ['/' . WPCLONE_MIGRATOR_NAMESPACE . '/import/files',
-        '/' . WPCLONE_MIGRATOR_NAMESPACE . '/import/database'], true)) {
-        $GLOBALS['HTTP_RAW_POST_DATA'] = '';
-    }
-    $routes = [
+    $routes = WPCLONE_MIGRATOR_CHUNK_ROUTES + [
         'session' => ['WPClone_Sessions', 'open'],
         'session/close' => ['WPClone_Sessions', 'close'],
         'info' => ['WPClone_Site', 'info'],
@@ -124,8 +127,6 @@ function wpclone_migrator_routes(): void
         'export/fingerprints' => ['WPClone_Merge', 'fingerprints'],
         'export/file-fingerprints' => ['WPClone_Merge', 'file_fingerprints'],
         'import/begin' => ['WPClone_Import', 'begin'],
-        'import/database' => ['WPClone_Import', 'database'],
-        'import/files' => ['WPClone_Import', 'files'],
         'import/commit' => ['WPClone_Import', 'commit'],
         'import/merge' => ['WPClone_Merge', 'merge'],
         'import/abort' => ['WPClone_Import', 'abort'],
