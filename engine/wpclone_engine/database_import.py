@@ -29,7 +29,6 @@ from wpclone_engine.pipeline import Pipeline
 from wpclone_engine.site_move import PRESERVED_OPTIONS, DatabaseObject, map_collations, table_definition
 
 _OWN_TABLE = re.compile(r"^wpc[ibr]_[0-9a-f]{12}_[0-9]+$")
-_SPECIAL = re.compile(rb"[\0\n\r\\'\"\x1a]")
 _SESSION = (b"SET NAMES binary", b"SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO', foreign_key_checks = 0, "
             b"unique_checks = 0")
 MAX_STATEMENT_BYTES = 4 * 1024 * 1024
@@ -54,14 +53,23 @@ def name(identifier: str) -> bytes:
 
 
 def literal(value: bytes | None) -> bytes:
-    """A value as a MySQL string literal of raw bytes (the connection speaks `binary`)."""
+    """A value as a MySQL string literal of raw bytes (the connection speaks `binary`, and its session
+    leaves backslash escapes on)."""
     if value is None:
         return b"NULL"
-    if _SPECIAL.search(value) is None:
-        return b"'" + value + b"'"
-    escaped = (value.replace(b"\\", b"\\\\").replace(b"\0", b"\\0").replace(b"\n", b"\\n")
-               .replace(b"\r", b"\\r").replace(b"'", b"\\'").replace(b'"', b'\\"').replace(b"\x1a", b"\\Z"))
-    return b"'" + escaped + b"'"
+    if _needs_escapes(value, 0, len(value)):
+        value = value.replace(b"\\", b"\\\\").replace(b"\0", b"\\0").replace(b"'", b"\\'")
+    return b"'" + value + b"'"
+
+
+def _needs_escapes(data: bytes, start: int, end: int) -> bool:
+    """Whether data[start:end] holds a byte that a literal escapes. Inside a quoted literal the server
+    reads every byte as itself but the quote and the backslash (MySQL's manual: "strictly speaking, MySQL
+    requires only that backslash and the quote character used to quote the string in the query be
+    escaped"); NUL is escaped too, so that no statement carries one. Newlines and double quotes, in
+    nearly every post and serialized value, are not: a row is then written by one join. (Three searches
+    of one byte each, at memchr speed: a regex class over a post's text is several times slower.)"""
+    return data.find(b"'", start, end) >= 0 or data.find(b"\\", start, end) >= 0 or data.find(b"\0", start, end) >= 0
 
 
 def insert_statements(table: str, columns: Sequence[str], payload: bytes,
@@ -71,8 +79,13 @@ def insert_statements(table: str, columns: Sequence[str], payload: bytes,
     head = b"INSERT INTO " + name(table) + b" (" + b", ".join(name(column) for column in columns) + b") VALUES "
     tuples: list[bytes] = []
     size = len(head)
-    for record in frames.decode_records(payload, len(columns)):
-        row = b"(" + b",".join(literal(value) for value in record) + b")"
+    values_at = 4 * len(columns)  # a record's values follow its lengths
+    for start, end, lengths in frames.record_spans(payload, len(columns)):
+        record = frames.record_values(payload, start, lengths)
+        if frames.NULL_LENGTH in lengths or _needs_escapes(payload, start + values_at, end):
+            row = b"(" + b",".join(literal(value) for value in record) + b")"
+        else:  # the usual row: its values as they are, all quoted by one join
+            row = b"('" + b"','".join(record) + b"')"  # type: ignore[arg-type]  # no NULL among them
         if tuples and size + len(row) > max_bytes:
             yield head + b",".join(tuples), len(tuples)
             tuples, size = [], len(head)

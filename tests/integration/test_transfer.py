@@ -28,6 +28,7 @@ from tests.integration.transfer_fixtures import (
     snapshot,
     wp_php,
 )
+from wpclone_engine import frames
 from wpclone_engine.database_import import DatabaseImport, DatabaseTarget
 from wpclone_engine.rewrite import UrlRewrite
 from wpclone_engine.site_move import AdminPassword
@@ -341,6 +342,28 @@ async def test_a_mysql_8_table_lands_in_a_mariadb_that_lacks_its_collations(
         database.close()
     assert mariadb.sql(f"SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA ="
                        f" '{empty_clone.db_name}' AND TABLE_NAME = 'wp_notes'") == expected
+
+
+async def test_every_byte_reaches_a_clones_database_as_it_was_sent(mariadb: MariaDB, empty_clone: EmptyClone) -> None:
+    create = ("CREATE TABLE `wp_values` (\n  `id` int NOT NULL,\n  `blob` longblob,\n  `text` longtext,\n"
+              "  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+    rows = [[b"1", bytes(range(256)) * 3, "it's \\ \"quoted\"\r\n\x1a — ünïcode".encode()],
+            [b"2", b"", b'<p class="plain">no quote, no backslash\n</p>'],
+            [b"3", None, b"\0'\\"]]
+    database = await DatabaseImport.open(DatabaseTarget(mariadb.host, mariadb.port, empty_clone.db_user,
+                                                        empty_clone.db_password, empty_clone.db_name, "wp_"))
+    try:
+        await database.begin_table("wp_values", create, ["id", "blob", "text"])
+        await database.rows(b"".join(frames.encode_record(row) for row in rows))
+        await database.end_table("wp_values", len(rows))
+        await database.swap(replace_all=False)
+        await database.finish()
+    finally:
+        database.close()
+    stored = mariadb.sql(f"SELECT id, COALESCE(HEX(`blob`), 'NULL'), HEX(`text`) FROM `{empty_clone.db_name}`.wp_values"
+                         " ORDER BY id")
+    assert stored.splitlines() == ["\t".join([row[0].decode(), "NULL" if row[1] is None else row[1].hex().upper(),
+                                              row[2].hex().upper()]) for row in rows]
 
 
 async def test_a_backup_taken_by_a_copy_rolls_the_destination_back(

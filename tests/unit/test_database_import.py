@@ -51,6 +51,26 @@ def test_inserts_stay_under_the_size_limit_and_carry_every_row() -> None:
     assert statements[0][0].endswith(b",NULL)")
 
 
+_VALUE = re.compile(rb"NULL|'(?:[^'\\]|\\.)*'", re.S)
+
+
+@given(st.lists(st.tuples(st.binary(max_size=40) | st.none(), st.binary(max_size=40)), min_size=1, max_size=20))
+def test_every_row_of_an_insert_reads_back_as_its_record(rows: list[tuple[bytes | None, bytes]]) -> None:
+    payload = b"".join(frames.encode_record(list(row)) for row in rows)
+    read: list[tuple[bytes | None, ...]] = []
+    for sql, _ in insert_statements("t", ["a", "b"], payload, max_bytes=200):
+        tuples = sql.split(b" VALUES ", 1)[1]
+        values = [None if found == b"NULL" else unquote(found) for found in _VALUE.findall(tuples)]
+        read += zip(values[::2], values[1::2], strict=True)
+    assert read == rows
+
+
+def test_a_row_without_quotes_or_backslashes_is_written_as_it_is() -> None:
+    row = [b"7", b'<p class="a">line\r\n\x1a</p>']
+    (sql, _), = insert_statements("t", ["id", "v"], frames.encode_record(row))
+    assert sql.endswith(b"VALUES ('7','" + row[1] + b"')")
+
+
 def test_a_row_larger_than_the_limit_goes_alone() -> None:
     payload = frames.encode_record([b"1", b"y" * 5000]) + frames.encode_record([b"2", b"z"])
     statements = list(insert_statements("t", ["id", "v"], payload, max_bytes=1000))
