@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import re
 import secrets
+from binascii import hexlify
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,8 +171,11 @@ def baseline_inserts(table: str, rows: Sequence[merge.BaselineRow],
     head = b"INSERT INTO " + name(merge.BASELINE_TABLE) + b" (tbl, row_key, source_hash, clone_hash, label) VALUES "
     tuples: list[bytes] = []
     size = len(head)
+    name_literal = literal(table.encode())
     for key, source, clone, label in rows:
-        row = b"(" + b",".join(literal(value) for value in (table.encode(), key, source, clone, label)) + b")"
+        # Keys and fingerprints are binary (a key's lengths hold NUL bytes): written in hex, never escaped.
+        row = b"(%s,X'%s',%s,X'%s',%s)" % (name_literal, hexlify(key), b"NULL" if source is None
+                                           else b"X'" + hexlify(source) + b"'", hexlify(clone), literal(label))
         if tuples and size + len(row) > max_bytes:
             yield head + b",".join(tuples)
             tuples, size = [], len(head)
