@@ -433,10 +433,9 @@ async def _copy_database(source: Source, checksummed: Awaitable[SiteInfo], sink:
             elif frame.kind == frames.ROWS and table_rows is not None:
                 payload, counts = table_rows.apply(frame.payload)
                 tally.counts.add(counts)
-                if recorder is None:
-                    await sink.rows(payload)
-                else:  # the fingerprints are taken in a thread while the database takes the rows
-                    await asyncio.gather(sink.rows(payload), recorder.rows(frame.payload, payload))
+                await sink.rows(payload)
+                if recorder is not None:
+                    recorder.rows(frame.payload, payload)
                     await recorder.flush(full_only=True)
             elif frame.kind == frames.TABLE_END:
                 end = frame.json()
@@ -572,9 +571,10 @@ class _BaselineRecorder:
         self._table = table
         self._entries: list[merge.BaselineRow] = []
 
-    async def rows(self, sent: bytes, arrived: bytes) -> None:
-        """Takes the entries of a payload (never touching the database: its connection is busy meanwhile)."""
-        self._entries += await asyncio.to_thread(self._table.rows, sent, arrived)
+    def rows(self, sent: bytes, arrived: bytes) -> None:
+        """Takes the entries of a payload. (Not in a thread: it is Python holding the GIL, and a thread
+        only made it contend with the copy's own loop: the same CPU, and more wall time.)"""
+        self._entries += self._table.rows(sent, arrived)
 
     async def finish(self) -> None:
         self._entries += self._table.summary()
