@@ -61,6 +61,6 @@ class Namespace:
             task.cancel()
         await asyncio.gather(*self._watches, return_exceptions=True)
 
-    def _announce(self) -> None:
+    def _announce(self, _: dict[str, Any] | None) -> None:
         self._changed.set()
         self._changed = asyncio.Event()

@@ -109,18 +109,20 @@ class Watched:
             index = self._index[label] = self._indexed(label)
         return index
 
-    async def follow(self, server: ApiServer, changed: Callable[[], None] = lambda: None) -> None:
-        """List, then apply the watch's events (calling `changed` after each), until cancelled."""
+    async def follow(self, server: ApiServer,
+                     changed: Callable[[dict[str, Any] | None], None] = lambda _: None) -> None:
+        """List, then apply the watch's events, until cancelled; `changed` is called after each event with
+        its object, and after each full list with None."""
         while True:
             try:
                 items, version = await server.list_with_version(self.api_version, self.kind, self.namespace,
                                                                 self.label_selector)
                 self.replace(items)
-                changed()
+                changed(None)
                 async for event, item in server.watch_objects(self.api_version, self.kind, self.namespace, version,
                                                               self.label_selector):
                     self.apply(event, item)
-                    changed()
+                    changed(item)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - expired version (410), connection: list again

@@ -183,10 +183,8 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
     current = _current_conditions(clone)
     if not status.conditions_hold(current, constants.DATABASE_READY, constants.OBJECTS_READY):
         return
+    workload = await watched_workload_condition(clone, settings, memo.get("workloads"))
     at = status.now()
-    watched = memo.workloads.of(clone) if memo.get("workloads") is not None else None
-    deployment, pods = watched if watched is not None else await asyncio.to_thread(_workload, clone)
-    workload = status.workload_condition(deployment, pods, clone.generation, at)
     _report_pod_problem(body, current, workload)
     updates = [workload]
     if children.is_slot(clone):  # a blank slot copies nothing: Ready once its pod is
@@ -198,15 +196,17 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
             return
         updates += content
     elif workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED):
-        # The copy runs beside the timer, so that a slow or stuck copy never holds back the TTL.
+        # The copy runs beside the timer, so that a slow or stuck copy never holds back the TTL; a look
+        # waits for it up to a look's interval, and writes its end as it comes rather than at the next look.
         copy = memo.get("copy_task")
         if copy is None:
-            if time.monotonic() >= memo.get("next_copy_at", 0.0):
-                memo.copy_task = asyncio.create_task(_copy_content(body, clone, settings, memo))
-            return
+            if time.monotonic() < memo.get("next_copy_at", 0.0):
+                return
+            copy = memo.copy_task = asyncio.create_task(_copy_content(body, clone, settings, memo))
+        await asyncio.wait({copy}, timeout=settings.observe_seconds)
         if not copy.done():
             return
-        memo.copy_task = None
+        memo.copy_task, at = None, status.now()
         updates += copy.result()
     merged = status.merge_conditions(current, updates)
     summary = status.summarize_slot(workload, clone.spec.pool or "") if children.is_slot(clone) else \
@@ -228,6 +228,25 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         kopf.info(body, reason="Ready", message=summary.message)
         if not children.is_slot(clone):
             metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
+
+
+async def watched_workload_condition(clone: WordPressClone, settings: Settings,
+                              watching: workloads.Workloads | None) -> dict[str, Any]:
+    """WorkloadReady as the clone's pod is; while it does not serve, as it is once it does if that comes
+    within a look's interval (as the watches show it): its copy then starts at once, not at the next look."""
+    watched = watching.of(clone) if watching is not None else None
+    if watching is None or watched is None:  # no watches, or not synced: as the apiserver has it now
+        return status.workload_condition(*await asyncio.to_thread(_workload, clone), clone.generation, status.now())
+    deadline = time.monotonic() + settings.observe_seconds
+    while True:
+        workload = status.workload_condition(*watched, clone.generation, status.now())
+        left = deadline - time.monotonic()
+        if workload["status"] == "True" or left <= 0:
+            return workload
+        await watching.until_workload_changes(clone, left)
+        watched = watching.of(clone)
+        if watched is None:
+            return workload
 
 
 def _workload(clone: WordPressClone) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

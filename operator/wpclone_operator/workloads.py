@@ -10,6 +10,7 @@ see it as it is written, rather than at the next look.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from wpclone_common import constants
@@ -30,7 +31,9 @@ class Workloads:
         self._pods = {scope: Watched("v1", "Pod", scope, SELECTOR) for scope in scopes}
         self._outcomes = {scope: Watched("v1", "ConfigMap", scope, COPY_SELECTOR) for scope in scopes}
         self._outcome_changed = asyncio.Event()
-        self._tasks = [asyncio.create_task(watched.follow(server), name=f"watch-{watched.kind}-{watched.namespace}")
+        self._workload_changed: dict[tuple[str, str], asyncio.Event] = {}  # by namespace and workload name
+        self._tasks = [asyncio.create_task(watched.follow(server, self._wake_workload),
+                                           name=f"watch-{watched.kind}-{watched.namespace}")
                        for watched in (*self._deployments.values(), *self._pods.values())]
         self._tasks += [asyncio.create_task(watched.follow(server, self._wake), name=f"watch-outcomes-{scope}")
                         for scope, watched in self._outcomes.items()]
@@ -40,7 +43,7 @@ class Workloads:
         """Watches over connections of their own: each watch holds one for as long as it runs."""
         return cls(ApiServer.connect(connections=3 * max(1, len(namespaces)) + 2), namespaces)
 
-    def _wake(self) -> None:
+    def _wake(self, _: dict[str, Any] | None) -> None:
         """A copy's ConfigMap changed: whoever waits for an outcome looks again."""
         changed, self._outcome_changed = self._outcome_changed, asyncio.Event()
         changed.set()
@@ -59,6 +62,27 @@ class Workloads:
             except TimeoutError:
                 return False
         return False
+
+    def _wake_workload(self, item: dict[str, Any] | None) -> None:
+        """A clone's Deployment or pod changed (None: a whole list came): whoever waits for it looks again.
+        Only its waiter: with hundreds of clones starting at once, each pod event waking every waiting
+        look would be hundreds of looks per event."""
+        if item is None:
+            woken = list(self._workload_changed)
+        else:
+            metadata = item.get("metadata") or {}
+            labels = metadata.get("labels") or {}
+            woken = [(str(metadata.get("namespace") or ""), str(labels.get(constants.LABEL_CLONE)))]
+        for key in woken:
+            event = self._workload_changed.pop(key, None)
+            if event is not None:
+                event.set()
+
+    async def until_workload_changes(self, clone: WordPressClone, seconds: float) -> None:
+        """Waits up to `seconds` for a change of the clone's Deployment or pods, as the watches show them."""
+        changed = self._workload_changed.setdefault((clone.namespace, children.workload_name(clone)), asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), seconds)
 
     async def stop(self) -> None:
         for task in self._tasks:

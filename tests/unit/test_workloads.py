@@ -9,6 +9,7 @@ from tests.unit.fake_apiserver import FakeKube
 from tests.unit.test_children import make_clone
 from wpclone_common import constants
 from wpclone_operator import children, copy_jobs
+from wpclone_operator.reconcile import watched_workload_condition
 from wpclone_operator.settings import Settings
 from wpclone_operator.workloads import SELECTOR, Workloads
 
@@ -71,5 +72,33 @@ async def test_a_look_at_a_copying_clone_waits_for_its_copys_outcome_and_sees_it
         await cluster.merge_patch("v1", "ConfigMap", "team-a", "shop-copy",
                                   {"data": {copy_jobs.OUTCOME_KEY: '{"result": {}}'}})
         assert await asyncio.wait_for(waiting, 1) is True
+    finally:
+        await watching.stop()
+
+
+AVAILABLE = {"status": {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}}
+
+
+async def test_a_look_at_a_starting_clone_sees_its_pod_serve_as_soon_as_the_watch_shows_it() -> None:
+    cluster = FakeKube()
+    cluster.objects[("Deployment", "shop")] = workload("Deployment", "shop")
+    cluster.objects[("Deployment", "blog")] = workload("Deployment", "blog", clone="blog")
+    watching = Workloads(cluster, [])  # type: ignore[arg-type]  # the fake speaks the same calls
+    settings = Settings(mysql_admin_dsn="mysql://admin:s3cret@db.internal:3307/", base_domain="clones.test",
+                        observe_seconds=0.05)
+    try:
+        await settled()
+        # Nothing changes within the look's interval: it answers as the pod is.
+        assert (await watched_workload_condition(make_clone(), settings, watching))["status"] == "False"
+        looking = asyncio.create_task(watched_workload_condition(
+            make_clone(), settings.model_copy(update={"observe_seconds": 30}), watching))
+        await settled()
+        await cluster.merge_patch("apps/v1", "Deployment", "team-a", "blog", AVAILABLE)  # another clone's
+        await cluster.create(workload("Pod", "shop-7d9f"))  # its own, not serving yet
+        await settled()
+        assert not looking.done()
+        await cluster.merge_patch("apps/v1", "Deployment", "team-a", "shop", AVAILABLE)
+        serving = await asyncio.wait_for(looking, 1)
+        assert (serving["status"], serving["reason"]) == ("True", constants.POD_READY)
     finally:
         await watching.stop()
