@@ -82,8 +82,10 @@ def _observed(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") != constants.EXPIRED
 
 
+# Sharp: a look that waits (reconcile.observe_clone) is followed by the next one as soon as its interval is
+# over, not one more interval later.
 @kopf.timer(*CLONES, id="observe", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds,
-            when=_observed)
+            sharp=True, when=_observed)
 async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     clone_phases = kwargs["clone_phases"]
     memo.indexes["clone_phases"] = clone_phases  # the live index, for the metrics collector

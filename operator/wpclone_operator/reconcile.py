@@ -74,7 +74,8 @@ async def provision_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings
         # The slot's pod serves already: the copy starts now, not at the observe timer's first tick.
         provisioned = clone.status.model_copy(update={"conditions": [
             Condition.model_validate(condition) for condition in patch.status["conditions"]]})
-        await _follow_workload(body, patch, clone.model_copy(update={"status": provisioned}), settings, memo)
+        await _follow_workload(body, patch, clone.model_copy(update={"status": provisioned}), settings, memo,
+                               look_ends=time.monotonic())  # nothing waited for: the timer's looks do that
 
 
 async def _take_slot(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, settings: Settings) -> WordPressClone:
@@ -161,6 +162,10 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
     """Level-based: expire the clone when its TTL is reached (a Failed one too: its database and pod, if
     made, go at the TTL like any clone's), copy the site once its pod serves, and keep Ready in step with
     the pod."""
+    # What a look waits for (its pod to serve, its copy to end) it waits for until a tenth of its interval
+    # is left: the timer being sharp, the next look then begins that tenth later, and whatever comes is
+    # seen as it comes nine times in ten, not once the next look begins.
+    look_ends = time.monotonic() + 0.9 * settings.observe_seconds
     clone = WordPressClone.from_body(body)
     if clone.status.phase == constants.EXPIRED or clone.status.expiresAt is None or pools.is_taken(body):
         return
@@ -174,16 +179,16 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
         return
     if clone.status.phase == constants.FAILED:  # nothing more happens until its spec changes
         return
-    await _follow_workload(body, patch, clone, settings, memo)
+    await _follow_workload(body, patch, clone, settings, memo, look_ends)
 
 
 async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, settings: Settings,
-                           memo: kopf.Memo) -> None:
+                           memo: kopf.Memo, look_ends: float) -> None:
     """Once provisioned: the pod's state, the copy started once it serves, and the phase and Ready."""
     current = _current_conditions(clone)
     if not status.conditions_hold(current, constants.DATABASE_READY, constants.OBJECTS_READY):
         return
-    workload = await watched_workload_condition(clone, settings, memo.get("workloads"))
+    workload = await watched_workload_condition(clone, memo.get("workloads"), look_ends)
     at = status.now()
     _report_pod_problem(body, current, workload)
     updates = [workload]
@@ -197,13 +202,13 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         updates += content
     elif workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED):
         # The copy runs beside the timer, so that a slow or stuck copy never holds back the TTL; a look
-        # waits for it up to a look's interval, and writes its end as it comes rather than at the next look.
+        # waits for it until the look ends, and writes its end as it comes.
         copy = memo.get("copy_task")
         if copy is None:
             if time.monotonic() < memo.get("next_copy_at", 0.0):
                 return
             copy = memo.copy_task = asyncio.create_task(_copy_content(body, clone, settings, memo))
-        await asyncio.wait({copy}, timeout=settings.observe_seconds)
+        await asyncio.wait({copy}, timeout=max(0.0, look_ends - time.monotonic()))
         if not copy.done():
             return
         memo.copy_task, at = None, status.now()
@@ -230,17 +235,16 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
             metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
 
 
-async def watched_workload_condition(clone: WordPressClone, settings: Settings,
-                              watching: workloads.Workloads | None) -> dict[str, Any]:
+async def watched_workload_condition(clone: WordPressClone, watching: workloads.Workloads | None,
+                                     until: float) -> dict[str, Any]:
     """WorkloadReady as the clone's pod is; while it does not serve, as it is once it does if that comes
-    within a look's interval (as the watches show it): its copy then starts at once, not at the next look."""
+    before `until` (time.monotonic()), as the watches show it: its copy then starts at once."""
     watched = watching.of(clone) if watching is not None else None
     if watching is None or watched is None:  # no watches, or not synced: as the apiserver has it now
         return status.workload_condition(*await asyncio.to_thread(_workload, clone), clone.generation, status.now())
-    deadline = time.monotonic() + settings.observe_seconds
     while True:
         workload = status.workload_condition(*watched, clone.generation, status.now())
-        left = deadline - time.monotonic()
+        left = until - time.monotonic()
         if workload["status"] == "True" or left <= 0:
             return workload
         await watching.until_workload_changes(clone, left)

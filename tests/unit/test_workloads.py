@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from tests.unit.fake_apiserver import FakeKube
@@ -84,14 +85,12 @@ async def test_a_look_at_a_starting_clone_sees_its_pod_serve_as_soon_as_the_watc
     cluster.objects[("Deployment", "shop")] = workload("Deployment", "shop")
     cluster.objects[("Deployment", "blog")] = workload("Deployment", "blog", clone="blog")
     watching = Workloads(cluster, [])  # type: ignore[arg-type]  # the fake speaks the same calls
-    settings = Settings(mysql_admin_dsn="mysql://admin:s3cret@db.internal:3307/", base_domain="clones.test",
-                        observe_seconds=0.05)
     try:
         await settled()
-        # Nothing changes within the look's interval: it answers as the pod is.
-        assert (await watched_workload_condition(make_clone(), settings, watching))["status"] == "False"
-        looking = asyncio.create_task(watched_workload_condition(
-            make_clone(), settings.model_copy(update={"observe_seconds": 30}), watching))
+        # Nothing changes before the look ends: it answers as the pod is.
+        soon = time.monotonic() + 0.05
+        assert (await watched_workload_condition(make_clone(), watching, soon))["status"] == "False"
+        looking = asyncio.create_task(watched_workload_condition(make_clone(), watching, time.monotonic() + 30))
         await settled()
         await cluster.merge_patch("apps/v1", "Deployment", "team-a", "blog", AVAILABLE)  # another clone's
         await cluster.create(workload("Pod", "shop-7d9f"))  # its own, not serving yet
