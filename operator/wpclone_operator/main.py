@@ -21,6 +21,7 @@ POOLS = (constants.GROUP, constants.VERSION, constants.POOL_PLURAL)
 
 SNAPSHOT_CHECK_SECONDS = 5.0  # cheap until a snapshot is due: a look at its expiresAt
 POOL_CHECK_SECONDS = 2.0  # a pool refills this soon after a slot is taken or turns Ready
+FIRST_LOOK_SECONDS = 2.0  # a new clone's first look: by then it is usually provisioned
 
 # Read at import so that a misconfigured operator stops at once with a clear message.
 SETTINGS = Settings()  # type: ignore[call-arg]  # fields come from the environment
@@ -83,9 +84,10 @@ def _observed(status: kopf.Status, **_: Any) -> bool:
 
 
 # Sharp: a look that waits (reconcile.observe_clone) is followed by the next one as soon as its interval is
-# over, not one more interval later.
-@kopf.timer(*CLONES, id="observe", interval=SETTINGS.observe_seconds, initial_delay=SETTINGS.observe_seconds,
-            sharp=True, when=_observed)
+# over, not one more interval later. The first look comes soon: once the clone is provisioned (about a
+# second), it waits for the pod to serve and starts the copy as it does.
+@kopf.timer(*CLONES, id="observe", interval=SETTINGS.observe_seconds,
+            initial_delay=min(SETTINGS.observe_seconds, FIRST_LOOK_SECONDS), sharp=True, when=_observed)
 async def observe_clone(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
     clone_phases = kwargs["clone_phases"]
     memo.indexes["clone_phases"] = clone_phases  # the live index, for the metrics collector

@@ -32,6 +32,9 @@ from wpclone_operator import (
 )
 from wpclone_operator.settings import Settings
 
+# How often a new clone's first look sees whether it is provisioned yet (a look at a dict in memory).
+PROVISIONED_POLL_SECONDS = 0.25
+
 
 def _current_conditions(clone: WordPressClone) -> list[dict[str, Any]]:
     return [condition.model_dump() for condition in clone.status.conditions]
@@ -179,15 +182,27 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
         return
     if clone.status.phase == constants.FAILED:  # nothing more happens until its spec changes
         return
-    await _follow_workload(body, patch, clone, settings, memo, look_ends)
+    if not await _until_provisioned(body, look_ends):
+        return
+    await _follow_workload(body, patch, WordPressClone.from_body(body), settings, memo, look_ends)
+
+
+async def _until_provisioned(body: kopf.Body, until: float) -> bool:
+    """Whether the clone is provisioned (its database and objects made) before `until` (time.monotonic()).
+    kopf keeps a timer's body up to date as the clone's events arrive: it is looked at, not asked for."""
+    while True:
+        conditions = (body.get("status") or {}).get("conditions") or []
+        if status.conditions_hold(conditions, constants.DATABASE_READY, constants.OBJECTS_READY):
+            return True
+        if time.monotonic() >= until:
+            return False
+        await asyncio.sleep(PROVISIONED_POLL_SECONDS)
 
 
 async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, settings: Settings,
                            memo: kopf.Memo, look_ends: float) -> None:
     """Once provisioned: the pod's state, the copy started once it serves, and the phase and Ready."""
     current = _current_conditions(clone)
-    if not status.conditions_hold(current, constants.DATABASE_READY, constants.OBJECTS_READY):
-        return
     workload = await watched_workload_condition(clone, memo.get("workloads"), look_ends)
     at = status.now()
     _report_pod_problem(body, current, workload)
