@@ -211,7 +211,7 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         pass
     elif (workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED)
             and settings.copy_in == "job"):
-        content = await _copy_by_job(body, clone, settings, current, memo.get("workloads"))
+        content = await _copy_by_job(body, clone, settings, current, memo.get("workloads"), look_ends)
         if content is None:
             return
         updates += content
@@ -338,11 +338,11 @@ async def _copied(clone: WordPressClone, result: CopyResult, seconds: float) -> 
 
 
 async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Settings, current: list[dict[str, Any]],
-                       watching: workloads.Workloads | None) -> list[dict[str, Any]] | None:
+                       watching: workloads.Workloads | None, look_ends: float) -> list[dict[str, Any]] | None:
     """The clone's copy Job, started when a slot is free, and what it says: the ContentCloned condition
     (None: nothing to write this time)."""
     owner = copy_jobs.Owner.of_clone(clone)
-    job, outcome = await copy_job_control.state_once_written(owner, watching, settings.observe_seconds)
+    job, outcome = await copy_job_control.state_once_written(owner, watching, max(0.0, look_ends - time.monotonic()))
 
     def content(reason: str, message: str) -> list[dict[str, Any]]:
         return [status.condition(constants.CONTENT_CLONED, False, reason, message, clone.generation, status.now())]
