@@ -182,19 +182,20 @@ async def observe_clone(body: kopf.Body, patch: kopf.Patch, settings: Settings, 
         return
     if clone.status.phase == constants.FAILED:  # nothing more happens until its spec changes
         return
-    if not await _until_provisioned(body, look_ends):
+    if not await until_provisioned(body, look_ends):
         return
     await _follow_workload(body, patch, WordPressClone.from_body(body), settings, memo, look_ends)
 
 
-async def _until_provisioned(body: kopf.Body, until: float) -> bool:
-    """Whether the clone is provisioned (its database and objects made) before `until` (time.monotonic()).
+async def until_provisioned(body: kopf.Body, until: float) -> bool:
+    """Whether the clone is provisioned (its database and objects made) before `until` (time.monotonic()):
+    waited for while its provisioning goes on, not while a failed one waits to be tried again (Stalled).
     kopf keeps a timer's body up to date as the clone's events arrive: it is looked at, not asked for."""
     while True:
         conditions = (body.get("status") or {}).get("conditions") or []
         if status.conditions_hold(conditions, constants.DATABASE_READY, constants.OBJECTS_READY):
             return True
-        if time.monotonic() >= until:
+        if time.monotonic() >= until or status.conditions_hold(conditions, constants.STALLED):
             return False
         await asyncio.sleep(PROVISIONED_POLL_SECONDS)
 

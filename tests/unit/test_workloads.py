@@ -10,7 +10,7 @@ from tests.unit.fake_apiserver import FakeKube
 from tests.unit.test_children import make_clone
 from wpclone_common import constants
 from wpclone_operator import children, copy_jobs
-from wpclone_operator.reconcile import watched_workload_condition
+from wpclone_operator.reconcile import until_provisioned, watched_workload_condition
 from wpclone_operator.settings import Settings
 from wpclone_operator.workloads import SELECTOR, Workloads
 
@@ -101,3 +101,20 @@ async def test_a_look_at_a_starting_clone_sees_its_pod_serve_as_soon_as_the_watc
         assert (serving["status"], serving["reason"]) == ("True", constants.POD_READY)
     finally:
         await watching.stop()
+
+
+def provisioning_body(*conditions: tuple[str, str]) -> dict[str, Any]:
+    return {"status": {"conditions": [{"type": kind, "status": state} for kind, state in conditions]}}
+
+
+async def test_a_new_clones_first_look_waits_for_its_provisioning_but_not_for_a_failed_one_to_be_retried() -> None:
+    body = provisioning_body()
+    looking = asyncio.create_task(until_provisioned(body, time.monotonic() + 30))  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    assert not looking.done()
+    body["status"] = provisioning_body(("DatabaseReady", "True"), ("ObjectsReady", "True"))["status"]  # as kopf does
+    assert await asyncio.wait_for(looking, 1) is True
+    stalled = provisioning_body(("DatabaseReady", "False"), ("Stalled", "True"))
+    began = time.monotonic()
+    assert await until_provisioned(stalled, time.monotonic() + 30) is False  # type: ignore[arg-type]
+    assert time.monotonic() - began < 1
