@@ -26,11 +26,16 @@ async def settled() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_clones_deployment_and_pods_come_from_the_watches_once_synced() -> None:
+def two_clones_watched() -> tuple[FakeKube, Workloads]:
+    """An apiserver holding the Deployments of clones shop and blog, and the watches of it."""
     cluster = FakeKube()
     cluster.objects[("Deployment", "shop")] = workload("Deployment", "shop")
     cluster.objects[("Deployment", "blog")] = workload("Deployment", "blog", clone="blog")
-    watching = Workloads(cluster, [])  # type: ignore[arg-type]  # the fake speaks the same calls
+    return cluster, Workloads(cluster, [])  # type: ignore[arg-type]  # the fake speaks the same calls
+
+
+async def test_a_clones_deployment_and_pods_come_from_the_watches_once_synced() -> None:
+    cluster, watching = two_clones_watched()
     try:
         assert watching.of(make_clone()) is None  # nothing listed yet: the caller asks the apiserver
         await settled()
@@ -81,10 +86,7 @@ AVAILABLE = {"status": {"availableReplicas": 1, "conditions": [{"type": "Availab
 
 
 async def test_a_look_at_a_starting_clone_sees_its_pod_serve_as_soon_as_the_watch_shows_it() -> None:
-    cluster = FakeKube()
-    cluster.objects[("Deployment", "shop")] = workload("Deployment", "shop")
-    cluster.objects[("Deployment", "blog")] = workload("Deployment", "blog", clone="blog")
-    watching = Workloads(cluster, [])  # type: ignore[arg-type]  # the fake speaks the same calls
+    cluster, watching = two_clones_watched()
     try:
         await settled()
         # Nothing changes before the look ends: it answers as the pod is.
