@@ -96,12 +96,16 @@ def floor_round(mariadb: MariaDB, source: wordpress.WordPressSite, scratch: Path
     return time.perf_counter() - begin
 
 
-def options(description: str) -> argparse.Namespace:
+def option_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rows-mib", type=int, default=50)
     parser.add_argument("--uploads-mib", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
-    return parser.parse_args()
+    return parser
+
+
+def options(description: str) -> argparse.Namespace:
+    return option_parser(description).parse_args()
 
 
 @contextlib.contextmanager
