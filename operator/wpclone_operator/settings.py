@@ -115,7 +115,9 @@ class Settings(CopySettings):
     # apiserver, each mostly waiting on the network.
     threads: int = Field(32, ge=1, description="blocking calls (the apiserver's client, files) in flight at once")
     namespaces: list[str] = Field(default_factory=list, description="empty: all namespaces")
-    observe_seconds: float = Field(5.0, gt=0, description="how often TTL and pod readiness are checked")
+    observe_seconds: float = Field(5.0, gt=0, description=(
+        "how often each clone is looked at (its TTL, its pod); a look waits within it for its pod to serve "
+        "and its copy to end, seen as the watches show them"))
     retry_delay_seconds: float = Field(5.0, gt=0)
     copy_retry_seconds: float = Field(600.0, gt=0, description="how long an unreachable source is retried")
     # Where copies run. "job" (the default): each clone's and each restore's copy is a Kubernetes Job of
