@@ -4,7 +4,8 @@ The observe timer looks at every clone every few seconds; a GET of its Deploymen
 on each look made most of the apiserver's work at 50 clones (bench.bench_scale). The watches are filtered
 by label on the server (only the clones' WordPress workloads, only copy Jobs' ConfigMaps), one per watched
 namespace, or one for all. The outcome watch lets a look at a copying clone wait for its copy's end and
-see it as it is written, rather than at the next look.
+see it as it is written, rather than at the next look; the workload watches let a look at a starting
+clone wait for its pod to serve (woken by that clone's own events only).
 """
 
 from __future__ import annotations
