@@ -283,9 +283,9 @@ def deployment(clone: WordPressClone, settings: Settings, sqlite_paths: Sequence
         # WordPress, so only while starting. 5 s: 50 clones booting at once share two cores.
         "startupProbe": {"httpGet": {"path": "/wp-login.php", "port": "http", "httpHeaders": probe_headers},
                          "periodSeconds": 1, "timeoutSeconds": 5, "failureThreshold": 300},
-        # Then Apache answering a static file: cheap enough to ask every 2 s (kubelet only marks a started
-        # pod Ready at the readiness probe's next tick), and Apache answers it even while PHP is busy with a
-        # large import. Out of the Service after 30 s of failures in a row.
+        # Then Apache answering a static file: cheap enough to ask every 2 s (kubelet asks it at once when the
+        # startup probe succeeds, so a new pod is not held back by the period), and Apache answers it even
+        # while PHP is busy with a large import. Out of the Service after 30 s of failures in a row.
         "readinessProbe": {"httpGet": {"path": READINESS_PATH, "port": "http", "httpHeaders": probe_headers},
                            "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 15},
         # Only a dead Apache is restarted (two minutes without accepting a connection), never a busy one.
