@@ -255,8 +255,7 @@ async def watched_workload_condition(clone: WordPressClone, watching: workloads.
                                      until: float) -> dict[str, Any]:
     """WorkloadReady as the clone's pod is; while it does not serve, as it is once it does if that comes
     before `until` (time.monotonic()), as the watches show it: its copy then starts at once."""
-    watched = watching.of(clone) if watching is not None else None
-    if watching is None or watched is None:  # no watches, or not synced: as the apiserver has it now
+    if watching is None or (watched := watching.of(clone)) is None:  # no watches, or not synced: as it is now
         return status.workload_condition(*await asyncio.to_thread(_workload, clone), clone.generation, status.now())
     while True:
         workload = status.workload_condition(*watched, clone.generation, status.now())

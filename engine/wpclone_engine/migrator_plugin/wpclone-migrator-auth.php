@@ -123,11 +123,10 @@ final class WPClone_Auth
      */
     public static function rest_errors($result)
     {
-        $route = untrailingslashit((string) ($GLOBALS['wp']->query_vars['rest_route'] ?? ''));
-        if (!isset($GLOBALS['wp']) && self::requested_route() !== null) {
-            // An import chunk served before WordPress parses its request: the route it was sent to.
-            $route = '/' . WPCLONE_MIGRATOR_NAMESPACE . '/' . self::requested_route();
-        }
+        // An import chunk served before WordPress parses its request: the route it was sent to.
+        $requested = isset($GLOBALS['wp']) ? null : self::requested_route();
+        $route = $requested === null ? untrailingslashit((string) ($GLOBALS['wp']->query_vars['rest_route'] ?? ''))
+            : '/' . WPCLONE_MIGRATOR_NAMESPACE . '/' . $requested;
         $ours = strpos($route . '/', '/' . WPCLONE_MIGRATOR_NAMESPACE . '/') === 0;
         if (self::$session !== null && !$ours) {
             return new WP_Error('wpclone_token_scope', "A wpclone session's token is valid on the migrator's routes only.",
