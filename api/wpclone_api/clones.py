@@ -55,11 +55,11 @@ async def create_clone(namespace: Namespace, request: CloneRequest, tenant: str)
     job_id = uuid.uuid4().hex
     secret = jobs.source_secret(request, job_id, tenant)
     secret["metadata"]["namespace"] = namespace.name
-    await namespace.server.create(secret)
+    await namespace.server.create(secret, read=False)
     resource = jobs.clone_resource(request, job_id, tenant)
     resource["metadata"]["namespace"] = namespace.name
     try:
-        await namespace.server.create(resource)
+        await namespace.server.create(resource, read=False)
     except ApiError as error:
         await namespace.server.delete("v1", "Secret", namespace.name, secret["metadata"]["name"])
         if error.status == 409:  # the name is taken: by a concurrent request, or before the watch showed it

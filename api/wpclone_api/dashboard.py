@@ -50,13 +50,13 @@ class SignedOut(Exception):
 
 # --- sessions --------------------------------------------------------------------------------------
 
-def _tokens(request: Request) -> tuple[list[tenants.ApiToken], bytes]:
+def _tokens(request: Request) -> tuple[tuple[tenants.ApiToken, ...], bytes]:
     """The token table and the session key made from it, read once per request (the table may be a file)."""
     if not hasattr(request.state, "tokens"):
         settings = actions.settings_of(request)
         table = settings.token_table()
         request.state.tokens = table, sessions.session_key(settings.session_secret.get_secret_value(), table)
-    tokens: tuple[list[tenants.ApiToken], bytes] = request.state.tokens
+    tokens: tuple[tuple[tenants.ApiToken, ...], bytes] = request.state.tokens
     return tokens
 
 

@@ -23,7 +23,7 @@ def _decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def session_key(secret: str, table: list[tenants.ApiToken]) -> bytes:
+def session_key(secret: str, table: tuple[tenants.ApiToken, ...]) -> bytes:
     """The key that signs sessions: the configured secret, else one derived from every token (the same
     in every replica; changing any token signs everyone out)."""
     material = secret or "\n".join(sorted(entry.token for entry in table))
@@ -35,7 +35,7 @@ def issue(token: tenants.ApiToken, key: bytes, expires: int) -> str:
     return f"{payload}.{_encode(hmac.new(key, payload.encode(), hashlib.sha256).digest())}"
 
 
-def read(cookie: str, key: bytes, table: list[tenants.ApiToken], now: int) -> tenants.ApiToken | None:
+def read(cookie: str, key: bytes, table: tuple[tenants.ApiToken, ...], now: int) -> tenants.ApiToken | None:
     """The token a session cookie names, if its signature holds, it has not expired and the token is
     still in the table; else None."""
     payload, _, signature = cookie.partition(".")

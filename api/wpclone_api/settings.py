@@ -50,7 +50,7 @@ class ApiSettings(BaseSettings):
     rate_limit_per_second: float = Field(10.0, gt=0)
     rate_limit_burst: int = Field(20, ge=1)
 
-    def token_table(self) -> list[tenants.ApiToken]:
+    def token_table(self) -> tuple[tenants.ApiToken, ...]:
         return tenants.token_table(_read(self.tokens, self.tokens_file), _read(self.admin_tokens,
                                                                                self.admin_tokens_file))
 

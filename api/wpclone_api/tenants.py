@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -54,14 +55,16 @@ def parse_tokens(text: str, admin: bool = False) -> list[ApiToken]:
     return tokens
 
 
-def token_table(tenant_tokens: str, admin_tokens: str) -> list[ApiToken]:
-    table = parse_tokens(tenant_tokens) + parse_tokens(admin_tokens, admin=True)
+@functools.lru_cache(maxsize=4)
+def token_table(tenant_tokens: str, admin_tokens: str) -> tuple[ApiToken, ...]:
+    """Parsed once per text: the tokens are read on every request, and change only when rotated."""
+    table = (*parse_tokens(tenant_tokens), *parse_tokens(admin_tokens, admin=True))
     if len({entry.token for entry in table}) != len(table):
         raise ValueError("a token is listed twice: each token belongs to one tenant")
     return table
 
 
-def match_token(presented: str, table: list[ApiToken]) -> ApiToken | None:
+def match_token(presented: str, table: tuple[ApiToken, ...]) -> ApiToken | None:
     # Compare against every token, without stopping early, in constant time each.
     matches = [hmac.compare_digest(presented.encode(), entry.token.encode()) for entry in table]
     return next((entry for entry, matched in zip(table, matches, strict=True) if matched), None)

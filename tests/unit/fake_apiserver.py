@@ -23,7 +23,7 @@ class FakeKube:
     async def close(self) -> None:
         """Nothing to let go of."""
 
-    async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, manifest: dict[str, Any], *, read: bool = True) -> dict[str, Any]:
         self.calls.append(("create", manifest["kind"]))
         key = (manifest["kind"], manifest["metadata"]["name"])
         if key in self.objects:
@@ -33,7 +33,7 @@ class FakeKube:
         stored["metadata"]["creationTimestamp"] = "2026-12-01T10:00:00Z"
         self.objects[key] = stored
         self._show("ADDED", stored)
-        return copy.deepcopy(stored)
+        return copy.deepcopy(stored) if read else {}
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("apply", manifest["kind"]))

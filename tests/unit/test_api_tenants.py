@@ -41,8 +41,16 @@ def test_settings_read_tokens_from_the_environment_and_files(tmp_path: Any) -> N
     (tmp_path / "admins").write_text("ops:t3\n")
     settings = ApiSettings(tokens="old", tokens_file=tmp_path / "tokens",  # type: ignore[arg-type]
                            admin_tokens_file=tmp_path / "admins")
-    assert settings.token_table() == [ApiToken("default", "old"), ApiToken("acme", "t1"), ApiToken("globex", "t2"),
-                                      ApiToken("ops", "t3", admin=True)]
+    assert settings.token_table() == (ApiToken("default", "old"), ApiToken("acme", "t1"), ApiToken("globex", "t2"),
+                                      ApiToken("ops", "t3", admin=True))
+
+
+def test_a_rotated_tokens_file_is_read_again(tmp_path: Any) -> None:
+    (tmp_path / "tokens").write_text("acme:first\n")
+    settings = ApiSettings(tokens_file=tmp_path / "tokens")  # type: ignore[arg-type]
+    assert settings.token_table() == (ApiToken("acme", "first"),)
+    (tmp_path / "tokens").write_text("acme:second\n")
+    assert settings.token_table() == (ApiToken("acme", "second"),)
 
 
 def test_a_presented_token_finds_its_entry_exactly() -> None:
