@@ -109,8 +109,13 @@ def content_rules(rules: ContentRules | None) -> dict[str, Any]:
     return {"dropins": rules is not None and rules.dropIns, "exclude": tuple(rules.exclude) if rules else ()}
 
 
-async def until_answering(http: httpx.AsyncClient, url: str,
-                          delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)) -> None:
+# Short at first: the Service routes to a pod that just turned Ready within a few tenths of a second (its
+# proxy rules being written), and a first wait of 0.5 s was 0.53-0.56 s of a 3.8-4.1 s clone copy
+# (bench_clone_pod); an attempt meanwhile is refused at once. Then longer, about 15 s in all.
+ANSWER_DELAYS = (0.1, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 8.0)
+
+
+async def until_answering(http: httpx.AsyncClient, url: str, delays: tuple[float, ...] = ANSWER_DELAYS) -> None:
     """Waits for a new clone's web server to answer at all. A pod turns Ready a moment before its Service
     routes to it; copying then would read production only to fail (and count a failure that is none).
     It is asked for the static file its readiness probe reads: with 50 clones starting at once, a page
