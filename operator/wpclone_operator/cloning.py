@@ -109,9 +109,9 @@ def content_rules(rules: ContentRules | None) -> dict[str, Any]:
     return {"dropins": rules is not None and rules.dropIns, "exclude": tuple(rules.exclude) if rules else ()}
 
 
-# Short at first: the Service routes to a pod that just turned Ready within a few tenths of a second (its
-# proxy rules being written), and a first wait of 0.5 s was 0.53-0.56 s of a 3.8-4.1 s clone copy
-# (bench_clone_pod); an attempt meanwhile is refused at once. Then longer, about 15 s in all.
+# Short at first: the Service routes to a pod that just turned Ready 0-0.8 s later (its proxy's rules being
+# written; an attempt meanwhile is refused at once), and a first wait of 0.5 s made 0.53-0.56 s of a
+# 3.8-4.1 s clone copy (bench_clone_pod). Then longer: about 15 s in all.
 ANSWER_DELAYS = (0.1, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 8.0)
 
 
