@@ -203,7 +203,11 @@ async def until_provisioned(body: kopf.Body, until: float) -> bool:
 async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressClone, settings: Settings,
                            memo: kopf.Memo, look_ends: float) -> None:
     """Once provisioned: the pod's state, the copy started once it serves, and the phase and Ready."""
-    current = _current_conditions(clone)
+    # With what a finished copy earned: the look that saw it end wrote it, and the next look may begin before
+    # the watch brings that write into the body (under load it lags). Read from the body alone, the clone
+    # was not copied yet: it was copied again, and its phase written back (200 clones at once: each copied
+    # dozens of times, the copies holding every work slot, the clones not yet provisioned waiting forever).
+    current = status.merge_conditions(_current_conditions(clone), memo.get("copied") or [])
     workload = await watched_workload_condition(clone, memo.get("workloads"), look_ends)
     at = status.now()
     _report_pod_problem(body, current, workload)
@@ -215,7 +219,7 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         content = await _copy_by_job(body, clone, settings, current, memo.get("workloads"), look_ends)
         if content is None:
             return
-        updates += content
+        updates += _remembered(memo, content)
     elif workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED):
         # The copy runs beside the timer, so that a slow or stuck copy never holds back the TTL; a look
         # waits for it until the look ends, and writes its end as it comes.
@@ -228,7 +232,7 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         if not copy.done():
             return
         memo.copy_task, at = None, status.now()
-        updates += copy.result()
+        updates += _remembered(memo, copy.result())
     merged = status.merge_conditions(current, updates)
     summary = status.summarize_slot(workload, clone.spec.pool or "") if children.is_slot(clone) else \
         status.summarize_clone(workload, status.find_condition(merged, constants.CONTENT_CLONED),
@@ -249,6 +253,13 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         kopf.info(body, reason="Ready", message=summary.message)
         if not children.is_slot(clone):
             metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
+
+
+def _remembered(memo: kopf.Memo, content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`content` (the conditions a look at the copy earned), kept in the clone's memo once it says copied."""
+    if status.conditions_hold(content, constants.CONTENT_CLONED):
+        memo.copied = content
+    return content
 
 
 async def watched_workload_condition(clone: WordPressClone, watching: workloads.Workloads | None,

@@ -6,10 +6,13 @@ import asyncio
 import time
 from typing import Any
 
+import kopf
+import pytest
+
 from tests.unit.fake_apiserver import FakeKube
 from tests.unit.test_children import make_clone
 from wpclone_common import constants
-from wpclone_operator import children, copy_jobs
+from wpclone_operator import children, copy_jobs, reconcile, status
 from wpclone_operator.reconcile import until_provisioned, watched_workload_condition
 from wpclone_operator.settings import Settings
 from wpclone_operator.workloads import SELECTOR, Workloads
@@ -120,3 +123,34 @@ async def test_a_new_clones_first_look_waits_for_its_provisioning_but_not_for_a_
     began = time.monotonic()
     assert await until_provisioned(stalled, time.monotonic() + 30) is False  # type: ignore[arg-type]
     assert time.monotonic() - began < 1
+
+
+async def test_a_look_that_begins_before_the_watch_shows_the_last_looks_write_does_not_copy_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster, watching = two_clones_watched()
+    await cluster.merge_patch("apps/v1", "Deployment", "team-a", "shop", AVAILABLE)
+    copies = []
+
+    async def copy_content(_: Any, clone: Any, *__: Any) -> list[dict[str, Any]]:
+        copies.append(clone.name)
+        return [status.condition(constants.CONTENT_CLONED, True, "Copied", "copied", clone.generation, status.now())]
+    monkeypatch.setattr(reconcile, "_copy_content", copy_content)
+    monkeypatch.setattr(kopf, "info", lambda *_, **__: None)  # no event poster outside the operator
+    settings = Settings(mysql_admin_dsn="mysql://admin:s3cret@db.internal:3307/", base_domain="clones.test",
+                        copy_in="operator", observe_seconds=1)
+    provisioned = provisioning_body(("DatabaseReady", "True"), ("ObjectsReady", "True"))["status"]
+    body = {"metadata": {"name": "shop", "namespace": "team-a", "uid": "1234-abcd", "generation": 2,
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"source": {"url": "https://shop.example.com", "credentialsSecretRef": {"name": "login"}}},
+            "status": {**provisioned, "phase": constants.PROVISIONING, "expiresAt": "2099-01-01T00:00:00Z"}}
+    memo = kopf.Memo(workloads=watching)
+    try:
+        await settled()
+        for _ in range(3):  # each look's body is the first's: the watch has not shown a write yet
+            patch = kopf.Patch()
+            await reconcile.observe_clone(body, patch, settings, memo)  # type: ignore[arg-type]
+            assert patch.status["phase"] == constants.PHASE_READY
+            assert status.conditions_hold(patch.status["conditions"], constants.CONTENT_CLONED, constants.READY)
+        assert copies == ["shop"]
+    finally:
+        await watching.stop()
