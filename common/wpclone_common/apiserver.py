@@ -106,8 +106,11 @@ class ApiServer:
                     delay = _retry_after(answer.headers.get("Retry-After"))
                 elif answer.status >= 400:
                     raise await _refusal(answer)
+                elif read:
+                    return dict(await answer.json(content_type=None))
                 else:
-                    return dict(await answer.json(content_type=None)) if read else {}
+                    await answer.read()  # to its end: a connection left mid-answer is closed, not kept
+                    return {}
             retries += 1
             await asyncio.sleep(delay)
 

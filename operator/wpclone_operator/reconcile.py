@@ -242,6 +242,9 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         verdict.append(status.condition(constants.STALLED, summary.stalled, summary.reason, summary.message,
                                         clone.generation, at))
     merged = status.merge_conditions(merged, verdict)
+    # Told once per time it turns Ready: a look whose body does not show the last look's Ready yet writes
+    # it again, and must not say it again (an event, and a clone counted twice in provisioning_seconds).
+    told, memo.ready_told = memo.get("ready_told", False), summary.ready
     if merged == current and summary.phase == clone.status.phase:
         return
     patch.status["conditions"] = merged
@@ -249,7 +252,7 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
     patch.status["message"] = summary.message if summary.stalled else None
     patch.status["url"] = children.url(clone, settings) if summary.ready and not children.is_slot(clone) \
         else clone.status.url
-    if summary.ready and clone.status.phase != constants.PHASE_READY:
+    if summary.ready and clone.status.phase != constants.PHASE_READY and not told:
         kopf.info(body, reason="Ready", message=summary.message)
         if not children.is_slot(clone):
             metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())

@@ -12,7 +12,7 @@ import pytest
 from tests.unit.fake_apiserver import FakeKube
 from tests.unit.test_children import make_clone
 from wpclone_common import constants
-from wpclone_operator import children, copy_jobs, reconcile, status
+from wpclone_operator import children, copy_jobs, metrics, reconcile, status
 from wpclone_operator.reconcile import until_provisioned, watched_workload_condition
 from wpclone_operator.settings import Settings
 from wpclone_operator.workloads import SELECTOR, Workloads
@@ -125,7 +125,13 @@ async def test_a_new_clones_first_look_waits_for_its_provisioning_but_not_for_a_
     assert time.monotonic() - began < 1
 
 
-async def test_a_look_that_begins_before_the_watch_shows_the_last_looks_write_does_not_copy_again(
+def provisioned_count() -> float:
+    """How many clones wpclone_provisioning_seconds has counted."""
+    (histogram,) = metrics.PROVISIONING_SECONDS.collect()
+    return next(sample.value for sample in histogram.samples if sample.name.endswith("_count"))
+
+
+async def test_a_look_that_begins_before_the_watch_shows_the_last_looks_write_neither_copies_nor_tells_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     cluster, watching = two_clones_watched()
     await cluster.merge_patch("apps/v1", "Deployment", "team-a", "shop", AVAILABLE)
@@ -135,7 +141,9 @@ async def test_a_look_that_begins_before_the_watch_shows_the_last_looks_write_do
         copies.append(clone.name)
         return [status.condition(constants.CONTENT_CLONED, True, "Copied", "copied", clone.generation, status.now())]
     monkeypatch.setattr(reconcile, "_copy_content", copy_content)
-    monkeypatch.setattr(kopf, "info", lambda *_, **__: None)  # no event poster outside the operator
+    told: list[str] = []  # the events (no event poster outside the operator)
+    monkeypatch.setattr(kopf, "info", lambda _, *, reason, message: told.append(reason))
+    timed = provisioned_count()
     settings = Settings(mysql_admin_dsn="mysql://admin:s3cret@db.internal:3307/", base_domain="clones.test",
                         copy_in="operator", observe_seconds=1)
     provisioned = provisioning_body(("DatabaseReady", "True"), ("ObjectsReady", "True"))["status"]
@@ -152,5 +160,6 @@ async def test_a_look_that_begins_before_the_watch_shows_the_last_looks_write_do
             assert patch.status["phase"] == constants.PHASE_READY
             assert status.conditions_hold(patch.status["conditions"], constants.CONTENT_CLONED, constants.READY)
         assert copies == ["shop"]
+        assert told == ["Ready"] and provisioned_count() == timed + 1
     finally:
         await watching.stop()
