@@ -210,13 +210,13 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
     current = status.merge_conditions(_current_conditions(clone), memo.get("copied") or [])
     workload = await watched_workload_condition(clone, memo.get("workloads"), look_ends)
     at = status.now()
-    _report_pod_problem(body, current, workload)
+    _report_pod_problem(body, current, workload, memo)
     updates = [workload]
     if children.is_slot(clone):  # a blank slot copies nothing: Ready once its pod is
         pass
     elif (workload["status"] == "True" and not status.conditions_hold(current, constants.CONTENT_CLONED)
             and settings.copy_in == "job"):
-        content = await _copy_by_job(body, clone, settings, current, memo.get("workloads"), look_ends)
+        content = await _copy_by_job(body, clone, settings, current, memo, look_ends)
         if content is None:
             return
         updates += _remembered(memo, content)
@@ -242,9 +242,7 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         verdict.append(status.condition(constants.STALLED, summary.stalled, summary.reason, summary.message,
                                         clone.generation, at))
     merged = status.merge_conditions(merged, verdict)
-    # Told once per time it turns Ready: a look whose body does not show the last look's Ready yet writes
-    # it again, and must not say it again (an event, and a clone counted twice in provisioning_seconds).
-    told, memo.ready_told = memo.get("ready_told", False), summary.ready
+    turned_ready = _news(memo, current, verdict[0]) and summary.ready
     if merged == current and summary.phase == clone.status.phase:
         return
     patch.status["conditions"] = merged
@@ -252,17 +250,30 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
     patch.status["message"] = summary.message if summary.stalled else None
     patch.status["url"] = children.url(clone, settings) if summary.ready and not children.is_slot(clone) \
         else clone.status.url
-    if summary.ready and clone.status.phase != constants.PHASE_READY and not told:
+    if turned_ready and clone.status.phase != constants.PHASE_READY:
         kopf.info(body, reason="Ready", message=summary.message)
         if not children.is_slot(clone):
             metrics.PROVISIONING_SECONDS.observe((at - status.parse_time(clone.created)).total_seconds())
 
 
 def _remembered(memo: kopf.Memo, content: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`content` (the conditions a look at the copy earned), kept in the clone's memo once it says copied."""
+    """`content` (the conditions a look at the copy earned), kept in the clone's memo once it says copied,
+    and each one's reason as told (`_news`)."""
     if status.conditions_hold(content, constants.CONTENT_CLONED):
         memo.copied = content
+    memo.setdefault("told", {}).update((condition["type"], condition["reason"]) for condition in content)
     return content
+
+
+def _news(memo: kopf.Memo, current: list[dict[str, Any]], condition: dict[str, Any]) -> bool:
+    """Whether `condition`'s reason is news, to be told once (an event, a count): neither what the body says
+    nor what the last look wrote, which the body may not show yet (the next look begins a tenth of an
+    interval later). Each look's condition of that type is recorded as told."""
+    told = memo.setdefault("told", {})
+    previous = (status.find_condition(current, condition["type"]) or {}).get("reason")
+    news = condition["reason"] not in (previous, told.get(condition["type"]))
+    told[condition["type"]] = condition["reason"]
+    return news
 
 
 async def watched_workload_condition(clone: WordPressClone, watching: workloads.Workloads | None,
@@ -291,10 +302,10 @@ def _workload(clone: WordPressClone) -> tuple[dict[str, Any] | None, list[dict[s
     return deployment, kube.list_objects("v1", "Pod", clone.namespace, children.label_selector(clone))
 
 
-def _report_pod_problem(body: kopf.Body, current: list[dict[str, Any]], workload: dict[str, Any]) -> None:
+def _report_pod_problem(body: kopf.Body, current: list[dict[str, Any]], workload: dict[str, Any],
+                        memo: kopf.Memo) -> None:
     """An event (and a failure count) when the pod's problem appears, not on every look at it."""
-    previous = status.find_condition(current, constants.WORKLOAD_READY)
-    if workload["reason"] in constants.POD_PROBLEMS.values() and (previous or {}).get("reason") != workload["reason"]:
+    if _news(memo, current, workload) and workload["reason"] in constants.POD_PROBLEMS.values():
         kopf.warn(body, reason=workload["reason"], message=workload["message"])
         metrics.FAILURES.labels(workload["reason"]).inc()
 
@@ -352,11 +363,12 @@ async def _copied(clone: WordPressClone, result: CopyResult, seconds: float) -> 
 
 
 async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Settings, current: list[dict[str, Any]],
-                       watching: workloads.Workloads | None, look_ends: float) -> list[dict[str, Any]] | None:
+                       memo: kopf.Memo, look_ends: float) -> list[dict[str, Any]] | None:
     """The clone's copy Job, started when a slot is free, and what it says: the ContentCloned condition
     (None: nothing to write this time)."""
     owner = copy_jobs.Owner.of_clone(clone)
-    job, outcome = await copy_job_control.state_once_written(owner, watching, max(0.0, look_ends - time.monotonic()))
+    job, outcome = await copy_job_control.state_once_written(owner, memo.get("workloads"),
+                                                             max(0.0, look_ends - time.monotonic()))
 
     def content(reason: str, message: str) -> list[dict[str, Any]]:
         return [status.condition(constants.CONTENT_CLONED, False, reason, message, clone.generation, status.now())]
@@ -407,12 +419,11 @@ async def _copy_by_job(body: kopf.Body, clone: WordPressClone, settings: Setting
         return await _copied(clone, result, copy_jobs.seconds(job, verdict.outcome))
     if verdict.state == "succeeded":
         verdict = copy_jobs.unreadable(job)
-    if verdict.state == "failed" or verdict.reason != constants.COPYING:
-        previous = status.find_condition(current, constants.CONTENT_CLONED) or {}
-        if previous.get("reason") != verdict.reason:
-            kopf.warn(body, reason=verdict.reason, message=verdict.message)
-            metrics.FAILURES.labels(verdict.reason).inc()
-    return content(verdict.reason, verdict.message)
+    ended = content(verdict.reason, verdict.message)
+    if (verdict.state == "failed" or verdict.reason != constants.COPYING) and _news(memo, current, ended[0]):
+        kopf.warn(body, reason=verdict.reason, message=verdict.message)
+        metrics.FAILURES.labels(verdict.reason).inc()
+    return ended
 
 
 async def _snapshot_used(clone: WordPressClone, snapshot: str, use: str | None,

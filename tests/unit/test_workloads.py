@@ -125,6 +125,26 @@ async def test_a_new_clones_first_look_waits_for_its_provisioning_but_not_for_a_
     assert time.monotonic() - began < 1
 
 
+def looking_settings() -> Settings:
+    return Settings(mysql_admin_dsn="mysql://admin:s3cret@db.internal:3307/", base_domain="clones.test",
+                    copy_in="operator", observe_seconds=0.2)
+
+
+def provisioned_clone_body() -> dict[str, Any]:
+    """The clone shop as kopf's body shows it once provisioned (what later looks wrote not shown yet)."""
+    provisioned = provisioning_body(("DatabaseReady", "True"), ("ObjectsReady", "True"))["status"]
+    return {"metadata": {"name": "shop", "namespace": "team-a", "uid": "1234-abcd", "generation": 2,
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"source": {"url": "https://shop.example.com", "credentialsSecretRef": {"name": "login"}}},
+            "status": {**provisioned, "phase": constants.PROVISIONING, "expiresAt": "2099-01-01T00:00:00Z"}}
+
+
+def failures_counted(reason: str) -> float:
+    (counter,) = metrics.FAILURES.collect()
+    return sum(sample.value for sample in counter.samples
+               if sample.name.endswith("_total") and sample.labels.get("reason") == reason)
+
+
 def provisioned_count() -> float:
     """How many clones wpclone_provisioning_seconds has counted."""
     (histogram,) = metrics.PROVISIONING_SECONDS.collect()
@@ -144,22 +164,38 @@ async def test_a_look_that_begins_before_the_watch_shows_the_last_looks_write_ne
     told: list[str] = []  # the events (no event poster outside the operator)
     monkeypatch.setattr(kopf, "info", lambda _, *, reason, message: told.append(reason))
     timed = provisioned_count()
-    settings = Settings(mysql_admin_dsn="mysql://admin:s3cret@db.internal:3307/", base_domain="clones.test",
-                        copy_in="operator", observe_seconds=1)
-    provisioned = provisioning_body(("DatabaseReady", "True"), ("ObjectsReady", "True"))["status"]
-    body = {"metadata": {"name": "shop", "namespace": "team-a", "uid": "1234-abcd", "generation": 2,
-                         "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"source": {"url": "https://shop.example.com", "credentialsSecretRef": {"name": "login"}}},
-            "status": {**provisioned, "phase": constants.PROVISIONING, "expiresAt": "2099-01-01T00:00:00Z"}}
-    memo = kopf.Memo(workloads=watching)
+    body, memo = provisioned_clone_body(), kopf.Memo(workloads=watching)
     try:
         await settled()
         for _ in range(3):  # each look's body is the first's: the watch has not shown a write yet
             patch = kopf.Patch()
-            await reconcile.observe_clone(body, patch, settings, memo)  # type: ignore[arg-type]
+            await reconcile.observe_clone(body, patch, looking_settings(), memo)  # type: ignore[arg-type]
             assert patch.status["phase"] == constants.PHASE_READY
             assert status.conditions_hold(patch.status["conditions"], constants.CONTENT_CLONED, constants.READY)
         assert copies == ["shop"]
         assert told == ["Ready"] and provisioned_count() == timed + 1
+    finally:
+        await watching.stop()
+
+
+async def test_a_pod_problem_is_told_once_though_the_next_looks_body_does_not_show_it_yet(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster, watching = two_clones_watched()
+    crashing = workload("Pod", "shop-7d9f")
+    crashing["status"] = {"containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+    await cluster.create(crashing)
+    warned: list[str] = []
+    monkeypatch.setattr(kopf, "warn", lambda _, *, reason, message: warned.append(reason))
+    counted = failures_counted(constants.POD_CRASH_LOOPING)
+    body, memo = provisioned_clone_body(), kopf.Memo(workloads=watching)
+    try:
+        await settled()
+        for _ in range(3):
+            patch = kopf.Patch()
+            await reconcile.observe_clone(body, patch, looking_settings(), memo)  # type: ignore[arg-type]
+            workload_ready = status.find_condition(patch.status["conditions"], constants.WORKLOAD_READY)
+            assert workload_ready is not None and workload_ready["reason"] == constants.POD_CRASH_LOOPING
+        assert warned == [constants.POD_CRASH_LOOPING]
+        assert failures_counted(constants.POD_CRASH_LOOPING) == counted + 1
     finally:
         await watching.stop()
