@@ -8,14 +8,14 @@ ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY engine/ engine/
 COPY common/ common/
 COPY operator/ operator/
 COPY api/ api/
 COPY cli/ cli/
 # A virtual environment is a self-contained folder: the runtime stage copies it and nothing else.
-RUN python -m venv /opt/wpclone && /opt/wpclone/bin/pip install .
+RUN python -m venv /opt/wpclone && /opt/wpclone/bin/pip install -c constraints.txt .
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="wpclone" \

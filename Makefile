@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: dev down status test unit lint deps binaries images api-docs
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 deps: $(VENV)/.installed

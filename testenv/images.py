@@ -61,8 +61,8 @@ WORDPRESS_PACKAGES = ("apache2", "libapache2-mod-php8.2", "php8.2-mysql", "php8.
 # passwd: the Dockerfile's groupadd and useradd.
 PYTHON_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates", "passwd")
 # The wpclone image's build context: what the Dockerfile copies, and the files that shape the build.
-WPCLONE_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "engine", "common", "operator", "api",
-                  "cli")
+WPCLONE_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "constraints.txt", "README.md", "engine", "common",
+                  "operator", "api", "cli")
 SKIPPED = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 
 

@@ -36,10 +36,12 @@ class Pki:
         assert isinstance(ca_key, rsa.RSAPrivateKey)
         ca_name = x509.load_pem_x509_certificate(self.ca_cert.read_bytes()).subject
         key = _key()
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips])
+        # A client certificate has no SAN (cryptography refuses an empty one).
+        san = (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips])
+               if server_ips else None)
         cert = _sign(_name(common_name, organization), key, ca_name, ca_key,
                      usage=ExtendedKeyUsageOID.SERVER_AUTH if server_ips else ExtendedKeyUsageOID.CLIENT_AUTH,
-                     san=san if server_ips else None)
+                     san=san)
         cert_path, key_path = self.ca_cert.parent / f"{name}.crt", self.ca_cert.parent / f"{name}.key"
         _write_cert(cert, cert_path)
         _write_key(key, key_path)
