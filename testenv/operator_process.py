@@ -73,7 +73,8 @@ class OperatorProcess:
 def operator_env(plane: cluster.ControlPlane, database: mariadb.MariaDB, router: ingress.IngressProcess,
                  **overrides: str) -> dict[str, str]:
     """Clones are real pods of the Debian-built WordPress image, at http://{name}.localhost:{port} through
-    the ingress router; the operator reaches them as in a cluster, by Service DNS (the default template)."""
+    the ingress router; the operator reaches them as in a cluster, by Service DNS (the default template),
+    and a new clone's copy at its pod's IP (WPCLONE_COPY_BY_POD_IP)."""
     return {
         "KUBECONFIG": str(plane.kubeconfig),
         "WPCLONE_MYSQL_ADMIN_DSN": database.dsn,

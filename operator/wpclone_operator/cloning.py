@@ -50,9 +50,11 @@ class Copied:
 
 
 async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs: Inputs, progress: ProgressReport,
-                          timeout: httpx.Timeout | None = None, snapshot: SnapshotFolder | None = None) -> Copied:
+                          timeout: httpx.Timeout | None = None, snapshot: SnapshotFolder | None = None,
+                          endpoint: str | None = None) -> Copied:
     """Copies the clone's source into it: from the site, from a snapshot of it (`snapshot` replay: the
-    site's login is not even read), or from the site with a snapshot kept as it is read (record)."""
+    site's login is not even read), or from the site with a snapshot kept as it is read (record). The
+    clone is reached at `endpoint` (children.pod_endpoint), or else at children.endpoint."""
     sqlite = children.is_sqlite(clone)
     database = inputs.sqlite() if sqlite else await asyncio.to_thread(inputs.database, children.db_secret_name(clone))
     admin = await asyncio.to_thread(inputs.secret, children.admin_secret_name(clone))
@@ -63,7 +65,8 @@ async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs:
         raise TransferError(constants.CREDENTIALS_MISSING, f"the clone {clone.name}'s database or admin Secret "
                             "does not exist")
     # The source is the user's URL and passes the outbound policy; the clone's endpoint is the operator's own.
-    endpoint = children.endpoint(clone, settings)
+    endpoint = endpoint or children.endpoint(clone, settings)
+    log.info("clone %s/%s: copying into %s", clone.namespace, clone.name, endpoint)
     policy = outbound.Policy.of(settings)
     timeout = timeout or httpx.Timeout(120.0, connect=15.0)
     async with outbound.client(policy.allowing(endpoint), timeout=timeout) as http:

@@ -227,7 +227,8 @@ async def _follow_workload(body: kopf.Body, patch: kopf.Patch, clone: WordPressC
         if copy is None:
             if time.monotonic() < memo.get("next_copy_at", 0.0):
                 return
-            copy = memo.copy_task = asyncio.create_task(_copy_content(body, clone, settings, memo))
+            copy = memo.copy_task = asyncio.create_task(_copy_content(body, clone, settings, memo,
+                                                                      _pod_endpoint(clone, settings, memo)))
         await asyncio.wait({copy}, timeout=max(0.0, look_ends - time.monotonic()))
         if not copy.done():
             return
@@ -317,10 +318,17 @@ def stop_copying(memo: kopf.Memo) -> None:
         memo.copy_task = None
 
 
+def _pod_endpoint(clone: WordPressClone, settings: Settings, memo: kopf.Memo) -> str | None:
+    """The serving pod's own address as the watches show it (settings.copy_by_pod_ip), else None."""
+    watching: workloads.Workloads | None = memo.get("workloads")
+    watched = watching.of(clone) if settings.copy_by_pod_ip and watching is not None else None
+    return children.pod_endpoint(watched[1]) if watched is not None else None
+
+
 async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settings,
-                        memo: kopf.Memo) -> list[dict[str, Any]]:
-    """Run the copy once; return the conditions it earned: ContentCloned (and schedule a retry), and
-    once copied SourceUrlsReplaced."""
+                        memo: kopf.Memo, endpoint: str | None = None) -> list[dict[str, Any]]:
+    """Run the copy once (into the clone at `endpoint`, or its Service); return the conditions it earned:
+    ContentCloned (and schedule a retry), and once copied SourceUrlsReplaced."""
     await asyncio.to_thread(kube.patch_status, constants.API_VERSION, constants.CLONE_KIND, clone.namespace,
                             clone.name, {"phase": constants.CLONING})
     kopf.info(body, reason="Cloning", message=f"copying {clone.spec.site.url} into the clone")
@@ -329,7 +337,8 @@ async def _copy_content(body: kopf.Body, clone: WordPressClone, settings: Settin
         async with memo.work_slots.held(work_slots.FINISHING):
             result = (await cloning.copy_into_clone(
                 clone, settings, inputs.FromApi(clone.namespace, settings.mysql_address),
-                cloning.progress_reporter(constants.CLONE_KIND, clone.namespace, clone.name))).result
+                cloning.progress_reporter(constants.CLONE_KIND, clone.namespace, clone.name),
+                endpoint=endpoint)).result
     except WordPressError as error:
         memo.setdefault("first_copy_failure", started)
         attempts = memo.copy_attempts = memo.get("copy_attempts", 0) + 1

@@ -112,6 +112,33 @@ def test_public_port_and_endpoint_template(settings: Settings) -> None:
     assert children.ingress(clone, local)["spec"]["rules"][0]["host"] == "shop.localhost"
 
 
+def pod(ip: str | None, *, ready: bool = True, created: str = "2026-01-01T00:00:00Z",
+        deleting: bool = False) -> dict[str, object]:
+    metadata: dict[str, object] = {"creationTimestamp": created}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-01-01T00:05:00Z"
+    status: dict[str, object] = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if ip is not None:
+        status["podIP"] = ip
+    return {"metadata": metadata, "status": status}
+
+
+def test_the_copy_reaches_the_newest_serving_pod_at_its_ip() -> None:
+    assert children.pod_endpoint([pod("10.244.0.7")]) == f"http://10.244.0.7:{children.WORDPRESS_PORT}"
+    assert children.pod_endpoint([pod("fd00::7")]) == f"http://[fd00::7]:{children.WORDPRESS_PORT}"
+    rollout = [pod("10.244.0.7"), pod("10.244.0.9", created="2026-01-01T00:04:00Z"),
+               pod("10.244.0.8", created="2026-01-01T00:02:00Z")]
+    assert children.pod_endpoint(rollout) == f"http://10.244.0.9:{children.WORDPRESS_PORT}"
+
+
+@pytest.mark.parametrize("pods", [[], [pod("10.244.0.7", ready=False)], [pod(None)],
+                                  [pod("10.244.0.7", deleting=True)], [pod("not an address")]],
+                         ids=["none", "not ready", "no ip yet", "being deleted", "no address"])
+def test_no_pod_endpoint_while_no_pod_serves_so_the_copy_goes_through_the_service(
+        pods: list[dict[str, object]]) -> None:
+    assert children.pod_endpoint(pods) is None
+
+
 def test_wp_content_lives_on_a_claim_of_its_own_and_our_mu_plugins_outside_it(settings: Settings) -> None:
     clone = make_clone()
     claim = children.wp_content_claim(clone, settings)

@@ -199,3 +199,28 @@ async def test_a_pod_problem_is_told_once_though_the_next_looks_body_does_not_sh
         assert failures_counted(constants.POD_CRASH_LOOPING) == counted + 1
     finally:
         await watching.stop()
+
+
+@pytest.mark.parametrize("by_pod_ip", [True, False])
+async def test_a_clones_copy_reaches_its_serving_pod_at_the_pods_ip_not_through_its_service(
+        monkeypatch: pytest.MonkeyPatch, by_pod_ip: bool) -> None:
+    cluster, watching = two_clones_watched()
+    await cluster.merge_patch("apps/v1", "Deployment", "team-a", "shop", AVAILABLE)
+    serving = workload("Pod", "shop-7d9f")
+    serving["status"] = {"podIP": "10.244.0.7", "conditions": [{"type": "Ready", "status": "True"}]}
+    await cluster.create(serving)
+    endpoints = []
+
+    async def copy_content(_: Any, clone: Any, __: Any, ___: Any, endpoint: str | None) -> list[dict[str, Any]]:
+        endpoints.append(endpoint)
+        return [status.condition(constants.CONTENT_CLONED, True, "Copied", "copied", clone.generation, status.now())]
+    monkeypatch.setattr(reconcile, "_copy_content", copy_content)
+    monkeypatch.setattr(kopf, "info", lambda *_, **__: None)
+    settings = looking_settings().model_copy(update={"copy_by_pod_ip": by_pod_ip})
+    try:
+        await settled()
+        await reconcile.observe_clone(provisioned_clone_body(), kopf.Patch(), settings,  # type: ignore[arg-type]
+                                      kopf.Memo(workloads=watching))
+        assert endpoints == [f"http://10.244.0.7:{children.WORDPRESS_PORT}" if by_pod_ip else None]
+    finally:
+        await watching.stop()
