@@ -81,7 +81,8 @@ async def _merge(clone: Migrator, baseline: CloneBaseline, target: Migrator, inc
     covered = await baseline.tables()
     if covered is None:
         raise TransferError(reasons.NO_BASELINE, f"the clone {clone.url} has no baseline to merge against (it was "
-                            "made before merge restores existed); restore it with onConflict Fail or Overwrite")
+                            "made without one, WPCLONE_MERGE_BASELINE=false, or before merge restores existed); "
+                            "restore it with onConflict Fail or Overwrite")
     clone_info = await clone.info()
     target_info = await target.info(checksums=True)
     tables = chosen_tables(clone_info, include)

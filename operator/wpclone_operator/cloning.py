@@ -74,7 +74,7 @@ async def copy_into_clone(clone: WordPressClone, settings: CopySettings, inputs:
         await until_answering(http, endpoint)  # before production is read at all
         # A merge restore's baseline, and room above the source's ids for the clone's own rows (MySQL only).
         destination = DatabaseDestination(database=database, url=children.url(clone, settings),
-                                          files=clone_site, baseline=not sqlite,
+                                          files=clone_site, baseline=settings.merge_baseline and not sqlite,
                                           id_offset=0 if sqlite else settings.merge_id_offset)
         admin_password = AdminPassword(admin["username"], admin["password"])
         if snapshot is not None and snapshot.use == "replay":

@@ -58,6 +58,10 @@ class CopySettings(BaseSettings):
     # restore never finds a row made on the clone and one made in production with the same id. Far more
     # rows than a busy site adds in a clone's longest life; 0 leaves the counters where the source's are.
     merge_id_offset: int = Field(100_000_000, ge=0, description="ids of a clone's own rows start this far above")
+    # A clone keeps a merge restore's baseline (merge.py): each row's key and fingerprints and each file's md5,
+    # taken as the copy streams them. Off: a clone copies faster (bench.bench_clone_pod) and its merge
+    # restore is refused (NoBaseline); restores with onConflict Fail or Overwrite need none.
+    merge_baseline: bool = Field(True, description="clones keep the baseline a merge restore needs")
     # After a restore that kept a backup, the target keeps only its newest N backups (0: keeps them all).
     backup_retention: int = Field(3, ge=0, description="backups a restore target keeps; 0 keeps all")
     # The migrator plugin leaves a source or target at the end of each job (a must-use copy stays).

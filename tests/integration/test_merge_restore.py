@@ -13,7 +13,8 @@ from testenv.mariadb import MariaDB
 from testenv.operator_process import OperatorProcess
 from testenv.wordpress import WordPressSite
 from tests.helpers import apply, clone_wp_content, eventually, get_json
-from tests.integration import transfer_fixtures
+from tests.integration import test_clone_lifecycle, transfer_fixtures
+from tests.integration.test_clone_lifecycle import OwnOperator
 from tests.integration.test_restore import (
     clone_database,
     clone_of,
@@ -28,6 +29,7 @@ from tests.integration.transfer_fixtures import SiteMaker, leftovers, snapshot
 
 pytestmark = pytest.mark.integration
 make_site = transfer_fixtures.make_site
+own_operator = test_clone_lifecycle.own_operator
 DATABASE_ONLY = {"database": True, "uploads": False, "themes": False, "plugins": False, "content": False}
 
 
@@ -149,6 +151,24 @@ def test_a_merge_keeps_every_production_change_and_brings_every_clone_change(
         "wp_shop_items\twp_posts", "wp_shop_items\twp_shop_orders"]
     on(mariadb, production.db_name, "DELETE FROM wp_shop_orders WHERE id = 1;")
     assert rows(mariadb, production.db_name, "SELECT id FROM wp_shop_items") == ["3"]
+
+
+def test_a_clone_made_without_a_baseline_copies_none_and_its_merge_is_refused_leaving_production_as_it_was(
+        control_plane: cluster.ControlPlane, own_operator: OwnOperator, mariadb: MariaDB, namespace: str,
+        make_site: SiteMaker) -> None:
+    own_operator(WPCLONE_MERGE_BASELINE="false")
+    production = make_site()
+    stage = clone_of(control_plane, namespace, production)
+    database = clone_database(control_plane, namespace, stage)
+    assert rows(mariadb, database, "SHOW TABLES LIKE 'wpclone_baseline'") == []
+    on(mariadb, database, insert_post("Clone post"))
+    titles = post_titles(production)
+
+    apply(control_plane, namespace, merge_restore("push", production, stage))
+    refused = wait_restore(control_plane, namespace, "push")["status"]
+    assert refused["phase"] == "Failed" and refused["conditions"][0]["reason"] == "NoBaseline", refused
+    assert "WPCLONE_MERGE_BASELINE=false" in refused["conditions"][0]["message"]
+    assert post_titles(production) == titles
 
 
 def settle(plane: cluster.ControlPlane, namespace: str, production: WordPressSite, stage: str, policy: str,
