@@ -222,7 +222,7 @@ def test_every_setting_the_chart_passes_is_read_by_the_operator_and_api(monkeypa
     assert (settings.default_ttl_minutes, settings.max_ttl_minutes, settings.concurrency) == (30, 1440, 4)
     assert settings.clone_db_host == "db.internal:3306"
     assert settings.namespaces == []
-    assert (settings.keep_migrator, settings.backup_retention) == (False, 3)
+    assert (settings.keep_migrator, settings.backup_retention, settings.merge_baseline) == (False, 3, True)
     assert settings.clone_resources["requests"] == {"cpu": "50m", "memory": "128Mi", "ephemeral-storage": "64Mi"}
     assert (settings.snapshot_max_age_minutes, settings.snapshot_retention_minutes,
             settings.snapshot_storage_size) == (0, 60, "5Gi")
