@@ -117,6 +117,20 @@ def test_the_baseline_records_both_sides_of_each_row_and_a_sum_for_tables_withou
     assert keyless.summary() == other_order.summary() and keyless.summary()[0][0] == b""
 
 
+@pytest.mark.parametrize("key_", [["ID"], ["post_name"], ["ID", "post_name"]])
+def test_a_baseline_entry_holds_its_rows_key_as_encode_record_makes_it_whether_or_not_the_payload_changed(
+        key_: list[str]) -> None:
+    columns = ["ID", "post_name", "post_title"]
+    rows = [[b"1", b"a", b"Hello"], [None, b"b", None], [b"33", None, b""], [b"", b"", b"Long " * 100]]
+    sent = b"".join(map(frames.encode_record, rows))
+    table = merge.TableBaseline.of("wp_posts", columns, key_, "posts")
+    expected = [(frames.encode_record([row[columns.index(name)] for name in key_]),
+                 hashlib.md5(frames.encode_record(row)).digest(), hashlib.md5(frames.encode_record(row)).digest(),
+                 row[2][:merge.MAX_LABEL_BYTES] if row[2] else row[2]) for row in rows]
+    assert table.rows(sent, sent) == expected  # nothing rewritten: the payload arrives as it was sent
+    assert table.rows(sent, bytes(bytearray(sent))) == expected  # rewritten, but no row changed
+
+
 @pytest.mark.parametrize("key_", [["nope"], [], None, "ID", ["ID", "ID"], [1]])
 def test_a_key_the_table_does_not_have_is_no_key(key_: object) -> None:
     assert merge.key_positions(["ID", "title"], key_) == ()
