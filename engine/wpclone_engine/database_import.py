@@ -185,18 +185,6 @@ def baseline_inserts(table: str, rows: Sequence[merge.BaselineRow],
         yield head + b",".join(tuples)
 
 
-class _BaselineWriter:
-    """The baseline's INSERTs, one at a time in the background, on a connection of their own."""
-
-    def __init__(self, connection: aiomysql.Connection) -> None:
-        self.connection = connection
-        self.inserts: Pipeline[bytes] = Pipeline(self._run, 1)
-
-    async def _run(self, statement: bytes) -> None:
-        async with self.connection.cursor() as cursor:
-            await cursor.execute(statement)
-
-
 class CloneBaseline:
     """A clone's baseline, read back from its database for a merge restore (merge.py)."""
 
@@ -243,7 +231,6 @@ class DatabaseImport:
         # their URLs): the database's work and the engine's overlap instead of taking turns. Any other
         # statement first waits for them (one connection runs one statement at a time, in order).
         self._inserts: Pipeline[bytes] = Pipeline(self._run, 1)
-        self._baseline: _BaselineWriter | None = None
         self._bootstrap: str | None = None  # the options table bootable() made
         self._interrupted = False
 
@@ -334,21 +321,15 @@ class DatabaseImport:
         self._swap = None
 
     async def begin_baseline(self) -> None:
-        """An empty baseline table (a copy tried again records its baseline anew), and the connection of its
-        own that fills it."""
+        """An empty baseline table (a copy tried again records its baseline anew)."""
         if merge.BASELINE_TABLE in await self._tables(merge.BASELINE_TABLE):
             await self._execute(b"DROP TABLE " + name(merge.BASELINE_TABLE))
         await self._execute(merge.BASELINE_CREATE)
-        self._baseline = _BaselineWriter(await connect(self._target))
 
     async def add_baseline(self, table: str, rows: Sequence[merge.BaselineRow]) -> None:
-        """In the background, as rows are, while the copy goes on: on the baseline's own connection, so that
-        the rows' INSERTs never wait behind its INSERTs (on one connection, one copy's 59,000 entries held
-        the rows' INSERTs back)."""
-        if self._baseline is None:
-            raise RuntimeError("add_baseline before begin_baseline")
+        """In the background, as rows are: while the copy goes on."""
         for statement in baseline_inserts(table, rows):
-            await self._baseline.inserts.put(statement)
+            await self._inserts.put(statement)
 
     async def raise_counters(self, offset: int) -> int:
         """Moves the auto-increment counter of each table this import swapped in `offset` above the
@@ -418,11 +399,7 @@ class DatabaseImport:
         return left
 
     async def finish(self) -> None:
-        """Waits for the baseline's INSERTs; drops the tables swap() moved aside."""
-        if self._baseline is not None:
-            await self._baseline.inserts.close()
-            self._baseline.connection.close()
-            self._baseline = None
+        """Drops the tables swap() moved aside."""
         for _, table in (self._swap or ([], []))[0]:
             await self._execute(b"DROP TABLE IF EXISTS " + name(table))
         self._swap, self._bootstrap = None, None  # a bootstrap options table was among them
@@ -431,10 +408,6 @@ class DatabaseImport:
         """Drops whatever was staged, and the options bootable() made; the live tables were never touched."""
         with contextlib.suppress(Exception):  # an INSERT that failed: its error is already the copy's
             await self._inserts.close()
-        if self._baseline is not None:  # its table is dropped by the next copy's begin_baseline
-            await self._baseline.inserts.cancel()
-            self._baseline.connection.close()
-            self._baseline = None
         if self._interrupted:  # the connection's state is unknown: the server ends its session when it closes
             self._connection.close()
             self._connection, self._interrupted = await connect(self._target), False
@@ -445,8 +418,6 @@ class DatabaseImport:
 
     def close(self) -> None:
         self._connection.close()
-        if self._baseline is not None:
-            self._baseline.connection.close()
 
     async def _tables(self, prefix: str) -> list[str]:
         rows = await self._fetch(b"SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"

@@ -184,55 +184,30 @@ async def test_rows_are_inserted_while_the_engine_goes_on_and_before_any_other_s
     assert verbs(connection.finished) == ["CREATE", "INSERT", "CREATE"]
 
 
-async def test_baseline_entries_are_inserted_on_a_connection_of_their_own_beside_the_rows_and_awaited_at_the_end(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    connection, own = SlowConnection(), SlowConnection()
-
-    async def connect(target: DatabaseTarget) -> SlowConnection:
-        return own
-
-    monkeypatch.setattr(database_import, "connect", connect)
+async def test_baseline_entries_are_inserted_in_the_background_after_the_rows_before_them() -> None:
+    connection = SlowConnection()
     importer = DatabaseImport(connection, DatabaseTarget("db", 3306, "clone", "secret", "clone"))  # type: ignore[arg-type]
-    await importer.begin_baseline()
     await importer.begin_table("wp_a", "CREATE TABLE `wp_a` (`id` int)", ["id"])
-    await importer.rows(frames.encode_record([b"1"]))  # its INSERT held by the test
+    await importer.rows(frames.encode_record([b"1"]))
     entry = (frames.encode_record([b"1"]), b"s" * 16, b"c" * 16, None)
-    await asyncio.wait_for(importer.add_baseline("wp_a", [entry]), 5)  # not behind the rows' INSERT
+    adding = asyncio.create_task(importer.add_baseline("wp_a", [entry]))
     await settled()
-    assert verbs(connection.started) == ["SELECT", "CREATE", "CREATE", "INSERT"]
-    assert verbs(connection.finished) == ["SELECT", "CREATE", "CREATE"]  # the rows' INSERT still running
-    assert own.started[-1].startswith(b"INSERT INTO `wpclone_baseline`") and own.finished == []
-    own.release.set()
-    await settled()
-    own.release.clear()
-    await asyncio.wait_for(importer.add_baseline("wp_a", [entry]), 5)  # returns, its INSERT still running
+    assert not adding.done()  # one statement at a time: it waits for the rows' INSERT
     connection.release.set()
+    await settled()
+    connection.release.clear()
+    await asyncio.wait_for(adding, 5)
+    await asyncio.wait_for(importer.add_baseline("wp_a", [entry]), 5)  # returns, its INSERT still running
+    await settled()
+    assert connection.started[-1].startswith(b"INSERT INTO `wpclone_baseline`")
+    assert verbs(connection.finished) == ["CREATE", "INSERT", "INSERT"]
     await importer.end_table("wp_a", 1)
-    await importer.swap(replace_all=False)
-    finishing = asyncio.create_task(importer.finish())
+    swapping = asyncio.create_task(importer.swap(replace_all=False))
     await settled()
-    assert not finishing.done()  # waits for the baseline's last INSERT
-    own.release.set()
-    await asyncio.wait_for(finishing, 5)
-    assert verbs(own.finished) == ["INSERT", "INSERT"]
-
-
-async def test_an_aborted_import_stops_its_baseline_and_closes_the_baselines_connection(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    connection, own = SlowConnection(), SlowConnection()
-    closed: list[SlowConnection] = []
-    monkeypatch.setattr(own, "close", lambda: closed.append(own))
-
-    async def connect(target: DatabaseTarget) -> SlowConnection:
-        return own
-
-    monkeypatch.setattr(database_import, "connect", connect)
-    importer = DatabaseImport(connection, DatabaseTarget("db", 3306, "clone", "secret", "clone"))  # type: ignore[arg-type]
-    await importer.begin_baseline()
-    await importer.add_baseline("wp_a", [(frames.encode_record([b"1"]), b"s" * 16, b"c" * 16, None)])
-    await settled()
-    await asyncio.wait_for(importer.abort(), 5)  # its INSERT never let finish
-    assert closed == [own] and own.finished == []
+    assert not swapping.done()  # waits for it
+    connection.release.set()
+    await swapping
+    assert verbs(connection.finished) == ["CREATE", "INSERT", "INSERT", "INSERT", "SELECT", "RENAME"]
 
 
 async def test_a_failed_insert_is_the_next_statement_s_error_and_the_import_still_aborts() -> None:
