@@ -120,7 +120,7 @@ def endpoint(clone: WordPressClone, settings: CopySettings) -> str:
 
 def pod_endpoint(pods: list[dict[str, Any]]) -> str | None:
     """Where the operator reaches the clone's serving pod itself, at its IP; None when no pod serves (Ready,
-    not being deleted, its IP known). A new clone's first copy goes there: its Service routes to a pod that
+    not being deleted, its IP known). An in-process copy goes there: its Service routes to a pod that
     just turned Ready only 0-0.8 s later (its proxy's rules being written)."""
     serving = sorted((pod for pod in pods if _serves(pod)),
                      key=lambda pod: pod["metadata"].get("creationTimestamp", ""), reverse=True)

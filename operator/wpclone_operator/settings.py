@@ -129,7 +129,7 @@ class Settings(CopySettings):
     # operator restart interrupts none. "operator": inside this process (a small installation).
     copy_in: Literal["job", "operator"] = "job"
     copy_image: str = Field("", description="the project's own image, run by copy Jobs (the operator's image)")
-    # In-process copies: a new clone's first copy reaches its pod at the pod's IP, not through its Service
+    # In-process copies: a clone's copy reaches its serving pod at the pod's IP, not through its Service
     # (endpoint_template), which routes to the pod 0-0.8 s after it turns Ready. Off for an operator outside
     # the pod network.
     copy_by_pod_ip: bool = True
