@@ -6,8 +6,10 @@ The reference is the algorithm migration tools use (WP-CLI's search-replace, Bet
 PHP's own `unserialize`, a recursive `str_replace` over every string (serialized strings inside
 strings unserialized in turn), then `serialize`; plain text is one `str_replace`. Both replace the
 plain and the JSON-escaped form of the URL. Values: plain HTML text, a URL-dense serialized array,
-and one huge serialized string, each about --mib MiB. Prints the best of --rounds for each side and
-their ratio (rewrite / reference: below 1 is faster). No thresholds: numbers to read.
+and one huge serialized string, each about --mib MiB. The two sides take turns, a round of each value
+at a time (the machine's speed drifts: one side's rounds all at once would measure the drift); prints
+the best and the median of --rounds for each side and their ratios (rewrite / reference: below 1 is
+faster). No thresholds: numbers to read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import base64
 import hashlib
 import json
+import statistics
 import subprocess
 import tempfile
 import time
@@ -73,13 +76,17 @@ def values(mib: int) -> dict[str, bytes]:
     return {"plain-text": plain, "serialized-array": array, "one-huge-string": huge}
 
 
-def rewrite_seconds(rewrite: UrlRewrite, data: bytes, rounds: int) -> tuple[float, bytes]:
-    best, out = float("inf"), b""
-    for _ in range(rounds):
-        start = time.perf_counter()
-        out = rewrite.value(data).value
-        best = min(best, time.perf_counter() - start)
-    return best, out
+def rewrite_once(rewrite: UrlRewrite, data: bytes) -> tuple[float, bytes]:
+    start = time.perf_counter()
+    out = rewrite.value(data).value
+    return time.perf_counter() - start, out
+
+
+def reference_once(path: str) -> tuple[float, str]:
+    """One round of the PHP reference on the value in `path`: (seconds, base64 SHA-256 of its output)."""
+    result = json.loads(subprocess.run(["php", "-r", REFERENCE, OLD, NEW, "1", path],
+                                       capture_output=True, check=True).stdout)[Path(path).name]
+    return result["seconds"], result["sha"]
 
 
 def main() -> None:
@@ -89,21 +96,26 @@ def main() -> None:
     args = parser.parse_args()
     rewrite = UrlRewrite(OLD, NEW)
     with tempfile.TemporaryDirectory() as folder:
-        paths = []
-        for name, data in values(args.mib).items():
-            (Path(folder) / name).write_bytes(data)
-            paths.append(str(Path(folder) / name))
-        reference = json.loads(subprocess.run(["php", "-r", REFERENCE, OLD, NEW, str(args.rounds), *paths],
-                                              capture_output=True, check=True).stdout)
-        print(f"{'value':<18} {'MiB':>6} {'rewrite s':>10} {'PHP ref s':>10} {'ratio':>6}  same output")
-        for path in paths:
-            name = Path(path).name
-            data = Path(path).read_bytes()
-            seconds, out = rewrite_seconds(rewrite, data, args.rounds)
-            same = base64.b64encode(hashlib.sha256(out).digest()).decode() == reference[name]["sha"]
-            php_seconds = reference[name]["seconds"]
-            print(f"{name:<18} {len(data) / MIB:>6.1f} {seconds:>10.3f} {php_seconds:>10.3f} "
-                  f"{seconds / php_seconds:>6.2f}  {'yes' if same else 'no'}")
+        data = values(args.mib)
+        for name, value in data.items():
+            (Path(folder) / name).write_bytes(value)
+        ours: dict[str, list[float]] = {name: [] for name in data}
+        theirs: dict[str, list[float]] = {name: [] for name in data}
+        same: dict[str, bool] = dict.fromkeys(data, True)
+        for _ in range(args.rounds):
+            for name, value in data.items():
+                php_seconds, php_sha = reference_once(str(Path(folder) / name))
+                seconds, out = rewrite_once(rewrite, value)
+                theirs[name].append(php_seconds)
+                ours[name].append(seconds)
+                same[name] &= base64.b64encode(hashlib.sha256(out).digest()).decode() == php_sha
+        print(f"{'value':<18} {'MiB':>6} {'rewrite s':>10} {'PHP ref s':>10} {'ratio':>6} "
+              f"{'median s':>9} {'PHP median':>10} {'ratio':>6}  same output")
+        for name, value in data.items():
+            best, php_best = min(ours[name]), min(theirs[name])
+            median, php_median = statistics.median(ours[name]), statistics.median(theirs[name])
+            print(f"{name:<18} {len(value) / MIB:>6.1f} {best:>10.3f} {php_best:>10.3f} {best / php_best:>6.2f} "
+                  f"{median:>9.3f} {php_median:>10.3f} {median / php_median:>6.2f}  {'yes' if same[name] else 'no'}")
 
 
 if __name__ == "__main__":

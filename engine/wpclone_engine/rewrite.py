@@ -303,10 +303,11 @@ class _Pieces:
         self.queued: list[tuple[int, int, int]] = []
 
     def queue(self, before: bytes, first: int, last: int) -> None:
-        """Copies `before`, then holds a place for the string value at `first:last` rewritten as text."""
+        """Copies `before`, then holds places for the string value at `first:last` rewritten as text: its
+        head (`s:N:"`) and its bytes, apart, so that a long string is copied once, by the final join."""
         self.chunks.append(before)
         self.queued.append((len(self.chunks), first, last))
-        self.chunks.append(b"")
+        self.chunks += (b"", b"")
 
 
 # A string value that begins otherwise cannot be serialized data (is_serialized() trims whitespace first).
@@ -336,12 +337,15 @@ class _SerializedWalk:
         chunks, queued = pieces.chunks, pieces.queued
         texts = self._texts([data[first:last] for _, first, last in queued])
         for (place, _, _), text in zip(queued, texts, strict=True):
-            chunks[place] = b's:%d:"%s' % (len(text), text)
+            chunks[place] = b's:%d:"' % len(text)
+            chunks[place + 1] = text
         return b"".join(chunks)
 
     def _texts(self, texts: list[bytes]) -> list[bytes]:
         """Each of `texts` rewritten as text: all in one pass when a separator can keep them apart (no
         URL form holds a NUL byte, nor does a NUL continue a host or path)."""
+        if len(texts) == 1:  # (often one long string: no scan for the separator, no copy to split)
+            return [self.rewrite.text(texts[0])]
         joined = b"\0".join(texts)
         if joined.count(b"\0") != len(texts) - 1:
             return [self.rewrite.text(text) for text in texts]
