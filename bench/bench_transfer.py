@@ -5,8 +5,9 @@
 Builds a reference site (posts and meta holding the site URL, plain and serialized; random upload
 files), then times, alternately, the engine (copy_site between two local WordPress sites, URL rewrite
 included) and the floor (`mysqldump | mysql` of the same tables plus `tar | tar` of the same
-folders). Prints each round, the best of each and the median of the per-round ratios. No thresholds:
-numbers to read.
+folders). Prints each round, the best of each, the median of the per-round ratios and the engine's peak
+memory (the bench process's peak RSS, reset once the reference site is built). No thresholds: numbers to
+read.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ async def main() -> None:
     chosen = options(__doc__.splitlines()[0])
     with reference_sites(chosen.rows_mib, chosen.uploads_mib) as (mariadb, base, source, target):
         engine, floor = [], []
+        Path("/proc/self/clear_refs").write_text("5")  # the peak RSS from here on (Linux)
         for round_number in range(1, chosen.rounds + 1):
             engine.append(await engine_round(source, target))
             floor.append(floor_round(mariadb, source, base / "floor"))
@@ -144,7 +146,15 @@ async def main() -> None:
         ratios = sorted(run / base_run for run, base_run in zip(engine, floor, strict=True))
         print(f"best: engine {min(engine):.2f} s (copy_site, URL rewritten), floor {min(floor):.2f} s "
               f"(mariadb-dump | mariadb + tar | tar); ratio of bests {min(engine) / min(floor):.2f}, "
-              f"median ratio per round {statistics.median(ratios):.2f}")
+              f"median ratio per round {statistics.median(ratios):.2f}; the engine's peak RSS {peak_rss_mib():.0f} MiB")
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main()))
