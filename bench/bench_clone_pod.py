@@ -9,18 +9,24 @@ own `wpclone_copy_seconds` for that copy, read from its metrics) and the floor (
 + `tar | tar`). Also prints how long each clone took from apply to Ready, and how much of that was outside
 the copy (provisioning, the pod's start, the operator seeing each step), with the operator's interval
 between looks at a clone set by --observe-seconds (the harness's 1 s unless given; the operator's own
-default is 5). No thresholds: numbers to read.
+default is 5). Also prints the whole machine's CPU-seconds during each copy (from the operator's log line
+that starts it, for the copy's seconds) and during each floor: on a small machine the copy's CPU against
+what the cores give in the floor's time says how near the floor it can come. No thresholds: numbers to
+read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
+import os
 import re
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +69,40 @@ def clone_round(running: stack.Stack, source: wordpress.WordPressSite, number: i
     copying = copy_seconds_sum(running.operator.metrics_port) - before
     running.control_plane.kubectl("delete", "-n", NAMESPACE, "wpc", name, "--wait=true", "--timeout=120s")
     return copying, ready
+
+
+class MachineCpu:
+    """The machine's busy CPU-seconds (every core, every process), sampled every 50 ms in a thread."""
+
+    def __init__(self) -> None:
+        self._samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        ticks = os.sysconf("SC_CLK_TCK")
+        while not self._stop.wait(0.05):
+            with open("/proc/stat") as stat:
+                fields = [int(field) for field in stat.readline().split()[1:]]
+            self._samples.append((time.time(), (sum(fields) - fields[3] - fields[4]) / ticks))  # not idle, iowait
+
+    def between(self, start: float, end: float) -> float:
+        """Busy CPU-seconds from `start` to `end` (wall-clock times)."""
+        inside = [busy for when, busy in self._samples if start <= when <= end]
+        return inside[-1] - inside[0] if len(inside) > 1 else float("nan")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def copy_started(operator_log: Path, namespace: str, name: str) -> float:
+    """When the operator began copying the clone: its log line's time (wall clock)."""
+    for line in reversed(operator_log.read_text(errors="replace").splitlines()):
+        if f"clone {namespace}/{name}: copying into" in line:
+            return datetime.datetime.fromisoformat(json.loads(line)["timestamp"]).timestamp()
+    raise RuntimeError(f"no copy of {namespace}/{name} in the operator's log")
 
 
 @contextlib.contextmanager
@@ -114,14 +154,21 @@ def main() -> int:
         plane.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(
             credentials_secret("source-login", source.admin_user, source.admin_password)))
         engine, floor, ready = [], [], []
+        cpu = MachineCpu()
         for number in range(1, chosen.rounds + 1):
             copying, until_ready = clone_round(running, source, number)
+            began = copy_started(running.operator.log_path, NAMESPACE, f"bench-{number}")
+            copy_cpu = cpu.between(began, began + copying)
             engine.append(copying)
             ready.append(until_ready)
+            floor_began = time.time()
             floor.append(floor_round(running.database, source, base / "floor"))
+            floor_cpu = cpu.between(floor_began, time.time())
             print(f"round {number}: copy into the clone pod {engine[-1]:.2f} s (apply to Ready {until_ready:.1f} s, "
                   f"{until_ready - copying:.1f} s of it outside the copy), floor {floor[-1]:.2f} s, "
-                  f"ratio {engine[-1] / floor[-1]:.2f}")
+                  f"ratio {engine[-1] / floor[-1]:.2f}; the machine's CPU {copy_cpu:.1f} s in the copy, "
+                  f"{floor_cpu:.1f} s in the floor")
+        cpu.stop()
         ratios = sorted(run / base_run for run, base_run in zip(engine, floor, strict=True))
         print(f"best: copy {min(engine):.2f} s (the operator into a real WordPress pod, URL rewritten), floor "
               f"{min(floor):.2f} s (mariadb-dump | mariadb + tar | tar); "

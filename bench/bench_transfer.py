@@ -156,5 +156,6 @@ def peak_rss_mib() -> float:
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status")
 
+
 if __name__ == "__main__":
     sys.exit(asyncio.run(main()))
