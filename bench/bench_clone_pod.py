@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import os
 import re
 import shutil
 import statistics
@@ -42,6 +41,7 @@ from bench.bench_transfer import (
     option_parser,
     table_bytes,
 )
+from bench.machine import cpu_seconds
 from testenv import images, node, stack, wordpress
 from tests.helpers import credentials_secret
 from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
@@ -81,11 +81,8 @@ class MachineCpu:
         self._thread.start()
 
     def _sample(self) -> None:
-        ticks = os.sysconf("SC_CLK_TCK")
         while not self._stop.wait(0.05):
-            with open("/proc/stat") as stat:
-                fields = [int(field) for field in stat.readline().split()[1:]]
-            self._samples.append((time.time(), (sum(fields) - fields[3] - fields[4]) / ticks))  # not idle, iowait
+            self._samples.append((time.time(), cpu_seconds()))
 
     def between(self, start: float, end: float) -> float:
         """Busy CPU-seconds from `start` to `end` (wall-clock times)."""

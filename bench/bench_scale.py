@@ -35,7 +35,7 @@ import aiohttp
 
 from bench.bench_api import raw_client
 from bench.bench_clone_pod import stack_with_a_source
-from bench.bench_transfer import MIB
+from bench.machine import cpu_seconds, memory_mib
 from testenv import stack, wordpress
 from wpclone_common import constants
 from wpclone_common.apiserver import collection_path
@@ -45,20 +45,9 @@ GIVE_UP_SECONDS = 900  # a clone that never gets a pod must not hold the bench f
 
 
 def memory(pid: int) -> str:
-    """RSS and peak RSS of a process, from /proc."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    rss, peak = (int(fields[key].split()[0]) * 1024 / MIB for key in ("VmRSS", "VmHWM"))
+    """RSS and peak RSS of a process, in words."""
+    rss, peak = memory_mib(pid)
     return f"RSS {rss:.0f} MiB (peak {peak:.0f} MiB)"
-
-
-def cpu_seconds(pid: int | None = None) -> float:
-    """CPU time used so far: by the process `pid` (user + system), or by the whole machine (all but idle)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    if pid is not None:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks
-    values = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / ticks  # less idle and iowait
 
 
 def cpu_by_command() -> dict[str, float]:

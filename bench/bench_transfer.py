@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.machine import memory_mib
 from testenv import wordpress
 from testenv.mariadb import MariaDB, start_mariadb
 from tests.integration.transfer_fixtures import install_migrator_as_mu_plugin
@@ -146,15 +147,8 @@ async def main() -> None:
         ratios = sorted(run / base_run for run, base_run in zip(engine, floor, strict=True))
         print(f"best: engine {min(engine):.2f} s (copy_site, URL rewritten), floor {min(floor):.2f} s "
               f"(mariadb-dump | mariadb + tar | tar); ratio of bests {min(engine) / min(floor):.2f}, "
-              f"median ratio per round {statistics.median(ratios):.2f}; the engine's peak RSS {peak_rss_mib():.0f} MiB")
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory (VmHWM), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+              f"median ratio per round {statistics.median(ratios):.2f}; "
+              f"the engine's peak RSS {memory_mib()[1]:.0f} MiB")
 
 
 if __name__ == "__main__":
